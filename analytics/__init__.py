@@ -1,0 +1,1 @@
+"""Analytics: turns stored observations into tables and figures (CSV export, timelines, reports)."""

@@ -1,0 +1,136 @@
+"""Observation rows -> the tables behind the dashboard: emotion counts and shares per time bin, the
+class's mood right now, each student's current state, and the per-student summary of a session.
+
+Pure pandas over the DataFrames of `db.queries`; no SQL and no plotting. An observation counts for the
+emotion the model ranked first (its `emotion` column), so a share reads as "this fraction of faces looked happy".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from model.emotions import EMOTIONS
+
+BIN_SECONDS = 10
+NOW_SECONDS = 10
+
+
+def emotion_counts(rows: pd.DataFrame, bin_seconds: int = BIN_SECONDS, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Observations per time bin (and per `by` column, e.g. "student") and emotion.
+
+    Index: the `by` columns then `bin` (the bin's start, UTC; bins are aligned to multiples of `bin_seconds`
+    since the epoch, so counts made from different reads line up and can be added). Columns: EMOTIONS, ints.
+    Only bins holding at least one observation appear.
+    """
+    keys = [*by, "bin"]
+    binned = rows.assign(bin=rows["ts"].dt.floor(f"{bin_seconds}s"), emotion=rows["emotion"].map(EMOTIONS.__getitem__))
+    counts = binned.groupby([*keys, "emotion"]).size().unstack("emotion")
+    return _typed_counts(counts.reindex(columns=list(EMOTIONS)), keys)
+
+
+def merge_counts(earlier: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
+    """The sum of two emotion_counts tables; a bin present in both (the one a read cut through) is added up."""
+    merged = earlier.add(later, fill_value=0).sort_index()
+    return _typed_counts(merged, list(earlier.index.names))
+
+
+def counts_since(counts: pd.DataFrame, start: datetime) -> pd.DataFrame:
+    """The rows of an emotion_counts table whose bin starts after `start`.
+
+    The bin holding `start` is dropped rather than kept half-counted: a read of the rows after `start`
+    fills every bin this keeps.
+    """
+    return counts[counts.index.get_level_values("bin") > pd.Timestamp(start)]
+
+
+def emotion_shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """Each row of an emotion_counts table as fractions of its total (rows sum to 1)."""
+    return counts.div(counts.sum(axis=1), axis=0)
+
+
+def dominant_emotions(counts: pd.DataFrame) -> pd.Series:
+    """The most frequent emotion of each row of an emotion_counts table (first in EMOTIONS order on a tie)."""
+    return counts.idxmax(axis=1) if len(counts) else pd.Series(dtype=object, index=counts.index)
+
+
+@dataclass(frozen=True)
+class MoodNow:
+    """The class's mood over the last few seconds."""
+
+    shares: pd.Series  # index EMOTIONS, sums to 1; all zero when nobody was seen
+    faces: int  # observations in the window
+    students: int  # distinct students in the window
+
+
+def mood_now(rows: pd.DataFrame, until: datetime, seconds: int = NOW_SECONDS) -> MoodNow:
+    """Emotion shares of the observations in the `seconds` up to `until`."""
+    recent = _within(rows, until, seconds)
+    counts = recent["emotion"].map(EMOTIONS.__getitem__).value_counts().reindex(list(EMOTIONS), fill_value=0)
+    shares = counts / counts.sum() if len(recent) else counts.astype(float)
+    return MoodNow(shares=shares, faces=len(recent), students=recent["student"].nunique())
+
+
+def student_states(
+    students: pd.DataFrame, rows: pd.DataFrame, until: datetime, seconds: int = NOW_SECONDS
+) -> pd.DataFrame:
+    """Every student (db.queries.student_rows order) with `emotion`: their most frequent emotion in the
+    `seconds` up to `until`, the latest one winning a tie; None when they were not seen in that time.
+
+    Columns: student, name, first_seen, last_seen, emotion.
+    """
+    recent = _within(rows, until, seconds)
+    tally = (
+        recent.groupby(["student", "emotion"])
+        .agg(seen=("ts", "size"), latest=("ts", "max"))
+        .reset_index()
+        .sort_values(["seen", "latest"])
+        .groupby("student")
+        .tail(1)
+        .set_index("student")["emotion"]
+    )
+    current = students["student"].map(tally).map(lambda index: None if pd.isna(index) else EMOTIONS[int(index)])
+    return students[["student", "name", "first_seen", "last_seen"]].assign(emotion=current.astype(object))
+
+
+def student_summary(rows: pd.DataFrame, session_frames: int) -> pd.DataFrame:
+    """One row per student over a whole session, in order of first appearance.
+
+    Columns: student, name, first_seen, last_seen, frames (frames the student was seen in), present
+    (that as a fraction of the session's `session_frames`), dominant (emotion), then one share column per emotion.
+    """
+    if rows.empty:
+        columns = ["student", "name", "first_seen", "last_seen", "frames", "present", "dominant", *EMOTIONS]
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby("student_id", sort=True)
+    table = grouped.agg(
+        student=("student", "first"),
+        name=("name", "first"),
+        first_seen=("ts", "min"),
+        last_seen=("ts", "max"),
+        frames=("frame", "nunique"),
+    )
+    table["present"] = table["frames"] / max(session_frames, 1)
+    counts = pd.crosstab(rows["student_id"], rows["emotion"].map(EMOTIONS.__getitem__))
+    counts = counts.reindex(columns=list(EMOTIONS), fill_value=0).reindex(table.index)
+    table["dominant"] = dominant_emotions(counts)
+    return pd.concat([table, emotion_shares(counts)], axis=1).reset_index(drop=True)
+
+
+def _within(rows: pd.DataFrame, until: datetime, seconds: int) -> pd.DataFrame:
+    end = pd.Timestamp(until)
+    return rows[(rows["ts"] > end - timedelta(seconds=seconds)) & (rows["ts"] <= end)]
+
+
+def _typed_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Integer counts with a fixed column order, including for an empty table (which groupby leaves untyped)."""
+    if counts.empty:
+        levels = [pd.Index([], dtype=object, name=key) for key in keys[:-1]]
+        bins = pd.DatetimeIndex([], tz="UTC", name="bin")
+        index = pd.MultiIndex.from_product([*levels, bins]) if levels else bins
+        return pd.DataFrame(0, index=index, columns=list(EMOTIONS), dtype="int64")
+    counts = counts.fillna(0).astype("int64")
+    counts.columns = pd.Index(list(EMOTIONS))
+    return counts

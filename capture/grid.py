@@ -1,0 +1,89 @@
+"""Finds the tiles of a video-call gallery view from the dark gaps between them.
+
+A gallery (Zoom, Teams, Meet) is a near-black background with equal-sized tiles in rows; the last row may
+hold fewer tiles, centred. A gap is a full row (or, inside one row of tiles, a full column) of background
+pixels, so row and column projections of a "differs from the background" mask give the tiles in a few
+milliseconds without looking at what the tiles show.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from capture.errors import CaptureError
+from capture.types import Box
+
+# A gallery background is near black (Zoom ~0, Teams dark mode ~31); anything brighter is not a gallery.
+MAX_BACKGROUND_LEVEL = 60
+# Grey levels within this distance of the background count as background (screen grabs are lossless).
+BACKGROUND_TOLERANCE = 6
+# A projection line is a gap when at most this fraction of its pixels differ from the background.
+GAP_NOISE_FRACTION = 0.002
+# Tiles narrower or shorter than this fraction of the frame are labels, icons or toolbars.
+MIN_TILE_FRACTION = 0.05
+# Gallery tiles share one size; candidates further than this from the median size are not tiles.
+SIZE_TOLERANCE = 0.08
+MIN_TILES = 2
+
+
+def find_tile_grid(image: np.ndarray) -> list[Box] | None:
+    """The gallery's tiles in reading order, or None when the image is not a gallery view.
+
+    image: H x W x 3 BGR (or H x W grey) uint8.
+    """
+    grey = _to_grey(image)
+    background = _background_level(grey)
+    if background > MAX_BACKGROUND_LEVEL:
+        return None
+    foreground = (cv2.absdiff(grey, np.full_like(grey, background)) > BACKGROUND_TOLERANCE).astype(np.uint8)
+    height, width = grey.shape
+    candidates = [
+        Box(x, top, w, bottom - top)
+        for top, bottom in _runs(_line_counts(foreground, axis=1), width, int(height * MIN_TILE_FRACTION))
+        for x, w in _column_spans(foreground[top:bottom], int(width * MIN_TILE_FRACTION))
+    ]
+    tiles = _same_sized(candidates)
+    return tiles if len(tiles) >= MIN_TILES else None
+
+
+def _to_grey(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise CaptureError(f"expected an H x W x 3 uint8 BGR image, got shape {image.shape} of {image.dtype}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+
+
+def _background_level(grey: np.ndarray) -> int:
+    """The grey level of the frame's outer border, where a centred gallery shows only background."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return int(np.median(border))
+
+
+def _line_counts(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Foreground pixels per row (axis=1) or per column (axis=0)."""
+    return cv2.reduce(mask, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+
+
+def _runs(counts: np.ndarray, line_length: int, min_length: int) -> list[tuple[int, int]]:
+    """[start, end) spans of consecutive non-gap lines at least min_length long."""
+    content = counts > line_length * GAP_NOISE_FRACTION
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], content, [False]]).astype(np.int8)))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True) if e - s >= max(min_length, 1)]
+
+
+def _column_spans(band: np.ndarray, min_width: int) -> list[tuple[int, int]]:
+    """(x, width) of the tiles in one row band of the gallery."""
+    return [(s, e - s) for s, e in _runs(_line_counts(band, axis=0), band.shape[0], min_width)]
+
+
+def _same_sized(candidates: list[Box]) -> list[Box]:
+    """The candidates of the gallery's one tile size; toolbars, banners and photo fragments drop out."""
+    if not candidates:
+        return []
+    median_w = float(np.median([b.w for b in candidates]))
+    median_h = float(np.median([b.h for b in candidates]))
+    return [
+        b
+        for b in candidates
+        if abs(b.w - median_w) <= SIZE_TOLERANCE * median_w and abs(b.h - median_h) <= SIZE_TOLERANCE * median_h
+    ]

@@ -1,0 +1,202 @@
+"""The callbacks: URL -> page, the live page's refresh tick, and the report's CSV downloads.
+
+Each callback is a plain function of the engine and its inputs (tested directly); `register_callbacks`
+wires them to component ids. Database problems become a message on the page, never an error page.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+import pandas as pd
+from dash import Dash, Input, Output, State, dcc, html
+from sqlalchemy import Engine
+
+from analytics.export import as_csv_table
+from analytics.timeline import dominant_emotions, emotion_counts, student_summary
+from dashboard import ids
+from dashboard.figures import message_figure, mood_now_chart, mood_timeline
+from dashboard.formatting import duration, local_time
+from dashboard.layout import (
+    live_page,
+    message_page,
+    no_sessions_page,
+    report_page,
+    sessions_page,
+    student_cards,
+)
+from dashboard.live import SPARKLINE_SECONDS, LiveState, LiveView, refresh
+from db.errors import DatabaseError
+from db.queries import (
+    SessionInfo,
+    UnknownSessionError,
+    find_session,
+    frame_rows,
+    list_sessions,
+    observation_rows,
+    session_summaries,
+)
+
+# A running capture writes a frame every second or so; this much silence means it has stopped.
+STALE_SECONDS = 10
+WHOLE_SESSION = "all"
+ELSEWHERE = {"All sessions": "/sessions", "Newest session": "/"}
+
+
+def register_callbacks(app: Dash, engine: Engine) -> None:
+    app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"))(
+        lambda pathname: render_page(engine, pathname)
+    )
+    app.callback(
+        Output(ids.LIVE_STATE, "data"),
+        Output(ids.LIVE_TIMELINE, "figure"),
+        Output(ids.LIVE_STUDENT_COUNT, "children"),
+        Output(ids.LIVE_NOW_CHART, "figure"),
+        Output(ids.STUDENT_GRID, "children"),
+        Output(ids.LIVE_BANNER, "children"),
+        Output(ids.LIVE_BANNER, "hidden"),
+        Input(ids.LIVE_INTERVAL, "n_intervals"),
+        Input(ids.LIVE_WINDOW, "value"),
+        State(ids.LIVE_SESSION, "data"),
+        State(ids.LIVE_STATE, "data"),
+    )(lambda _tick, window, session, stored: live_tick(engine, session, window, stored, datetime.now(UTC)))
+    app.callback(
+        Output(ids.DOWNLOAD_STUDENTS, "data"),
+        Input(ids.DOWNLOAD_STUDENTS_BUTTON, "n_clicks"),
+        State(ids.REPORT_SESSION, "data"),
+        prevent_initial_call=True,
+    )(lambda _clicks, name: students_download(engine, name))
+    app.callback(
+        Output(ids.DOWNLOAD_ROWS, "data"),
+        Input(ids.DOWNLOAD_ROWS_BUTTON, "n_clicks"),
+        State(ids.REPORT_SESSION, "data"),
+        prevent_initial_call=True,
+    )(lambda _clicks, name: rows_download(engine, name))
+
+
+def render_page(engine: Engine, pathname: str | None) -> html.Div:
+    """The page for `pathname`: /, /live/<session>, /sessions, /report/<session>, or a helpful message."""
+    parts = [unquote(part) for part in (pathname or "/").strip("/").split("/") if part]
+    try:
+        match parts:
+            case []:
+                return _newest_live_page(engine)
+            case ["sessions"]:
+                return sessions_page(session_summaries(engine))
+            case ["live", name]:
+                return live_page(find_session(engine, name))
+            case ["report", name]:
+                return _report(engine, find_session(engine, name))
+    except UnknownSessionError as error:
+        return message_page("Unknown session", f"{error}.", ELSEWHERE)
+    except DatabaseError as error:
+        return message_page("Cannot read the database", str(error))
+    return message_page("Page not found", f"There is no page at {pathname}.", ELSEWHERE)
+
+
+def live_tick(
+    engine: Engine, session: dict[str, Any], window: str, stored: dict[str, Any] | None, now: datetime
+) -> tuple[Any, ...]:
+    """One refresh of the live page: the state to keep, then the timeline, student count, mood chart,
+    student grid, banner text and whether the banner is hidden."""
+    window_s = None if window == WHOLE_SESSION else int(window)
+    state = LiveState.from_json(stored) if stored else None
+    if state is None or state.session_id != session["id"] or state.window_s != window_s:
+        state = LiveState.start(session["id"], window_s)
+    try:
+        info = find_session(engine, session["name"])
+        view = refresh(engine, state)
+    except DatabaseError as error:
+        problem = f"Cannot read the database: {error}"
+        return (stored, message_figure(problem), "", message_figure(""), [], problem, False)
+    banner = status_banner(info, view.latest_frame, now)
+    return (
+        view.state.to_json(),
+        _live_timeline(view),
+        f"{view.mood.students} student(s) seen, {view.mood.faces} face observation(s)",
+        mood_now_chart(view.mood),
+        _student_grid(view),
+        banner,
+        banner is None,
+    )
+
+
+def status_banner(session: SessionInfo, latest_frame: datetime | None, now: datetime) -> str | None:
+    """A plain sentence when the page is not showing a class as it happens; None when it is."""
+    if latest_frame is None:
+        return "Waiting for the first frame: capture has not sent any rows for this session yet."
+    if session.ended_at is not None:
+        return f"This session ended at {local_time(session.ended_at)}; showing its last recorded minutes."
+    silence = now - latest_frame
+    if silence > timedelta(seconds=STALE_SECONDS):
+        return (
+            f"Capture is not sending rows: the last one arrived at {local_time(latest_frame)} "
+            f"({duration(silence)} ago). Check that `python -m capture` is still running."
+        )
+    return None
+
+
+def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
+    """The report's per-student table as CSV: times in ISO 8601 UTC, shares as fractions."""
+    session = find_session(engine, session_name)
+    summary = student_summary(observation_rows(engine, session.id), len(frame_rows(engine, session.id)))
+    table = summary.assign(
+        first_seen=summary["first_seen"].map(pd.Timestamp.isoformat),
+        last_seen=summary["last_seen"].map(pd.Timestamp.isoformat),
+    ).round(4)
+    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-students.csv", index=False)
+
+
+def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
+    """Every observation of the session, as `python -m analytics export` writes it."""
+    session = find_session(engine, session_name)
+    table = as_csv_table(observation_rows(engine, session.id))
+    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-rows.csv", index=False)
+
+
+def _newest_live_page(engine: Engine) -> html.Div:
+    newest = list_sessions(engine)
+    return live_page(newest[0]) if newest else no_sessions_page()
+
+
+def _report(engine: Engine, session: SessionInfo) -> html.Div:
+    rows = observation_rows(engine, session.id)
+    frames = len(frame_rows(engine, session.id))
+    if rows.empty:
+        return message_page(
+            f"No faces in {session.name}",
+            f"Session {session.name!r} has {frames} analysed frame(s) but no face was found in any of them. "
+            "Check that the video call shows the gallery view and that the capture covers it.",
+            ELSEWHERE,
+        )
+    return report_page(session, mood_timeline(emotion_counts(rows)), student_summary(rows, frames))
+
+
+def _live_timeline(view: LiveView) -> Any:
+    latest, window_s = view.latest_frame, view.state.window_s
+    if latest is None:
+        return message_figure("No frames yet.")
+    shown = None if window_s is None else (latest - timedelta(seconds=window_s), latest)
+    return mood_timeline(view.state.counts, shown)
+
+
+def _student_grid(view: LiveView) -> list[Any]:
+    if view.students.empty:
+        return [
+            html.P(
+                "No faces found yet in this session. Check that the video call shows the gallery view and that "
+                "the capture covers it.",
+                className="absent",
+            )
+        ]
+    end = view.latest_frame or view.state.last_seen or datetime.now(UTC)
+    dominant = dominant_emotions(view.state.student_counts)
+    strips = {key: strip.droplevel("student") for key, strip in dominant.groupby(level="student")}
+    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end)
+
+
+def _file_stem(session_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", session_name) or "session"

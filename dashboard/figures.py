@@ -1,0 +1,115 @@
+"""Every chart of the dashboard, as Plotly figures built from analytics tables. Colours come from theme."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.timeline import BIN_SECONDS, MoodNow, emotion_shares
+from dashboard.formatting import to_local
+from dashboard.theme import ABSENT_COLOR, CHART_LAYOUT, EMOTION_COLORS
+from model.emotions import EMOTIONS
+
+SPARKLINE_HEIGHT_PX = 36
+ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"
+
+
+def mood_timeline(counts: pd.DataFrame, shown: tuple[datetime, datetime] | None = None, title: str = "") -> go.Figure:
+    """Stacked areas of the class's emotion shares per time bin, with a range slider.
+
+    `counts`: an analytics.timeline.emotion_counts table indexed by bin. Bins without any face are drawn
+    as zero (a visible gap), not bridged. `shown`: the initial x range; None shows every bin.
+    """
+    if counts.empty:
+        return message_figure("No faces seen yet in this time range.")
+    bins = pd.date_range(counts.index.min(), counts.index.max(), freq=f"{BIN_SECONDS}s")
+    shares = emotion_shares(counts).reindex(bins, fill_value=0.0)
+    x = to_local(shares.index)
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=x,
+                y=shares[emotion],
+                name=emotion,
+                mode="lines",
+                stackgroup="mood",
+                line={"width": 0.5, "color": EMOTION_COLORS[emotion]},
+                fillcolor=EMOTION_COLORS[emotion],
+                hovertemplate="%{y:.0%}",
+            )
+            for emotion in EMOTIONS
+        ]
+    )
+    figure.update_layout(CHART_LAYOUT, title=title, hovermode="x unified", uirevision="mood-timeline")
+    figure.update_yaxes(range=[0, 1], tickformat=".0%", title="share of faces", fixedrange=True)
+    figure.update_xaxes(rangeslider={"visible": True, "thickness": 0.08}, type="date")
+    if shown is not None:
+        figure.update_xaxes(range=list(to_local(pd.DatetimeIndex(shown))))
+    return figure
+
+
+def mood_now_chart(mood: MoodNow) -> go.Figure:
+    """One horizontal bar per emotion: its share of the faces seen in the last seconds."""
+    figure = go.Figure(
+        go.Bar(
+            x=mood.shares.to_numpy(),
+            y=list(EMOTIONS),
+            orientation="h",
+            marker_color=[EMOTION_COLORS[emotion] for emotion in EMOTIONS],
+            text=[f"{share:.0%}" for share in mood.shares],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.0%}<extra></extra>",
+        )
+    )
+    figure.update_layout(CHART_LAYOUT, height=260, margin={"l": 72, "r": 8, "t": 8, "b": 24}, showlegend=False)
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", fixedrange=True)
+    figure.update_yaxes(autorange="reversed", fixedrange=True)
+    return figure
+
+
+def sparkline(dominant: pd.Series, start: datetime, end: datetime) -> dict[str, Any]:
+    """A strip of one bar per time bin, coloured by the student's most frequent emotion in that bin.
+
+    `dominant`: emotion names indexed by bin (analytics.timeline.dominant_emotions of one student's counts).
+    Bins where the student was not seen stay empty; the x range is fixed to [start, end] so every card's
+    strip lines up. A plain figure dict: a class has dozens of cards per refresh, and building validated
+    Figure objects costs tens of milliseconds each.
+    """
+    hidden_axis = {"visible": False, "fixedrange": True}
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": list(to_local(dominant.index).strftime(ISO_SECONDS)),
+                "y": [1] * len(dominant),
+                "width": BIN_SECONDS * 1000 * 0.9,
+                "customdata": list(dominant),
+                "marker": {"color": [EMOTION_COLORS[emotion] for emotion in dominant]},
+                "hovertemplate": "%{x|%H:%M:%S} %{customdata}<extra></extra>",
+            }
+        ],
+        "layout": {
+            "height": SPARKLINE_HEIGHT_PX,
+            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "showlegend": False,
+            "paper_bgcolor": "rgba(0,0,0,0)",
+            "plot_bgcolor": ABSENT_COLOR,
+            "xaxis": {
+                **hidden_axis,
+                "type": "date",
+                "range": list(to_local(pd.DatetimeIndex([start, end])).strftime(ISO_SECONDS)),
+            },
+            "yaxis": {**hidden_axis, "range": [0, 1]},
+        },
+    }
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty chart that says why it is empty."""
+    figure = go.Figure()
+    figure.update_layout(CHART_LAYOUT, xaxis={"visible": False}, yaxis={"visible": False})
+    figure.add_annotation(text=text, showarrow=False, font={"size": 15}, xref="paper", yref="paper", x=0.5, y=0.5)
+    return figure

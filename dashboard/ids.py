@@ -1,0 +1,37 @@
+"""Every component id the callbacks (and browser tests) address, in one place so they stay stable."""
+
+from __future__ import annotations
+
+import re
+
+URL = "url"
+PAGE = "page-content"
+
+LIVE_SESSION = "live-session"  # Store: {"id": ..., "name": ...} of the session on screen
+LIVE_STATE = "live-state"  # Store: dashboard.live.LiveState as JSON
+LIVE_INTERVAL = "live-interval"
+LIVE_WINDOW = "live-window"  # RadioItems: seconds of history shown, or "all"
+LIVE_BANNER = "live-banner"
+LIVE_TIMELINE = "live-timeline"
+LIVE_NOW = "live-now"
+LIVE_NOW_CHART = "live-now-chart"
+LIVE_STUDENT_COUNT = "live-student-count"
+ENGAGEMENT_CARD = "engagement-card"
+STUDENT_GRID = "student-grid"
+
+SESSIONS_TABLE = "sessions-table"
+
+REPORT_SESSION = "report-session"  # Store: the session name
+REPORT_TIMELINE = "report-timeline"
+REPORT_STUDENTS = "report-students"
+DOWNLOAD_STUDENTS_BUTTON = "download-students-button"
+DOWNLOAD_STUDENTS = "download-students"
+DOWNLOAD_ROWS_BUTTON = "download-rows-button"
+DOWNLOAD_ROWS = "download-rows"
+
+MESSAGE = "page-message"  # the text of a "nothing to show here" page
+
+
+def student_card(student_key: str) -> str:
+    """The card of one student; keys may hold characters an element id should not ('.' splits Dash ids)."""
+    return "student-card-" + re.sub(r"[^A-Za-z0-9_-]", "_", student_key)

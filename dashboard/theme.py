@@ -1,0 +1,42 @@
+"""The dashboard's colours: one colour per emotion, used by every chart and badge, plus the chart look.
+
+Emotion colours come from the Okabe-Ito palette (distinguishable with the common colour-vision
+deficiencies); neutral is grey so the feelings stand out against it.
+"""
+
+from __future__ import annotations
+
+EMOTION_COLORS: dict[str, str] = {
+    "angry": "#D55E00",  # vermillion
+    "disgust": "#009E73",  # bluish green
+    "fear": "#CC79A7",  # reddish purple
+    "happy": "#E69F00",  # orange
+    "sad": "#0072B2",  # blue
+    "surprise": "#56B4E9",  # sky blue
+    "neutral": "#999999",  # grey
+}
+# Text on an emotion-coloured badge: black where the fill is light, white where it is dark.
+EMOTION_TEXT_COLORS: dict[str, str] = {
+    "angry": "#FFFFFF",
+    "disgust": "#FFFFFF",
+    "fear": "#000000",
+    "happy": "#000000",
+    "sad": "#FFFFFF",
+    "surprise": "#000000",
+    "neutral": "#000000",
+}
+ABSENT_COLOR = "#E5E5E5"  # a student not seen lately
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+GRID_COLOR = "#EBF0F8"
+# The "plotly_white" look spelled out: a named template is deep-copied into every figure, which costs
+# more than the rest of a live refresh's charts together.
+CHART_LAYOUT: dict[str, object] = {
+    "template": "none",
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "font": {"family": FONT_FAMILY, "size": 13, "color": "#2A3F5F"},
+    "margin": {"l": 56, "r": 16, "t": 40, "b": 32},
+    "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
+    "xaxis": {"gridcolor": GRID_COLOR, "linecolor": GRID_COLOR, "zeroline": False},
+    "yaxis": {"gridcolor": GRID_COLOR, "linecolor": GRID_COLOR, "zeroline": False},
+}

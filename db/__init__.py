@@ -1,0 +1,5 @@
+"""The database: schema, migrations, connections, the recorder (write side) and queries (read side).
+
+All SQL in the project lives here. Callers import the submodules they need:
+`db.engine.connect`, `db.migrate.upgrade`, `db.recorder.SessionRecorder`, `db.queries`.
+"""

@@ -1,0 +1,43 @@
+"""Brings a database to the newest schema; capture and dashboard call `upgrade` at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from db.engine import DEFAULT_URL, connect, write_transaction
+from db.errors import reported_as
+
+ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
+
+
+def upgrade(target: str | Engine = DEFAULT_URL) -> Engine:
+    """Migrate the database at `target` (a URL or an engine) to head and return its engine.
+
+    Idempotent, and safe when several processes start at once: the migration runs in one write
+    transaction, so a second caller waits and then finds the schema already current.
+    """
+    engine = connect(target) if isinstance(target, str) else target
+    config = Config(str(ALEMBIC_INI))
+    with reported_as("migrate", engine.url), write_transaction(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return engine
+
+
+def head_revision() -> str:
+    """The newest revision id in `db/migrations/versions`."""
+    head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
+    assert head is not None, "db/migrations/versions holds no revision"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None for a database never migrated."""
+    with reported_as("read", engine.url), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,180 @@
+"""The read side for analytics and the dashboard: sessions, observations and frames as DataFrames.
+
+Parameterised SQLAlchemy Core only. Timestamps come back as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, Select, func, select
+
+from db.errors import DatabaseError, describe_url, reported_as
+from db.schema import PROBABILITY_COLUMNS, frames, observations, sessions, students
+
+# How many session names an "unknown session" message lists.
+KNOWN_SESSIONS_SHOWN = 10
+
+
+class UnknownSessionError(DatabaseError):
+    """No session has the asked-for name."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    name: str
+    source: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def list_sessions(engine: Engine) -> list[SessionInfo]:
+    """Every session, newest first."""
+    statement = select(sessions).order_by(sessions.c.started_at.desc(), sessions.c.id.desc())
+    with reported_as("read sessions from", engine.url), engine.connect() as connection:
+        return [SessionInfo(**row._mapping) for row in connection.execute(statement)]
+
+
+def find_session(engine: Engine, name: str) -> SessionInfo:
+    """The session called `name`; UnknownSessionError lists the known ones otherwise."""
+    statement = select(sessions).where(sessions.c.name == name)
+    with reported_as("read sessions from", engine.url), engine.connect() as connection:
+        row = connection.execute(statement).one_or_none()
+    if row is not None:
+        return SessionInfo(**row._mapping)
+    raise UnknownSessionError(f"no session named {name!r} in {describe_url(engine.url)}; {_known_sessions(engine)}")
+
+
+def observation_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
+    """One row per face per frame, ordered by frame then student (first appearance).
+
+    Columns: frame, ts, student_id, student (key), name (display name or None), x, y, w, h,
+    emotion (class index), then the probability columns. `since`: only rows strictly after it.
+    """
+    statement = (
+        select(
+            observations.c.frame_index.label("frame"),
+            observations.c.ts,
+            observations.c.student_id,
+            students.c.key.label("student"),
+            students.c.display_name.label("name"),
+            observations.c.x,
+            observations.c.y,
+            observations.c.w,
+            observations.c.h,
+            observations.c.emotion,
+            *(observations.c[column] for column in PROBABILITY_COLUMNS),
+        )
+        .join(students, students.c.id == observations.c.student_id)
+        .where(observations.c.session_id == session_id)
+        .order_by(observations.c.frame_index, observations.c.student_id)
+    )
+    if since is not None:
+        statement = statement.where(observations.c.ts > since)
+    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h", "emotion"), "int64")
+    return _read_frame(engine, statement, integers | dict.fromkeys(PROBABILITY_COLUMNS, "float64"))
+
+
+def frame_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
+    """One row per analysed frame, in order: frame, ts, faces, processing_ms. `since`: strictly after it."""
+    statement = (
+        select(frames.c.frame_index.label("frame"), frames.c.ts, frames.c.faces, frames.c.processing_ms)
+        .where(frames.c.session_id == session_id)
+        .order_by(frames.c.frame_index)
+    )
+    if since is not None:
+        statement = statement.where(frames.c.ts > since)
+    return _read_frame(engine, statement, {"frame": "int64", "faces": "int64", "processing_ms": "float64"})
+
+
+def _read_frame(engine: Engine, statement: Select, dtypes: dict[str, str]) -> pd.DataFrame:
+    # Typed even when empty, so callers can filter and resample without special cases.
+    return _read_table(engine, statement, ("ts",)).astype(dtypes)
+
+
+def _known_sessions(engine: Engine) -> str:
+    names = [session.name for session in list_sessions(engine)]
+    if not names:
+        return "it has no sessions yet"
+    shown = ", ".join(repr(name) for name in names[:KNOWN_SESSIONS_SHOWN])
+    more = f" and {len(names) - KNOWN_SESSIONS_SHOWN} more" if len(names) > KNOWN_SESSIONS_SHOWN else ""
+    return f"known sessions (newest first): {shown}{more}"
+
+
+def latest_frame_time(engine: Engine, session_id: int) -> datetime | None:
+    """When the session's newest frame was analysed (faces or not); None before its first frame.
+
+    One index lookup, so a live view can ask every tick.
+    """
+    statement = select(func.max(frames.c.ts)).where(frames.c.session_id == session_id)
+    with reported_as("read", engine.url), engine.connect() as connection:
+        return connection.scalar(statement)
+
+
+def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
+    """One row per student of the session, in order of first appearance:
+    student_id, student (key), name (display name or None), first_seen, last_seen."""
+    statement = (
+        select(
+            students.c.id.label("student_id"),
+            students.c.key.label("student"),
+            students.c.display_name.label("name"),
+            students.c.first_seen,
+            students.c.last_seen,
+        )
+        .where(students.c.session_id == session_id)
+        .order_by(students.c.id)
+    )
+    table = _read_table(engine, statement, ("first_seen", "last_seen"))
+    return table.astype({"student_id": "int64"})
+
+
+def session_summaries(engine: Engine) -> pd.DataFrame:
+    """Every session with its counts, newest first: id, name, source, started_at, ended_at,
+    first_frame_at, last_frame_at (both None before the first frame), frames, students, observations."""
+    frame_counts = (
+        select(
+            frames.c.session_id,
+            func.count().label("frames"),
+            func.min(frames.c.ts).label("first_frame_at"),
+            func.max(frames.c.ts).label("last_frame_at"),
+        )
+        .group_by(frames.c.session_id)
+        .subquery()
+    )
+    student_counts = (
+        select(students.c.session_id, func.count().label("students")).group_by(students.c.session_id).subquery()
+    )
+    observation_counts = (
+        select(observations.c.session_id, func.count().label("observations"))
+        .group_by(observations.c.session_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            sessions,
+            frame_counts.c.first_frame_at,
+            frame_counts.c.last_frame_at,
+            func.coalesce(frame_counts.c.frames, 0).label("frames"),
+            func.coalesce(student_counts.c.students, 0).label("students"),
+            func.coalesce(observation_counts.c.observations, 0).label("observations"),
+        )
+        .outerjoin(frame_counts, frame_counts.c.session_id == sessions.c.id)
+        .outerjoin(student_counts, student_counts.c.session_id == sessions.c.id)
+        .outerjoin(observation_counts, observation_counts.c.session_id == sessions.c.id)
+        .order_by(sessions.c.started_at.desc(), sessions.c.id.desc())
+    )
+    table = _read_table(engine, statement, ("started_at", "ended_at", "first_frame_at", "last_frame_at"))
+    return table.astype({"id": "int64", "frames": "int64", "students": "int64", "observations": "int64"})
+
+
+def _read_table(engine: Engine, statement: Select, time_columns: tuple[str, ...]) -> pd.DataFrame:
+    with reported_as("read", engine.url), engine.connect() as connection:
+        result = connection.execute(statement)
+        table = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for column in time_columns:
+        table[column] = pd.to_datetime(table[column], utc=True)
+    return table

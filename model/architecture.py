@@ -1,0 +1,60 @@
+"""The emotion network: a compact VGG-style CNN with batch norm, sized for a 49-face batch on 2 CPU cores.
+
+Augmentation lives in a separate block that only the training model wraps, so the exported classifier
+holds no random ops. Input: (N, 48, 48, 1) grey values 0..255 (float); output: 7 softmax probabilities.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from model.data import FACE_SIZE
+from model.emotions import NUM_CLASSES
+
+# Channels per stage; each stage ends in a 2x down-sampling. The first stage runs at full 48x48
+# resolution, so it is kept narrow: that is where the FLOPs are.
+DEFAULT_WIDTHS = (32, 64, 128, 256)
+
+
+def _conv_bn_relu(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_classifier(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4) -> keras.Model:
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+    for stage, filters in enumerate(widths):
+        x = _conv_bn_relu(x, filters, f"s{stage}a")
+        if stage > 0:  # the full-resolution stage gets one conv, the rest two
+            x = _conv_bn_relu(x, filters, f"s{stage}b")
+        x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(widths[-1], use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(name="fc_bn")(x)
+    x = layers.ReLU(name="fc_relu")(x)
+    x = layers.Dropout(dropout / 2, name="dropout2")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="emotion_classifier")
+
+
+def build_augmenter(seed: int) -> keras.Sequential:
+    """Views a 48x48 face can plausibly take: mirrored, a little shifted, turned, scaled, partly hidden."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2),
+            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 3),
+            layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), fill_value=127.0, seed=seed + 4),
+        ],
+        name="augment",
+    )
+
+
+def build_training_model(classifier: keras.Model, seed: int) -> keras.Model:
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    return keras.Model(inputs, classifier(build_augmenter(seed)(inputs)), name="training_model")

@@ -1,0 +1,38 @@
+"""One calling convention for every form of the emotion model: (N, 48, 48) uint8 faces -> (N, 7) probabilities.
+
+Used by evaluation, export checks and the benchmark to treat the Keras file, our TFLite file and the
+peer model alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]
+EVAL_BATCH = 256
+
+
+def load_predictor(path: str | Path) -> Predict:
+    path = Path(path)
+    if path.suffix == ".tflite":
+        from model.runtime import EmotionClassifier
+
+        return EmotionClassifier(path).predict
+    if path.suffix in {".keras", ".h5"}:
+        import keras
+
+        model = keras.saving.load_model(path, compile=False)
+        return lambda faces: np.asarray(model(faces[..., None].astype("float32"), training=False))
+    raise ValueError(f"{path}: unknown model file type (expected .keras or .tflite)")
+
+
+def with_flip(predict: Predict) -> Predict:
+    """Test-time augmentation: the mean of the face and its mirror image."""
+    return lambda faces: (predict(faces) + predict(np.ascontiguousarray(faces[:, :, ::-1]))) / 2
+
+
+def predict_all(predict: Predict, faces: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    return np.concatenate([predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])

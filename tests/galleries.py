@@ -1,0 +1,186 @@
+"""Test and benchmark helper: composes synthetic video-call gallery screenshots from real face images.
+
+The layout copies Zoom's gallery view: a near-black background, equal 16:9 tiles in a centred grid separated
+by a few pixels, a last row that may hold fewer tiles (centred), dark-grey camera-off tiles showing a name.
+Each video tile gets a muted "room" backdrop and one face pasted near its centre.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from capture.types import Box
+
+if TYPE_CHECKING:
+    from model.data import FerData
+
+FER_CSV = Path(__file__).resolve().parents[2] / "shared/data/fer2013.csv.gz"
+
+BACKGROUND_BGR = (12, 12, 12)
+CAMERA_OFF_BGR = (42, 42, 42)
+TILE_ASPECT = 16 / 9
+# Pasted faces span this fraction of the tile height (a webcam framing a head and shoulders).
+FACE_HEIGHT_RANGE = (0.55, 0.70)
+# Faces sit off the tile centre by up to this fraction of the free space on either side.
+FACE_SHIFT = 0.4
+# Tight face crops (FER2013) get a faded border this wide on each side, as a fraction of the face height,
+# so the detector sees the face blend into the room instead of a hard-edged square.
+CONTEXT_PAD = 0.2
+
+
+@dataclass(frozen=True)
+class Gallery:
+    image: np.ndarray  # H x W x 3 BGR uint8
+    tiles: list[Box]  # reading order
+    faces: list[Box | None]  # per tile: where the face image was pasted, None for camera-off tiles
+
+
+def compose_gallery(
+    faces: Sequence[np.ndarray],
+    cols: int,
+    rows: int,
+    size: tuple[int, int] = (1920, 1080),
+    gap: int = 6,
+    seed: int = 0,
+    camera_off: frozenset[int] | set[int] = frozenset(),
+) -> Gallery:
+    """A gallery of len(faces) + len(camera_off) tiles; tiles whose index is in camera_off show a name, not a face.
+
+    faces: grey (H x W) or BGR (H x W x 3) uint8 images of any size, used in order for the video tiles.
+    The tiles must fill exactly `rows` rows of at most `cols` tiles.
+    """
+    count = len(faces) + len(camera_off)
+    if not (cols >= 1 and (rows - 1) * cols < count <= rows * cols):
+        raise ValueError(f"{count} tiles do not fill exactly {rows} rows of {cols}")
+    if any(not 0 <= i < count for i in camera_off):
+        raise ValueError(f"camera_off indices must be in [0, {count})")
+    rng = np.random.default_rng(seed)
+    width, height = size
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = BACKGROUND_BGR
+    tiles = _tile_boxes(count, cols, rows, width, height, gap)
+    face_images = iter(faces)
+    pasted: list[Box | None] = []
+    for index, tile in enumerate(tiles):
+        view = image[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w]
+        if index in camera_off:
+            _draw_camera_off(view, f"Student {index + 1}")
+            pasted.append(None)
+        else:
+            _draw_room(view, rng)
+            face = _paste_face(view, next(face_images), rng)
+            pasted.append(Box(tile.x + face.x, tile.y + face.y, face.w, face.h))
+    return Gallery(image=image, tiles=tiles, faces=pasted)
+
+
+def fer_faces(n: int, seed: int = 0, usage: str = "PublicTest") -> tuple[np.ndarray, np.ndarray]:
+    """n FER2013 faces (n, 48, 48) uint8 and their labels (n,), drawn at random from one usage split."""
+    data = _fer_split(usage)
+    chosen = np.random.default_rng(seed).choice(len(data), size=n, replace=False)
+    return data.images[chosen], data.labels[chosen]
+
+
+def astronaut() -> np.ndarray:
+    """skimage's astronaut photo (512x512) as BGR; her face is ASTRONAUT_FACE."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+# Marked by hand on astronaut(): brows to chin, cheek to cheek.
+ASTRONAUT_FACE = Box(180, 85, 92, 92)
+
+
+def grace_hopper() -> np.ndarray | None:
+    """matplotlib's grace_hopper.jpg (512 wide, 600 high) as BGR, or None without matplotlib."""
+    try:
+        from matplotlib import cbook
+    except ImportError:
+        return None
+    with cbook.get_sample_data("grace_hopper.jpg") as file:
+        return cv2.imdecode(np.frombuffer(file.read(), np.uint8), cv2.IMREAD_COLOR)
+
+
+def lfw_faces(n: int, start: int = 0) -> list[np.ndarray]:
+    """n of skimage's 25x25 grey LFW face crops (the first 100 of lfw_subset are faces) as uint8."""
+    return list(_lfw_faces()[start : start + n])
+
+
+@functools.cache
+def _fer_split(usage: str) -> FerData:
+    from model.data import load_fer2013
+
+    return load_fer2013(FER_CSV, usages=(usage,))
+
+
+@functools.cache
+def _lfw_faces() -> np.ndarray:
+    from skimage import data
+
+    return (data.lfw_subset()[:100] * 255).astype(np.uint8)
+
+
+def _tile_boxes(count: int, cols: int, rows: int, width: int, height: int, gap: int) -> list[Box]:
+    """Largest 16:9 tiles whose grid fits the frame with `gap` pixels between and around them, centred."""
+    tile_w = min((width - (cols + 1) * gap) / cols, (height - (rows + 1) * gap) / rows * TILE_ASPECT)
+    tile_w, tile_h = int(tile_w), int(tile_w / TILE_ASPECT)
+    top = (height - rows * tile_h - (rows - 1) * gap) // 2
+    boxes = []
+    for row in range(rows):
+        in_row = min(cols, count - row * cols)
+        left = (width - in_row * tile_w - (in_row - 1) * gap) // 2
+        y = top + row * (tile_h + gap)
+        boxes += [Box(left + c * (tile_w + gap), y, tile_w, tile_h) for c in range(in_row)]
+    return boxes
+
+
+def _draw_camera_off(view: np.ndarray, name: str) -> None:
+    view[:] = CAMERA_OFF_BGR
+    scale = view.shape[0] / 200
+    (text_w, text_h), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    origin = ((view.shape[1] - text_w) // 2, (view.shape[0] + text_h) // 2)
+    cv2.putText(view, name, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+
+
+def _draw_room(view: np.ndarray, rng: np.random.Generator) -> None:
+    """A muted wall colour with a vertical light gradient and sensor noise, like a webcam backdrop."""
+    h, w = view.shape[:2]
+    wall = rng.uniform(70, 190, size=3)
+    light = np.linspace(1.15, 0.8, h)[:, None, None]
+    noise = rng.normal(0, 4, size=(h, w, 3))
+    view[:] = np.clip(wall * light + noise, 0, 255).astype(np.uint8)
+
+
+def _paste_face(view: np.ndarray, face: np.ndarray, rng: np.random.Generator) -> Box:
+    """Blend the face image into the tile near its centre; returns where the face itself went (tile pixels).
+
+    The face is first padded with a blurred copy of its own edge pixels, and only that padding is faded
+    into the room, so the whole face stays visible and the detector still sees a head, not a pasted square.
+    """
+    face_bgr = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR) if face.ndim == 2 else face
+    tile_h, tile_w = view.shape[:2]
+    face_h = int(tile_h * rng.uniform(*FACE_HEIGHT_RANGE))
+    face_w = min(tile_w - 2, round(face_h * face_bgr.shape[1] / face_bgr.shape[0]))
+    resized = cv2.resize(face_bgr, (face_w, face_h), interpolation=cv2.INTER_CUBIC)
+    pad = max(1, min(round(face_h * CONTEXT_PAD), (tile_h - face_h) // 2, (tile_w - face_w) // 2))
+    padded = cv2.copyMakeBorder(resized, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(padded, (0, 0), sigmaX=max(1.0, pad / 3))
+    inside = np.zeros(padded.shape[:2], np.float32)
+    inside[pad : pad + face_h, pad : pad + face_w] = 1
+    padded = np.where(inside[..., None] > 0, padded, blurred)
+    alpha = cv2.GaussianBlur(inside, (0, 0), sigmaX=max(1.0, pad / 2))
+    alpha = np.maximum(alpha, inside)[..., None]
+    # Webcams frame heads near the middle, rarely exactly there.
+    spare_x, spare_y = tile_w - face_w - 2 * pad, tile_h - face_h - 2 * pad
+    x = round(spare_x / 2 * (1 + rng.uniform(-FACE_SHIFT, FACE_SHIFT)))
+    y = round(spare_y / 2 * (1 + rng.uniform(-FACE_SHIFT, FACE_SHIFT)))
+    region = view[y : y + padded.shape[0], x : x + padded.shape[1]]
+    region[:] = (alpha * padded + (1 - alpha) * region).astype(np.uint8)
+    return Box(x + pad, y + pad, face_w, face_h)

@@ -1,0 +1,84 @@
+"""A virtual X screen (Xvfb) and a picture shown full-screen on it (feh), for code that grabs the screen."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from capture.sources import open_source
+
+XVFB_START_SECONDS = 30
+SHOW_SECONDS = 20
+
+
+class ScreenError(RuntimeError):
+    """The virtual screen or the viewer did not come up."""
+
+
+@contextmanager
+def virtual_screen(width: int = 1920, height: int = 1080) -> Iterator[str]:
+    """Starts Xvfb on a free display and points DISPLAY at it until the block ends; yields e.g. ':3'."""
+    previous = os.environ.get("DISPLAY")
+    # -displayfd makes Xvfb pick a free display number and write it once it accepts connections.
+    read_end, write_end = os.pipe()
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe, so a chatty server never blocks
+        server = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            pass_fds=[write_end],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        os.close(write_end)
+        try:
+            ready, _, _ = select.select([read_end], [], [], XVFB_START_SECONDS)
+            number = os.read(read_end, 64).decode().strip() if ready else ""
+            if not number.isdigit():
+                errors.seek(0)
+                message = errors.read().decode(errors="replace").strip() or "no message"
+                raise ScreenError(f"Xvfb did not start within {XVFB_START_SECONDS} s: {message}")
+            os.environ["DISPLAY"] = f":{number}"
+            yield os.environ["DISPLAY"]
+        finally:
+            os.close(read_end)
+            server.terminate()
+            server.wait(timeout=10)
+            if previous is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = previous
+
+
+def grab_screen() -> np.ndarray:
+    with open_source("screen", fps=50.0) as source:
+        return next(source).image
+
+
+@contextmanager
+def showing_fullscreen(image: np.ndarray, folder: Path) -> Iterator[np.ndarray]:
+    """`image` (screen-sized BGR) shown full-screen by feh on $DISPLAY, from the moment a grab shows it exactly."""
+    path = folder / "shown.png"
+    cv2.imwrite(str(path), image)
+    viewer = subprocess.Popen(
+        ["feh", "--fullscreen", "--hide-pointer", "--no-menus", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + SHOW_SECONDS
+        while not np.array_equal(grab_screen(), image):
+            if viewer.poll() is not None or time.monotonic() > deadline:
+                raise ScreenError(f"feh did not show the image on {os.environ.get('DISPLAY')} within {SHOW_SECONDS} s")
+            time.sleep(0.1)
+        yield image
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=10)

@@ -1,0 +1,411 @@
+"""The dashboard against real SQLite files: routes through Dash's own HTTP endpoints, the live refresh,
+figures, downloads and the command line."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from analytics.export import CSV_COLUMNS
+from analytics.timeline import emotion_counts, mood_now
+from dashboard import ids
+from dashboard.app import create_app, open_database
+from dashboard.callbacks import live_tick, rows_download, status_banner, students_download
+from dashboard.figures import mood_now_chart, mood_timeline, sparkline
+from dashboard.live import DEFAULT_WINDOW_SECONDS, LiveState, refresh
+from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
+from db.migrate import current_revision, head_revision, upgrade
+from db.queries import find_session, observation_rows
+from model.emotions import EMOTIONS
+from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIFTEEN_MINUTES = str(DEFAULT_WINDOW_SECONDS)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'classpulse.db'}"
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    """A database holding 'period-1' (PERIOD_1) and, started later so it is the newest, 'cameras-off' (no faces)."""
+    migrated = upgrade(url)
+    record(migrated, "period-1", PERIOD_1)
+    record(migrated, "cameras-off", [(0, {}), (1, {}), (2, {})], start=T0 + timedelta(hours=1))
+    yield migrated
+    migrated.dispose()
+
+
+@pytest.fixture
+def client(engine: Engine) -> FlaskClient:
+    return create_app(engine).server.test_client()
+
+
+def dash_call(
+    client: FlaskClient,
+    outputs: list[tuple[str, str]],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] = (),
+) -> dict[str, Any]:
+    """POST a callback request as the browser does; returns {component id: {property: value}}."""
+    # Dash's wire format: one output as "id.prop"; several as "..id.prop...id.prop..".
+    names = [f"{i}.{p}" for i, p in outputs]
+    targets = [{"id": i, "property": p} for i, p in outputs]
+    payload = {
+        "output": names[0] if len(outputs) == 1 else ".." + "...".join(names) + "..",
+        "outputs": targets[0] if len(outputs) == 1 else targets,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }
+    response = client.post("/_dash-update-component", json=payload)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["response"]
+
+
+def page(client: FlaskClient, path: str) -> dict[str, Any]:
+    """The component tree the router callback sends for `path`."""
+    return dash_call(client, [(ids.PAGE, "children")], [(ids.URL, "pathname", path)])[ids.PAGE]["children"]
+
+
+def walk(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every component of a serialised component tree, as {"type", "namespace", "props"}."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from walk(item)
+    elif isinstance(tree, dict) and "props" in tree:
+        yield tree
+        for value in tree["props"].values():
+            yield from walk(value)
+
+
+def component_ids(tree: Any) -> set[str]:
+    return {node["props"]["id"] for node in walk(tree) if isinstance(node["props"].get("id"), str)}
+
+
+def component(tree: Any, component_id: str) -> dict[str, Any]:
+    """The props of the component with that id."""
+    return next(node["props"] for node in walk(tree) if node["props"].get("id") == component_id)
+
+
+def text(tree: Any) -> str:
+    """All the text under "children" in a serialised tree, or in a component's props."""
+    if isinstance(tree, str):
+        return tree
+    if isinstance(tree, list):
+        return " ".join(text(item) for item in tree)
+    if isinstance(tree, dict):
+        return text(tree.get("props", tree).get("children"))
+    return ""
+
+
+# Routes, through the app's real HTTP endpoints.
+
+
+def test_every_route_serves_the_app_page(client: FlaskClient) -> None:
+    for path in ("/", "/sessions", "/live/period-1", "/report/period-1", "/live/nope"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "<title>ClassPulse</title>" in response.get_data(as_text=True)
+
+
+def test_root_shows_the_newest_sessions_live_page(client: FlaskClient) -> None:
+    tree = page(client, "/")
+    assert component(tree, ids.LIVE_SESSION)["data"]["name"] == "cameras-off"
+    assert {
+        ids.LIVE_TIMELINE,
+        ids.LIVE_NOW,
+        ids.STUDENT_GRID,
+        ids.LIVE_INTERVAL,
+        ids.LIVE_BANNER,
+        ids.ENGAGEMENT_CARD,
+    } <= component_ids(tree)
+
+
+def test_root_of_an_empty_database_says_how_to_start(tmp_path: Path) -> None:
+    empty = upgrade(f"sqlite:///{tmp_path / 'empty.db'}")
+    tree = page(create_app(empty).server.test_client(), "/")
+    assert "No sessions yet" in text(tree) and "python -m capture" in text(tree)
+
+
+def test_live_page_of_a_named_session_and_its_engagement_placeholder(client: FlaskClient) -> None:
+    tree = page(client, "/live/period-1")
+    assert component(tree, ids.LIVE_SESSION)["data"]["name"] == "period-1"
+    assert "not measured yet" in text(component(tree, ids.ENGAGEMENT_CARD))
+
+
+def test_session_names_in_urls_are_percent_decoded(engine: Engine, client: FlaskClient) -> None:
+    record(engine, "Year 9 / maths", [(0, {"tile-0": HAPPY})], start=T0 + timedelta(hours=2))
+    assert component(page(client, "/live/Year%209%20%2F%20maths"), ids.LIVE_SESSION)["data"]["name"] == "Year 9 / maths"
+
+
+def test_unknown_sessions_get_a_message_that_lists_the_known_ones(client: FlaskClient) -> None:
+    for path in ("/live/nope", "/report/nope"):
+        message = text(page(client, path))
+        assert "no session named 'nope'" in message and "'period-1'" in message and "'cameras-off'" in message
+
+
+def test_unknown_paths_get_a_not_found_message(client: FlaskClient) -> None:
+    assert "There is no page at /settings" in text(page(client, "/settings"))
+
+
+def test_sessions_page_lists_every_session_with_its_counts(client: FlaskClient) -> None:
+    table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
+    rows = [[cell_text(cell) for cell in row["props"]["children"]] for row in table_rows(table)]
+
+    # Newest first; columns: started, session, source, duration, students, observations, report link.
+    assert [row[1] for row in rows] == ["cameras-off", "period-1"]
+    assert rows[1][2:] == ["screen:1", "24 s", 3, 18, "report"]
+    assert rows[0][4:6] == [0, 0]
+
+
+def table_rows(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The body rows of a serialised html.Table's props."""
+    return table["children"][1]["props"]["children"]
+
+
+def cell_text(cell: dict[str, Any]) -> Any:
+    """A table cell's value, or the text of the link or badge it holds."""
+    content = cell["props"]["children"]
+    return content["props"]["children"] if isinstance(content, dict) else content
+
+
+def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) -> None:
+    tree = page(client, "/report/period-1")
+    rows = [
+        [cell_text(cell) for cell in row["props"]["children"]]
+        for row in table_rows(component(tree, ids.REPORT_STUDENTS))
+    ]
+    # Columns: student, name, first seen, last seen, frames, present, mostly, then one share per emotion.
+    assert [(row[0], row[4], row[5], row[6]) for row in rows] == [
+        ("tile-0", 7, "100%", "happy"),
+        ("tile-1", 7, "100%", "sad"),
+        ("tile-2", 4, "57%", "neutral"),
+    ]
+    assert rows[2][7:] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%"]
+    traces = component(tree, ids.REPORT_TIMELINE)["figure"]["data"]
+    assert [trace["name"] for trace in traces] == list(EMOTIONS)
+    assert {ids.DOWNLOAD_STUDENTS_BUTTON, ids.DOWNLOAD_ROWS_BUTTON} <= component_ids(tree)
+
+
+def test_report_of_a_session_without_faces_explains_why(client: FlaskClient) -> None:
+    message = text(page(client, "/report/cameras-off"))
+    assert "3 analysed frame(s)" in message and "no face was found" in message
+
+
+# The live refresh.
+
+
+def tick(
+    engine: Engine, session: str, stored: dict[str, Any] | None, now: datetime, window: str = FIFTEEN_MINUTES
+) -> tuple[Any, ...]:
+    info = find_session(engine, session)
+    return live_tick(engine, {"id": info.id, "name": info.name}, window, stored, now)
+
+
+def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskClient) -> None:
+    session = find_session(engine, "period-1")
+    outputs = [
+        (ids.LIVE_STATE, "data"),
+        (ids.LIVE_TIMELINE, "figure"),
+        (ids.LIVE_STUDENT_COUNT, "children"),
+        (ids.LIVE_NOW_CHART, "figure"),
+        (ids.STUDENT_GRID, "children"),
+        (ids.LIVE_BANNER, "children"),
+        (ids.LIVE_BANNER, "hidden"),
+    ]
+    response = dash_call(
+        client,
+        outputs,
+        [(ids.LIVE_INTERVAL, "n_intervals", 0), (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES)],
+        [(ids.LIVE_SESSION, "data", {"id": session.id, "name": session.name}), (ids.LIVE_STATE, "data", None)],
+    )
+    cards = response[ids.STUDENT_GRID]["children"]
+    assert [card["props"]["data-student"] for card in cards] == ["tile-0", "tile-1", "tile-2"]
+    assert response[ids.LIVE_BANNER]["hidden"] is False  # the session has ended
+    assert "ended" in response[ids.LIVE_BANNER]["children"]
+
+
+def test_first_tick_counts_every_row_and_shows_each_students_current_emotion(engine: Engine) -> None:
+    state, timeline, count, _, grid, *_ = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
+
+    rows = observation_rows(engine, find_session(engine, "period-1").id)
+    pd.testing.assert_frame_equal(LiveState.from_json(state).counts, emotion_counts(rows))
+    assert [trace.name for trace in timeline.data] == list(EMOTIONS)
+    assert count == "2 student(s) seen, 6 face observation(s)"
+    # Current = most frequent in (14, 24] s, the latest winning a tie; tile-2 left at 12 s.
+    assert [card.to_plotly_json()["props"]["data-emotion"] for card in grid] == ["sad", "fear", "absent"]
+    assert [card.id for card in grid] == [ids.student_card(key) for key in ("tile-0", "tile-1", "tile-2")]
+
+
+def test_later_ticks_add_only_new_rows_and_match_a_full_recount(engine: Engine) -> None:
+    stored = tick(engine, "period-1", None, T0 + timedelta(seconds=25))[0]
+    # The capture continues the session; the first new frame lands in the same bin as the last old one.
+    record(
+        engine,
+        "period-1",
+        [(26, {"tile-0": NEUTRAL, "tile-1": NEUTRAL}), (31, {"tile-1": SAD})],
+        first_index=len(PERIOD_1),
+    )
+    stored = tick(engine, "period-1", stored, T0 + timedelta(seconds=32))[0]
+    stored = tick(engine, "period-1", stored, T0 + timedelta(seconds=34))[0]  # nothing new: nothing counted twice
+
+    state = LiveState.from_json(stored)
+    rows = observation_rows(engine, find_session(engine, "period-1").id)
+    pd.testing.assert_frame_equal(state.counts, emotion_counts(rows))
+    pd.testing.assert_frame_equal(state.student_counts, emotion_counts(rows, by=("student",)))
+    assert state.last_seen == T0 + timedelta(seconds=31)
+
+
+def test_the_kept_counts_are_bounded_by_the_window(engine: Engine) -> None:
+    # One frame, then another 40 minutes later: the 15-minute window must drop the first.
+    record(engine, "long", [(0, {"tile-0": HAPPY}), (40 * 60, {"tile-0": SAD})], start=T0 + timedelta(hours=3))
+    state = LiveState.from_json(tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41))[0])
+    assert list(state.counts.index) == [pd.Timestamp(T0 + timedelta(hours=3, minutes=40))]
+
+    whole = LiveState.from_json(tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41), window="all")[0])
+    assert len(whole.counts) == 2
+
+
+def test_changing_the_window_starts_a_fresh_state(engine: Engine) -> None:
+    stored = tick(engine, "period-1", None, T0 + timedelta(seconds=25))[0]
+    again = LiveState.from_json(tick(engine, "period-1", stored, T0 + timedelta(seconds=26), window="all")[0])
+    assert again.window_s is None
+    assert again.counts.to_numpy().sum() == len(observation_rows(engine, find_session(engine, "period-1").id))
+
+
+def test_a_session_without_faces_says_so_in_the_student_grid(engine: Engine) -> None:
+    _, timeline, count, _, grid, *_ = tick(engine, "cameras-off", None, T0 + timedelta(hours=1, seconds=3))
+    assert "No faces found yet" in grid[0].children
+    assert count == "0 student(s) seen, 0 face observation(s)"
+    assert "No faces seen yet" in timeline.layout.annotations[0].text
+
+
+def test_live_state_survives_the_json_round_trip(engine: Engine) -> None:
+    view = refresh(engine, LiveState.start(find_session(engine, "period-1").id, DEFAULT_WINDOW_SECONDS))
+    back = LiveState.from_json(json.loads(json.dumps(view.state.to_json())))
+    assert (back.session_id, back.window_s, back.last_seen) == (
+        view.state.session_id,
+        DEFAULT_WINDOW_SECONDS,
+        T0 + timedelta(seconds=24),
+    )
+    pd.testing.assert_frame_equal(back.counts, view.state.counts)
+    pd.testing.assert_frame_equal(back.student_counts, view.state.student_counts)
+
+
+def test_status_banner(engine: Engine) -> None:
+    ended = find_session(engine, "period-1")
+    running = dataclasses.replace(ended, ended_at=None)
+    last = T0 + timedelta(seconds=24)
+
+    assert status_banner(running, last, last + timedelta(seconds=5)) is None
+    assert "not sending rows" in status_banner(running, last, last + timedelta(seconds=42))
+    assert "42 s ago" in status_banner(running, last, last + timedelta(seconds=42))
+    assert "ended" in status_banner(ended, last, last + timedelta(seconds=5))
+    assert "Waiting for the first frame" in status_banner(running, None, last)
+
+
+# Figures and theme.
+
+
+def test_each_emotion_has_its_own_colour_and_a_text_colour_in_emotions_order() -> None:
+    assert tuple(EMOTION_COLORS) == EMOTIONS == tuple(EMOTION_TEXT_COLORS)
+    assert len(set(EMOTION_COLORS.values())) == len(EMOTIONS)
+
+
+def test_mood_timeline_stacks_shares_in_the_theme_colours_and_shows_gaps_as_zero(engine: Engine) -> None:
+    rows = observation_rows(engine, find_session(engine, "period-1").id)
+    # Leave out the middle bin: the chart must not bridge it.
+    counts = emotion_counts(rows).drop(index=pd.Timestamp(T0 + timedelta(seconds=10)))
+    figure = mood_timeline(counts)
+
+    assert [(trace.name, trace.fillcolor) for trace in figure.data] == list(EMOTION_COLORS.items())
+    totals = [sum(trace.y[i] for trace in figure.data) for i in range(3)]
+    assert totals == pytest.approx([1.0, 0.0, 1.0])
+
+
+def test_mood_now_chart_and_sparkline_use_the_emotions_colours(engine: Engine) -> None:
+    rows = observation_rows(engine, find_session(engine, "period-1").id)
+    bars = mood_now_chart(mood_now(rows, T0 + timedelta(seconds=24))).data[0]
+    assert list(bars.marker.color) == [EMOTION_COLORS[e] for e in EMOTIONS]
+
+    dominant = pd.Series(["happy", "sad"], index=pd.DatetimeIndex([T0, T0 + timedelta(seconds=10)]))
+    strip = sparkline(dominant, T0, T0 + timedelta(minutes=5))["data"][0]
+    assert strip["marker"]["color"] == [EMOTION_COLORS["happy"], EMOTION_COLORS["sad"]]
+
+
+# Downloads.
+
+
+def read_csv(download: dict[str, Any]) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(download["content"])))
+
+
+def test_students_download_holds_one_row_per_student(engine: Engine) -> None:
+    download = students_download(engine, "period-1")
+    table = read_csv(download)
+    assert download["filename"] == "period-1-students.csv"
+    assert [(row["student"], row["frames"], row["dominant"]) for row in table] == [
+        ("tile-0", "7", "happy"),
+        ("tile-1", "7", "sad"),
+        ("tile-2", "4", "neutral"),
+    ]
+    assert float(table[2]["present"]) == pytest.approx(4 / 7, abs=1e-4)
+
+
+def test_rows_download_is_the_export_format(engine: Engine) -> None:
+    table = read_csv(rows_download(engine, "period-1"))
+    assert list(table[0]) == list(CSV_COLUMNS)
+    assert len(table) == sum(len(faces) for _, faces in PERIOD_1)
+    assert table[0]["emotion"] == "happy"
+
+
+# Opening the database and the command line.
+
+
+def test_open_database_brings_an_unmigrated_file_to_the_current_schema(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.db"
+    blank.touch()
+    engine = open_database(f"sqlite:///{blank}")
+    assert current_revision(engine) == head_revision()
+    assert "No sessions yet" in text(page(create_app(engine).server.test_client(), "/"))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_with_a_missing_database_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "classpulse.db"
+    result = run_cli("--db", f"sqlite:///{missing}")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert str(missing) in result.stderr
+    assert not missing.exists()
+
+
+def test_cli_with_a_busy_port_prints_one_line_and_exits_2(url: str, engine: Engine) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run_cli("--db", url, "--port", str(busy.getsockname()[1]))
+    assert result.returncode == 2
+    assert "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr

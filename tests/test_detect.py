@@ -1,0 +1,203 @@
+"""BlazeFace decoding and detection on real faces: photos, composed galleries, and the sliding-window fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capture.detect import FaceDetector, make_detector
+from capture.detect.blazeface import INPUT_SIZE, NUM_ANCHORS, BlazeFace, decode_boxes, ssd_anchors
+from capture.detect.boxes import iou, weighted_nms
+from capture.detect.regions import find_faces, sliding_windows
+from capture.errors import CaptureError
+from capture.grid import find_tile_grid
+from capture.types import Box, FaceDetections
+from tests.galleries import ASTRONAUT_FACE, FER_CSV, Gallery, astronaut, compose_gallery, fer_faces, lfw_faces
+
+# BlazeFace keypoints 0 and 1 are the subject's right and left eye, 3 the mouth; marked by hand on astronaut().
+ASTRONAUT_EYES = np.array([[205, 102], [247, 103]])
+ASTRONAUT_MOUTH = np.array([226, 145])
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return make_detector("blazeface")
+
+
+def corners(box: Box | np.ndarray) -> np.ndarray:
+    x, y, w, h = (box.x, box.y, box.w, box.h) if isinstance(box, Box) else box
+    return np.array([x, y, x + w, y + h], np.float64)
+
+
+def assert_over_astronaut_face(found: FaceDetections, offset: tuple[int, int] = (0, 0)) -> None:
+    assert len(found) == 1, f"expected one face, got {len(found)}"
+    shift = np.array(offset)
+    face = corners(ASTRONAUT_FACE) + np.tile(shift, 2)
+    assert iou(face, corners(found.boxes[0])[None])[0] > 0.6
+    assert np.abs(found.keypoints[0, :2] - (ASTRONAUT_EYES + shift)).max() < 12
+    assert np.abs(found.keypoints[0, 3] - (ASTRONAUT_MOUTH + shift)).max() < 12
+
+
+def assert_one_face_per_face_tile(found: FaceDetections, gallery: Gallery) -> None:
+    """Every face tile holds exactly one detection, centred on the pasted face; empty tiles hold none."""
+    face_tiles = [i for i, face in enumerate(gallery.faces) if face is not None]
+    assert sorted(found.tiles.tolist()) == face_tiles
+    for box, tile in zip(found.boxes, found.tiles, strict=True):
+        assert_centred_on(box, gallery.faces[tile])
+
+
+def assert_centred_on(box: np.ndarray, pasted: Box | None) -> None:
+    """The detection's centre lies on the pasted face image (FER crops may frame the face loosely)."""
+    assert pasted is not None
+    centre_x, centre_y = box[0] + box[2] / 2, box[1] + box[3] / 2
+    assert pasted.x <= centre_x <= pasted.x + pasted.w and pasted.y <= centre_y <= pasted.y + pasted.h
+
+
+def test_anchor_layout() -> None:
+    anchors = ssd_anchors()
+    assert anchors.shape == (NUM_ANCHORS, 2) == (896, 2)
+    np.testing.assert_array_equal(anchors[0], [4, 4])  # first stride-8 cell, 2 anchors
+    np.testing.assert_array_equal(anchors[1], [4, 4])
+    np.testing.assert_array_equal(anchors[2], [12, 4])  # next cell along the row
+    np.testing.assert_array_equal(anchors[32], [4, 12])  # second row of the 16x16 grid
+    np.testing.assert_array_equal(anchors[511], [124, 124])  # last stride-8 anchor
+    np.testing.assert_array_equal(anchors[512], [8, 8])  # first stride-16 cell, 6 anchors
+    np.testing.assert_array_equal(anchors[517], [8, 8])
+    np.testing.assert_array_equal(anchors[518], [24, 8])
+    np.testing.assert_array_equal(anchors[-1], [120, 120])
+
+
+def test_decode_hand_made_regressors() -> None:
+    raw = np.zeros((NUM_ANCHORS, 16), np.float32)
+    # Anchor 518 is centred at (24, 8): a 20x30 box moved by (+3, +5), keypoints at fixed offsets.
+    raw[518, :4] = [3, 5, 20, 30]
+    raw[518, 4:] = np.arange(12)
+    boxes, keypoints = decode_boxes(raw)
+    np.testing.assert_allclose(boxes[518], [27 - 10, 13 - 15, 27 + 10, 13 + 15])
+    np.testing.assert_allclose(keypoints[518], np.arange(12).reshape(6, 2) + [24, 8])
+    np.testing.assert_allclose(boxes[0], [4, 4, 4, 4])  # zero regressors: an empty box on the anchor
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_apart() -> None:
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)
+    keypoints = np.array([[[0, 0]], [[4, 0]], [[55, 55]]], np.float32)
+    scores = np.array([0.75, 0.25, 0.6], np.float32)
+    merged, points, kept = weighted_nms(boxes, keypoints, scores, iou_threshold=0.3)
+    np.testing.assert_allclose(merged, [[0.5, 0, 10.5, 10], [50, 50, 60, 60]])
+    np.testing.assert_allclose(points[:, 0], [[1, 0], [55, 55]])
+    np.testing.assert_allclose(kept, [0.75, 0.6])
+
+
+def test_batched_output_matches_one_by_one() -> None:
+    """The model lays batched outputs out layer by layer; un-interleaving must give per-image results."""
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(-1, 1, (3, INPUT_SIZE, INPUT_SIZE, 3)).astype(np.float32)
+    batch[1] = astronaut_input()
+    batched = BlazeFace(batched=True).infer(batch)
+    single = BlazeFace(batched=False).infer(batch)
+    for together, alone in zip(batched, single, strict=True):
+        np.testing.assert_allclose(together, alone, atol=1e-3)
+    assert batched[1][1].max() > 2  # the astronaut's face scores high, so the comparison covers a real face
+
+
+def astronaut_input() -> np.ndarray:
+    import cv2
+
+    return cv2.resize(astronaut(), (INPUT_SIZE, INPUT_SIZE))[..., ::-1].astype(np.float32) / 127.5 - 1
+
+
+def test_finds_the_astronaut(detector: FaceDetector) -> None:
+    image = astronaut()
+    found = detector.detect(image, [Box(0, 0, image.shape[1], image.shape[0])])
+    assert_over_astronaut_face(found)
+    assert found.tiles.tolist() == [0] and found.scores[0] > 0.8
+
+
+def test_regions_outside_or_partly_outside_the_frame(detector: FaceDetector) -> None:
+    image = astronaut()
+    assert len(detector.detect(image, [])) == 0
+    assert len(detector.detect(image, [Box(600, 600, 100, 100)])) == 0
+    found = detector.detect(image, [Box(600, 0, 50, 50), Box(-100, -100, 712, 712)])
+    assert_over_astronaut_face(found)
+    assert found.tiles.tolist() == [1]
+
+
+def test_lfw_gallery_one_face_per_tile(detector: FaceDetector) -> None:
+    # 98 of the 100 blurry 25-px LFW crops score over 0.6 once upscaled; faces 60-73 all clear it by 0.15.
+    gallery = compose_gallery(lfw_faces(14, start=60), 4, 4, camera_off={5, 15})
+    found = find_faces(detector, gallery.image, find_tile_grid(gallery.image))
+    assert_one_face_per_face_tile(found, gallery)
+
+
+needs_fer = pytest.mark.skipif(not FER_CSV.exists(), reason=f"needs FER2013 at {FER_CSV}")
+
+
+@needs_fer
+def test_fer_gallery_7x7_finds_all_40_faces(detector: FaceDetector) -> None:
+    # FER2013 holds cartoons, hands over faces and a few non-faces that BlazeFace rightly misses
+    # (387/400 found over 10 random draws); draw 1 is 40 plain faces.
+    faces, _ = fer_faces(40, seed=1)
+    gallery = compose_gallery(list(faces), 7, 7, seed=1, camera_off=set(range(40, 49)))
+    found = find_faces(detector, gallery.image, find_tile_grid(gallery.image))
+    assert_one_face_per_face_tile(found, gallery)
+
+
+@needs_fer
+@pytest.mark.parametrize("seed", [2, 3])
+def test_fer_gallery_recall_on_random_draws(detector: FaceDetector, seed: int) -> None:
+    faces, _ = fer_faces(40, seed=seed)
+    gallery = compose_gallery(list(faces), 7, 7, seed=seed, camera_off=set(range(40, 49)))
+    found = find_faces(detector, gallery.image, find_tile_grid(gallery.image))
+    assert not np.any(found.tiles >= 40), "a face was reported in a camera-off tile"
+    assert len(set(found.tiles.tolist())) >= 36, "fewer than 90% of the faces found"
+    for box, tile in zip(found.boxes, found.tiles, strict=True):
+        assert_centred_on(box, gallery.faces[tile])
+
+
+def test_window_fallback_finds_a_face_in_a_corner(detector: FaceDetector) -> None:
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    frame[1080 - 512 :, 1920 - 512 :] = astronaut()
+    assert find_tile_grid(frame) is None
+    found = find_faces(detector, frame, find_tile_grid(frame))
+    assert_over_astronaut_face(found, offset=(1920 - 512, 1080 - 512))
+    assert found.tiles.tolist() == [-1]
+
+
+def test_sliding_windows_cover_the_frame_with_squares_inside_it() -> None:
+    width, height = 1920, 1080
+    windows = sliding_windows(width, height)
+    covered = np.zeros((height, width), np.int32)
+    for window in windows:
+        assert window.w == window.h and window.x >= 0 and window.y >= 0
+        assert window.x + window.w <= width and window.y + window.h <= height
+        covered[window.y : window.y + window.h, window.x : window.x + window.w] += 1
+    sides = sorted({w.w for w in windows})
+    assert sides == [360, 540, 1080]
+    assert covered.min() >= len(sides)  # every pixel is seen at every scale
+
+
+def test_unknown_detector_is_named_with_the_choices() -> None:
+    with pytest.raises(CaptureError, match=r"unknown face detector 'retina'.*blazeface"):
+        make_detector("retina")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"score_threshold": 1.5}, "score_threshold"),
+        ({"colour": "red"}, "bad option"),
+        ({"model_path": "/nonexistent/face.tflite"}, "not found"),
+    ],
+)
+def test_bad_detector_options_are_refused_clearly(options: dict[str, object], message: str) -> None:
+    with pytest.raises(CaptureError, match=message):
+        make_detector("blazeface", **options)
+
+
+def test_a_file_that_is_not_a_model_is_refused_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "face.tflite"
+    bad.write_text("not a model")
+    with pytest.raises(CaptureError, match="not a TFLite model"):
+        make_detector("blazeface", model_path=bad)
