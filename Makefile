@@ -13,6 +13,8 @@ setup-test:
 	scripts/setup.sh test
 
 test: setup-test
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 run: setup-run

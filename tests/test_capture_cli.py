@@ -224,3 +224,18 @@ def test_face_crops_match_the_training_crops_for_an_exact_box() -> None:
     assert crop.shape == (1, 48, 48)
     expected = cv2.resize(image[100:300, 100:300], (48, 48), interpolation=cv2.INTER_AREA)
     assert np.abs(crop[0].astype(int) - expected).max() <= 1
+
+
+def test_live_path_never_imports_tensorflow(tmp_path: Path) -> None:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    script = (
+        "import sys; from capture.__main__ import main; "
+        f"code = main(['--source', {str(image)!r}, '--db', 'sqlite:///{tmp_path}/class.db']); "
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules); "
+        "print('heavy=' + ','.join(heavy)); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "faces=1" in result.stdout
+    assert "heavy=\n" in result.stdout

@@ -1,0 +1,18 @@
+"""`python -m bench`: runs every benchmark in turn and prints their tables."""
+
+import importlib
+import sys
+
+BENCHMARKS = ("bench.pipeline", "bench.emotion_models", "bench.dashboard")
+
+
+def main() -> int:
+    worst = 0
+    for name in BENCHMARKS:
+        print(f"\n== {name}", flush=True)
+        worst = max(worst, importlib.import_module(name).main([]))
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
