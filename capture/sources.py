@@ -32,6 +32,10 @@ from capture.errors import CaptureError
 from capture.types import Frame
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+# FFmpeg prints its own complaint about a corrupt file ("moov atom not found") straight to stderr;
+# we report one clear line of our own instead. OpenCV reads this when it first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 SPEC_FORMS = "screen, screen:N, screen:X,Y,W,H, webcam:N, or the path of a video, an image or a folder of images"
 
 # ffmpeg reports a frame it cannot decode the same way as the end of the file, but reading on after a

@@ -2,6 +2,9 @@
 
 Augmentation lives in a separate block that only the training model wraps, so the exported classifier
 holds no random ops. Input: (N, 48, 48, 1) grey values 0..255 (float); output: 7 softmax probabilities.
+
+The network first averages 2x2 pixels and works at 24x24: the Training faces carry nothing finer (see
+`model.sharpness`), and a quarter of the pixels is a quarter of the cost, in training and live.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from keras import layers
 
 from model.data import FACE_SIZE
 from model.emotions import NUM_CLASSES
+from model.sharpness import gaussian_kernel
 
-# Channels per stage; each stage ends in a 2x down-sampling. The first stage runs at full 48x48
+# Channels per stage; each stage ends in a 2x down-sampling. The first stage runs at the highest
 # resolution, so it is kept narrow: that is where the FLOPs are.
 DEFAULT_WIDTHS = (32, 64, 128, 256)
 
@@ -23,12 +27,35 @@ def _conv_bn_relu(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
+@keras.saving.register_keras_serializable(package="classpulse")
+class SharpnessMatch(layers.Layer):
+    """A fixed separable Gaussian blur with mirrored borders (the same filter as `model.sharpness.gaussian_blur`)."""
+
+    def __init__(self, sigma: float, **kwargs):
+        kwargs.setdefault("trainable", False)  # a saved config carries it back in
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+
+    def call(self, images):
+        if self.sigma <= 0:
+            return images
+        kernel = gaussian_kernel(self.sigma)
+        radius = len(kernel) // 2
+        padded = keras.ops.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="reflect")
+        rows = keras.ops.conv(padded, keras.ops.convert_to_tensor(kernel.reshape(-1, 1, 1, 1)), padding="valid")
+        return keras.ops.conv(rows, keras.ops.convert_to_tensor(kernel.reshape(1, -1, 1, 1)), padding="valid")
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
 def build_classifier(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4) -> keras.Model:
     inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = layers.AveragePooling2D(2, name="half")(x)
     for stage, filters in enumerate(widths):
         x = _conv_bn_relu(x, filters, f"s{stage}a")
-        if stage > 0:  # the full-resolution stage gets one conv, the rest two
+        if stage > 0:  # the first, widest-image stage gets one conv, the rest two
             x = _conv_bn_relu(x, filters, f"s{stage}b")
         x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -58,3 +85,10 @@ def build_augmenter(seed: int) -> keras.Sequential:
 def build_training_model(classifier: keras.Model, seed: int) -> keras.Model:
     inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     return keras.Model(inputs, classifier(build_augmenter(seed)(inputs)), name="training_model")
+
+
+def build_inference_model(classifier: keras.Model, blur_sigma: float) -> keras.Model:
+    """The shipped model: live faces blurred to the Training faces' sharpness, then the classifier."""
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    matched = SharpnessMatch(blur_sigma, name="sharpness_match")(inputs)
+    return keras.Model(inputs, classifier(matched), name="emotion_model")

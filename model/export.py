@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from model.data import FerData, FerDataError, load_fer2013  # noqa: E402
 from model.metrics import score  # noqa: E402
-from model.predictors import load_predictor, predict_all  # noqa: E402
+from model.predictors import load_keras_model, load_predictor, predict_all  # noqa: E402
 from model.runtime import WEIGHTS_DIR  # noqa: E402
 
 INT8_MAX_ACCURACY_COST = 0.003
@@ -30,10 +30,9 @@ CALIBRATION_ROWS = 500
 
 def convert(keras_path: Path, calibration: np.ndarray | None) -> bytes:
     """Keras file -> TFLite bytes with a dynamic batch; int8 weights and activations when calibration is given."""
-    import keras
     import tensorflow as tf
 
-    model = keras.saving.load_model(keras_path, compile=False)
+    model = load_keras_model(keras_path)
     with tempfile.TemporaryDirectory() as saved_model:
         model.export(saved_model, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)

@@ -22,11 +22,18 @@ def load_predictor(path: str | Path) -> Predict:
 
         return EmotionClassifier(path).predict
     if path.suffix in {".keras", ".h5"}:
-        import keras
-
-        model = keras.saving.load_model(path, compile=False)
-        return lambda faces: np.asarray(model(faces[..., None].astype("float32"), training=False))
+        model = load_keras_model(path)
+        # predict_on_batch runs a compiled graph: several times faster than calling the model eagerly.
+        return lambda faces: np.asarray(model.predict_on_batch(faces[..., None].astype("float32")))
     raise ValueError(f"{path}: unknown model file type (expected .keras or .tflite)")
+
+
+def load_keras_model(path: str | Path):
+    import keras
+
+    import model.architecture  # noqa: F401 - registers the SharpnessMatch layer the shipped file refers to
+
+    return keras.saving.load_model(path, compile=False)
 
 
 def with_flip(predict: Predict) -> Predict:

@@ -3,7 +3,9 @@
 Training rows train; PublicTest rows choose the checkpoint (or, for a folder without them, a fixed 10 %
 of Training). PrivateTest rows are never read here. Every epoch writes `last.keras` (with optimizer state,
 so `--resume` continues exactly), `best.keras` (highest selection accuracy), `log.csv` and `curves.png`;
-the end writes `classifier.keras`, the best classifier alone, ready for `model.export`.
+the end writes `classifier.keras`, the best classifier behind its sharpness match, ready for `model.export`.
+Selection faces are blurred to the Training faces' sharpness (`model.sharpness`) before they are scored,
+exactly as the shipped model blurs every face it is given.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from model.data import FerData, FerDataError, load_fer2013
+from model.emotions import NUM_CLASSES
+from model.sharpness import estimate_blur_sigma, gaussian_blur
+
+# Keras (and TensorFlow under it) is imported only once the data has loaded: a bad file is then reported
+# in one line, without TensorFlow's start-up chatter on stderr.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from model.architecture import build_classifier, build_training_model  # noqa: E402
-from model.data import FerData, FerDataError, load_fer2013  # noqa: E402
-from model.emotions import NUM_CLASSES  # noqa: E402
 
 CLASSIFIER_LAYER = "emotion_classifier"
 
@@ -59,12 +62,16 @@ def class_weights(labels: np.ndarray, power: float) -> dict[int, float]:
     return {label: float(w) for label, w in enumerate(weights)}
 
 
-def as_inputs(data: FerData) -> tuple[np.ndarray, np.ndarray]:
-    x = data.images[..., None].astype("float32")
-    return x, keras.utils.to_categorical(data.labels, NUM_CLASSES)
+def as_inputs(data: FerData, blur_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    x = gaussian_blur(data.images, blur_sigma)[..., None]
+    return x, np.eye(NUM_CLASSES, dtype=np.float32)[data.labels]
 
 
-def build_compiled_model(recipe: Recipe, steps_per_epoch: int) -> keras.Model:
+def build_compiled_model(recipe: Recipe, steps_per_epoch: int):
+    import keras
+
+    from model.architecture import build_classifier, build_training_model
+
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=recipe.learning_rate / 100,
         warmup_target=recipe.learning_rate,
@@ -85,17 +92,6 @@ def completed_epochs(log_path: Path) -> int:
         return 0
     with log_path.open() as f:
         return sum(1 for _ in csv.DictReader(f))
-
-
-class CurvesPlot(keras.callbacks.Callback):
-    """Redraws loss and accuracy curves from the CSV log after every epoch."""
-
-    def __init__(self, log_path: Path, png_path: Path):
-        super().__init__()
-        self.log_path, self.png_path = log_path, png_path
-
-    def on_epoch_end(self, epoch, logs=None):
-        plot_learning_curves(self.log_path, self.png_path)
 
 
 def plot_learning_curves(log_path: Path, png_path: Path) -> None:
@@ -124,15 +120,19 @@ def plot_learning_curves(log_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(data_path: Path, out: Path, recipe: Recipe, resume: bool, limit: int | None = None) -> Path:
+def train(data: FerData, out: Path, recipe: Recipe, resume: bool, limit: int | None = None) -> Path:
+    import keras
+
+    from model.architecture import build_inference_model
+
     keras.utils.set_random_seed(recipe.seed)
-    data = load_fer2013(data_path, usages=("Training", "PublicTest"))
     train_rows, select_rows = split_for_training(data, recipe.seed)
     if limit:
         train_rows = FerData(train_rows.images[:limit], train_rows.labels[:limit], train_rows.usage[:limit])
         select_rows = FerData(select_rows.images[:limit], select_rows.labels[:limit], select_rows.usage[:limit])
+    blur_sigma = estimate_blur_sigma(train_rows.images, select_rows.images)
     x_train, y_train = as_inputs(train_rows)
-    x_select, y_select = as_inputs(select_rows)
+    x_select, y_select = as_inputs(select_rows, blur_sigma)
     steps = int(np.ceil(len(x_train) / recipe.batch_size))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,10 @@ def train(data_path: Path, out: Path, recipe: Recipe, resume: bool, limit: int |
     else:
         log.unlink(missing_ok=True)
         model = build_compiled_model(recipe, steps)
-    print(f"training on {len(x_train)} rows, selecting on {len(x_select)}; {model.count_params():,} parameters")
+    print(
+        f"training on {len(x_train)} rows, selecting on {len(x_select)} blurred by sigma {blur_sigma}; "
+        f"{model.count_params():,} parameters"
+    )
 
     callbacks = [
         keras.callbacks.ModelCheckpoint(last),
@@ -156,7 +159,7 @@ def train(data_path: Path, out: Path, recipe: Recipe, resume: bool, limit: int |
             initial_value_threshold=_best_so_far(log) if initial_epoch else None,
         ),
         keras.callbacks.CSVLogger(str(log), append=bool(initial_epoch)),
-        CurvesPlot(log, out / "curves.png"),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: plot_learning_curves(log, out / "curves.png")),
     ]
     if initial_epoch < recipe.epochs:
         model.fit(
@@ -171,7 +174,7 @@ def train(data_path: Path, out: Path, recipe: Recipe, resume: bool, limit: int |
             verbose=1 if sys.stdout.isatty() else 2,
         )
     classifier = keras.saving.load_model(best).get_layer(CLASSIFIER_LAYER)
-    classifier.save(out / "classifier.keras")
+    build_inference_model(classifier, blur_sigma).save(out / "classifier.keras")
     return out / "classifier.keras"
 
 
@@ -195,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 1")
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     try:
-        path = train(args.data, args.out, recipe, args.resume, args.limit)
+        data = load_fer2013(args.data, usages=("Training", "PublicTest"))
     except FerDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    path = train(data, args.out, recipe, args.resume, args.limit)
     print(f"wrote {path}")
     return 0
 

@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
     xvfb        # virtual X screen for the screen-capture tests
     x11-utils   # xdpyinfo, to ask an X screen whether it is up
     feh         # shows an image on the X screen in the screen-capture tests
+    postgresql  # a real PostgreSQL server for the database tests (scripts/postgres.sh starts it)
     libxcb1 libxcb-randr0 libxcb-render0 libxcb-shm0 libxcb-xfixes0   # loaded by mss (ctypes) to grab the screen
 )
 

@@ -18,15 +18,11 @@ import pytest
 from model.emotions import EMOTIONS
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
+from tests.cli import REPO, assert_one_clear_line, run_module
 from tests.galleries import ASTRONAUT_FACE, Gallery, astronaut, compose_gallery, fer_faces, lfw_faces
 from tests.screen import showing_fullscreen
 
-REPO = Path(__file__).resolve().parents[1]
 GALLERY_FRAMES = 2
-
-
-def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def capture(source: Path | str, db: Path, session: str = "class", *extra: str) -> subprocess.CompletedProcess[str]:
@@ -43,15 +39,6 @@ def export(db: Path, out: Path, session: str = "class") -> list[dict[str, str]]:
 def count_rows(db: Path, table: str) -> int:
     with sqlite3.connect(db) as connection:
         return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def assert_one_clear_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("INFO:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def tile_of(gallery: Gallery, student: str) -> int:

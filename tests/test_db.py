@@ -1,4 +1,4 @@
-"""The database package against real SQLite files: migrations, connections, recorder and queries."""
+"""The database package against real SQLite files and a PostgreSQL server: migrations, recorder, queries."""
 
 from __future__ import annotations
 
@@ -46,9 +46,16 @@ def count(engine: Engine, table) -> int:
         return connection.scalar(select(func.count()).select_from(table))
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each kind the project supports: tests that take `url` or `engine` run on both."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
     return f"sqlite:///{tmp_path / 'nested' / 'classpulse.db'}"
+
+
+# For tests of SQLite's own behaviour (WAL, PRAGMAs, trigger syntax).
+sqlite_only = pytest.mark.parametrize("url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -140,6 +147,7 @@ def test_upgrade_twice_and_racing_processes_leave_one_current_schema(url: str) -
     engine.dispose()
 
 
+@sqlite_only
 def test_sqlite_connections_use_wal_and_enforce_foreign_keys(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -260,6 +268,7 @@ def test_a_frame_index_already_recorded_is_refused(engine: Engine) -> None:
     assert count(engine, observations) == 0
 
 
+@sqlite_only
 def test_a_frame_that_fails_in_the_database_writes_nothing_and_recording_goes_on(engine: Engine) -> None:
     recorder = SessionRecorder.open(engine, "period-4", "screen:1")
     with engine.begin() as connection:  # a real failure inside the transaction, after the frame row
@@ -277,6 +286,7 @@ def test_a_frame_that_fails_in_the_database_writes_nothing_and_recording_goes_on
     assert (count(engine, frames), count(engine, students), count(engine, observations)) == (1, 1, 1)
 
 
+@sqlite_only
 def test_a_reader_sees_committed_rows_while_the_writer_holds_the_database(url: str, engine: Engine) -> None:
     recorder = SessionRecorder.open(engine, "live", "screen:1")
     recorder.record(frame(0, [observation("tile-0", Box(1, 1, 9, 9), TILE_A, P_HAPPY)]))

@@ -1,0 +1,24 @@
+"""Test helper: runs the project's command-line entry points as real subprocesses and checks their errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGS...` from the repository root, output captured as text."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Exit code 2 and exactly one line on stderr (log lines of libraries aside) that names `words`."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("INFO:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
