@@ -69,7 +69,8 @@ def build_classifier(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 
 
 
 def build_augmenter(seed: int) -> keras.Sequential:
-    """Views a 48x48 face can plausibly take: mirrored, a little shifted, turned, scaled, partly hidden."""
+    """Views a 48x48 face can plausibly take: mirrored, a little shifted, turned, scaled, partly hidden,
+    a little softer or harsher."""
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
@@ -77,6 +78,10 @@ def build_augmenter(seed: int) -> keras.Sequential:
             layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2),
             layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 3),
             layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), fill_value=127.0, seed=seed + 4),
+            # Blur and contrast jitter: the live faces, blurred to match, never match the Training faces
+            # exactly, so the network should not depend on one exact blur or contrast.
+            layers.RandomContrast(0.2, seed=seed + 5),
+            layers.RandomGaussianBlur(factor=0.5, kernel_size=5, sigma=(0.1, 1.0), seed=seed + 6),
         ],
         name="augment",
     )
