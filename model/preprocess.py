@@ -7,9 +7,11 @@ import numpy as np
 
 from model.data import FACE_SIZE
 
-# FER2013 crops run from the forehead to just under the chin; a BlazeFace box is tighter, so it is
-# widened by this factor around its centre (chosen on composed FER galleries, see bench/).
-CROP_SCALE = 1.25
+# The square crop's side as a multiple of the detector box's longer side. Chosen on 400 PublicTest faces
+# composed into 7x7 galleries: accuracy against their labels was 50.6 % at 1.0, 50.4 % at 1.1, 45.6 % at
+# 1.25 and 35.7 % at 1.5 (the faces classified directly: 50.8 %): BlazeFace's box already frames a face
+# the way FER2013 does, forehead to chin.
+CROP_SCALE = 1.0
 
 
 def face_crops(image_bgr: np.ndarray, boxes: np.ndarray, scale: float = CROP_SCALE) -> np.ndarray:
