@@ -1,4 +1,5 @@
-"""Writes one session's observations as CSV: one row per detected face, ordered by frame then student."""
+"""Writes one session's observations as CSV: one row per student per frame (a face, or a gallery tile
+without one), ordered by frame then student. Emotion cells are empty where none was inferred."""
 
 from __future__ import annotations
 
@@ -7,12 +8,25 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from db.queries import find_session, observation_rows
-from db.schema import PROBABILITY_COLUMNS
+from db.queries import find_session, signal_rows
+from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS
 from model.emotions import EMOTIONS
 
-CSV_COLUMNS: tuple[str, ...] = ("frame", "ts", "student", "name", "x", "y", "w", "h", "emotion", *PROBABILITY_COLUMNS)
+CSV_COLUMNS: tuple[str, ...] = (
+    "frame",
+    "ts",
+    "student",
+    "name",
+    "x",
+    "y",
+    "w",
+    "h",
+    "emotion",
+    *PROBABILITY_COLUMNS,
+    *SIGNAL_COLUMNS,
+)
 PROBABILITY_DECIMALS = 4
+ANGLE_DECIMALS = 1
 
 
 class ExportError(Exception):
@@ -26,7 +40,7 @@ def export_csv(engine: Engine, session_name: str, out: Path) -> int:
     `out` can't be written; in both cases nothing is written.
     """
     session = find_session(engine, session_name)
-    table = as_csv_table(observation_rows(engine, session.id))
+    table = as_csv_table(signal_rows(engine, session.id))
     try:
         with out.open("w", newline="", encoding="utf-8") as stream:
             table.to_csv(stream, index=False)
@@ -47,9 +61,18 @@ def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:
             "y": rows["y"],
             "w": rows["w"],
             "h": rows["h"],
-            "emotion": rows["emotion"].map(lambda index: EMOTIONS[index]),
+            "emotion": rows["emotion"].map(lambda index: "" if pd.isna(index) else EMOTIONS[int(index)]),
         }
     )
-    for column in PROBABILITY_COLUMNS:
-        table[column] = rows[column].map(lambda p: f"{p:.{PROBABILITY_DECIMALS}f}")
+    for column in (*PROBABILITY_COLUMNS, "eye_ratio"):
+        table[column] = _decimals(rows[column], PROBABILITY_DECIMALS)
+    for column in ("yaw", "pitch"):
+        table[column] = _decimals(rows[column], ANGLE_DECIMALS)
+    table["presence"] = rows["presence"]
+    table["eyes_closed"] = rows["eyes_closed"].map(lambda closed: "" if pd.isna(closed) else str(int(closed)))
     return table[list(CSV_COLUMNS)]
+
+
+def _decimals(values: pd.Series, decimals: int) -> pd.Series:
+    """Fixed decimals; an empty cell for a missing value."""
+    return values.map(lambda v: "" if pd.isna(v) else f"{v:.{decimals}f}")

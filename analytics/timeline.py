@@ -21,13 +21,19 @@ NOW_SECONDS = 10
 def emotion_counts(rows: pd.DataFrame, bin_seconds: int = BIN_SECONDS, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """Observations per time bin (and per `by` column, e.g. "student") and emotion.
 
+    `rows`: observation rows, or rows already counted in the database (db.queries.emotion_tally), whose
+    `observations` column says how many observations each stands for.
     Index: the `by` columns then `bin` (the bin's start, UTC; bins are aligned to multiples of `bin_seconds`
     since the epoch, so counts made from different reads line up and can be added). Columns: EMOTIONS, ints.
     Only bins holding at least one observation appear.
     """
     keys = [*by, "bin"]
-    binned = rows.assign(bin=rows["ts"].dt.floor(f"{bin_seconds}s"), emotion=rows["emotion"].map(EMOTIONS.__getitem__))
-    counts = binned.groupby([*keys, "emotion"]).size().unstack("emotion")
+    binned = rows.assign(
+        bin=rows["ts"].dt.floor(f"{bin_seconds}s"),
+        emotion=rows["emotion"].map(EMOTIONS.__getitem__),
+        observations=rows.get("observations", 1),
+    )
+    counts = binned.groupby([*keys, "emotion"])["observations"].sum().unstack("emotion")
     return _typed_counts(counts.reindex(columns=list(EMOTIONS)), keys)
 
 
@@ -95,27 +101,17 @@ def student_states(
     return students[["student", "name", "first_seen", "last_seen"]].assign(emotion=current.astype(object))
 
 
-def student_summary(rows: pd.DataFrame, session_frames: int) -> pd.DataFrame:
-    """One row per student over a whole session, in order of first appearance.
+def student_summary(totals: pd.DataFrame, session_frames: int) -> pd.DataFrame:
+    """One row per student over a whole session, from db.queries.student_totals (same order).
 
     Columns: student, name, first_seen, last_seen, frames (frames the student was seen in), present
     (that as a fraction of the session's `session_frames`), dominant (emotion), then one share column per emotion.
     """
-    if rows.empty:
-        columns = ["student", "name", "first_seen", "last_seen", "frames", "present", "dominant", *EMOTIONS]
-        return pd.DataFrame(columns=columns)
-    grouped = rows.groupby("student_id", sort=True)
-    table = grouped.agg(
-        student=("student", "first"),
-        name=("name", "first"),
-        first_seen=("ts", "min"),
-        last_seen=("ts", "max"),
-        frames=("frame", "nunique"),
+    counts = totals[list(EMOTIONS)]
+    table = totals[["student", "name", "first_seen", "last_seen", "frames"]].assign(
+        present=totals["frames"] / max(session_frames, 1),
+        dominant=dominant_emotions(counts),
     )
-    table["present"] = table["frames"] / max(session_frames, 1)
-    counts = pd.crosstab(rows["student_id"], rows["emotion"].map(EMOTIONS.__getitem__))
-    counts = counts.reindex(columns=list(EMOTIONS), fill_value=0).reindex(table.index)
-    table["dominant"] = dominant_emotions(counts)
     return pd.concat([table, emotion_shares(counts)], axis=1).reset_index(drop=True)
 
 

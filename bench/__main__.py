@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("bench.pipeline", "bench.emotion_models", "bench.dashboard")
+BENCHMARKS = ("bench.pipeline", "bench.signals", "bench.identity", "bench.emotion_models", "bench.dashboard")
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Milliseconds per 49-tile 1080p gallery frame, split into grab / detect / classify / write.
+"""Milliseconds per 49-tile 1080p gallery frame, split into grab / detect / signals / classify / write.
 
 `python -m bench.pipeline [--frames N]`. Grab is a real `mss` grab of an X screen showing the gallery
 (a virtual X screen, Xvfb, showing it with feh); the other stages run the real pipeline on FER2013 faces
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     faces, _ = fer_faces(FACES, seed=7)
     gallery = compose_gallery(list(faces), GALLERY_COLS, GALLERY_ROWS, camera_off=set(range(FACES, 49)))
     pipeline = FramePipeline(make_detector("blazeface"), EmotionClassifier())
-    stages: dict[str, list[float]] = {"grab": [], "detect": [], "classify": [], "write": []}
+    stages: dict[str, list[float]] = {"grab": [], "detect": [], "signals": [], "classify": [], "write": []}
     found = []
     with tempfile.TemporaryDirectory() as work:
         with virtual_screen(), showing_fullscreen(gallery.image, Path(work)):
@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                 recorder.record(result)
                 stages["write"].append((time.perf_counter() - started) * 1000)
                 stages["detect"].append(result.stage_ms["detect"])
+                stages["signals"].append(result.stage_ms["signals"])
                 stages["classify"].append(result.stage_ms["classify"])
-                found.append(len(result.observations))
+                found.append(result.faces)
     print(
         f"7x7 gallery, 1920x1080, {FACES} faces + {49 - FACES} camera-off tiles, {args.frames} frames, "
         f"{os.cpu_count()} CPUs; faces found per frame: {min(found)}..{max(found)}"

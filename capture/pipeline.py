@@ -1,5 +1,5 @@
-"""Frame -> observations: find the tile grid,
-detect faces per tile, classify every face in one batch, key faces to students."""
+"""Frame -> observations: find the tile grid, detect faces per tile, measure every face's attention signals
+and classify its emotion in one batch each, key faces (and faceless tiles) to students."""
 
 from __future__ import annotations
 
@@ -10,42 +10,77 @@ import numpy as np
 from capture.detect import FaceDetector
 from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
+from capture.names import NameReader
+from capture.signals import SignalEstimator
 from capture.students import StudentTracker
-from capture.types import Box, Frame, FrameResult, Observation
+from capture.types import Box, FaceSignals, Frame, FrameResult, Observation
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
 
 
 class FramePipeline:
-    """Analyses one frame at a time; holds the state that lives across frames (student tracks)."""
+    """Analyses one frame at a time; holds the state that lives across frames (student tracks).
 
-    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier):
+    classifier None: attention-only mode, no emotion is inferred (emotion recognition in education is
+    restricted in some jurisdictions, EU AI Act Art. 5(1)(f)). signals: the default estimator when None.
+    """
+
+    def __init__(
+        self, detector: FaceDetector, classifier: EmotionClassifier | None, signals: SignalEstimator | None = None
+    ):
         self.detector = detector
         self.classifier = classifier
+        self.signals = signals if signals is not None else SignalEstimator()
         self.students = StudentTracker()
+        self.names = NameReader()
 
     def analyse(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
         tiles = find_tile_grid(frame.image)
         detections = find_faces(self.detector, frame.image, tiles)
         detected = time.perf_counter()
-        probabilities = self.classifier.predict(face_crops(frame.image, detections.boxes))
+        # Names are read (Tesseract) only for tiles that are new or whose label changed.
+        names = self.names.read(frame.image, tiles) if tiles is not None else None
+        # Identity first: the signals visit a few students per frame with the landmark models, by key.
+        keys = self.students.assign(tiles, detections, frame.image, names)
+        identified = time.perf_counter()
+        face_signals = self.signals.faces(frame.image, detections, keys)
+        grid = tiles or []
+        empty_tiles = self.signals.empty_tiles(frame.image, grid, detections)
+        measured = time.perf_counter()
+        if self.classifier is None:
+            probabilities: list[np.ndarray | None] = [None] * len(detections)
+        else:
+            probabilities = list(self.classifier.predict(face_crops(frame.image, detections.boxes)))
         classified = time.perf_counter()
-        keys = self.students.assign(tiles, detections)
         observations = [
             Observation(
                 student_key=key,
                 tile=tiles[tile] if tiles is not None and tile >= 0 else None,
                 box=Box(*(int(v) for v in box)),
                 probabilities=probs,
-                emotion=int(np.argmax(probs)),
+                emotion=None if probs is None else int(np.argmax(probs)),
+                signals=signals,
             )
-            for key, box, tile, probs in zip(keys, detections.boxes, detections.tiles, probabilities, strict=True)
+            for key, box, tile, probs, signals in zip(
+                keys, detections.boxes, detections.tiles, probabilities, face_signals, strict=True
+            )
+        ]
+        # A faceless tile is still a student, present but unseen (camera off) or gone from the seat.
+        observations += [
+            Observation(self.students.tile_key(index), grid[index], grid[index], None, None, FaceSignals(presence))
+            for index, presence in empty_tiles.items()
         ]
         return FrameResult(
             frame_index=frame.index,
             timestamp=frame.timestamp,
             observations=observations,
             processing_ms=(classified - started) * 1000,
-            stage_ms={"detect": (detected - started) * 1000, "classify": (classified - detected) * 1000},
+            stage_ms={
+                "detect": (detected - started) * 1000,
+                "identity": (identified - detected) * 1000,
+                "signals": (measured - identified) * 1000,
+                "classify": (classified - measured) * 1000,
+            },
+            student_names=self.students.display_names(),
         )

@@ -12,19 +12,25 @@ from dataclasses import dataclass
 
 from capture.pipeline import FramePipeline
 from capture.sources import FrameSource
+from db.buffer import BufferedWriter
 from db.recorder import SessionRecorder
+
+# How long a stopping capture waits for an unreachable database to take the frames still in memory.
+DRAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class CaptureSummary:
-    frames: int
+    frames: int  # analysed and committed
     faces: int
     skipped_frames: int
     mean_frame_ms: float  # analysis + database write, per frame
+    unwritten_frames: int = 0  # analysed, but the database stayed unreachable to the end
 
     def line(self) -> str:
         skipped = f", {self.skipped_frames} skipped (undecodable)" if self.skipped_frames else ""
-        return f"frames={self.frames} faces={self.faces} mean_ms_per_frame={self.mean_frame_ms:.1f}{skipped}"
+        unwritten = f", {self.unwritten_frames} NOT written (database unreachable)" if self.unwritten_frames else ""
+        return f"frames={self.frames} faces={self.faces} mean_ms_per_frame={self.mean_frame_ms:.1f}{skipped}{unwritten}"
 
 
 @contextmanager
@@ -46,18 +52,22 @@ def run_capture(
     recorder: SessionRecorder,
     stop: threading.Event,
     max_frames: int | None = None,
+    drain_s: float = DRAIN_SECONDS,
 ) -> CaptureSummary:
-    frames = faces = 0
+    """Analyse and record frames until the source ends, `max_frames` are done or `stop` is set. A database
+    outage does not stop it: frames wait in memory, and at the end up to `drain_s` seconds for the database."""
+    writer = BufferedWriter(recorder, stop)
+    frames = 0
     busy_s = 0.0
     # A continued session keeps counting frames after the ones it already holds.
     offset = recorder.next_frame_index
     for frame in source:
         started = time.perf_counter()
-        result = pipeline.analyse(dataclasses.replace(frame, index=frame.index + offset))
-        recorder.record(result)
+        writer.write(pipeline.analyse(dataclasses.replace(frame, index=frame.index + offset)))
         busy_s += time.perf_counter() - started
         frames += 1
-        faces += len(result.observations)
         if stop.is_set() or (max_frames is not None and frames >= max_frames):
             break
-    return CaptureSummary(frames, faces, source.skipped_frames, busy_s * 1000 / max(frames, 1))
+    unwritten = writer.drain(drain_s)
+    mean_ms = busy_s * 1000 / max(frames, 1)
+    return CaptureSummary(writer.written_frames, writer.written_faces, source.skipped_frames, mean_ms, unwritten)

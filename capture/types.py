@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 import numpy as np
 
@@ -58,15 +59,50 @@ class FaceDetections:
         return len(self.boxes)
 
 
+class Presence(StrEnum):
+    """What a student's tile shows in one frame."""
+
+    FACE = "face"
+    CAMERA_OFF = "camera_off"  # a flat fill with a name or avatar: present but unseen
+    EMPTY = "empty"  # a live camera picture without a face: the student left the seat
+
+
+@dataclass(frozen=True)
+class FaceSignals:
+    """The attention signals of one student in one frame (see capture/signals.py for how each is measured).
+
+    yaw, pitch: head pose in degrees (yaw > 0 turned towards the image's right, pitch > 0 up); eye_ratio: the
+    eye aspect ratio of the eye nearer the camera; all None without a face, eyes None when the landmarks failed.
+    landmarks_age: frames since the eyes and the pose's correction were measured (0: this frame; None: only
+    keypoints), as the landmark models visit a few faces per frame. Kept in memory only, not a column.
+    """
+
+    presence: Presence
+    yaw: float | None = None
+    pitch: float | None = None
+    eye_ratio: float | None = None
+    eyes_closed: bool | None = None
+    landmarks_age: int | None = None
+
+
 @dataclass(frozen=True)
 class Observation:
-    """What the pipeline concluded about one face in one frame."""
+    """What the pipeline concluded about one student in one frame: a face, or a gallery tile without one.
+
+    For a faceless tile (signals.presence is not FACE) `box` is the tile. `probabilities` and `emotion` are
+    None when no emotion was inferred (a faceless tile, or capture in attention-only mode).
+    """
 
     student_key: str
     tile: Box | None
     box: Box
-    probabilities: np.ndarray  # (7,) float, FER2013 order, sums to 1
-    emotion: int  # argmax of probabilities
+    probabilities: np.ndarray | None  # (7,) float, FER2013 order, sums to 1
+    emotion: int | None  # argmax of probabilities
+    signals: FaceSignals | None = None  # None: not measured (counts as a visible face)
+
+    @property
+    def presence(self) -> Presence:
+        return self.signals.presence if self.signals is not None else Presence.FACE
 
 
 @dataclass(frozen=True)
@@ -78,3 +114,10 @@ class FrameResult:
     observations: list[Observation]
     processing_ms: float
     stage_ms: dict[str, float] = field(default_factory=dict)
+    # Display names of this frame's students that have one (read from their tile, or "student <n>").
+    student_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def faces(self) -> int:
+        """Observations with a visible face (the others are faceless gallery tiles)."""
+        return sum(o.presence is Presence.FACE for o in self.observations)

@@ -1,14 +1,21 @@
-"""`python -m dashboard [--db URL] [--host 127.0.0.1] [--port 8050]`: serve the read-only dashboard."""
+"""`python -m dashboard [--db URL] [--host 127.0.0.1] [--port 8050]`: serve the dashboard (sign-in required).
+
+`python -m dashboard users add|list|remove|passwd ...` manages who may sign in (dashboard.users_cli).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import sys
+from pathlib import Path
 
-from dashboard.app import create_app, open_database
-from db.engine import DEFAULT_URL
+from dashboard import users_cli
+from dashboard.auth import load_secret_key
+from db.engine import DATA_DIR, DEFAULT_URL
 from db.errors import DatabaseError
+from db.users import list_users
 
 PROG = "python -m dashboard"
 
@@ -22,6 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=8050, help="port to listen on (default %(default)s)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="where the cookie-signing key is kept (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
@@ -29,15 +39,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["users"]:
+        return users_cli.main(argv[1:])
+    # Imported only to serve: Dash takes seconds to import, and the users commands do not need it.
+    from dashboard.app import create_app, open_database
+
     args = parse_args(argv)
     try:
         engine = open_database(args.db)
         check_can_listen(args.host, args.port)
+        secret_key = load_secret_key(args.data_dir)
+        has_users = bool(list_users(engine))
     except (DatabaseError, ServeError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    create_app(engine).run(host=args.host, port=args.port, debug=False)
+    except OSError as error:
+        print(f"{PROG}: error: cannot keep the secret key in {args.data_dir}: {error.strerror}", file=sys.stderr)
+        return 2
+    if not has_users:
+        print(
+            f"{PROG}: warning: nobody can sign in yet; add someone: {PROG} users add NAME --role admin", file=sys.stderr
+        )
+    if not is_loopback(args.host):
+        print(
+            f"{PROG}: warning: listening on {args.host}, reachable from other machines; put a TLS proxy in front, "
+            "or passwords and session cookies cross the network in clear text",
+            file=sys.stderr,
+        )
+    create_app(engine, secret_key).run(host=args.host, port=args.port, debug=False)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (a name is resolved: it may point anywhere)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
 
 
 def check_can_listen(host: str, port: int) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from dash import Dash
 from sqlalchemy import Engine
 
+from dashboard.auth import SECRET_KEY_BYTES, LoginThrottle, install_sign_in
 from dashboard.callbacks import register_callbacks
 from dashboard.layout import app_shell
 from db.engine import connect
@@ -15,10 +17,15 @@ from db.migrate import current_revision, head_revision, upgrade
 ASSETS = Path(__file__).resolve().with_name("assets")
 
 
-def create_app(engine: Engine) -> Dash:
-    """A Dash app that shows what `engine`'s database holds; it never writes to it."""
+def create_app(engine: Engine, secret_key: bytes | None = None) -> Dash:
+    """A Dash app that shows what `engine`'s database holds to signed-in users; it writes only the users table.
+
+    `secret_key` signs the session cookies (`dashboard.auth.load_secret_key`); without one, a random key
+    lasts as long as this process, and with it every sign-in.
+    """
     # Pages are built by the router callback, so their components are not in the first layout.
     app = Dash(__name__, title="ClassPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True)
+    install_sign_in(app.server, engine, secret_key or secrets.token_bytes(SECRET_KEY_BYTES), LoginThrottle())
     app.layout = app_shell()
     register_callbacks(app, engine)
     return app

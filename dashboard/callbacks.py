@@ -13,11 +13,13 @@ from urllib.parse import unquote
 
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
 from analytics.export import as_csv_table
 from analytics.timeline import dominant_emotions, emotion_counts, student_summary
 from dashboard import ids
+from dashboard.access import current_user, visible_session, visible_sessions, visible_summaries
 from dashboard.figures import message_figure, mood_now_chart, mood_timeline
 from dashboard.formatting import duration, local_time
 from dashboard.layout import (
@@ -33,12 +35,14 @@ from db.errors import DatabaseError
 from db.queries import (
     SessionInfo,
     UnknownSessionError,
+    emotion_tally,
     find_session,
-    frame_rows,
-    list_sessions,
-    observation_rows,
+    frame_count,
     session_summaries,
+    signal_rows,
+    student_totals,
 )
+from db.users import User
 
 # A running capture writes a frame every second or so; this much silence means it has stopped.
 STALE_SECONDS = 10
@@ -47,8 +51,9 @@ ELSEWHERE = {"All sessions": "/sessions", "Newest session": "/"}
 
 
 def register_callbacks(app: Dash, engine: Engine) -> None:
+    # Each callback serves the signed-in user only the sessions they may see (dashboard.access).
     app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"))(
-        lambda pathname: render_page(engine, pathname)
+        lambda pathname: render_page(engine, pathname, current_user())
     )
     app.callback(
         Output(ids.LIVE_STATE, "data"),
@@ -62,34 +67,53 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         Input(ids.LIVE_WINDOW, "value"),
         State(ids.LIVE_SESSION, "data"),
         State(ids.LIVE_STATE, "data"),
-    )(lambda _tick, window, session, stored: live_tick(engine, session, window, stored, datetime.now(UTC)))
+    )(
+        lambda _tick, window, session, stored: live_tick(
+            engine, _checked(engine, session), window, stored, datetime.now(UTC)
+        )
+    )
     app.callback(
         Output(ids.DOWNLOAD_STUDENTS, "data"),
         Input(ids.DOWNLOAD_STUDENTS_BUTTON, "n_clicks"),
         State(ids.REPORT_SESSION, "data"),
         prevent_initial_call=True,
-    )(lambda _clicks, name: students_download(engine, name))
+    )(lambda _clicks, name: students_download(engine, _checked(engine, {"name": name})["name"]))
     app.callback(
         Output(ids.DOWNLOAD_ROWS, "data"),
         Input(ids.DOWNLOAD_ROWS_BUTTON, "n_clicks"),
         State(ids.REPORT_SESSION, "data"),
         prevent_initial_call=True,
-    )(lambda _clicks, name: rows_download(engine, name))
+    )(lambda _clicks, name: rows_download(engine, _checked(engine, {"name": name})["name"]))
 
 
-def render_page(engine: Engine, pathname: str | None) -> html.Div:
-    """The page for `pathname`: /, /live/<session>, /sessions, /report/<session>, or a helpful message."""
+def _checked(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:
+    """`session` ({"name", and "id" when given}) as the page sent it, if the signed-in user may see that session.
+
+    The page's stores come from the browser, so they are checked again on every call; a refused call updates nothing.
+    """
+    try:
+        visible = visible_session(engine, current_user(), session["name"])
+    except UnknownSessionError:
+        raise PreventUpdate from None
+    if session.get("id", visible.id) != visible.id:
+        raise PreventUpdate
+    return session
+
+
+def render_page(engine: Engine, pathname: str | None, viewer: User) -> html.Div:
+    """The page for `pathname`: /, /live/<session>, /sessions, /report/<session>, or a helpful message.
+    Only sessions `viewer` may see are shown or listed."""
     parts = [unquote(part) for part in (pathname or "/").strip("/").split("/") if part]
     try:
         match parts:
             case []:
-                return _newest_live_page(engine)
+                return _newest_live_page(engine, viewer)
             case ["sessions"]:
-                return sessions_page(session_summaries(engine))
+                return sessions_page(visible_summaries(session_summaries(engine), viewer))
             case ["live", name]:
-                return live_page(find_session(engine, name))
+                return live_page(visible_session(engine, viewer, name))
             case ["report", name]:
-                return _report(engine, find_session(engine, name))
+                return session_report(engine, visible_session(engine, viewer, name))
     except UnknownSessionError as error:
         return message_page("Unknown session", f"{error}.", ELSEWHERE)
     except DatabaseError as error:
@@ -142,7 +166,7 @@ def status_banner(session: SessionInfo, latest_frame: datetime | None, now: date
 def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
     """The report's per-student table as CSV: times in ISO 8601 UTC, shares as fractions."""
     session = find_session(engine, session_name)
-    summary = student_summary(observation_rows(engine, session.id), len(frame_rows(engine, session.id)))
+    summary = student_summary(student_totals(engine, session.id), frame_count(engine, session.id))
     table = summary.assign(
         first_seen=summary["first_seen"].map(pd.Timestamp.isoformat),
         last_seen=summary["last_seen"].map(pd.Timestamp.isoformat),
@@ -153,26 +177,32 @@ def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
 def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
     """Every observation of the session, as `python -m analytics export` writes it."""
     session = find_session(engine, session_name)
-    table = as_csv_table(observation_rows(engine, session.id))
+    table = as_csv_table(signal_rows(engine, session.id))
     return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-rows.csv", index=False)
 
 
-def _newest_live_page(engine: Engine) -> html.Div:
-    newest = list_sessions(engine)
+def _newest_live_page(engine: Engine, viewer: User) -> html.Div:
+    newest = visible_sessions(engine, viewer)
     return live_page(newest[0]) if newest else no_sessions_page()
 
 
-def _report(engine: Engine, session: SessionInfo) -> html.Div:
-    rows = observation_rows(engine, session.id)
-    frames = len(frame_rows(engine, session.id))
-    if rows.empty:
+def session_report(engine: Engine, session: SessionInfo) -> html.Div:
+    """The report page of `session`, or why it has nothing to show.
+
+    Its tables are counted in the database (per frame time and emotion, per student), so a long class
+    costs a few thousand rows here rather than one per face.
+    """
+    totals = student_totals(engine, session.id)
+    frames = frame_count(engine, session.id)
+    if totals.empty:
         return message_page(
             f"No faces in {session.name}",
             f"Session {session.name!r} has {frames} analysed frame(s) but no face was found in any of them. "
             "Check that the video call shows the gallery view and that the capture covers it.",
             ELSEWHERE,
         )
-    return report_page(session, mood_timeline(emotion_counts(rows)), student_summary(rows, frames))
+    counts = emotion_counts(emotion_tally(engine, session.id))
+    return report_page(session, mood_timeline(counts), student_summary(totals, frames))
 
 
 def _live_timeline(view: LiveView) -> Any:

@@ -6,6 +6,7 @@ import re
 
 URL = "url"
 PAGE = "page-content"
+SIGN_OUT = "sign-out"  # the top bar's sign-out button (a plain form post to /logout)
 
 LIVE_SESSION = "live-session"  # Store: {"id": ..., "name": ...} of the session on screen
 LIVE_STATE = "live-state"  # Store: dashboard.live.LiveState as JSON

@@ -16,7 +16,7 @@ from dash import dcc, html
 
 from analytics.timeline import NOW_SECONDS
 from dashboard import ids
-from dashboard.figures import sparkline
+from dashboard.figures import SPARKLINE_HEIGHT_PX, sparkline
 from dashboard.formatting import duration, local_time, percent
 from dashboard.live import DEFAULT_WINDOW_SECONDS
 from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
@@ -46,6 +46,13 @@ def app_shell() -> html.Div:
                 [
                     dcc.Link("ClassPulse", href="/", className="brand"),
                     html.Nav([dcc.Link("Live class", href="/"), dcc.Link("Sessions", href="/sessions")]),
+                    # A real form post (not a Dash callback): the server clears the session cookie.
+                    html.Form(
+                        html.Button("Sign out", id=ids.SIGN_OUT, type="submit"),
+                        action="/logout",
+                        method="POST",
+                        className="sign-out",
+                    ),
                 ],
                 className="topbar",
             ),
@@ -143,7 +150,15 @@ def student_card(student: Any, dominant: pd.Series | None, start: datetime, end:
         [
             html.Div(student.name or student.student, className="student-name", title=student.student),
             state,
-            dcc.Graph(figure=sparkline(strip, start, end), config=STATIC_GRAPH, className="sparkline"),
+            # A fixed height: a responsive graph drops the figure's own height and grew on every tick.
+            # Responsive all the same, so a card added by a refresh gets its width.
+            dcc.Graph(
+                figure=sparkline(strip, start, end),
+                config=STATIC_GRAPH,
+                responsive=True,
+                style={"height": f"{SPARKLINE_HEIGHT_PX}px"},
+                className="sparkline",
+            ),
         ],
         id=ids.student_card(student.student),
         className="student-card",

@@ -1,8 +1,9 @@
 """The live page's incremental refresh: what the browser keeps between ticks, and one tick's reads.
 
 Each tick reads only the rows newer than the last one seen (less the "now" window, which the mood panel
-needs again), so its cost follows the rows added since the previous tick, not the session's length. The
-browser keeps emotion counts per time bin, trimmed to the shown window, never raw rows.
+needs again), so its cost follows the rows added since the previous tick, not the session's length; the
+first tick has the database count the shown window. The browser keeps emotion counts per time bin,
+trimmed to the shown window, never raw rows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from analytics.timeline import (
     mood_now,
     student_states,
 )
-from db.queries import latest_frame_time, observation_rows, student_rows
+from db.queries import emotion_tally, latest_frame_time, observation_rows, student_rows
 from model.emotions import EMOTIONS
 
 DEFAULT_WINDOW_SECONDS = 15 * 60
@@ -35,7 +36,7 @@ class LiveState:
     """What the browser keeps between ticks (in a dcc.Store, as JSON).
 
     window_s: seconds of history kept and shown; None keeps the whole session.
-    last_seen: the newest observation time already counted; None before the first read.
+    last_seen: every observation up to this time is counted; None before the first read.
     counts: the class's emotion_counts per bin; student_counts: the same per student, last SPARKLINE_SECONDS only.
     """
 
@@ -83,16 +84,22 @@ class LiveView:
 def refresh(engine: Engine, state: LiveState) -> LiveView:
     """Read what arrived since `state` and return the updated state with the page's new content."""
     latest_frame = latest_frame_time(engine, state.session_id)
-    rows = _recent_rows(engine, state, latest_frame)
-    new_rows = rows if state.last_seen is None else rows[rows["ts"] > pd.Timestamp(state.last_seen)]
+    if state.last_seen is None:
+        rows, counts = _first_read(engine, state, latest_frame)
+        new_rows, last_seen = rows, latest_frame
+    else:
+        # Rows not yet counted, plus the last NOW_SECONDS that the mood panel and student cards look at.
+        since = state.last_seen - timedelta(seconds=NOW_SECONDS)
+        rows = observation_rows(engine, state.session_id, since=since)
+        new_rows = rows[rows["ts"] > pd.Timestamp(state.last_seen)]
+        counts = merge_counts(state.counts, emotion_counts(new_rows))
+        last_seen = new_rows["ts"].max().to_pydatetime() if len(new_rows) else state.last_seen
     latest = latest_frame or state.last_seen
-    counts = merge_counts(state.counts, emotion_counts(new_rows))
     student_counts = merge_counts(state.student_counts, emotion_counts(new_rows, by=("student",)))
     if latest is not None:
         if state.window_s is not None:
             counts = counts_since(counts, latest - timedelta(seconds=state.window_s))
         student_counts = counts_since(student_counts, latest - timedelta(seconds=SPARKLINE_SECONDS))
-    last_seen = new_rows["ts"].max().to_pydatetime() if len(new_rows) else state.last_seen
     updated = LiveState(state.session_id, state.window_s, last_seen, counts, student_counts)
     now = latest or datetime.now().astimezone()
     return LiveView(
@@ -103,15 +110,19 @@ def refresh(engine: Engine, state: LiveState) -> LiveView:
     )
 
 
-def _recent_rows(engine: Engine, state: LiveState, latest_frame: datetime | None) -> pd.DataFrame:
-    """Rows not yet counted, plus the last NOW_SECONDS that the mood panel and student cards look at."""
-    if state.last_seen is not None:
-        return observation_rows(engine, state.session_id, since=state.last_seen - timedelta(seconds=NOW_SECONDS))
+def _first_read(engine: Engine, state: LiveState, latest_frame: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the last SPARKLINE_SECONDS, and the class's emotion counts over the shown window.
+
+    The window (the whole session when asked for) is counted in the database, so opening the page on a
+    long class reads a few rows per frame, not one per face; only the sparklines' minutes come row by row.
+    Both stop at `latest_frame`: a frame's rows are committed with it, so every row up to it is counted.
+    """
     if latest_frame is None:
-        return _NO_ROWS
-    # First read: only the shown window (the whole session only when asked for).
-    since = None if state.window_s is None else latest_frame - timedelta(seconds=max(state.window_s, NOW_SECONDS))
-    return observation_rows(engine, state.session_id, since=since)
+        return _NO_ROWS, emotion_counts(_NO_ROWS)
+    since = None if state.window_s is None else latest_frame - timedelta(seconds=state.window_s)
+    tally = emotion_tally(engine, state.session_id, since=since, until=latest_frame)
+    rows = observation_rows(engine, state.session_id, since=latest_frame - timedelta(seconds=SPARKLINE_SECONDS))
+    return rows[rows["ts"] <= pd.Timestamp(latest_frame)], emotion_counts(tally)
 
 
 def _counts_to_json(counts: pd.DataFrame) -> dict[str, list[Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from db.errors import DatabaseError, describe_url, reported_as
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'data' / 'classpulse.db'}"
+# The local data folder: the embedded database, and the dashboard's secret key.
+DATA_DIR = REPO_ROOT / "data"
+DEFAULT_URL = f"sqlite:///{DATA_DIR / 'classpulse.db'}"
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SERVER_CONNECT_TIMEOUT_S = 5
@@ -114,7 +118,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         # The timeout first: switching a new file to WAL needs a lock another process may hold.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         # Safe with WAL (no corruption); only the last commits can be lost on power failure.
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -124,3 +128,17 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_BEGIN_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # Changing the journal mode of a new file while another process migrates it fails at once with
+    # "database is locked" (the busy timeout does not cover it), so wait for the lock here.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import ColumnElement, DateTime, Engine, Select, case, distinct, func, or_, select, type_coerce
 
 from db.errors import DatabaseError, describe_url, reported_as
-from db.schema import PROBABILITY_COLUMNS, frames, observations, sessions, students
+from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, frames, observations, sessions, students
+from model.emotions import EMOTIONS
 
 # How many session names an "unknown session" message lists.
 KNOWN_SESSIONS_SHOWN = 10
@@ -29,6 +30,7 @@ class SessionInfo:
     source: str
     started_at: datetime
     ended_at: datetime | None
+    teacher: str | None = None  # the owning dashboard user; None: admins only
 
 
 def list_sessions(engine: Engine) -> list[SessionInfo]:
@@ -49,15 +51,37 @@ def find_session(engine: Engine, name: str) -> SessionInfo:
 
 
 def observation_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
-    """One row per face per frame, ordered by frame then student (first appearance).
+    """One row per classified face per frame, ordered by frame then student (first appearance). Rows
+    without an emotion (faceless tiles, attention-only capture) are left out: see signal_rows for those.
 
     Columns: frame, ts, student_id, student (key), name (display name or None), x, y, w, h,
     emotion (class index), then the probability columns. `since`: only rows strictly after it.
     """
-    statement = (
+    statement = _observations_of(session_id, PROBABILITY_COLUMNS).where(observations.c.emotion.is_not(None))
+    if since is not None:
+        statement = statement.where(observations.c.ts > since)
+    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h", "emotion"), "int64")
+    return _read_frame(engine, statement, integers | dict.fromkeys(PROBABILITY_COLUMNS, "float64"))
+
+
+def signal_rows(engine: Engine, session_id: int) -> pd.DataFrame:
+    """Every observation row of the session, faceless tiles and rows without an emotion included, ordered by
+    frame then student: the columns of observation_rows (emotion and probabilities NaN where none was
+    inferred) then the signal columns (presence "face" for rows recorded before signals existed)."""
+    statement = _observations_of(session_id, (*PROBABILITY_COLUMNS, *SIGNAL_COLUMNS))
+    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h"), "int64")
+    floats = dict.fromkeys(("emotion", *PROBABILITY_COLUMNS, "yaw", "pitch", "eye_ratio"), "float64")
+    table = _read_frame(engine, statement, integers | floats | {"eyes_closed": "boolean"})
+    return table.assign(presence=table["presence"].fillna("face").astype(object))
+
+
+def _observations_of(session_id: int, extra_columns: tuple[str, ...]) -> Select:
+    """The session's observation rows with their student, ordered by frame then student: frame, ts,
+    student_id, student (key), name, x, y, w, h, emotion, then `extra_columns` of observations."""
+    return (
         select(
             observations.c.frame_index.label("frame"),
-            observations.c.ts,
+            _bulk_time(observations.c.ts).label("ts"),
             observations.c.student_id,
             students.c.key.label("student"),
             students.c.display_name.label("name"),
@@ -66,16 +90,12 @@ def observation_rows(engine: Engine, session_id: int, since: datetime | None = N
             observations.c.w,
             observations.c.h,
             observations.c.emotion,
-            *(observations.c[column] for column in PROBABILITY_COLUMNS),
+            *(observations.c[column] for column in extra_columns),
         )
         .join(students, students.c.id == observations.c.student_id)
         .where(observations.c.session_id == session_id)
         .order_by(observations.c.frame_index, observations.c.student_id)
     )
-    if since is not None:
-        statement = statement.where(observations.c.ts > since)
-    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h", "emotion"), "int64")
-    return _read_frame(engine, statement, integers | dict.fromkeys(PROBABILITY_COLUMNS, "float64"))
 
 
 def frame_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
@@ -88,6 +108,63 @@ def frame_rows(engine: Engine, session_id: int, since: datetime | None = None) -
     if since is not None:
         statement = statement.where(frames.c.ts > since)
     return _read_frame(engine, statement, {"frame": "int64", "faces": "int64", "processing_ms": "float64"})
+
+
+def frame_count(engine: Engine, session_id: int) -> int:
+    """How many frames of the session were analysed, faces or not."""
+    statement = select(func.count()).select_from(frames).where(frames.c.session_id == session_id)
+    with reported_as("read", engine.url), engine.connect() as connection:
+        return connection.scalar(statement)
+
+
+def emotion_tally(
+    engine: Engine, session_id: int, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """The session's observations counted per frame time and emotion, in the database: a few rows per frame
+    instead of one per face, for charts over long spans. Columns: ts, emotion (class index), observations.
+    `since`: only rows strictly after it; `until`: only rows at or before it."""
+    statement = (
+        select(_bulk_time(observations.c.ts).label("ts"), observations.c.emotion, func.count().label("observations"))
+        .where(observations.c.session_id == session_id, observations.c.emotion.is_not(None))
+        .group_by(observations.c.ts, observations.c.emotion)
+        .order_by(observations.c.ts, observations.c.emotion)
+    )
+    if since is not None:
+        statement = statement.where(observations.c.ts > since)
+    if until is not None:
+        statement = statement.where(observations.c.ts <= until)
+    return _read_frame(engine, statement, {"emotion": "int64", "observations": "int64"})
+
+
+def student_totals(engine: Engine, session_id: int) -> pd.DataFrame:
+    """One row per student seen in the session, in order of first appearance, totalled in the database:
+    student_id, student (key), name (display name or None), first_seen, last_seen, frames (frames the
+    student was seen in), then one column per emotion (EMOTIONS) counting their observations of it."""
+    per_emotion = [
+        func.sum(case((observations.c.emotion == index, 1), else_=0)).label(emotion)
+        for index, emotion in enumerate(EMOTIONS)
+    ]
+    statement = (
+        select(
+            observations.c.student_id,
+            students.c.key.label("student"),
+            students.c.display_name.label("name"),
+            func.min(_bulk_time(observations.c.ts)).label("first_seen"),
+            func.max(_bulk_time(observations.c.ts)).label("last_seen"),
+            func.count(distinct(observations.c.frame_index)).label("frames"),
+            *per_emotion,
+        )
+        .join(students, students.c.id == observations.c.student_id)
+        # Seen: a face showed (faceless tiles are rows too; rows from before signals existed are all faces).
+        .where(
+            observations.c.session_id == session_id,
+            or_(observations.c.presence.is_(None), observations.c.presence == "face"),
+        )
+        .group_by(observations.c.student_id, students.c.key, students.c.display_name)
+        .order_by(observations.c.student_id)
+    )
+    counts = dict.fromkeys(("student_id", "frames", *EMOTIONS), "int64")
+    return _read_table(engine, statement, ("first_seen", "last_seen")).astype(counts)
 
 
 def _read_frame(engine: Engine, statement: Select, dtypes: dict[str, str]) -> pd.DataFrame:
@@ -133,7 +210,7 @@ def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
 
 
 def session_summaries(engine: Engine) -> pd.DataFrame:
-    """Every session with its counts, newest first: id, name, source, started_at, ended_at,
+    """Every session with its counts, newest first: id, name, source, started_at, ended_at, teacher,
     first_frame_at, last_frame_at (both None before the first frame), frames, students, observations."""
     frame_counts = (
         select(
@@ -169,6 +246,16 @@ def session_summaries(engine: Engine) -> pd.DataFrame:
     )
     table = _read_table(engine, statement, ("started_at", "ended_at", "first_frame_at", "last_frame_at"))
     return table.astype({"id": "int64", "frames": "int64", "students": "int64", "observations": "int64"})
+
+
+def _bulk_time(column: ColumnElement[datetime]) -> ColumnElement[datetime]:
+    """A timestamp column read with the driver's own conversion, for queries that return many rows.
+
+    db.schema's UtcDateTime converts each value in Python, which costs more than the query itself on a long
+    session; _read_table makes the whole column UTC in one vectorised step instead (SQLite's values, stored
+    in UTC, come back naive).
+    """
+    return type_coerce(column, DateTime(timezone=True))
 
 
 def _read_table(engine: Engine, statement: Select, time_columns: tuple[str, ...]) -> pd.DataFrame:

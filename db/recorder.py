@@ -10,10 +10,10 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from capture.types import Box, FrameResult, Observation
+from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.engine import write_transaction
 from db.errors import reported_as
-from db.schema import PROBABILITY_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
+from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
 
 
 @dataclass
@@ -27,20 +27,31 @@ class SessionRecorder:
     # Per student key: its row id and the last tile written, so unchanged tiles cost no UPDATE.
     _student_ids: dict[str, int] = field(default_factory=dict)
     _tiles: dict[str, Box | None] = field(default_factory=dict)
+    # Student keys whose display name is stored (read from their tile, or set by a teacher's rename).
+    _named: set[str] = field(default_factory=set)
 
     @classmethod
-    def open(cls, engine: Engine, session_name: str, source: str) -> SessionRecorder:
-        """Start the session `session_name`, or continue it (after its last stored frame) if it exists."""
+    def open(cls, engine: Engine, session_name: str, source: str, teacher: str | None = None) -> SessionRecorder:
+        """Start the session `session_name`, or continue it (after its last stored frame) if it exists.
+
+        `teacher`: the dashboard user who owns the session; a continued session keeps the owner it has.
+        """
         with reported_as("open session in", engine.url), write_transaction(engine) as connection:
             session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == session_name))
             if session_id is None:
                 session_id = connection.scalar(
                     insert(sessions)
-                    .values(name=session_name, source=source, started_at=datetime.now(UTC))
+                    .values(name=session_name, source=source, started_at=datetime.now(UTC), teacher=teacher)
                     .returning(sessions.c.id)
                 )
                 return cls(engine, session_id, session_name, next_frame_index=0)
             connection.execute(update(sessions).where(sessions.c.id == session_id).values(ended_at=None))
+            if teacher is not None:
+                connection.execute(
+                    update(sessions)
+                    .where(sessions.c.id == session_id, sessions.c.teacher.is_(None))
+                    .values(teacher=teacher)
+                )
             recorder = cls(engine, session_id, session_name, _next_frame_index(connection, session_id))
             recorder._load_students(connection)
             return recorder
@@ -63,12 +74,14 @@ class SessionRecorder:
                     session_id=self.session_id,
                     frame_index=result.frame_index,
                     ts=result.timestamp,
-                    faces=len(result.observations),
+                    faces=result.faces,
                     processing_ms=float(result.processing_ms),
                 )
             )
-            student_ids = self._student_ids | self._insert_new_students(connection, latest, result.timestamp)
+            names = result.student_names
+            student_ids = self._student_ids | self._insert_new_students(connection, latest, names, result.timestamp)
             self._update_known_students(connection, latest, result.timestamp)
+            self._name_known_students(connection, names)
             if observation_rows:
                 for row, o in zip(observation_rows, result.observations, strict=True):
                     row["student_id"] = student_ids[o.student_key]
@@ -76,7 +89,18 @@ class SessionRecorder:
         # Only after the commit: a failed frame leaves the caches as the database is.
         self._student_ids = student_ids
         self._tiles.update({key: _known_tile(o, self._tiles.get(key)) for key, o in latest.items()})
+        self._named.update(key for key in latest if key in names)
         self.next_frame_index = result.frame_index + 1
+
+    def reload(self) -> None:
+        """Read the session's students and next frame index back from the database: after a lost connection,
+        a commit may have happened without this process hearing of it."""
+        with reported_as("read session from", self.engine.url), self.engine.connect() as connection:
+            self.next_frame_index = _next_frame_index(connection, self.session_id)
+            self._student_ids.clear()
+            self._tiles.clear()
+            self._named.clear()
+            self._load_students(connection)
 
     def close(self) -> None:
         """Stamp the session's end time."""
@@ -94,16 +118,25 @@ class SessionRecorder:
         self.close()
 
     def _load_students(self, connection: Connection) -> None:
-        columns = [students.c[name] for name in ("id", "key", *TILE_COLUMNS)]
+        columns = [students.c[name] for name in ("id", "key", "display_name", *TILE_COLUMNS)]
         for row in connection.execute(select(*columns).where(students.c.session_id == self.session_id)):
             self._student_ids[row.key] = row.id
+            if row.display_name is not None:
+                self._named.add(row.key)
             self._tiles[row.key] = None if row.tile_x is None else Box(row.tile_x, row.tile_y, row.tile_w, row.tile_h)
 
     def _insert_new_students(
-        self, connection: Connection, latest: dict[str, Observation], ts: datetime
+        self, connection: Connection, latest: dict[str, Observation], names: dict[str, str], ts: datetime
     ) -> dict[str, int]:
         rows = [
-            {"session_id": self.session_id, "key": key, "first_seen": ts, "last_seen": ts, **_tile_values(o.tile)}
+            {
+                "session_id": self.session_id,
+                "key": key,
+                "display_name": names.get(key),
+                "first_seen": ts,
+                "last_seen": ts,
+                **_tile_values(o.tile),
+            }
             for key, o in latest.items()
             if key not in self._student_ids
         ]
@@ -133,6 +166,21 @@ class SessionRecorder:
                 moved,
             )
 
+    def _name_known_students(self, connection: Connection, names: dict[str, str]) -> None:
+        """Store the first name read for a known student; never over a name already there (a teacher's rename)."""
+        unnamed = [
+            {"student": self._student_ids[key], "name": name}
+            for key, name in names.items()
+            if key in self._student_ids and key not in self._named
+        ]
+        if unnamed:
+            connection.execute(
+                update(students)
+                .where(students.c.id == bindparam("student"), students.c.display_name.is_(None))
+                .values(display_name=bindparam("name")),
+                unnamed,
+            )
+
     def _observation_row(self, o: Observation, result: FrameResult) -> dict[str, Any]:
         """The observation's columns except `student_id`, which a new student only gets inside the transaction."""
         return {
@@ -143,8 +191,9 @@ class SessionRecorder:
             "y": int(o.box.y),
             "w": int(o.box.w),
             "h": int(o.box.h),
-            "emotion": int(o.emotion),
+            "emotion": None if o.emotion is None else int(o.emotion),
             **_probability_values(o),
+            **_signal_values(o),
         }
 
 
@@ -166,10 +215,18 @@ def _tile_values(tile: Box | None) -> dict[str, int | None]:
     return dict(zip(TILE_COLUMNS, values, strict=True))
 
 
-def _probability_values(o: Observation) -> dict[str, float]:
+def _probability_values(o: Observation) -> dict[str, float | None]:
+    if o.probabilities is None:
+        return dict.fromkeys(PROBABILITY_COLUMNS)
     probabilities = [float(p) for p in o.probabilities]
     if len(probabilities) != len(PROBABILITY_COLUMNS):
         raise ValueError(
             f"student {o.student_key!r}: {len(probabilities)} probabilities, expected {len(PROBABILITY_COLUMNS)}"
         )
     return dict(zip(PROBABILITY_COLUMNS, probabilities, strict=True))
+
+
+def _signal_values(o: Observation) -> dict[str, str | float | bool | None]:
+    signals = o.signals or FaceSignals(Presence.FACE)
+    values = (signals.presence.value, signals.yaw, signals.pitch, signals.eye_ratio, signals.eyes_closed)
+    return dict(zip(SIGNAL_COLUMNS, values, strict=True))

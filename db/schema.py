@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -28,6 +29,9 @@ from model.emotions import EMOTIONS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 TILE_COLUMNS: tuple[str, ...] = ("tile_x", "tile_y", "tile_w", "tile_h")
+# The attention signals of capture/signals.py, one column each (capture.types.FaceSignals' fields but the
+# in-memory landmarks_age).
+SIGNAL_COLUMNS: tuple[str, ...] = ("presence", "yaw", "pitch", "eye_ratio", "eyes_closed")
 
 # Named constraints let Alembic's SQLite batch mode find and alter them later.
 NAMING_CONVENTION = {
@@ -82,6 +86,8 @@ class SessionRecord(Base):
     source: Mapped[str] = mapped_column(String(500))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # The dashboard user (a teacher) whose class this is; None: only admins see the session.
+    teacher: Mapped[str | None] = mapped_column(String(100))
 
 
 class StudentRecord(Base):
@@ -119,14 +125,14 @@ class FrameRecord(Base):
     processing_ms: Mapped[float] = mapped_column(Float)
 
 
-# One float column per emotion class, built from EMOTIONS rather than typed out.
-_Probabilities = type(
-    "_Probabilities", (), {name: mapped_column(Float, nullable=False) for name in PROBABILITY_COLUMNS}
-)
+# One float column per emotion class, built from EMOTIONS rather than typed out. NULL when no emotion was
+# inferred: a faceless tile, or a session captured in attention-only mode.
+_Probabilities = type("_Probabilities", (), {name: mapped_column(Float, nullable=True) for name in PROBABILITY_COLUMNS})
 
 
 class ObservationRecord(_Probabilities, Base):
-    """One face in one frame: its box, the class probabilities and the winning class index."""
+    """One student in one frame: the face box (the tile when no face shows), the class probabilities and
+    the winning class index, and the attention signals. Rows from before the signals existed hold NULLs there."""
 
     __tablename__ = "observations"
     __table_args__ = (Index(None, "session_id", "ts"),)
@@ -140,7 +146,26 @@ class ObservationRecord(_Probabilities, Base):
     y: Mapped[int]
     w: Mapped[int]
     h: Mapped[int]
-    emotion: Mapped[int] = mapped_column(SmallInteger)
+    emotion: Mapped[int | None] = mapped_column(SmallInteger)
+    presence: Mapped[str | None] = mapped_column(String(12))  # capture.types.Presence
+    yaw: Mapped[float | None] = mapped_column(Float)  # degrees, > 0 turned towards the image's right
+    pitch: Mapped[float | None] = mapped_column(Float)  # degrees, > 0 up
+    eye_ratio: Mapped[float | None] = mapped_column(Float)  # eye aspect ratio of the eye nearer the camera
+    eyes_closed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class UserRecord(Base):
+    """A dashboard login: a teacher (sees the sessions they own) or an admin (sees everything)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, never the password itself
+    created_at: Mapped[datetime]
+    # When the user accepted the purpose/consent notice; None until they have.
+    notice_accepted_at: Mapped[datetime | None]
 
 
 # The Core tables, for the bulk inserts and queries (declarative types them as plain FromClause).
@@ -148,3 +173,4 @@ sessions = cast(Table, SessionRecord.__table__)
 students = cast(Table, StudentRecord.__table__)
 frames = cast(Table, FrameRecord.__table__)
 observations = cast(Table, ObservationRecord.__table__)
+users = cast(Table, UserRecord.__table__)

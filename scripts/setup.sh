@@ -16,6 +16,9 @@ DEBIAN_PACKAGES=(
     x11-utils   # xdpyinfo, to ask an X screen whether it is up
     feh         # shows an image on the X screen in the screen-capture tests
     postgresql  # a real PostgreSQL server for the database tests (scripts/postgres.sh starts it)
+    chromium chromium-driver   # a real headless browser (and its WebDriver) for the dashboard tests
+    fonts-dejavu-core          # so the browser tests' screenshots show text, not empty boxes
+    tesseract-ocr              # reads the participants' names off the gallery tiles (capture/names.py)
     libxcb1 libxcb-randr0 libxcb-render0 libxcb-shm0 libxcb-xfixes0   # loaded by mss (ctypes) to grab the screen
 )
 

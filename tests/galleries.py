@@ -2,7 +2,8 @@
 
 The layout copies Zoom's gallery view: a near-black background, equal 16:9 tiles in a centred grid separated
 by a few pixels, a last row that may hold fewer tiles (centred), dark-grey camera-off tiles showing a name.
-Each video tile gets a muted "room" backdrop and one face pasted near its centre.
+Each video tile gets a muted "room" backdrop and one face pasted near its centre. With `names`, every tile
+also carries the participant's name on a dark label in its bottom-left corner, as Zoom draws it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
 
 FER_CSV = Path(__file__).resolve().parents[2] / "shared/data/fer2013.csv.gz"
 
+# Names with the punctuation real class rosters have, as a clean OCR read should return them.
+PARTICIPANT_NAMES = (
+    "Ada Lovelace",
+    "Sean O'Brien",
+    "Anne-Marie Dubois",
+    "Martin King Jr.",
+    "Zoe Chen",
+    "Li Wei",
+    "Priya Natarajan",
+    "Jose Garcia",
+    "Mary-Kate O'Neil",
+    "D'Andre Jackson",
+    "Kim Nguyen",
+)
+
 BACKGROUND_BGR = (12, 12, 12)
 CAMERA_OFF_BGR = (42, 42, 42)
 TILE_ASPECT = 16 / 9
@@ -33,6 +49,23 @@ FACE_SHIFT = 0.4
 # Tight face crops (FER2013) get a faded border this wide on each side, as a fraction of the face height,
 # so the detector sees the face blend into the room instead of a hard-edged square.
 CONTEXT_PAD = 0.2
+# Name labels: near-black, mostly opaque, white text; their text height follows the label font's scale.
+LABEL_BGR = (22, 22, 22)
+LABEL_OPACITY = 0.8
+NAME_BGR = (245, 245, 245)
+MUTE_BGR = (40, 40, 230)
+
+
+@dataclass(frozen=True)
+class LabelStyle:
+    """How name labels are drawn: an OpenCV Hershey font, its scale and stroke thickness."""
+
+    font: int = cv2.FONT_HERSHEY_SIMPLEX
+    scale: float = 0.5
+    thickness: int = 1
+
+
+ZOOM_LABEL = LabelStyle()
 
 
 @dataclass(frozen=True)
@@ -50,17 +83,24 @@ def compose_gallery(
     gap: int = 6,
     seed: int = 0,
     camera_off: frozenset[int] | set[int] = frozenset(),
+    names: Sequence[str] | None = None,
+    label: LabelStyle = ZOOM_LABEL,
+    muted: frozenset[int] | set[int] = frozenset(),
 ) -> Gallery:
     """A gallery of len(faces) + len(camera_off) tiles; tiles whose index is in camera_off show a name, not a face.
 
     faces: grey (H x W) or BGR (H x W x 3) uint8 images of any size, used in order for the video tiles.
     The tiles must fill exactly `rows` rows of at most `cols` tiles.
+    names: one per tile, drawn on a bottom-left label in `label`'s style; tiles in `muted` get a red
+    mute icon before the name.
     """
     count = len(faces) + len(camera_off)
     if not (cols >= 1 and (rows - 1) * cols < count <= rows * cols):
         raise ValueError(f"{count} tiles do not fill exactly {rows} rows of {cols}")
     if any(not 0 <= i < count for i in camera_off):
         raise ValueError(f"camera_off indices must be in [0, {count})")
+    if names is not None and len(names) != count:
+        raise ValueError(f"{len(names)} names for {count} tiles")
     rng = np.random.default_rng(seed)
     width, height = size
     image = np.empty((height, width, 3), np.uint8)
@@ -71,12 +111,14 @@ def compose_gallery(
     for index, tile in enumerate(tiles):
         view = image[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w]
         if index in camera_off:
-            _draw_camera_off(view, f"Student {index + 1}")
+            _draw_camera_off(view, f"Student {index + 1}" if names is None else names[index])
             pasted.append(None)
         else:
             _draw_room(view, rng)
             face = _paste_face(view, next(face_images), rng)
             pasted.append(Box(tile.x + face.x, tile.y + face.y, face.w, face.h))
+        if names is not None:
+            _draw_name_label(view, names[index], label, index in muted)
     return Gallery(image=image, tiles=tiles, faces=pasted)
 
 
@@ -147,6 +189,24 @@ def _draw_camera_off(view: np.ndarray, name: str) -> None:
     (text_w, text_h), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     origin = ((view.shape[1] - text_w) // 2, (view.shape[0] + text_h) // 2)
     cv2.putText(view, name, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+
+
+def _draw_name_label(view: np.ndarray, name: str, style: LabelStyle, muted: bool) -> None:
+    """A dark, slightly see-through label in the bottom-left corner with the name in white."""
+    (text_w, text_h), baseline = cv2.getTextSize(name, style.font, style.scale, style.thickness)
+    pad = max(3, text_h // 2)
+    icon = text_h + pad if muted else 0
+    label_h = text_h + baseline + 2 * pad
+    label_w = min(view.shape[1] - 4, icon + text_w + 2 * pad)
+    top, left = view.shape[0] - 4 - label_h, 4
+    region = view[top : top + label_h, left : left + label_w]
+    region[:] = (LABEL_OPACITY * np.array(LABEL_BGR) + (1 - LABEL_OPACITY) * region).astype(np.uint8)
+    if muted:  # a microphone with a slash through it
+        cx, cy, r = left + pad + text_h // 2, top + label_h // 2, max(2, text_h // 2)
+        cv2.ellipse(view, (cx, cy), (max(1, r // 2), r), 0, 0, 360, MUTE_BGR, -1, cv2.LINE_AA)
+        cv2.line(view, (cx - r, cy + r), (cx + r, cy - r), MUTE_BGR, 1, cv2.LINE_AA)
+    origin = (left + pad + icon, top + pad + text_h)
+    cv2.putText(view, name, origin, style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
 
 
 def _draw_room(view: np.ndarray, rng: np.random.Generator) -> None:

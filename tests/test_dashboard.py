@@ -30,7 +30,9 @@ from dashboard.live import DEFAULT_WINDOW_SECONDS, LiveState, refresh
 from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import find_session, observation_rows
+from db.recorder import SessionRecorder
 from model.emotions import EMOTIONS
+from tests.dashboard_users import signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,7 @@ def engine(url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def client(engine: Engine) -> FlaskClient:
-    return create_app(engine).server.test_client()
+    return signed_in_client(create_app(engine), engine)
 
 
 def dash_call(
@@ -140,7 +142,7 @@ def test_root_shows_the_newest_sessions_live_page(client: FlaskClient) -> None:
 
 def test_root_of_an_empty_database_says_how_to_start(tmp_path: Path) -> None:
     empty = upgrade(f"sqlite:///{tmp_path / 'empty.db'}")
-    tree = page(create_app(empty).server.test_client(), "/")
+    tree = page(signed_in_client(create_app(empty), empty), "/")
     assert "No sessions yet" in text(tree) and "python -m capture" in text(tree)
 
 
@@ -207,6 +209,12 @@ def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) 
 def test_report_of_a_session_without_faces_explains_why(client: FlaskClient) -> None:
     message = text(page(client, "/report/cameras-off"))
     assert "3 analysed frame(s)" in message and "no face was found" in message
+
+
+def test_sessions_page_of_an_empty_database_says_how_to_start(tmp_path: Path) -> None:
+    empty = upgrade(f"sqlite:///{tmp_path / 'empty.db'}")
+    tree = page(signed_in_client(create_app(empty), empty), "/sessions")
+    assert "No sessions yet" in text(tree) and ids.SESSIONS_TABLE not in component_ids(tree)
 
 
 # The live refresh.
@@ -297,6 +305,17 @@ def test_a_session_without_faces_says_so_in_the_student_grid(engine: Engine) -> 
     assert "No faces seen yet" in timeline.layout.annotations[0].text
 
 
+def test_a_session_before_its_first_frame_says_it_is_waiting(engine: Engine) -> None:
+    SessionRecorder.open(engine, "just-started", "screen")  # capture has begun; no frame analysed yet
+    state, timeline, count, _, grid, banner, hidden = tick(engine, "just-started", None, T0 + timedelta(hours=2))
+
+    assert LiveState.from_json(state).last_seen is None
+    assert "No frames yet" in timeline.layout.annotations[0].text
+    assert count == "0 student(s) seen, 0 face observation(s)"
+    assert "No faces found yet" in grid[0].children
+    assert "Waiting for the first frame" in banner and hidden is False
+
+
 def test_live_state_survives_the_json_round_trip(engine: Engine) -> None:
     view = refresh(engine, LiveState.start(find_session(engine, "period-1").id, DEFAULT_WINDOW_SECONDS))
     back = LiveState.from_json(json.loads(json.dumps(view.state.to_json())))
@@ -376,6 +395,12 @@ def test_rows_download_is_the_export_format(engine: Engine) -> None:
     assert table[0]["emotion"] == "happy"
 
 
+def test_downloads_of_a_session_without_faces_hold_only_their_header(engine: Engine) -> None:
+    students = students_download(engine, "cameras-off")["content"].splitlines()
+    assert len(students) == 1 and students[0].startswith("student,name,first_seen,last_seen,frames,present")
+    assert rows_download(engine, "cameras-off")["content"].splitlines() == [",".join(CSV_COLUMNS)]
+
+
 # Opening the database and the command line.
 
 
@@ -384,7 +409,7 @@ def test_open_database_brings_an_unmigrated_file_to_the_current_schema(tmp_path:
     blank.touch()
     engine = open_database(f"sqlite:///{blank}")
     assert current_revision(engine) == head_revision()
-    assert "No sessions yet" in text(page(create_app(engine).server.test_client(), "/"))
+    assert "No sessions yet" in text(page(signed_in_client(create_app(engine), engine), "/"))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

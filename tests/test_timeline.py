@@ -26,7 +26,7 @@ from analytics.timeline import (
 )
 from capture.types import Box, FrameResult, Observation
 from db.migrate import upgrade
-from db.queries import find_session, observation_rows, student_rows
+from db.queries import emotion_tally, find_session, observation_rows, student_rows, student_totals
 from db.recorder import SessionRecorder
 from model.emotions import EMOTIONS
 
@@ -106,6 +106,14 @@ def test_emotion_counts_per_student_and_with_other_bin_lengths(rows: pd.DataFram
     assert by_minute.to_numpy().sum() == len(rows)
 
 
+def test_counts_of_the_tally_made_in_the_database_equal_the_counts_of_the_rows(
+    engine: Engine, rows: pd.DataFrame
+) -> None:
+    tally = emotion_tally(engine, find_session(engine, "period-1").id)
+    assert len(tally) < len(rows)  # one row per frame time and emotion, not per face
+    pd.testing.assert_frame_equal(emotion_counts(tally), emotion_counts(rows))
+
+
 def test_counts_from_any_split_of_the_rows_merge_to_the_counts_of_all_of_them(rows: pd.DataFrame) -> None:
     whole = emotion_counts(rows, by=("student",))
     for cut in range(len(rows) + 1):
@@ -163,8 +171,10 @@ def test_student_states_take_the_most_frequent_recent_emotion_latest_winning_tie
     assert states.loc[2, "last_seen"] == pd.Timestamp(T0 + timedelta(seconds=12))
 
 
-def test_student_summary_counts_frames_presence_and_shares(rows: pd.DataFrame) -> None:
-    summary = student_summary(rows, session_frames=len(PERIOD_1)).set_index("student")
+def test_student_summary_counts_frames_presence_and_shares(engine: Engine) -> None:
+    record(engine, "period-1", PERIOD_1)
+    totals = student_totals(engine, find_session(engine, "period-1").id)
+    summary = student_summary(totals, session_frames=len(PERIOD_1)).set_index("student")
 
     assert list(summary.index) == ["tile-0", "tile-1", "tile-2"]
     assert list(summary["frames"]) == [7, 7, 4]
@@ -175,6 +185,9 @@ def test_student_summary_counts_frames_presence_and_shares(rows: pd.DataFrame) -
     assert summary.loc["tile-1", "last_seen"] == pd.Timestamp(T0 + timedelta(seconds=24))
 
 
-def test_student_summary_of_no_rows_is_an_empty_table_with_the_columns(rows: pd.DataFrame) -> None:
-    summary = student_summary(rows.iloc[:0], session_frames=3)
+def test_tallies_of_a_session_without_faces_are_empty_tables_with_their_columns(engine: Engine) -> None:
+    record(engine, "cameras-off", [(0, {}), (1, {}), (2, {})])
+    session_id = find_session(engine, "cameras-off").id
+    assert emotion_counts(emotion_tally(engine, session_id)).empty
+    summary = student_summary(student_totals(engine, session_id), session_frames=3)
     assert summary.empty and {"student", "frames", "present", "dominant", *EMOTIONS} <= set(summary.columns)

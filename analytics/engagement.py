@@ -1,0 +1,162 @@
+"""Engagement from the stored signals: a score in [0, 1] per student per frame, per time bin, and class-wide.
+
+Every analysed frame counts for every student from their first appearance on, so a student missing from a
+frame (their tile gone from the gallery) is absent in it. Per student and frame, each component is 0 or 1
+except the expression:
+
+    present     the face shows
+    attentive   the face shows and the head is within score.max_yaw_degrees / max_pitch_degrees of the camera
+                (a face whose pose is unknown counts as attentive)
+    eyes_open   the face shows and the eyes are not closed (unknown eyes count as open)
+    expression  the face shows, 1 minus the smoothed probability of a negative emotion (score.negative_emotions);
+                each emotion probability is averaged over the trailing score.emotion_window_seconds
+
+    score = sum(weight * component) / sum(weight), with the weights of analytics/engagement.toml
+
+A frame without a face scores 0. A session captured without emotions (attention-only) has no expression
+component: its weight drops out and the others share the whole. A bin's score is the time-weighted mean
+of its frames; the class score of a bin is the mean over the students in the gallery during that bin
+(a student who left the call stops counting; one with the camera off or an empty seat counts as 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.settings import ScoreConfig
+from db.schema import PROBABILITY_COLUMNS
+from model.emotions import EMOTIONS
+
+# What stands in a student's frame when no row does: they were not in the gallery at all.
+ABSENT = "absent"
+# A frame stands for the time until the next one, but a pause in capture longer than this many typical
+# frame intervals is not counted as time the class was watched.
+MAX_GAP_INTERVALS = 5.0
+
+
+def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
+    """One row per student per frame from their first appearance on, ordered by student then time.
+
+    rows: db.queries.signal_rows; frames: db.queries.frame_rows. Columns: student_id, student, name, frame,
+    ts, seconds (the time the frame stands for), presence (face, camera_off, empty or absent), present,
+    attentive, eyes_closed (bools), the smoothed probability columns and `negative` (NaN without an
+    emotion), score.
+    """
+    timeline = frames[["frame", "ts"]].assign(seconds=frame_seconds(frames["ts"]))
+    people = rows.groupby("student_id", sort=True).agg(
+        student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
+    )
+    grid = people.reset_index().merge(timeline, how="cross")
+    grid = grid[grid["frame"] >= grid["first_frame"]].drop(columns="first_frame")
+    observed = smoothed_emotions(rows, config.emotion_window_seconds)
+    signal = ["presence", "yaw", "pitch", "eyes_closed", *PROBABILITY_COLUMNS]
+    table = grid.merge(observed[["student_id", "frame", *signal]], on=["student_id", "frame"], how="left")
+    table["presence"] = table["presence"].fillna(ABSENT)
+    table["present"] = table["presence"] == "face"
+    turned = (table["yaw"].abs() > config.max_yaw_degrees) | (table["pitch"].abs() > config.max_pitch_degrees)
+    table["attentive"] = table["present"] & ~turned
+    table["eyes_closed"] = table["present"] & table["eyes_closed"].fillna(False).astype(bool)
+    negative = [f"p_{emotion}" for emotion in config.negative_emotions]
+    table["negative"] = table[negative].sum(axis=1, min_count=1)
+    table["score"] = _score(table, config)
+    return table.sort_values(["student_id", "ts"], kind="stable").reset_index(drop=True)
+
+
+def frame_seconds(ts: pd.Series) -> pd.Series:
+    """The time each frame stands for: until the next frame, capped at MAX_GAP_INTERVALS typical intervals;
+    the last frame gets the typical interval (1 s for a single frame)."""
+    gaps = ts.diff().dt.total_seconds().shift(-1)
+    typical = float(gaps.median()) if gaps.notna().any() else 1.0
+    return gaps.fillna(typical).clip(upper=typical * MAX_GAP_INTERVALS)
+
+
+def smoothed_emotions(rows: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
+    """rows with each probability column replaced by its mean over the student's trailing window (rows
+    without an emotion neither count nor change); NaN stays NaN."""
+    if rows.empty or rows[PROBABILITY_COLUMNS[0]].isna().all():
+        return rows
+    ordered = rows.sort_values(["student_id", "ts"], kind="stable")
+    with_emotion = ordered[ordered[PROBABILITY_COLUMNS[0]].notna()]
+    window = f"{int(round(window_seconds * 1000))}ms"
+    means = (
+        with_emotion.set_index("ts")
+        .groupby("student_id")[list(PROBABILITY_COLUMNS)]
+        .rolling(window, min_periods=1)
+        .mean()
+    )
+    smoothed = ordered.copy()
+    smoothed.loc[with_emotion.index, list(PROBABILITY_COLUMNS)] = means.to_numpy()
+    return smoothed
+
+
+def _score(table: pd.DataFrame, config: ScoreConfig) -> pd.Series:
+    weights = config.weights
+    present = table["present"].to_numpy(float)
+    score = (
+        weights.present * present
+        + weights.attentive * table["attentive"].to_numpy(float)
+        + weights.eyes_open * present * (~table["eyes_closed"]).to_numpy(float)
+    )
+    total = np.full(len(table), weights.present + weights.attentive + weights.eyes_open)
+    # The expression counts only where an emotion was inferred; elsewhere its weight drops out.
+    expression = (1 - table["negative"]).to_numpy(float)
+    has_expression = ~np.isnan(expression)
+    score = score + np.where(has_expression, weights.expression * np.nan_to_num(expression), 0)
+    total = total + np.where(has_expression, weights.expression, 0)
+    return pd.Series(np.divide(score, total, out=np.zeros(len(table)), where=total > 0), index=table.index)
+
+
+def student_bins(signals: pd.DataFrame, bin_seconds: int) -> pd.DataFrame:
+    """Per student per time bin (bins aligned to multiples of bin_seconds since the epoch, as in
+    analytics.timeline): student_id, student, name, bin, score, present, attentive (time-weighted shares)."""
+    binned = signals.assign(bin=signals["ts"].dt.floor(f"{bin_seconds}s"))
+    weighted = binned.assign(
+        score=binned["score"] * binned["seconds"],
+        present=binned["present"] * binned["seconds"],
+        attentive=binned["attentive"] * binned["seconds"],
+        in_gallery=binned["presence"] != ABSENT,
+    )
+    grouped = weighted.groupby(["student_id", "bin"], sort=True).agg(
+        student=("student", "first"),
+        name=("name", "first"),
+        seconds=("seconds", "sum"),
+        score=("score", "sum"),
+        present=("present", "sum"),
+        attentive=("attentive", "sum"),
+        in_gallery=("in_gallery", "any"),
+    )
+    for column in ("score", "present", "attentive"):
+        grouped[column] = grouped[column] / grouped["seconds"].where(grouped["seconds"] > 0)
+    return grouped.reset_index()
+
+
+def class_bins(per_student: pd.DataFrame) -> pd.DataFrame:
+    """Class-wide per bin, from student_bins: bin, students (in the gallery), present, attentive, score (means
+    over those students)."""
+    columns = ["bin", "students", "present", "attentive", "score"]
+    in_gallery = per_student[per_student["in_gallery"]]
+    if in_gallery.empty:
+        return pd.DataFrame(columns=columns)
+    table = in_gallery.groupby("bin", sort=True).agg(
+        students=("student_id", "nunique"),
+        present=("present", "mean"),
+        attentive=("attentive", "mean"),
+        score=("score", "mean"),
+    )
+    return table.reset_index()[columns]
+
+
+def emotion_shares(signals: pd.DataFrame) -> pd.DataFrame:
+    """Per student: the share of their face time in which each emotion led the smoothed probabilities.
+    Index student_id, columns EMOTIONS; NaN for a student with no emotion at all (attention-only)."""
+    faces = signals[signals["present"] & signals[PROBABILITY_COLUMNS[0]].notna()]
+    leading = faces[list(PROBABILITY_COLUMNS)].to_numpy().argmax(axis=1)
+    seconds = (
+        faces.assign(leading=[EMOTIONS[i] for i in leading])
+        .pivot_table(index="student_id", columns="leading", values="seconds", aggfunc="sum")
+        .reindex(index=signals["student_id"].unique(), columns=list(EMOTIONS))
+        .fillna(0)
+    )
+    totals = seconds.sum(axis=1)
+    return seconds.div(totals.where(totals > 0), axis=0)

@@ -1,0 +1,114 @@
+"""The after-class report of one session, as CSV files in a folder:
+
+students.csv  per student: time present (face showing), camera off, attentive, mean engagement,
+              emotion shares (empty for an attention-only session), flags raised and their reasons
+class.csv     the class summary per time bin: students in the gallery, present and attentive shares,
+              class engagement score
+flags.csv     every flag: student, rule, reason, start, raised, end (empty while still on)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics.engagement import class_bins, emotion_shares, frame_signals, student_bins
+from analytics.export import ExportError
+from analytics.flags import Flag, session_flags
+from analytics.settings import EngagementConfig
+from db.queries import find_session, frame_rows, signal_rows
+from model.emotions import EMOTIONS
+
+DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    students: int  # rows written to each file
+    bins: int
+    flags: int
+
+
+def write_report(engine: Engine, session_name: str, out: Path, config: EngagementConfig) -> ReportFiles:
+    """Write the session's report into folder `out` (created if needed).
+
+    Raises db.errors.DatabaseError for an unknown session or unreadable database, ExportError when the
+    folder can't be written.
+    """
+    session = find_session(engine, session_name)
+    rows, frames = signal_rows(engine, session.id), frame_rows(engine, session.id)
+    signals = frame_signals(rows, frames, config.score) if len(rows) else None
+    flags = session_flags(signals, config.flags) if signals is not None else []
+    students = student_table(signals, flags)
+    per_bin = class_bins(student_bins(signals, config.score.bin_seconds)) if signals is not None else None
+    class_table = _class_table(per_bin)
+    flag_table = pd.DataFrame(
+        [(f.student, f.name, f.rule, f.reason, _iso(f.start), _iso(f.raised), _iso(f.end)) for f in flags],
+        columns=["student", "name", "rule", "reason", "start", "raised", "end"],
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for file, table in (("students.csv", students), ("class.csv", class_table), ("flags.csv", flag_table)):
+            table.to_csv(out / file, index=False, float_format=f"%.{DECIMALS}f")
+    except OSError as exc:
+        raise ExportError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
+    return ReportFiles(len(students), len(class_table), len(flag_table))
+
+
+def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFrame:
+    """One row per student in order of first appearance (see the module docstring)."""
+    shares = [f"share_{emotion}" for emotion in EMOTIONS]
+    columns = [
+        "student",
+        "name",
+        "seconds_present",
+        "seconds_camera_off",
+        "seconds_attentive",
+        "attentive_share",
+        "engagement",
+        *shares,
+        "flags",
+        "flag_reasons",
+    ]
+    if signals is None:
+        return pd.DataFrame(columns=columns)
+    timed = signals.assign(
+        present_s=signals["seconds"] * signals["present"],
+        camera_off_s=signals["seconds"] * (signals["presence"] == "camera_off"),
+        attentive_s=signals["seconds"] * signals["attentive"],
+        weighted_score=signals["seconds"] * signals["score"],
+    )
+    table = timed.groupby("student_id", sort=True).agg(
+        student=("student", "first"),
+        name=("name", "first"),
+        seconds_present=("present_s", "sum"),
+        seconds_camera_off=("camera_off_s", "sum"),
+        seconds_attentive=("attentive_s", "sum"),
+        seconds=("seconds", "sum"),
+        weighted_score=("weighted_score", "sum"),
+    )
+    table["attentive_share"] = table["seconds_attentive"] / table["seconds_present"].where(table["seconds_present"] > 0)
+    table["engagement"] = table["weighted_score"] / table["seconds"]
+    table[shares] = emotion_shares(signals).reindex(table.index).to_numpy()
+    by_student: dict[str, list[Flag]] = {}
+    for flag in flags:
+        by_student.setdefault(flag.student, []).append(flag)
+    table["flags"] = table["student"].map(lambda key: len(by_student.get(key, [])))
+    table["flag_reasons"] = table["student"].map(
+        lambda key: "; ".join(f"{_iso(f.start)} {f.rule}: {f.reason}" for f in by_student.get(key, []))
+    )
+    return table.reset_index(drop=True)[columns]
+
+
+def _class_table(per_bin: pd.DataFrame | None) -> pd.DataFrame:
+    columns = ["bin", "students", "present", "attentive", "engagement"]
+    if per_bin is None or per_bin.empty:
+        return pd.DataFrame(columns=columns)
+    return per_bin.rename(columns={"score": "engagement"}).assign(bin=per_bin["bin"].map(_iso))[columns]
+
+
+def _iso(ts: pd.Timestamp | None) -> str:
+    return "" if ts is None else ts.isoformat()

@@ -1,0 +1,179 @@
+"""Milliseconds for the dashboard's heavy work on a long class: the live page's refresh tick and the session report.
+
+`python -m bench.dashboard [--minutes M] [--students N] [--ticks T] [--repeats R]`. Builds a SQLite session of
+M minutes x N students x 1 observation per second (default 2 h x 50 = 360 000 rows) with bulk inserts through
+db.schema, then times the real callbacks: `live_tick` (the dcc.Interval's callback; first tick, then incremental
+ticks, each after 2 s more of rows arrive as from a running capture) and the report page the router builds.
+Targets (issue 5): live tick <= 150 ms, report page <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, insert
+
+from dashboard.callbacks import live_tick, session_report
+from dashboard.live import DEFAULT_WINDOW_SECONDS
+from db.migrate import upgrade
+from db.queries import find_session
+from db.schema import PROBABILITY_COLUMNS, frames, observations, sessions, students
+from model.emotions import EMOTIONS
+
+SESSION = "bench-long-class"
+TICK_SECONDS = 2  # the live page's refresh period; a running capture adds this many frames between ticks
+TARGET_TICK_MS = 150
+TARGET_REPORT_MS = 2000
+# Rows per INSERT batch: large enough to amortise the round trips, small enough to keep memory flat.
+CHUNK_FRAMES = 600
+
+
+class SyntheticClass:
+    """Writes a class of `students` faces, one frame a second, straight into the tables (no capture pipeline)."""
+
+    def __init__(self, engine: Engine, student_count: int, start: datetime, seed: int = 0) -> None:
+        self.engine, self.student_count, self.start = engine, student_count, start
+        self.rng = np.random.default_rng(seed)
+        self.next_frame = 0
+        with engine.begin() as connection:
+            self.session_id = connection.scalar(
+                insert(sessions).values(name=SESSION, source="bench", started_at=start).returning(sessions.c.id)
+            )
+            rows = [
+                {"session_id": self.session_id, "key": f"tile-{n}", "first_seen": start, "last_seen": start}
+                for n in range(1, student_count + 1)
+            ]
+            statement = insert(students).returning(students.c.id, sort_by_parameter_order=True)
+            self.student_ids = list(connection.scalars(statement, rows))
+
+    def add_frames(self, count: int) -> None:
+        for first in range(0, count, CHUNK_FRAMES):
+            self._insert(min(CHUNK_FRAMES, count - first))
+
+    @property
+    def latest(self) -> datetime:
+        return self.start + timedelta(seconds=self.next_frame - 1)
+
+    def _insert(self, count: int) -> None:
+        indices = range(self.next_frame, self.next_frame + count)
+        times = [self.start + timedelta(seconds=index) for index in indices]
+        # A drifting class mood, so the charts have something to draw: Dirichlet draws around a slow-moving mean.
+        size = (count, self.student_count)
+        mood = 1 + 4 * np.abs(np.sin(np.outer(np.array(indices) / 600, np.arange(1, len(EMOTIONS) + 1))))
+        probabilities = self.rng.gamma(np.repeat(mood[:, None, :], self.student_count, axis=1))
+        probabilities /= probabilities.sum(axis=2, keepdims=True)
+        emotion = probabilities.argmax(axis=2)
+        boxes = self.rng.integers(40, 100, size=size)
+        frame_rows = [
+            {
+                "session_id": self.session_id,
+                "frame_index": i,
+                "ts": ts,
+                "faces": self.student_count,
+                "processing_ms": 60.0,
+            }
+            for i, ts in zip(indices, times, strict=True)
+        ]
+        observation_rows = [
+            {
+                "session_id": self.session_id,
+                "student_id": student_id,
+                "frame_index": i,
+                "ts": ts,
+                "x": 200 * s,
+                "y": 100,
+                "w": int(boxes[f, s]),
+                "h": int(boxes[f, s]),
+                "emotion": int(emotion[f, s]),
+                **dict(zip(PROBABILITY_COLUMNS, probabilities[f, s].tolist(), strict=True)),
+            }
+            for f, (i, ts) in enumerate(zip(indices, times, strict=True))
+            for s, student_id in enumerate(self.student_ids)
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(insert(frames), frame_rows)
+            connection.execute(insert(observations), observation_rows)
+        self.next_frame += count
+
+
+@dataclass
+class Timings:
+    """Wall-clock and CPU milliseconds of repeated calls. CPU time is this process's own (SQLite runs in it),
+    so a machine busy with other work inflates the wall-clock figures but hardly the CPU ones."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    def run(self, call: Callable[[], Any]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        self.wall_ms.append((time.perf_counter() - wall) * 1000)
+        self.cpu_ms.append((time.process_time() - cpu) * 1000)
+        return result
+
+    def print_row(self, what: str, target_ms: float | None = None) -> None:
+        median = statistics.median(self.wall_ms)
+        verdict = "" if target_ms is None else ("  ok" if median <= target_ms else "  OVER TARGET")
+        p95 = float(np.percentile(self.wall_ms, 95))
+        cpu = statistics.median(self.cpu_ms)
+        print(f"{what:<34}{len(self.wall_ms):>6}{median:>11.1f}{p95:>9.1f}{cpu:>15.1f}{verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=120)
+    parser.add_argument("--students", type=int, default=50)
+    parser.add_argument("--ticks", type=int, default=30, help="incremental live ticks timed")
+    parser.add_argument("--repeats", type=int, default=5, help="report page builds timed")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as work:
+        engine = upgrade(f"sqlite:///{work}/bench.db")
+        # A fixed start keeps runs comparable; `now` is always just after the newest frame, as in a live class.
+        start = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+        synthetic = SyntheticClass(engine, args.students, start)
+        build = Timings()
+        build.run(lambda: synthetic.add_frames(args.minutes * 60))
+        print(
+            f"SQLite, {args.minutes} min x {args.students} students x 1 row/s = "
+            f"{synthetic.next_frame * args.students} observations (bulk insert {build.wall_ms[0] / 1000:.1f} s); "
+            f"live window {DEFAULT_WINDOW_SECONDS // 60} min; {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print(f"{'what':<34}{'runs':>6}{'median ms':>11}{'p95 ms':>9}{'median CPU ms':>15}")
+        session = find_session(engine, SESSION)
+        live = {"id": session.id, "name": session.name}
+
+        def tick(stored: dict[str, Any] | None, window: str = str(DEFAULT_WINDOW_SECONDS)) -> tuple[Any, ...]:
+            return live_tick(engine, live, window, stored, synthetic.latest + timedelta(seconds=1))
+
+        first = Timings()
+        outputs = first.run(lambda: tick(None))
+        first.print_row("live tick, first (opens the page)")
+        ticks = Timings()
+        for _ in range(args.ticks):
+            synthetic.add_frames(TICK_SECONDS)
+            outputs = ticks.run(lambda stored=outputs[0]: tick(stored))
+        ticks.print_row("live tick, incremental", TARGET_TICK_MS)
+        whole = Timings()
+        whole.run(lambda: tick(None, window="all"))
+        whole.print_row("live tick, first, whole session")
+        reports = Timings()
+        for _ in range(args.repeats):
+            reports.run(lambda: session_report(engine, session))
+        reports.print_row("report page", TARGET_REPORT_MS)
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

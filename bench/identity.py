@@ -1,0 +1,168 @@
+"""Names and identity on 1080p galleries: exact names read, identity kept through reshuffles, per-frame cost.
+
+`python -m bench.identity [--reshuffles N] [--frames N]`. Galleries are drawn by tests/galleries.py from
+skimage's LFW faces with a name label on every tile (OpenCV Hershey fonts; names with apostrophes,
+hyphens, "Jr.", pronoun and "(2)" suffixes; some tiles muted, some cameras off), 9 to 49 tiles.
+
+- names: the share of tiles whose cleaned name is exactly the drawn name (without its decorations);
+- identity: over reshuffles of a 49-tile gallery that move every tile (and switch a few cameras), the
+  share of tile moves after which the tile's student key is still the student's; with names (and cameras
+  switching on and off), and with no labels at all and every camera on (appearance and place only);
+- cost: the identity stage (names from the cache + matching) on a 49-tile frame with no OCR due.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from capture.detect import make_detector
+from capture.detect.regions import find_faces
+from capture.grid import find_tile_grid
+from capture.names import NameReader
+from capture.students import StudentTracker
+from tests.galleries import Gallery, LabelStyle, compose_gallery, lfw_faces
+
+FIRST = ["Ada", "Sean", "Anne-Marie", "Zoe", "Li", "Priya", "Jose", "Mary-Kate", "D'Andre", "Kim", "Olga"]
+FIRST += ["Ravi", "Emily", "Chloe", "Juan", "Aisha", "Tom", "Ngozi", "Bjorn", "Fatima", "Noor", "Luca"]
+LAST = ["O'Brien", "Dubois", "Chen", "Wei", "Natarajan", "Garcia", "O'Neil", "Jackson", "Nguyen", "Petrova"]
+LAST += ["Shankar", "Watson", "Martin", "Diaz", "Al-Farsi", "King Jr.", "Okafor", "Alund", "Khan", "St. John"]
+DECORATIONS = ["", "", "", " (she/her)", " (he/him)", " (2)"]
+STYLES = {
+    "simplex 0.5": LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, 0.5),
+    "duplex 0.45": LabelStyle(cv2.FONT_HERSHEY_DUPLEX, 0.45),
+    "triplex 0.5": LabelStyle(cv2.FONT_HERSHEY_TRIPLEX, 0.5),
+    "complex 0.5": LabelStyle(cv2.FONT_HERSHEY_COMPLEX, 0.5),
+}
+GRIDS = [(3, 3), (4, 4), (5, 5), (6, 6), (7, 7)]
+CAMERA_OFF_SHARE = 0.2
+MUTED_SHARE = 0.3
+
+
+def class_names(n: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """n distinct names as drawn (with decorations) and as they should be read."""
+    clean: list[str] = []
+    while len(clean) < n:
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        if name not in clean:
+            clean.append(name)
+    return [name + str(rng.choice(DECORATIONS)) for name in clean], clean
+
+
+def draw(order: list[int], names: list[str] | None, off: set[int], cols: int, rows: int, seed: int, **kw) -> Gallery:
+    faces = lfw_faces(len(order))
+    return compose_gallery(
+        [faces[s] for s in order if s not in off],
+        cols,
+        rows,
+        seed=seed,
+        camera_off={t for t, s in enumerate(order) if s in off},
+        names=None if names is None else [names[s] for s in order],
+        **kw,
+    )
+
+
+def bench_names(rng: np.random.Generator) -> None:
+    print(f"{'grid':<6}{'font':<13}{'tiles':>6}{'exact':>7}{'rate':>8}{'OCR ms':>8}")
+    exact = total = 0
+    for cols, rows in GRIDS:
+        n = cols * rows
+        for font, style in STYLES.items():
+            drawn, clean = class_names(n, rng)
+            off = set(rng.choice(n, int(n * CAMERA_OFF_SHARE), replace=False).tolist())
+            muted = set(rng.choice(n, int(n * MUTED_SHARE), replace=False).tolist())
+            gallery = draw(list(range(n)), drawn, off, cols, rows, seed=n, label=style, muted=muted)
+            started = time.perf_counter()
+            read = NameReader().read(gallery.image, find_tile_grid(gallery.image) or [])
+            ms = (time.perf_counter() - started) * 1000
+            right = sum(a == b for a, b in zip(read, clean, strict=True))
+            exact, total = exact + right, total + n
+            print(f"{cols}x{rows:<4}{font:<13}{n:>6}{right:>7}{right / n:>8.1%}{ms:>8.0f}")
+            for want, got in zip(clean, read, strict=True):
+                if want != got:
+                    print(f"      read {got!r} for {want!r}")
+    print(f"names read exactly: {exact}/{total} = {exact / total:.1%} (target >= 95%)")
+
+
+def bench_identity(detector, reshuffles: int, named: bool, rng: np.random.Generator) -> float:
+    n, cols, rows = 49, 7, 7
+    drawn, _ = class_names(n, rng)
+    names = drawn if named else None
+    tracker, reader = StudentTracker(), NameReader()
+    # Without labels a camera-off tile has nothing to be known by: that run has every camera on.
+    off = set(range(40, 49)) if named else set()
+    key_of: dict[int, str] = {}
+    kept = moves = 0
+    order = list(range(n))
+    for step in range(reshuffles + 1):
+        gallery = draw(order, names, off, cols, rows, seed=step)
+        tiles = find_tile_grid(gallery.image) or []
+        detections = find_faces(detector, gallery.image, tiles)
+        tracker.assign(tiles, detections, gallery.image, reader.read(gallery.image, tiles) if named else None)
+        keys = [tracker.tile_key(t) for t in range(len(tiles))]
+        if step == 0:
+            key_of = dict(zip(order, keys, strict=True))
+        else:
+            kept += sum(key_of[s] == key for s, key in zip(order, keys, strict=True))
+            moves += n
+        order = _derangement(order, rng)
+        if named:  # a few students switch their camera between layouts
+            switch = set(rng.choice(n, 4, replace=False).tolist())
+            off = off ^ switch if len(off ^ switch) <= 12 else off
+    how = "names, 9-12 cameras off" if named else "no labels, every camera on: appearance + place"
+    print(f"identity kept through {reshuffles} reshuffles of 49 tiles, {how}: {kept}/{moves} = {kept / moves:.2%}")
+    return kept / moves
+
+
+def bench_cost(detector, frames: int, rng: np.random.Generator) -> float:
+    drawn, _ = class_names(49, rng)
+    gallery = draw(list(range(49)), drawn, set(range(40, 49)), 7, 7, seed=0)
+    tiles = find_tile_grid(gallery.image) or []
+    detections = find_faces(detector, gallery.image, tiles)
+    tracker, reader = StudentTracker(), NameReader()
+    tracker.assign(tiles, detections, gallery.image, reader.read(gallery.image, tiles))
+    names_ms, match_ms = [], []
+    for _ in range(frames):
+        started = time.perf_counter()
+        names = reader.read(gallery.image, tiles)
+        read = time.perf_counter()
+        tracker.assign(tiles, detections, gallery.image, names)
+        names_ms.append((read - started) * 1000)
+        match_ms.append((time.perf_counter() - read) * 1000)
+    assert reader.tesseract_calls == 1
+    total = [a + b for a, b in zip(names_ms, match_ms, strict=True)]
+    print(f"identity per 49-tile frame, no OCR due ({frames} frames): median {statistics.median(total):.1f} ms")
+    print(f"  label check {statistics.median(names_ms):.1f} ms + matching {statistics.median(match_ms):.1f} ms")
+    print(f"  p90 {np.percentile(total, 90):.1f} ms")
+    return statistics.median(total)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.identity", description=__doc__.splitlines()[0])
+    parser.add_argument("--reshuffles", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=30)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(4)
+    detector = make_detector("blazeface")
+    bench_names(rng)
+    bench_identity(detector, args.reshuffles, True, rng)
+    bench_identity(detector, args.reshuffles, False, rng)
+    bench_cost(detector, args.frames, rng)
+    return 0
+
+
+def _derangement(order: list[int], rng: np.random.Generator) -> list[int]:
+    """`order` permuted so that every student lands on another tile."""
+    while True:
+        moved = [order[i] for i in rng.permutation(len(order))]
+        if all(a != b for a, b in zip(moved, order, strict=True)):
+            return moved
+
+
+if __name__ == "__main__":
+    sys.exit(main())

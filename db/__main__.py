@@ -1,0 +1,89 @@
+"""`python -m db`: database maintenance.
+
+`python -m db purge --db URL (--older-than-days N | --session NAME)`: remove sessions completely.
+`python -m db students rename --db URL --session NAME OLD NEW`: give a student a display name.
+`python -m db students merge --db URL --session NAME KEEP DROP`: make two students one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from db.engine import DEFAULT_URL
+from db.errors import DatabaseError
+from db.migrate import upgrade
+from db.purge import purge_older_than, purge_session
+from db.students import merge_students, rename_student
+
+PROG = "python -m db"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    purge = commands.add_parser(
+        "purge", help="remove sessions with every row they own (observations, frames, students)"
+    )
+    purge.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--older-than-days", type=float, metavar="N", help="every session that ended more than N days ago"
+    )
+    which.add_argument("--session", metavar="NAME", help="the session called NAME")
+    _add_students_commands(commands)
+    args = parser.parse_args(argv)
+    if args.command == "purge" and args.older_than_days is not None and args.older_than_days < 0:
+        parser.error("--older-than-days must not be negative")
+    return args
+
+
+def _add_students_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    students = commands.add_parser("students", help="fix students' identities after a session")
+    actions = students.add_subparsers(dest="action", required=True)
+    rename = actions.add_parser("rename", help="give a student a display name")
+    rename.add_argument("old", metavar="OLD", help="the student's key (e.g. tile-3) or current name")
+    rename.add_argument("new", metavar="NEW", help="the name to show from now on")
+    merge = actions.add_parser("merge", help="make DROP's observations KEEP's and remove DROP")
+    merge.add_argument("keep", metavar="KEEP", help="the student's key or name that stays")
+    merge.add_argument("drop", metavar="DROP", help="the student's key or name that goes")
+    for action in (rename, merge):
+        action.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
+        action.add_argument("--session", required=True, metavar="NAME", help="the session the students are in")
+
+
+def _students(args: argparse.Namespace) -> int:
+    try:
+        engine = upgrade(args.db)
+        if args.action == "rename":
+            key = rename_student(engine, args.session, args.old, args.new)
+            print(f"renamed {key} to {args.new.strip()!r}")
+        else:
+            moved = merge_students(engine, args.session, args.keep, args.drop)
+            print(f"merged {args.drop!r} into {args.keep!r}: {moved} observation(s) moved")
+    except DatabaseError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "students":
+        return _students(args)
+    try:
+        engine = upgrade(args.db)
+        if args.session is not None:
+            purge_session(engine, args.session)
+            purged = [args.session]
+        else:
+            purged = purge_older_than(engine, args.older_than_days)
+    except DatabaseError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"purged {len(purged)} session(s)" + "".join(f"\n  {name}" for name in purged))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Removes whole sessions: every observation, student and frame row of them, then the session row itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, delete, func, select
+
+from db.engine import write_transaction
+from db.errors import reported_as
+from db.queries import UnknownSessionError
+from db.schema import frames, observations, sessions, students
+
+
+def purge_older_than(engine: Engine, days: float, now: datetime | None = None) -> list[str]:
+    """Purge every session that ended (or, never closed, started) more than `days` days before `now`.
+    Returns the purged sessions' names."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    last_active = func.coalesce(sessions.c.ended_at, sessions.c.started_at)
+    return _purge(engine, select(sessions.c.id, sessions.c.name).where(last_active < cutoff))
+
+
+def purge_session(engine: Engine, name: str) -> None:
+    """Purge the session called `name`; UnknownSessionError when there is none."""
+    if not _purge(engine, select(sessions.c.id, sessions.c.name).where(sessions.c.name == name)):
+        raise UnknownSessionError(f"no session named {name!r}")
+
+
+def _purge(engine: Engine, chosen: Select[Any]) -> list[str]:
+    with reported_as("purge sessions in", engine.url), write_transaction(engine) as connection:
+        _overwrite_deleted_data(connection)
+        found = connection.execute(chosen).all()
+        ids = [row.id for row in found]
+        # Children first, each table explicitly: no reliance on ON DELETE CASCADE being enforced.
+        for table in (observations, students, frames, sessions):
+            key = table.c.id if table is sessions else table.c.session_id
+            connection.execute(delete(table).where(key.in_(ids)))
+    if found and engine.dialect.name == "sqlite":
+        _checkpoint(engine)
+    return [row.name for row in found]
+
+
+def _overwrite_deleted_data(connection: Connection) -> None:
+    # SQLite otherwise leaves deleted rows' bytes in free pages of the file until a VACUUM.
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA secure_delete=ON")
+
+
+def _checkpoint(engine: Engine) -> None:
+    # The database file keeps the old pages until a checkpoint copies the overwritten ones in, and the
+    # write-ahead log may hold older copies of them: checkpoint, and empty the log.
+    with reported_as("purge sessions in", engine.url), engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,288 @@
+"""The dashboard in a real browser: headless Chromium, driven by Selenium, against `python -m dashboard` on
+localhost, over a SQLite file written by the real capture CLI from generated gallery frames.
+
+A screenshot of every page goes to $CLASSPULSE_TEST_ARTIFACTS (default: a pytest temporary folder). The
+gallery frames stay in pytest's temporary folders; the dashboard itself never shows a face.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dashboard import ids
+from dashboard.figures import SPARKLINE_HEIGHT_PX
+from dashboard.layout import live_path, report_path
+from model.emotions import EMOTIONS
+from tests.cli import REPO, run_module
+from tests.dashboard_users import add_user_with_cli, sign_in_browser
+from tests.galleries import Gallery, compose_gallery, lfw_faces
+
+ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
+# A name that must be percent-encoded in URLs and cleaned up for file names.
+SESSION = "Year 9 / maths"
+ADMIN = "head-of-year"
+GALLERY_FRAMES = 2
+SERVER_START_S = 60
+# Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
+WAIT_S = 30
+WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 1000
+
+T = TypeVar("T")
+
+
+class Classroom:
+    """A SQLite file that the real capture CLI writes into, one run per call of `capture`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.db = folder / "classpulse.db"
+        self.url = f"sqlite:///{self.db}"
+        self.runs = 0
+
+    def capture(self, gallery: Gallery) -> None:
+        """Run `python -m capture` over GALLERY_FRAMES copies of `gallery`, continuing SESSION."""
+        self.runs += 1
+        frames = self.folder / f"run-{self.runs}"
+        frames.mkdir()
+        for index in range(GALLERY_FRAMES):
+            cv2.imwrite(str(frames / f"{index:03d}.png"), gallery.image)
+        result = run_module("capture", "--source", str(frames), "--db", self.url, "--session", SESSION)
+        assert result.returncode == 0, result.stderr
+
+    def count(self, table: str) -> int:
+        with sqlite3.connect(self.db) as connection:
+            return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+class Page:
+    """One headless Chromium window on the dashboard, with the waits and reads the tests share."""
+
+    def __init__(self, driver: webdriver.Chrome, base_url: str, downloads: Path, artifacts: Path) -> None:
+        self.driver, self.base_url, self.downloads, self.artifacts = driver, base_url, downloads, artifacts
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def wait_for(self, what: str, condition: Callable[[], T]) -> T:
+        """The first truthy value of `condition`, polled until WAIT_S have passed."""
+        try:
+            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.2).until(lambda _: condition())
+        except TimeoutException:
+            self.screenshot("timed-out")
+            raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}") from None
+
+    def elements(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, element_id: str) -> str:
+        found = self.driver.find_elements(By.ID, element_id)
+        return found[0].text if found else ""
+
+    def graph_points(self, css: str) -> list[dict[str, int]]:
+        """Per Plotly chart under `css` as drawn in the page: {trace name: number of points}, in trace order.
+        Empty until every chart there has its traces (a chart is drawn empty before its callback answers)."""
+        # Pairs, not a JS object: WebDriver returns objects with their keys sorted.
+        script = """
+            return [...document.querySelectorAll(arguments[0] + ' .js-plotly-plot')].map(graph =>
+                (graph.data || []).map(trace => [trace.name, (trace.x || []).length]));
+        """
+        charts = [dict(pairs) for pairs in self.driver.execute_script(script, css)]
+        return charts if all(charts) else []
+
+    def screenshot(self, name: str) -> None:
+        """The whole page, not only the window (Chromium's DevTools protocol; resizing the window would
+        re-lay the page out)."""
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"clip": clip, "captureBeyondViewport": True})
+        (self.artifacts / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+    def download(self, button_id: str, suffix: str) -> Path:
+        """Click a download button and wait for the finished file whose name ends with `suffix`."""
+        self.driver.find_element(By.ID, button_id).click()
+        return self.wait_for(f"a download ending in {suffix}", lambda: next(self.downloads.glob(f"*{suffix}"), None))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
+    """Chromium and its WebDriver, looked for before anything else is set up (skips without them, fails in CI)."""
+    return needs_tool("chromium"), needs_tool("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get(ARTIFACTS_VARIABLE) or tmp_path_factory.mktemp("browser-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory: pytest.TempPathFactory) -> Classroom:
+    """SESSION after one capture run over a 3x3 gallery of nine faces."""
+    room = Classroom(tmp_path_factory.mktemp("classroom"))
+    room.capture(compose_gallery(lfw_faces(9, start=60), 3, 3, seed=3))
+    return room
+
+
+@pytest.fixture(scope="module")
+def dashboard(classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m dashboard` on a free local port, serving the classroom's database to ADMIN; yields its base URL."""
+    add_user_with_cli(classroom.url, ADMIN)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "--db", classroom.url, "--port", str(port)]
+            + ["--data-dir", str(log_path.parent)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base_url, server, log_path)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(
+    browser_programs: tuple[str, str], dashboard: str, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Page]:
+    chromium, chromedriver = browser_programs
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument(f"--window-size={WINDOW_WIDTH},{WINDOW_HEIGHT}")
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    # An explicit driver path keeps Selenium Manager from trying to download one.
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        sign_in_browser(driver, dashboard, ADMIN)
+        yield Page(driver, dashboard, downloads, artifacts)
+    finally:
+        driver.quit()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"python -m dashboard exited with {server.returncode}:\n{log.read_text()}"
+        try:
+            with urllib.request.urlopen(base_url + "/", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers (signed-out visitors get an error status)
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"python -m dashboard did not answer within {SERVER_START_S} s:\n{log.read_text()}")
+
+
+def cards(page: Page) -> list[WebElement]:
+    return page.elements(f"#{ids.STUDENT_GRID} .student-card")
+
+
+def test_live_page_shows_the_timeline_and_new_rows_after_the_next_refresh(classroom: Classroom, page: Page) -> None:
+    page.open(live_path(SESSION))
+    students = classroom.count("students")
+    timeline = page.wait_for("the live timeline", lambda: page.graph_points(f"#{ids.LIVE_TIMELINE}"))[0]
+    assert list(timeline) == list(EMOTIONS) and all(points > 0 for points in timeline.values())
+    page.wait_for(f"{students} student cards", lambda: len(cards(page)) == students)
+    assert page.text(ids.LIVE_STUDENT_COUNT).startswith(f"{students} student(s) seen")
+    assert "ended" in page.text(ids.LIVE_BANNER)  # the capture run closed the session
+    page.screenshot("live")
+
+    # A marker on the window object survives refreshes but not a reload.
+    page.driver.execute_script("window.notReloaded = true;")
+    classroom.capture(compose_gallery(lfw_faces(12, start=70), 4, 3, seed=4))
+    more = classroom.count("students")
+    assert more > students
+    page.wait_for(f"{more} student cards after the refresh", lambda: len(cards(page)) == more)
+    assert page.driver.execute_script("return window.notReloaded === true;")
+    assert page.text(ids.LIVE_STUDENT_COUNT).startswith(f"{more} student(s) seen")
+    assert [card.get_attribute("data-student") for card in cards(page)] == [f"tile-{n}" for n in range(1, more + 1)]
+    # Every card's strip keeps its height through refreshes and fits its card, new cards included.
+    for card in cards(page):
+        strip = card.find_element(By.CSS_SELECTOR, ".sparkline").size
+        assert strip["height"] == SPARKLINE_HEIGHT_PX and 0 < strip["width"] <= card.size["width"], strip
+    page.screenshot("live-after-new-rows")
+
+
+def test_sessions_page_lists_the_session_with_its_counts(classroom: Classroom, page: Page) -> None:
+    page.open("/sessions")
+    row = page.wait_for("the session's row", lambda: session_row(page))
+    cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+    # Columns: started, session, source, duration, students, observations, report link.
+    assert cells[4:6] == [str(classroom.count("students")), str(classroom.count("observations"))]
+    page.screenshot("sessions")
+
+
+def session_row(page: Page) -> WebElement | None:
+    for row in page.elements(f"#{ids.SESSIONS_TABLE} tbody tr"):
+        if row.find_elements(By.TAG_NAME, "td")[1].text == SESSION:
+            return row
+    return None
+
+
+def test_report_page_renders_its_charts_and_one_row_per_student(classroom: Classroom, page: Page) -> None:
+    page.open(report_path(SESSION))
+    students = classroom.count("students")
+    rows = page.wait_for(
+        f"{students} rows in the students table",
+        lambda: len(found := page.elements(f"#{ids.REPORT_STUDENTS} tbody tr")) == students and found,
+    )
+    assert [row.get_attribute("data-student") for row in rows] == [f"tile-{n}" for n in range(1, students + 1)]
+    charts = page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.PAGE}"))
+    for chart in charts:
+        assert all(points > 0 for points in chart.values()), chart
+    assert list(page.graph_points(f"#{ids.REPORT_TIMELINE}")[0]) == list(EMOTIONS)
+    page.screenshot("report")
+
+
+def test_csv_exports_download_one_row_per_observation_and_per_student(classroom: Classroom, page: Page) -> None:
+    page.open(report_path(SESSION))
+    page.wait_for("the download buttons", lambda: page.elements(f"#{ids.DOWNLOAD_ROWS_BUTTON}"))
+    rows = read_csv(page.download(ids.DOWNLOAD_ROWS_BUTTON, "-rows.csv"))
+    assert len(rows) == classroom.count("observations")
+    assert {row["student"] for row in rows} == {f"tile-{n}" for n in range(1, classroom.count("students") + 1)}
+    students = read_csv(page.download(ids.DOWNLOAD_STUDENTS_BUTTON, "-students.csv"))
+    assert len(students) == classroom.count("students")
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))

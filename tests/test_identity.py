@@ -1,0 +1,204 @@
+"""Student identity: through gallery reshuffles, camera-off tiles and name-less sources; names in the
+database and the export; the rename/merge fix-up commands."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from capture.detect import make_detector
+from capture.detect.regions import find_faces
+from capture.grid import find_tile_grid
+from capture.names import NameReader
+from capture.students import StudentTracker
+from capture.types import Box, FaceDetections, FrameResult, Observation
+from db.migrate import upgrade
+from db.recorder import SessionRecorder
+from tests.cli import assert_one_clear_line, run_module
+from tests.conftest import require_tool
+from tests.galleries import PARTICIPANT_NAMES, Gallery, compose_gallery, lfw_faces
+
+NAMES = [*PARTICIPANT_NAMES, "Olga Petrova", "Ravi Shankar"]
+NEWCOMER = 12
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+P_HAPPY = np.array([0, 0, 0, 1, 0, 0, 0], np.float32)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return make_detector("blazeface")
+
+
+def class_gallery(order: list[int], cols: int, rows: int, seed: int, off: set[int], named: bool = True) -> Gallery:
+    """Students `order` (indices into NAMES and into the faces) in that tile order; students in `off` have
+    their camera off."""
+    faces = lfw_faces(len(NAMES))
+    camera_off = {tile for tile, student in enumerate(order) if student in off}
+    return compose_gallery(
+        [faces[s] for s in order if s not in off],
+        cols,
+        rows,
+        seed=seed,
+        camera_off=camera_off,
+        names=[NAMES[s] for s in order] if named else None,
+    )
+
+
+def identify(
+    tracker: StudentTracker, reader: NameReader | None, drawn: Gallery, detector
+) -> tuple[list[str], FaceDetections]:
+    """Every tile's student key, and the detections (for checks on the faces)."""
+    tiles = find_tile_grid(drawn.image)
+    assert tiles == drawn.tiles
+    detections = find_faces(detector, drawn.image, tiles)
+    names = reader.read(drawn.image, tiles) if reader is not None else None
+    tracker.assign(tiles, detections, drawn.image, names)
+    return [tracker.tile_key(i) for i in range(len(tiles))], detections
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A permutation of range(n) that moves every element."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = [int(i) for i in rng.permutation(n)]
+        if all(i != at for at, i in enumerate(order)):
+            return order
+
+
+def test_a_reshuffle_that_moves_every_tile_keeps_every_identity(detector) -> None:
+    require_tool("tesseract")
+    tracker, reader = StudentTracker(), NameReader()
+    first = list(range(12))
+    keys, _ = identify(tracker, reader, class_gallery(first, 4, 3, seed=0, off={3, 8}), detector)
+    key_of = dict(zip(first, keys, strict=True))
+    assert len(set(keys)) == 12
+    # Every tile moves, and two students switch their cameras (3 on, 10 off).
+    order = derangement(12, seed=0)
+    keys, _ = identify(tracker, reader, class_gallery(order, 4, 3, seed=10, off={8, 10}), detector)
+    assert keys == [key_of[s] for s in order]
+    # A newcomer joins: 13 tiles, 5 per row, everyone moves again.
+    order = [*derangement(12, seed=1), NEWCOMER]
+    keys, _ = identify(tracker, reader, class_gallery(order, 5, 3, seed=11, off={8}), detector)
+    assert keys[:12] == [key_of[s] for s in order[:12]]
+    assert keys[12] not in key_of.values()
+    names = tracker.display_names()
+    assert names[key_of[2]] == "Anne-Marie Dubois"
+    assert names[keys[12]] == "Ravi Shankar"
+
+
+def test_without_names_faces_keep_their_identity_by_appearance(detector) -> None:
+    tracker = StudentTracker()
+    first = list(range(9))
+    drawn = class_gallery(first, 3, 3, seed=0, off=set(), named=False)
+    keys, detections = identify(tracker, None, drawn, detector)
+    assert sorted(detections.tiles.tolist()) == list(range(9)), "precondition: every face is found"
+    key_of = dict(zip(first, keys, strict=True))
+    order = derangement(9, seed=1)
+    keys, detections = identify(tracker, None, class_gallery(order, 3, 3, seed=5, off=set(), named=False), detector)
+    assert sorted(detections.tiles.tolist()) == list(range(9)), "precondition: every face is found"
+    assert keys == [key_of[s] for s in order]
+
+
+def test_a_camera_off_tile_with_a_known_name_is_that_student_present_but_unseen(detector) -> None:
+    require_tool("tesseract")
+    tracker, reader = StudentTracker(), NameReader()
+    keys, _ = identify(tracker, reader, class_gallery(list(range(6)), 3, 2, seed=0, off=set()), detector)
+    # Ada (0) turns her camera off and the gallery puts camera-off tiles last.
+    order = [1, 2, 3, 4, 5, 0]
+    later, detections = identify(tracker, reader, class_gallery(order, 3, 2, seed=1, off={0}), detector)
+    assert 5 not in detections.tiles.tolist()  # no face in her tile
+    assert later == [keys[s] for s in order]
+    assert tracker.display_names()[later[5]] == "Ada Lovelace"
+
+
+def test_without_a_grid_tracks_are_shown_as_numbered_students() -> None:
+    tracker = StudentTracker()
+    boxes = np.array([[100, 100, 50, 50], [400, 100, 50, 50]], np.int32)
+    faces = FaceDetections(boxes, np.ones(2, np.float32), np.zeros((2, 6, 2), np.float32), np.full(2, -1, np.int32))
+    assert tracker.assign(None, faces) == ["track-1", "track-2"]
+    assert tracker.display_names() == {"track-1": "student 1", "track-2": "student 2"}
+
+
+def test_capture_stores_the_names_read_and_the_export_shows_them(tmp_path: Path) -> None:
+    """The real capture CLI over two named galleries, reshuffled between them: one student per name."""
+    require_tool("tesseract")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index, (order, seed) in enumerate([(list(range(6)), 0), (derangement(6, seed=2), 1)]):
+        cv2.imwrite(str(frames / f"{index}.png"), class_gallery(order, 3, 2, seed=seed, off=set()).image)
+    db = tmp_path / "class.db"
+    result = run_module("capture", "--source", str(frames), "--db", f"sqlite:///{db}", "--session", "named")
+    assert result.returncode == 0, result.stderr
+    rows = export(db, "named", tmp_path / "out.csv")
+    faces = [row for row in rows if row["x"] and row["name"]]
+    assert {row["name"] for row in faces} == set(NAMES[:6])
+    # One key per name across the reshuffle.
+    assert len({(row["student"], row["name"]) for row in faces}) == 6
+    assert len({row["student"] for row in faces}) == 6
+
+
+def export(db: Path, session: str, out: Path) -> list[dict[str, str]]:
+    result = run_module("analytics", "export", "--db", f"sqlite:///{db}", "--session", session, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with out.open() as f:
+        return list(csv.DictReader(f))
+
+
+def recorded_session(db: Path, keys_per_frame: list[list[str]], names: dict[str, str], close: bool = True) -> None:
+    engine = upgrade(f"sqlite:///{db}")
+    recorder = SessionRecorder.open(engine, "maths", "test")
+    for index, keys in enumerate(keys_per_frame):
+        observations = [Observation(key, None, Box(10 * i, 0, 9, 9), P_HAPPY, 3) for i, key in enumerate(keys)]
+        recorder.record(FrameResult(index, T0 + timedelta(seconds=index), observations, 5.0, student_names=names))
+    if close:
+        recorder.close()
+    engine.dispose()
+
+
+def students_cli(db: Path, *args: str):
+    return run_module("db", "students", args[0], "--db", f"sqlite:///{db}", "--session", args[1], *args[2:])
+
+
+def test_rename_and_merge_from_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "class.db"
+    recorded_session(db, [["tile-1", "tile-2"], ["tile-1", "tile-3"]], {"tile-1": "Ada Lovelace", "tile-3": "Ada L"})
+    # Rename by key, then by current name.
+    result = students_cli(db, "rename", "maths", "tile-2", "Sean O'Brien")
+    assert result.returncode == 0, result.stderr
+    result = students_cli(db, "rename", "maths", "Ada L", "Ada (tablet)")
+    assert result.returncode == 0, result.stderr
+    rows = export(db, "maths", tmp_path / "renamed.csv")
+    assert {(row["student"], row["name"]) for row in rows} == {
+        ("tile-1", "Ada Lovelace"),
+        ("tile-2", "Sean O'Brien"),
+        ("tile-3", "Ada (tablet)"),
+    }
+    # Ada joined twice: merge her tablet into her laptop.
+    result = students_cli(db, "merge", "maths", "Ada Lovelace", "tile-3")
+    assert result.returncode == 0, result.stderr
+    assert "1 observation" in result.stdout
+    rows = export(db, "maths", tmp_path / "merged.csv")
+    assert [(row["frame"], row["student"], row["name"]) for row in rows] == [
+        ("0", "tile-1", "Ada Lovelace"),
+        ("0", "tile-2", "Sean O'Brien"),
+        ("1", "tile-1", "Ada Lovelace"),
+        ("1", "tile-1", "Ada Lovelace"),
+    ]
+
+
+def test_rename_and_merge_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "class.db"
+    recorded_session(db, [["tile-1", "tile-2"]], {"tile-1": "Kim", "tile-2": "Kim"})
+    assert_one_clear_line(students_cli(db, "rename", "physics", "tile-1", "X"), "physics")
+    assert_one_clear_line(students_cli(db, "rename", "maths", "tile-9", "X"), "tile-9", "tile-1")
+    assert_one_clear_line(students_cli(db, "rename", "maths", "Kim", "X"), "Kim", "tile-1", "tile-2")
+    assert_one_clear_line(students_cli(db, "merge", "maths", "tile-1", "nobody"), "nobody")
+    assert_one_clear_line(students_cli(db, "merge", "maths", "tile-1", "tile-1"), "same student")
+    live = tmp_path / "live.db"
+    recorded_session(live, [["tile-1", "tile-2"]], {}, close=False)
+    assert_one_clear_line(students_cli(live, "merge", "maths", "tile-1", "tile-2"), "still being captured")

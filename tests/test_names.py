@@ -1,0 +1,123 @@
+"""Reading participants' names off gallery tiles with Tesseract: cleaning, real OCR on drawn galleries, caching."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from capture.grid import find_tile_grid
+from capture.names import NameReader, clean_name
+from tests.conftest import require_tool
+from tests.galleries import PARTICIPANT_NAMES, LabelStyle, compose_gallery, lfw_faces
+
+# Names with the punctuation real names have, and the decorations video calls add to them.
+NAMES = [
+    "Ada Lovelace",
+    "Sean O'Brien",
+    "Anne-Marie Dubois",
+    "Martin King Jr.",
+    "Zoe Chen (she/her)",
+    "Li Wei",
+    "Priya Natarajan (2)",
+    "Jose Garcia",
+    "Mary-Kate O'Neil",
+    "D'Andre Jackson",
+    "Kim Nguyen",
+    "St. John Rivers",
+]
+EXPECTED = [*PARTICIPANT_NAMES, "St. John Rivers"]
+CAMERA_OFF = {2, 7}
+MUTED = {0, 5}
+STYLES = {
+    "simplex": LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, 0.5),
+    "duplex-small": LabelStyle(cv2.FONT_HERSHEY_DUPLEX, 0.45),
+    "duplex-large": LabelStyle(cv2.FONT_HERSHEY_DUPLEX, 0.8),
+    "triplex": LabelStyle(cv2.FONT_HERSHEY_TRIPLEX, 0.5),
+    "complex": LabelStyle(cv2.FONT_HERSHEY_COMPLEX, 0.5),
+    "bold": LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2),
+}
+
+
+@pytest.fixture(autouse=True)
+def tesseract() -> None:
+    require_tool("tesseract")
+
+
+def gallery(names: list[str], seed: int = 0, label: LabelStyle = STYLES["simplex"], cols: int = 4, rows: int = 3):
+    faces = lfw_faces(len(names) - len(CAMERA_OFF))
+    return compose_gallery(faces, cols, rows, seed=seed, camera_off=CAMERA_OFF, names=names, label=label, muted=MUTED)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Tom Smith (he/him)", "Tom Smith"),
+        ("Ngozi Okafor (2)", "Ngozi Okafor"),
+        ("Kim Lee (she/her) (2)", "Kim Lee"),
+        ("Sam Ortiz [Guest]", "Sam Ortiz"),
+        ("Sam Ortiz she/her", "Sam Ortiz"),
+        ("Sam Ortiz hehim 2.", "Sam Ortiz"),
+        ("Sean O’Brien", "Sean O'Brien"),
+        ("Anne—Marie Dubois", "Anne-Marie Dubois"),
+        ("Aisha Al--Farsi", "Aisha Al-Farsi"),
+        ("& Ada Lovelace", "Ada Lovelace"),
+        ("| Li Wei |", "Li Wei"),
+        ("“Zoe Chen”", "Zoe Chen"),
+        ("Martin Luther King Jr.", "Martin Luther King Jr."),
+        ("Martin King dr.", "Martin King Jr."),
+        ("  Priya   Natarajan  ", "Priya Natarajan"),
+        ("", ""),
+    ],
+)
+def test_clean_name_drops_call_decorations_and_keeps_name_punctuation(raw: str, clean: str) -> None:
+    assert clean_name(raw) == clean
+
+
+@pytest.mark.parametrize("style", STYLES, ids=list(STYLES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_names_in_several_fonts_and_sizes_are_read_exactly(style: str, seed: int) -> None:
+    drawn = gallery(NAMES, seed=seed, label=STYLES[style])
+    tiles = find_tile_grid(drawn.image)
+    assert tiles == drawn.tiles
+    assert NameReader().read(drawn.image, tiles) == EXPECTED
+
+
+def test_tiles_without_a_label_have_no_name() -> None:
+    drawn = compose_gallery(lfw_faces(6), 3, 2)
+    assert NameReader().read(drawn.image, drawn.tiles) == [""] * 6
+
+
+def test_tesseract_runs_only_when_a_tile_or_its_label_changes() -> None:
+    reader = NameReader()
+    first = gallery(NAMES)
+    for _ in range(3):
+        assert reader.read(first.image, first.tiles) == EXPECTED
+    assert reader.tesseract_calls == 1
+    # Same grid, names moved to other tiles (the tile boxes do not change): the labels changed, so read again.
+    moved = NAMES[1:] + NAMES[:1]
+    shuffled = gallery(moved, seed=3)
+    assert shuffled.tiles == first.tiles
+    # (Compared with a fresh reader's result: this test is about when Tesseract runs, not how well it reads.)
+    reread = reader.read(shuffled.image, shuffled.tiles)
+    assert reread == NameReader().read(shuffled.image, shuffled.tiles)
+    assert sum(a == b for a, b in zip(reread, EXPECTED[1:] + EXPECTED[:1], strict=True)) >= len(NAMES) - 1
+    assert reader.tesseract_calls == 2
+    # A new layout (a student joined: 13 tiles, 5 per row): every tile is new.
+    joined = gallery([*NAMES, "Olga Petrova"], cols=5, rows=3)
+    names = reader.read(joined.image, joined.tiles)
+    assert names == NameReader().read(joined.image, joined.tiles)
+    assert names[-1] == "Olga Petrova"
+    assert reader.tesseract_calls == 3
+    assert reader.read(joined.image, joined.tiles) == names
+    assert reader.tesseract_calls == 3
+
+
+def test_a_longer_name_that_starts_the_same_is_read_again() -> None:
+    reader = NameReader()
+    first = gallery(NAMES)
+    reader.read(first.image, first.tiles)
+    longer = gallery([*NAMES[:5], "Li Weissman", *NAMES[6:]])
+    names = reader.read(longer.image, longer.tiles)
+    assert names[5] == "Li Weissman"
+    assert names[:5] + names[6:] == EXPECTED[:5] + EXPECTED[6:]
+    assert reader.tesseract_calls == 2

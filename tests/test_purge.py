@@ -1,0 +1,103 @@
+"""`python -m db purge` and capture's --retain-days remove whole sessions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from db.migrate import upgrade
+from db.schema import frames, observations, sessions, students
+from tests.cli import assert_one_clear_line, run_module
+from tests.galleries import astronaut
+from tests.test_timeline import PERIOD_1, record
+
+SESSION_TABLES = (observations, frames, students)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'classpulse.db'}"
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    """'ancient-history' ended 40 days ago, 'last-week' 7 days ago, 'today' is still running."""
+    migrated = upgrade(url)
+    now = datetime.now(UTC)
+    for name, ended in (("ancient-history", now - timedelta(days=40)), ("last-week", now - timedelta(days=7))):
+        record(migrated, name, PERIOD_1)
+        with migrated.begin() as connection:
+            connection.execute(update(sessions).where(sessions.c.name == name).values(started_at=ended, ended_at=ended))
+    record(migrated, "today", PERIOD_1)
+    with migrated.begin() as connection:
+        connection.execute(update(sessions).where(sessions.c.name == "today").values(ended_at=None))
+    yield migrated
+    migrated.dispose()
+
+
+def rows_per_session(engine: Engine) -> dict[str, int]:
+    """Every row of every session-owned table, counted per session name (rows of no session under None)."""
+    with engine.connect() as connection:
+        names = dict(connection.execute(select(sessions.c.id, sessions.c.name)).all())
+        counts: dict[str | None, int] = dict.fromkeys(names.values(), 0)
+        for table in SESSION_TABLES:
+            statement = select(table.c.session_id, func.count()).group_by(table.c.session_id)
+            for session_id, count in connection.execute(statement):
+                key = names.get(session_id)
+                counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def test_purge_older_than_removes_every_row_of_old_sessions_only(url: str, engine: Engine) -> None:
+    before = rows_per_session(engine)
+    assert set(before) == {"ancient-history", "last-week", "today"} and min(before.values()) > 0
+    result = run_module("db", "purge", "--db", url, "--older-than-days", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["purged 1 session(s)", "  ancient-history"]
+    assert rows_per_session(engine) == {"last-week": before["last-week"], "today": before["today"]}
+
+
+def test_purge_of_a_named_session_leaves_no_row_behind(url: str, engine: Engine) -> None:
+    for name in ("today", "last-week", "ancient-history"):
+        assert run_module("db", "purge", "--db", url, "--session", name).returncode == 0
+    assert rows_per_session(engine) == {}
+    with engine.connect() as connection:
+        for table in (*SESSION_TABLES, sessions):
+            assert connection.scalar(select(func.count()).select_from(table)) == 0, table.name
+
+
+def test_purge_of_an_unknown_session_is_one_clear_line(url: str, engine: Engine) -> None:
+    assert_one_clear_line(run_module("db", "purge", "--db", url, "--session", "nope"), "nope")
+    assert len(rows_per_session(engine)) == 3
+
+
+def test_a_purged_sqlite_session_leaves_no_bytes_in_the_files(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'classpulse.db'}"
+    engine = upgrade(url)
+    record(engine, "secret-class-name", PERIOD_1)
+    record(engine, "kept", PERIOD_1)
+    assert run_module("db", "purge", "--db", url, "--session", "secret-class-name").returncode == 0
+    engine.dispose()
+    files = [path for path in tmp_path.iterdir() if path.name.startswith("classpulse.db")]
+    assert all(b"secret-class-name" not in path.read_bytes() for path in files)
+    assert any(b"kept" in path.read_bytes() for path in files)
+
+
+def test_capture_with_retain_days_purges_old_sessions_first(url: str, engine: Engine, tmp_path: Path) -> None:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    result = run_module(
+        "capture", "--source", str(image), "--db", url, "--session", "now", "--retain-days", "5", "--teacher", "alice"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "purged 2 session(s) older than 5 day(s)" in result.stderr
+    assert set(rows_per_session(engine)) == {"today", "now"}
+    with engine.connect() as connection:
+        assert connection.scalar(select(sessions.c.teacher).where(sessions.c.name == "now")) == "alice"

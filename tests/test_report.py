@@ -1,0 +1,120 @@
+"""`python -m analytics report` and `python -m capture --attention-only` as real subprocesses on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from analytics.settings import DEFAULT_CONFIG
+from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
+from db.migrate import upgrade
+from db.recorder import SessionRecorder
+from db.schema import PROBABILITY_COLUMNS
+from model.emotions import EMOTIONS
+from tests.cli import assert_one_clear_line, run_module
+from tests.galleries import astronaut
+
+T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+HAPPY = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTIONS.index("happy")]
+TILE_1, TILE_2 = Box(0, 0, 160, 90), Box(170, 0, 160, 90)
+
+
+def face(key: str, tile: Box, yaw: float = 0.0) -> Observation:
+    signals = FaceSignals(Presence.FACE, yaw=yaw, pitch=0.0, eye_ratio=0.3, eyes_closed=False)
+    return Observation(key, tile, Box(tile.x + 50, 10, 40, 48), HAPPY, EMOTIONS.index("happy"), signals)
+
+
+def camera_off(key: str, tile: Box) -> Observation:
+    return Observation(key, tile, tile, None, None, FaceSignals(Presence.CAMERA_OFF))
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    """Three minutes at 1 frame/s: tile-1 attentive throughout; tile-2 attentive for a minute, then turned
+    away for 30 s, then camera off for the last 90 s (an absence flag still on at the end)."""
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    engine = upgrade(url)
+    with SessionRecorder.open(engine, "period-1", "screen") as recorder:
+        for second in range(180):
+            second_student = (
+                face("tile-2", TILE_2) if second < 60
+                else face("tile-2", TILE_2, yaw=70.0) if second < 90
+                else camera_off("tile-2", TILE_2)
+            )  # fmt: skip
+            observations = [face("tile-1", TILE_1), second_student]
+            recorder.record(FrameResult(second, T0 + timedelta(seconds=second), observations, 20.0))
+    engine.dispose()
+    return url
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_report_writes_students_class_and_flags(database: str, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = run_module("analytics", "report", "--db", database, "--session", "period-1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote 2 students, 18 time bins, 1 flags to {out}"
+
+    first, second = read_csv(out / "students.csv")
+    assert first["student"] == "tile-1" and second["student"] == "tile-2"
+    assert float(first["seconds_present"]) == 180 and float(first["seconds_attentive"]) == 180
+    assert float(first["engagement"]) == pytest.approx(1.0)
+    assert float(first["share_happy"]) == 1 and float(first["share_sad"]) == 0
+    assert first["flags"] == "0"
+    assert float(second["seconds_present"]) == 90
+    assert float(second["seconds_camera_off"]) == 90
+    assert float(second["seconds_attentive"]) == 60
+    assert float(second["attentive_share"]) == pytest.approx(60 / 90, abs=1e-3)
+    assert second["flags"] == "1" and "absent" in second["flag_reasons"] and "camera off" in second["flag_reasons"]
+
+    class_rows = read_csv(out / "class.csv")
+    assert list(class_rows[0]) == ["bin", "students", "present", "attentive", "engagement"]
+    assert float(class_rows[0]["engagement"]) == pytest.approx(1.0)
+    assert float(class_rows[-1]["present"]) == pytest.approx(0.5)
+    assert class_rows[0]["bin"] == T0.isoformat()
+
+    (flag,) = read_csv(out / "flags.csv")
+    assert (flag["student"], flag["rule"], flag["end"]) == ("tile-2", "absent", "")
+    assert flag["start"] == (T0 + timedelta(seconds=90)).isoformat()
+
+
+def test_report_of_an_unknown_session_exits_2_with_one_line(database: str, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = run_module("analytics", "report", "--db", database, "--session", "friday", "--out", str(out))
+    assert_one_clear_line(result, "'friday'", "'period-1'")
+    assert not out.exists()
+
+
+def test_report_rejects_a_config_with_an_unknown_key(database: str, tmp_path: Path) -> None:
+    config = tmp_path / "engagement.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace("bin_seconds = 10", "bin_seconds = 10\nbin_secs = 5"))
+    args = ("--db", database, "--session", "period-1", "--out", str(tmp_path / "r"), "--config", str(config))
+    assert_one_clear_line(run_module("analytics", "report", *args), "unknown key(s) bin_secs", "engagement.toml")
+
+
+def test_attention_only_capture_never_loads_the_emotion_model_and_stores_no_emotion(tmp_path: Path) -> None:
+    image, db = tmp_path / "astronaut.png", tmp_path / "class.db"
+    cv2.imwrite(str(image), astronaut())
+    # A model path that does not exist: the run succeeds only if the model is never loaded.
+    args = ("--source", str(image), "--db", f"sqlite:///{db}", "--session", "s", "--model", str(tmp_path / "no.tflite"))
+    result = run_module("capture", *args, "--attention-only")
+    assert result.returncode == 0, result.stderr
+    assert "faces=1" in result.stdout
+    emotion_columns = ", ".join(["emotion", *PROBABILITY_COLUMNS])
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(f"SELECT {emotion_columns}, presence, yaw, pitch, eye_ratio FROM observations")
+        (row,) = rows.fetchall()
+    assert row[: len(PROBABILITY_COLUMNS) + 1] == (None,) * (len(PROBABILITY_COLUMNS) + 1)
+    presence, yaw, pitch, eye_ratio = row[len(PROBABILITY_COLUMNS) + 1 :]
+    assert presence == "face" and abs(yaw) < 10 and abs(pitch) < 15 and eye_ratio > 0.25
+    # Without the switch the same (missing) model is an error.
+    assert_one_clear_line(run_module("capture", *args), "no.tflite")
