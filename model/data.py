@@ -113,8 +113,8 @@ def _parse_pixels(text: str | None, where: str) -> np.ndarray:
         raise FerDataError(f"{where}: {len(values)} pixel values; expected {FACE_SIZE * FACE_SIZE}")
     try:
         pixels = np.array(values, dtype=np.int32)
-    except ValueError:
-        raise FerDataError(f"{where}: pixel values must be integers") from None
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond int32, such as 99999999999
+        raise FerDataError(f"{where}: pixel values must be integers in 0..255") from None
     if pixels.min() < 0 or pixels.max() > 255:
         raise FerDataError(f"{where}: pixel values must lie in 0..255")
     return pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE)
