@@ -1,5 +1,6 @@
-"""Writes one session's observations as CSV: one row per student per frame (a face, or a gallery tile
-without one), ordered by frame then student. Emotion cells are empty where none was inferred."""
+"""Writes one session's observations as CSV: one row per detected face, ordered by frame then student.
+Emotion cells are empty where none was inferred (attention-only capture). Faceless tiles (camera off,
+empty) are observations too, but not faces: the per-student report counts them, the export leaves them out."""
 
 from __future__ import annotations
 
@@ -39,14 +40,19 @@ def export_csv(engine: Engine, session_name: str, out: Path) -> int:
     Raises db.errors.DatabaseError for an unknown session or unreadable database, ExportError when
     `out` can't be written; in both cases nothing is written.
     """
-    session = find_session(engine, session_name)
-    table = as_csv_table(signal_rows(engine, session.id))
+    table = export_table(engine, find_session(engine, session_name).id)
     try:
         with out.open("w", newline="", encoding="utf-8") as stream:
             table.to_csv(stream, index=False)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return len(table)
+
+
+def export_table(engine: Engine, session_id: int) -> pd.DataFrame:
+    """The session's face rows as the export writes them (also the dashboard's raw-rows download)."""
+    rows = signal_rows(engine, session_id)
+    return as_csv_table(rows[rows["presence"] == "face"])
 
 
 def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:

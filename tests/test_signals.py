@@ -13,7 +13,7 @@ import pytest
 from capture.detect import make_detector
 from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
-from capture.signals import SignalEstimator, SignalSettings, keypoint_pose
+from capture.signals import IRIS_FILE, MESH_FILE, SignalEstimator, SignalSettings, _BatchModel, keypoint_pose
 from capture.types import FaceDetections, FaceSignals, Presence
 from tests.galleries import astronaut, compose_gallery, grace_hopper
 
@@ -185,3 +185,18 @@ def test_eyes_that_read_closed_are_visited_again_every_frame() -> None:
         assert frame[shut].landmarks_age == 0 and frame[shut].eyes_closed is True
         # Half the slots at most: the other students still rotate.
         assert sum(face.landmarks_age == 0 for face in frame) == 2
+
+
+@pytest.mark.parametrize("model_file", [MESH_FILE, IRIS_FILE])
+def test_landmark_models_give_each_face_its_own_answer_in_a_padded_batch(model_file: str) -> None:
+    # A batch a little smaller than the last one is padded, and the iris model folds the batch into one
+    # output row: each face must still get exactly its own outputs, as when it is run alone.
+    model = _BatchModel(model_file, num_threads=1)
+    size = model.input_shape
+    faces = np.random.default_rng(0).uniform(-1, 1, (6, *size)).astype(np.float32)
+    model.run(faces)
+    padded = model.run(faces[:5])
+    alone = model.run(faces[4:5])
+    for batch_output, single_output in zip(padded, alone, strict=True):
+        assert batch_output.shape[0] == 5
+        np.testing.assert_allclose(batch_output[4], single_output[0], atol=1e-3)
