@@ -48,8 +48,13 @@ def find_tile_grid(image: np.ndarray) -> list[Box] | None:
 
 
 def _to_grey(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise CaptureError(f"expected an H x W x 3 uint8 BGR image, got shape {image.shape} of {image.dtype}")
+    if (
+        image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or (image.ndim == 3 and image.shape[2] != 3)
+        or 0 in image.shape[:2]  # an empty image has no border to read the background from
+    ):
+        raise CaptureError(f"expected a non-empty H x W x 3 uint8 BGR image, got shape {image.shape} of {image.dtype}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
 
 

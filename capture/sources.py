@@ -43,6 +43,8 @@ SPEC_FORMS = "screen, screen:N, screen:X,Y,W,H, webcam:N, or the path of a video
 VIDEO_READ_ATTEMPTS = 25
 # A webcam that fails this many reads in a row has gone away (unplugged, taken by another program).
 WEBCAM_READ_ATTEMPTS = 10
+# Frames are spaced 1 / fps seconds apart in time stamps, which must stay within what a datetime can hold.
+MIN_FPS = 1 / 86400
 
 _SCREEN_SPEC = re.compile(r"screen(?::(?P<monitor>\d+)|:(?P<region>-?\d+,-?\d+,\d+,\d+))?")
 _WEBCAM_SPEC = re.compile(r"webcam(?::(?P<index>\d+))?")
@@ -59,8 +61,8 @@ def open_source(spec: str, fps: float = 1.0, *, start: datetime | None = None) -
     `fps` paces live sources and spaces the timestamps of a folder's images. `start` is the time of
     frame 0's clock (default: now); video frames are stamped start + their position in the recording.
     """
-    if not (math.isfinite(fps) and fps > 0):
-        raise CaptureError(f"fps must be a positive number, not {fps}")
+    if not (math.isfinite(fps) and fps >= MIN_FPS):
+        raise CaptureError(f"fps must be a positive number of at least {MIN_FPS:.3g} (one frame a day), not {fps}")
     if start is None:
         start = datetime.now(UTC)
     elif start.tzinfo is None:
@@ -74,7 +76,11 @@ def open_source(spec: str, fps: float = 1.0, *, start: datetime | None = None) -
     if webcam := _WEBCAM_SPEC.fullmatch(spec):
         return WebcamSource(int(webcam["index"] or 0), fps, start)
     path = Path(spec)
-    if spec.strip() and path.exists():
+    try:
+        exists = bool(spec.strip()) and path.exists()
+    except OSError as error:  # a name too long for the file system, a folder we may not enter
+        raise CaptureError(f"cannot use {spec!r} as a source: {error.strerror}") from error
+    if exists:
         return _open_path(path, fps, start)
     if not spec.strip() or _LOOKS_LIKE_SPEC.match(spec):
         raise CaptureError(f"unknown source {spec!r}: expected {SPEC_FORMS}")
@@ -255,8 +261,11 @@ class WebcamSource(_LiveSource):
     """A camera opened with OpenCV."""
 
     def __init__(self, index: int, fps: float, start: datetime) -> None:
-        with _quiet_opencv():
-            self._capture = cv2.VideoCapture(index)
+        try:
+            with _quiet_opencv():
+                self._capture = cv2.VideoCapture(index)
+        except cv2.error as error:  # an index beyond OpenCV's int, such as webcam:99999999999
+            raise CaptureError(f"there is no webcam {index}") from error
         if not self._capture.isOpened():
             self._capture.release()
             raise CaptureError(f"webcam {index} cannot be opened (is it connected, and free of other programs?)")
@@ -390,8 +399,22 @@ def natural_sort_key(name: str) -> tuple[str | int, ...]:
 
 
 def _read_image(path: Path) -> Image | None:
-    with _quiet_opencv():
+    with _quiet_opencv(), _quiet_stderr():
         return cv2.imread(str(path), cv2.IMREAD_COLOR)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: libpng and libjpeg print their complaints about a truncated file
+    ("libpng error: Read Error", "Premature end of JPEG file") there themselves, past OpenCV's log level."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,288 @@
+"""Bad input, tried systematically through the real `python -m capture` and `python -m db` commands: truncated,
+empty and huge files, a resolution that changes mid-stream, a 100-tile gallery, a black screen, wrong
+database URLs, and hostile text as student names, which the dashboard must show as plain text.
+
+Covered elsewhere, not repeated here: a missing file, an empty folder, a non-image file with an image suffix, a
+corrupt video, a missing monitor and an unreachable database port (test_capture_cli), unknown session names in
+`analytics export` (test_export), `db students` (test_identity) and dashboard URLs (test_dashboard), malformed
+training CSV (test_model).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import cv2
+import numpy as np
+import pytest
+from dash import Dash
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from capture.types import Box
+from dashboard import ids
+from dashboard.app import create_app
+from dashboard.callbacks import WHOLE_SESSION
+from db.migrate import upgrade
+from tests.cli import assert_one_clear_line, run_module
+from tests.dashboard_users import signed_in_client
+from tests.galleries import astronaut, compose_gallery, lfw_faces
+from tests.test_capture_cli import capture, count_rows, export, inside, written
+from tests.test_dashboard import dash_call, page, walk
+
+SQL_NAME = "Robert'); DROP TABLE students;--"
+SCRIPT_NAME = "<script>alert(1)</script>"
+
+
+def encoded(image: np.ndarray, suffix: str) -> bytes:
+    ok, data = cv2.imencode(suffix, image)
+    assert ok
+    return data.tobytes()
+
+
+def library_lines(stderr: str) -> list[str]:
+    """stderr lines other than LiteRT's INFO lines: what a user would have to read."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("INFO:")]
+
+
+def assert_faces_in(rows: list[dict[str, str]], faces: list[Box | None]) -> None:
+    """Every face row's box holds the centre of one of the pasted faces."""
+    for row in rows:
+        box = tuple(float(row[k]) for k in "xywh")
+        assert any(face is not None and inside(box, *face.center) for face in faces), row
+
+
+# Broken and empty files.
+
+
+@pytest.mark.parametrize(
+    ("name", "make_content"),
+    [
+        ("truncated.png", lambda: encoded(astronaut(), ".png")[:200_000]),
+        ("empty.png", lambda: b""),
+        ("empty.jpg", lambda: b""),
+        ("empty.mp4", lambda: b""),
+    ],
+)
+def test_truncated_or_empty_file_is_one_clear_line(tmp_path: Path, name: str, make_content) -> None:
+    # libpng writes "libpng error: Read Error" to stderr itself: the one-line rule caught that.
+    result = capture(written(tmp_path / name, make_content()), tmp_path / "class.db")
+    assert_one_clear_line(result, name)
+
+
+def test_truncated_jpeg_is_read_as_far_as_it_goes_without_library_noise(tmp_path: Path) -> None:
+    # libjpeg decodes the rows it has and greys the rest; it is a frame, and "Premature end of JPEG file"
+    # printed by the library must not reach the user.
+    image = written(tmp_path / "truncated.jpg", encoded(astronaut(), ".jpg")[:30_000])
+    result = capture(image, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=1 " in result.stdout
+    assert library_lines(result.stderr) == []
+
+
+def test_folder_with_broken_files_analyses_the_good_images_and_counts_the_rest(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    good = encoded(astronaut(), ".png")
+    written(folder / "1.png", good)
+    written(folder / "2.png", good[: len(good) // 3])
+    written(folder / "3.jpg", b"")
+    written(folder / "4.png", b"%PDF-1.7\n" + bytes(range(256)))
+    written(folder / "5.png", good)
+    result = capture(folder, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=2 faces=2 " in result.stdout and "3 skipped" in result.stdout
+    assert library_lines(result.stderr) == []
+
+
+# Sizes: huge, changing mid-stream, many tiles, nothing at all.
+
+
+def test_8k_gallery_finds_every_face_in_its_tile(tmp_path: Path) -> None:
+    gallery = compose_gallery(lfw_faces(9, start=60), 3, 3, size=(7680, 4320), seed=3)
+    image = tmp_path / "8k.png"
+    cv2.imwrite(str(image), gallery.image)
+    result = capture(image, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=1 faces=9 " in result.stdout
+    rows = export(tmp_path / "class.db", tmp_path / "class.csv")
+    assert len(rows) == 9
+    assert_faces_in(rows, gallery.faces)
+
+
+def test_folder_whose_image_size_changes_between_frames(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    faces = lfw_faces(4, start=60)
+    galleries = [compose_gallery(faces, 2, 2, size=size, seed=3) for size in [(1920, 1080), (640, 360), (3840, 2160)]]
+    for index, gallery in enumerate(galleries):
+        cv2.imwrite(str(folder / f"{index}.png"), gallery.image)
+    result = capture(folder, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=3 faces=12 " in result.stdout
+    rows = export(tmp_path / "class.db", tmp_path / "class.csv")
+    for index, gallery in enumerate(galleries):
+        in_frame = [row for row in rows if row["frame"] == str(index)]
+        assert len(in_frame) == 4
+        assert_faces_in(in_frame, gallery.faces)
+
+
+def test_video_whose_resolution_changes_mid_stream(tmp_path: Path) -> None:
+    # An MJPEG stream is JPEG images one after another, so two sizes concatenate into one valid video;
+    # OpenCV's FFmpeg reader scales the later frames to the first size.
+    picture = compose_gallery(lfw_faces(4, start=60), 2, 2, size=(1920, 1080), seed=3).image
+    video = tmp_path / "class.mjpeg"
+    sizes = [(1280, 720)] * 3 + [(1920, 1080)] * 3
+    video.write_bytes(b"".join(encoded(cv2.resize(picture, size), ".jpg") for size in sizes))
+    result = capture(video, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=6 faces=24 " in result.stdout
+
+
+def test_gallery_of_100_tiles_gives_a_row_for_every_tile(tmp_path: Path) -> None:
+    gallery = compose_gallery(lfw_faces(100), 10, 10)
+    image = tmp_path / "100.png"
+    cv2.imwrite(str(image), gallery.image)
+    result = capture(image, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    rows = export(tmp_path / "class.db", tmp_path / "class.csv")
+    assert len(rows) == 100  # every tile is a student, with or without a face found
+    faces = [row for row in rows if row["presence"] == "face"]
+    print(f"100-tile gallery: {len(faces)} of 100 faces found")
+    assert f"faces={len(faces)} " in result.stdout
+    # Tiles of 180x101 px hold faces of 55-70 px, BlazeFace's home ground.
+    assert len(faces) >= 90
+    assert_faces_in(faces, gallery.faces)
+
+
+def test_all_black_image_is_a_frame_without_faces(tmp_path: Path) -> None:
+    image = tmp_path / "black.png"
+    cv2.imwrite(str(image), np.zeros((1080, 1920, 3), np.uint8))
+    result = capture(image, tmp_path / "class.db")
+    assert result.returncode == 0, result.stderr
+    assert "frames=1 faces=0 " in result.stdout
+    assert count_rows(tmp_path / "class.db", "frames") == 1
+
+
+# Wrong database URLs.
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysqlish://user:secret@db/school", ("unknown database kind 'mysqlish'",)),
+        ("postgresql+psycopg://user:secret@no-such-host.invalid/school", ("no-such-host.invalid",)),
+        ("not a url", ("'not a url' is not a database URL",)),
+    ],
+    ids=["bad-scheme", "unknown-host", "not-a-url"],
+)
+def test_wrong_database_url_is_one_clear_line_without_the_password(
+    tmp_path: Path, url: str, words: tuple[str, ...]
+) -> None:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    result = run_module("capture", "--source", str(image), "--db", url, "--session", "s")
+    assert_one_clear_line(result, *words)
+    assert "secret" not in result.stderr
+
+
+# Hostile student names.
+
+
+@pytest.fixture
+def hostile_names(tmp_path: Path) -> Iterator[tuple[Path, Engine]]:
+    """A captured two-student session 'maths' whose students were renamed to SQL_NAME and SCRIPT_NAME by the CLI."""
+    image = tmp_path / "gallery.png"
+    cv2.imwrite(str(image), compose_gallery(lfw_faces(2, start=60), 2, 1, seed=3).image)
+    db = tmp_path / "class.db"
+    assert capture(image, db, "maths").returncode == 0
+    for key, name in (("tile-1", SQL_NAME), ("tile-2", SCRIPT_NAME)):
+        result = run_module("db", "students", "rename", "--db", f"sqlite:///{db}", "--session", "maths", key, name)
+        assert result.returncode == 0, result.stderr
+    engine = upgrade(f"sqlite:///{db}")
+    yield db, engine
+    engine.dispose()
+
+
+def test_hostile_names_read_by_ocr_lose_their_markup_and_the_database_is_intact(tmp_path: Path, needs_tool) -> None:
+    needs_tool("tesseract")
+    names = [SCRIPT_NAME, SQL_NAME]
+    image = tmp_path / "gallery.png"
+    cv2.imwrite(str(image), compose_gallery(lfw_faces(2, start=60), 2, 1, seed=3, names=names).image)
+    db = tmp_path / "class.db"
+    result = capture(image, db, "maths")
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as connection:
+        read = dict(connection.execute("SELECT key, display_name FROM students"))
+    # Name cleaning keeps letters, digits and a name's own punctuation; brackets and semicolons go.
+    assert read["tile-2"].startswith("Robert"), read
+    assert not any(set(name) & set("<>();") for name in read.values()), read
+    assert count_rows(db, "observations") == 2
+
+
+def test_hostile_names_are_stored_verbatim_and_the_database_is_intact(hostile_names: tuple[Path, Engine]) -> None:
+    db, _ = hostile_names
+    with sqlite3.connect(db) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        names = dict(connection.execute("SELECT key, display_name FROM students"))
+    assert {"sessions", "students", "frames", "observations", "users"} <= tables
+    assert names == {"tile-1": SQL_NAME, "tile-2": SCRIPT_NAME}
+    assert count_rows(db, "observations") == 2
+    rows = export(db, db.with_suffix(".csv"), "maths")
+    assert {row["name"] for row in rows} == {SQL_NAME, SCRIPT_NAME}
+
+
+def hostile_strings(tree: object, key: str = "") -> Iterator[tuple[str, str]]:
+    """(property name, value) of every string in a serialised response that holds a hostile name."""
+    if isinstance(tree, dict):
+        for name, value in tree.items():
+            yield from hostile_strings(value, name)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from hostile_strings(item, key)
+    elif isinstance(tree, str) and (SQL_NAME in tree or SCRIPT_NAME in tree):
+        yield key, tree
+
+
+# Props through which a browser would run or load text instead of showing it.
+HTML_PROPS = {"srcDoc", "href", "src", "dangerously_allow_html"}
+
+
+def assert_shown_as_text(tree: object) -> None:
+    """Each hostile name is shown as the text of an HTML component, and nowhere as HTML, a link or a source.
+
+    Text children are set by React as text nodes; a figure's axis labels (the names appear as `y` of charts)
+    are drawn by Plotly as SVG text, where a <script> tag is never run.
+    """
+    for node in walk(tree):
+        assert node["type"] != "Markdown" and not node["props"].get("dangerously_allow_html"), node["type"]
+    found = list(hostile_strings(tree))
+    shown = {value for key, value in found if key == "children"}
+    assert shown >= {SQL_NAME, SCRIPT_NAME}, found
+    assert not [key for key, _ in found if key in HTML_PROPS], found
+
+
+def live_tick(client: FlaskClient, app: Dash, session: dict[str, object]) -> dict[str, object]:
+    """The live page's refresh callback for `session`, whatever outputs it has (read from the app's callback map)."""
+    key, spec = next((key, spec) for key, spec in app.callback_map.items() if f"{ids.STUDENT_GRID}.children" in key)
+    outputs = [tuple(name.rsplit(".", 1)) for name in key.strip(".").split("...")]
+    values = {ids.LIVE_INTERVAL: 1, ids.LIVE_WINDOW: WHOLE_SESSION, ids.LIVE_SESSION: session}
+    inputs = [(item["id"], item["property"], values.get(item["id"])) for item in spec["inputs"]]
+    state = [(item["id"], item["property"], values.get(item["id"])) for item in spec["state"]]
+    return dash_call(client, outputs, inputs, state)
+
+
+def test_dashboard_shows_hostile_names_as_plain_text(hostile_names: tuple[Path, Engine]) -> None:
+    _, engine = hostile_names
+    app = create_app(engine)
+    client = signed_in_client(app, engine)
+    # The page shell is the same for every path: no name is written into HTML on the server.
+    shell = client.get(f"/report/{quote('maths')}").get_data(as_text=True)
+    assert "alert(1)" not in shell and "DROP TABLE" not in shell
+    assert_shown_as_text(page(client, "/report/maths"))
+    live_page = page(client, "/live/maths")
+    session = next(node["props"]["data"] for node in walk(live_page) if node["props"].get("id") == ids.LIVE_SESSION)
+    assert_shown_as_text(live_tick(client, app, session))
