@@ -5,6 +5,9 @@ students.csv  per student: time present (face showing), camera off, attentive, m
 class.csv     the class summary per time bin: students in the gallery, present and attentive shares,
               class engagement score
 flags.csv     every flag: student, rule, reason, start, raised, end (empty while still on)
+
+`session_tables` computes them (the dashboard's report page shows the same tables), `engagement_drops`
+finds the moments the class score fell most.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from db.queries import find_session, frame_rows, signal_rows
 from model.emotions import EMOTIONS
 
 DECIMALS = 3
+# A drop is measured from the highest class score in this span before a bin to that bin.
+DROP_SPAN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -32,21 +37,60 @@ class ReportFiles:
     flags: int
 
 
+@dataclass(frozen=True)
+class SessionTables:
+    """A session's engagement tables; student_bins and class_bins are None for a session without rows."""
+
+    flags: list[Flag]
+    students: pd.DataFrame  # student_table
+    student_bins: pd.DataFrame | None  # analytics.engagement.student_bins
+    class_bins: pd.DataFrame | None  # analytics.engagement.class_bins
+
+
+def session_tables(engine: Engine, session_id: int, config: EngagementConfig) -> SessionTables:
+    """Score the whole session and raise its flags (raises db.errors.DatabaseError)."""
+    rows, frames = signal_rows(engine, session_id), frame_rows(engine, session_id)
+    signals = frame_signals(rows, frames, config.score) if len(rows) else None
+    flags = session_flags(signals, config.flags) if signals is not None else []
+    per_student = student_bins(signals, config.score.bin_seconds) if signals is not None else None
+    per_bin = class_bins(per_student) if per_student is not None else None
+    return SessionTables(flags, student_table(signals, flags), per_student, per_bin)
+
+
+def engagement_drops(per_bin: pd.DataFrame | None, top: int = 3, span_seconds: int = DROP_SPAN_SECONDS) -> pd.DataFrame:
+    """The `top` largest falls of the class score (class_bins): for each bin, from the highest score in the
+    `span_seconds` before it down to it; the largest first, none within span_seconds of a larger one.
+    Columns: start (the bin of the higher score), end, before, after, drop; empty when it never fell."""
+    columns = ["start", "end", "before", "after", "drop"]
+    if per_bin is None or per_bin.empty:
+        return pd.DataFrame(columns=columns)
+    score = per_bin.set_index("bin")["score"].astype(float)
+    # Previous bins within the span (not this one): a time-based window that closes before the bin.
+    highest = score.rolling(f"{span_seconds}s", closed="left").max()
+    candidates = pd.DataFrame({"before": highest, "after": score, "drop": highest - score})
+    candidates = candidates[candidates["drop"] > 0].sort_values("drop", ascending=False, kind="stable")
+    chosen: list[tuple[pd.Timestamp, pd.Timestamp, float, float, float]] = []
+    for end, row in candidates.iterrows():
+        if len(chosen) == top:
+            break
+        if any(abs((end - earlier[1]).total_seconds()) < span_seconds for earlier in chosen):
+            continue
+        window = score[(score.index >= end - pd.Timedelta(seconds=span_seconds)) & (score.index < end)]
+        chosen.append((window.idxmax(), end, row["before"], row["after"], row["drop"]))
+    return pd.DataFrame(chosen, columns=columns)
+
+
 def write_report(engine: Engine, session_name: str, out: Path, config: EngagementConfig) -> ReportFiles:
     """Write the session's report into folder `out` (created if needed).
 
     Raises db.errors.DatabaseError for an unknown session or unreadable database, ExportError when the
     folder can't be written.
     """
-    session = find_session(engine, session_name)
-    rows, frames = signal_rows(engine, session.id), frame_rows(engine, session.id)
-    signals = frame_signals(rows, frames, config.score) if len(rows) else None
-    flags = session_flags(signals, config.flags) if signals is not None else []
-    students = student_table(signals, flags)
-    per_bin = class_bins(student_bins(signals, config.score.bin_seconds)) if signals is not None else None
-    class_table = _class_table(per_bin)
+    tables = session_tables(engine, find_session(engine, session_name).id, config)
+    students = tables.students
+    class_table = _class_table(tables.class_bins)
     flag_table = pd.DataFrame(
-        [(f.student, f.name, f.rule, f.reason, _iso(f.start), _iso(f.raised), _iso(f.end)) for f in flags],
+        [(f.student, f.name, f.rule, f.reason, _iso(f.start), _iso(f.raised), _iso(f.end)) for f in tables.flags],
         columns=["student", "name", "rule", "reason", "start", "raised", "end"],
     )
     try:

@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+from analytics.settings import ConfigError
 from dashboard import users_cli
 from dashboard.auth import load_secret_key
 from db.engine import DATA_DIR, DEFAULT_URL
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return users_cli.main(argv[1:])
     # Imported only to serve: Dash takes seconds to import, and the users commands do not need it.
     from dashboard.app import create_app, open_database
+    from dashboard.live import engagement_config
 
     args = parse_args(argv)
     try:
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         check_can_listen(args.host, args.port)
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
-    except (DatabaseError, ServeError) as error:
+        engagement_config()  # a broken engagement.toml stops the start, not every refresh
+    except (DatabaseError, ServeError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -1,4 +1,5 @@
-"""The callbacks: URL -> page, the live page's refresh tick, and the report's CSV downloads.
+"""The callbacks: URL -> page, the live page's refresh tick and flag acknowledgements, and the report's CSV
+downloads.
 
 Each callback is a plain function of the engine and its inputs (tested directly); `register_callbacks`
 wires them to component ids. Database problems become a message on the page, never an error page.
@@ -12,17 +13,21 @@ from typing import Any
 from urllib.parse import unquote
 
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
-from analytics.export import as_csv_table
+from analytics.export import export_table
+from analytics.report import engagement_drops, session_tables
 from analytics.timeline import dominant_emotions, emotion_counts, student_summary
 from dashboard import ids
 from dashboard.access import current_user, visible_session, visible_sessions, visible_summaries
-from dashboard.figures import message_figure, mood_now_chart, mood_timeline
+from dashboard.figures import engagement_heatmap, message_figure, mood_now_chart, mood_timeline
 from dashboard.formatting import duration, local_time
 from dashboard.layout import (
+    TREND_SECONDS,
+    engagement_now,
+    flag_list,
     live_page,
     message_page,
     no_sessions_page,
@@ -30,16 +35,17 @@ from dashboard.layout import (
     sessions_page,
     student_cards,
 )
-from dashboard.live import SPARKLINE_SECONDS, LiveState, LiveView, refresh
+from dashboard.live import SPARKLINE_SECONDS, LiveState, LiveView, engagement_config, parse_flag_id, refresh
 from db.errors import DatabaseError
 from db.queries import (
     SessionInfo,
     UnknownSessionError,
+    acknowledge_flag,
     emotion_tally,
     find_session,
     frame_count,
     session_summaries,
-    signal_rows,
+    student_rows,
     student_totals,
 )
 from db.users import User
@@ -47,6 +53,7 @@ from db.users import User
 # A running capture writes a frame every second or so; this much silence means it has stopped.
 STALE_SECONDS = 10
 WHOLE_SESSION = "all"
+MAX_RULE_LENGTH = 20  # db.schema.FlagAcknowledgementRecord.rule
 ELSEWHERE = {"All sessions": "/sessions", "Newest session": "/"}
 
 
@@ -63,6 +70,8 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         Output(ids.STUDENT_GRID, "children"),
         Output(ids.LIVE_BANNER, "children"),
         Output(ids.LIVE_BANNER, "hidden"),
+        Output(ids.LIVE_ENGAGEMENT_NOW, "children"),
+        Output(ids.FLAG_LIST, "children"),
         Input(ids.LIVE_INTERVAL, "n_intervals"),
         Input(ids.LIVE_WINDOW, "value"),
         State(ids.LIVE_SESSION, "data"),
@@ -70,6 +79,18 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
     )(
         lambda _tick, window, session, stored: live_tick(
             engine, _checked(engine, session), window, stored, datetime.now(UTC)
+        )
+    )
+    # Each button answers for itself; the next tick redraws the list from the database.
+    app.callback(
+        Output({"type": ids.FLAG_ACK, "index": MATCH}, "children"),
+        Output({"type": ids.FLAG_ACK, "index": MATCH}, "disabled"),
+        Input({"type": ids.FLAG_ACK, "index": MATCH}, "n_clicks"),
+        State(ids.LIVE_SESSION, "data"),
+        prevent_initial_call=True,
+    )(
+        lambda clicks, session: acknowledge(
+            engine, _checked(engine, session), callback_context.triggered_id["index"], clicks, current_user()
         )
     )
     app.callback(
@@ -125,7 +146,7 @@ def live_tick(
     engine: Engine, session: dict[str, Any], window: str, stored: dict[str, Any] | None, now: datetime
 ) -> tuple[Any, ...]:
     """One refresh of the live page: the state to keep, then the timeline, student count, mood chart,
-    student grid, banner text and whether the banner is hidden."""
+    student grid, banner text, whether the banner is hidden, the class engagement line and the flag list."""
     window_s = None if window == WHOLE_SESSION else int(window)
     state = LiveState.from_json(stored) if stored else None
     if state is None or state.session_id != session["id"] or state.window_s != window_s:
@@ -135,7 +156,7 @@ def live_tick(
         view = refresh(engine, state)
     except DatabaseError as error:
         problem = f"Cannot read the database: {error}"
-        return (stored, message_figure(problem), "", message_figure(""), [], problem, False)
+        return (stored, message_figure(problem), "", message_figure(""), [], problem, False, "", [])
     banner = status_banner(info, view.latest_frame, now)
     return (
         view.state.to_json(),
@@ -145,7 +166,30 @@ def live_tick(
         _student_grid(view),
         banner,
         banner is None,
+        engagement_now(*_engagement_trend(view.state.engagement)),
+        flag_list(view.state.flags, view.acknowledged, view.latest_frame or now),
     )
+
+
+def acknowledge(
+    engine: Engine, session: dict[str, Any], flag: str, clicks: int | None, viewer: User
+) -> tuple[str, bool]:
+    """Store that `viewer` acknowledged `flag` (a dashboard.live.flag_id) of `session`; the button's new
+    label and that it is disabled."""
+    if not clicks:
+        raise PreventUpdate
+    try:
+        student, rule, start = parse_flag_id(flag)
+    except ValueError:
+        raise PreventUpdate from None
+    try:
+        # The id comes from the browser: only a student of this session, and a rule name that fits its column.
+        if student not in set(student_rows(engine, session["id"])["student"]) or len(rule) > MAX_RULE_LENGTH:
+            raise PreventUpdate
+        acknowledge_flag(engine, session["id"], student, rule, start, viewer.name)
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Acknowledged", True
 
 
 def status_banner(session: SessionInfo, latest_frame: datetime | None, now: datetime) -> str | None:
@@ -177,7 +221,7 @@ def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
 def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
     """Every observation of the session, as `python -m analytics export` writes it."""
     session = find_session(engine, session_name)
-    table = as_csv_table(signal_rows(engine, session.id))
+    table = export_table(engine, session.id)
     return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-rows.csv", index=False)
 
 
@@ -201,8 +245,19 @@ def session_report(engine: Engine, session: SessionInfo) -> html.Div:
             "Check that the video call shows the gallery view and that the capture covers it.",
             ELSEWHERE,
         )
+    config = engagement_config()
+    tables = session_tables(engine, session.id, config)
+    line = None if tables.class_bins is None else tables.class_bins.set_index("bin")["score"]
     counts = emotion_counts(emotion_tally(engine, session.id))
-    return report_page(session, mood_timeline(counts), student_summary(totals, frames))
+    engagement_columns = ["student", "seconds_present", "attentive_share", "flags", "flag_reasons"]
+    summary = student_summary(totals, frames).merge(tables.students[engagement_columns], on="student", how="left")
+    return report_page(
+        session,
+        mood_timeline(counts, engagement=line),
+        engagement_heatmap(tables.student_bins),
+        engagement_drops(tables.class_bins),
+        summary,
+    )
 
 
 def _live_timeline(view: LiveView) -> Any:
@@ -210,7 +265,16 @@ def _live_timeline(view: LiveView) -> Any:
     if latest is None:
         return message_figure("No frames yet.")
     shown = None if window_s is None else (latest - timedelta(seconds=window_s), latest)
-    return mood_timeline(view.state.counts, shown)
+    return mood_timeline(view.state.counts, shown, engagement=view.state.engagement)
+
+
+def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
+    """The latest class score, and its change since TREND_SECONDS before it (None without that history)."""
+    if line.empty:
+        return None, None
+    latest = float(line.iloc[-1])
+    earlier = line[line.index <= line.index[-1] - timedelta(seconds=TREND_SECONDS)]
+    return latest, None if earlier.empty else latest - float(earlier.iloc[-1])
 
 
 def _student_grid(view: LiveView) -> list[Any]:
@@ -225,7 +289,10 @@ def _student_grid(view: LiveView) -> list[Any]:
     end = view.latest_frame or view.state.last_seen or datetime.now(UTC)
     dominant = dominant_emotions(view.state.student_counts)
     strips = {key: strip.droplevel("student") for key, strip in dominant.groupby(level="student")}
-    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end)
+    flagged = {flag.student for flag in view.state.flags}
+    return student_cards(
+        view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end, view.state.scores, flagged
+    )
 
 
 def _file_stem(session_name: str) -> str:

@@ -10,44 +10,101 @@ import plotly.graph_objects as go
 
 from analytics.timeline import BIN_SECONDS, MoodNow, emotion_shares
 from dashboard.formatting import to_local
-from dashboard.theme import ABSENT_COLOR, CHART_LAYOUT, EMOTION_COLORS
+from dashboard.theme import ABSENT_COLOR, CHART_LAYOUT, EMOTION_COLORS, ENGAGEMENT_LINE_COLOR, ENGAGEMENT_SCALE
 from model.emotions import EMOTIONS
 
 SPARKLINE_HEIGHT_PX = 36
 ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"
 
 
-def mood_timeline(counts: pd.DataFrame, shown: tuple[datetime, datetime] | None = None, title: str = "") -> go.Figure:
-    """Stacked areas of the class's emotion shares per time bin, with a range slider.
+def mood_timeline(
+    counts: pd.DataFrame,
+    shown: tuple[datetime, datetime] | None = None,
+    title: str = "",
+    engagement: pd.Series | None = None,
+) -> go.Figure:
+    """Stacked areas of the class's emotion shares per time bin, with a range slider, and the class
+    engagement line on a second axis (0..1) over them.
 
     `counts`: an analytics.timeline.emotion_counts table indexed by bin. Bins without any face are drawn
     as zero (a visible gap), not bridged. `shown`: the initial x range; None shows every bin.
+    `engagement`: the class score per bin (analytics.engagement.class_bins' score indexed by bin).
     """
     if counts.empty:
         return message_figure("No faces seen yet in this time range.")
     bins = pd.date_range(counts.index.min(), counts.index.max(), freq=f"{BIN_SECONDS}s")
     shares = emotion_shares(counts).reindex(bins, fill_value=0.0)
     x = to_local(shares.index)
-    figure = go.Figure(
-        [
+    traces = [
+        go.Scatter(
+            x=x,
+            y=shares[emotion],
+            name=emotion,
+            mode="lines",
+            stackgroup="mood",
+            line={"width": 0.5, "color": EMOTION_COLORS[emotion]},
+            fillcolor=EMOTION_COLORS[emotion],
+            hovertemplate="%{y:.0%}",
+        )
+        for emotion in EMOTIONS
+    ]
+    axes: dict[str, Any] = {
+        "yaxis": {"range": [0, 1], "tickformat": ".0%", "title": "share of faces", "fixedrange": True}
+    }
+    if engagement is not None and len(engagement):
+        traces.append(
             go.Scatter(
-                x=x,
-                y=shares[emotion],
-                name=emotion,
+                x=to_local(engagement.index),
+                y=engagement.to_numpy(),
+                name="engagement",
                 mode="lines",
-                stackgroup="mood",
-                line={"width": 0.5, "color": EMOTION_COLORS[emotion]},
-                fillcolor=EMOTION_COLORS[emotion],
-                hovertemplate="%{y:.0%}",
+                yaxis="y2",
+                line={"width": 2.5, "color": ENGAGEMENT_LINE_COLOR},
+                hovertemplate="%{y:.2f}",
             )
-            for emotion in EMOTIONS
-        ]
-    )
-    figure.update_layout(CHART_LAYOUT, title=title, hovermode="x unified", uirevision="mood-timeline")
-    figure.update_yaxes(range=[0, 1], tickformat=".0%", title="share of faces", fixedrange=True)
+        )
+        axes["yaxis2"] = {
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 1],
+            "title": "class engagement",
+            "fixedrange": True,
+        }
+    figure = go.Figure(traces)
+    figure.update_layout(CHART_LAYOUT, title=title, hovermode="x unified", uirevision="mood-timeline", **axes)
     figure.update_xaxes(rangeslider={"visible": True, "thickness": 0.08}, type="date")
     if shown is not None:
         figure.update_xaxes(range=list(to_local(pd.DatetimeIndex(shown))))
+    return figure
+
+
+def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
+    """Students (rows, in order of first appearance) by time bin, coloured by engagement on the Cividis scale.
+
+    `per_student`: analytics.engagement.student_bins. A bin before a student's first appearance stays blank.
+    """
+    if per_student.empty:
+        return message_figure("No engagement to show.")
+    labels = per_student.groupby("student_id", sort=True).agg(student=("student", "first"), name=("name", "first"))
+    grid = per_student.pivot(index="student_id", columns="bin", values="score").reindex(labels.index)
+    names = [
+        name if isinstance(name, str) else key for key, name in zip(labels["student"], labels["name"], strict=True)
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=to_local(grid.columns),
+            y=names,
+            zmin=0,
+            zmax=1,
+            colorscale=ENGAGEMENT_SCALE,
+            colorbar={"title": "engagement", "thickness": 12},
+            hovertemplate="%{y} %{x|%H:%M:%S}: %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(CHART_LAYOUT, height=max(240, 22 * len(names) + 80))
+    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_xaxes(type="date")
     return figure
 
 

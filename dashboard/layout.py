@@ -6,7 +6,7 @@ a callback or a browser test needs carries an id from dashboard.ids.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -14,18 +14,30 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from analytics.flags import Flag
 from analytics.timeline import NOW_SECONDS
 from dashboard import ids
 from dashboard.figures import SPARKLINE_HEIGHT_PX, sparkline
 from dashboard.formatting import duration, local_time, percent
-from dashboard.live import DEFAULT_WINDOW_SECONDS
-from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
+from dashboard.live import DEFAULT_WINDOW_SECONDS, flag_id
+from dashboard.theme import (
+    ABSENT_COLOR,
+    EMOTION_COLORS,
+    EMOTION_TEXT_COLORS,
+    engagement_color,
+    engagement_text_color,
+)
 from db.queries import SessionInfo
 from model.emotions import EMOTIONS
 
 REFRESH_MS = 2000
 WINDOW_CHOICES = {"Last 15 min": str(DEFAULT_WINDOW_SECONDS), "Last hour": "3600", "Whole session": "all"}
 STATIC_GRAPH = {"displayModeBar": False, "staticPlot": True}
+# A flag raised this recently, and not acknowledged, stands out in the list.
+NEW_FLAG_SECONDS = 60
+# The "Now" panel's trend compares the class score with this long ago; a smaller change reads as steady.
+TREND_SECONDS = 60
+TREND_STEADY = 0.02
 TIMELINE_GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 
 
@@ -103,12 +115,17 @@ def live_page(session: SessionInfo) -> html.Div:
                         [
                             html.H2(f"Now (last {NOW_SECONDS} s)"),
                             html.P(id=ids.LIVE_STUDENT_COUNT),
+                            html.P(id=ids.LIVE_ENGAGEMENT_NOW, className="engagement-now"),
                             dcc.Graph(id=ids.LIVE_NOW_CHART, config=STATIC_GRAPH),
                         ],
                         id=ids.LIVE_NOW,
                         className="card",
                     ),
-                    engagement_card(),
+                    html.Section(
+                        [html.H2("Flags"), html.Ul(id=ids.FLAG_LIST, className="flag-list")],
+                        id=ids.FLAGS_CARD,
+                        className="card",
+                    ),
                 ],
                 className="row",
             ),
@@ -119,37 +136,86 @@ def live_page(session: SessionInfo) -> html.Div:
     )
 
 
-def engagement_card() -> html.Section:
-    """Where engagement scores and flags will go; says plainly that none are measured yet."""
-    return html.Section(
+def engagement_now(score: float | None, change: float | None) -> str:
+    """The "Now" panel's line: the class score and how it moved since TREND_SECONDS ago."""
+    if score is None:
+        return "Class engagement: not measured yet."
+    if change is None:
+        return f"Class engagement {score:.2f}"
+    arrow = "↑" if change > TREND_STEADY else "↓" if change < -TREND_STEADY else "→"
+    return f"Class engagement {score:.2f} {arrow} {change:+.2f} in the last {TREND_SECONDS // 60} min"
+
+
+def flag_list(flags: list[Flag], acknowledged: set[str], now: datetime) -> list[html.Li]:
+    """One line per flag on now: who, what, since when, and an Acknowledge button. A flag raised in the last
+    NEW_FLAG_SECONDS and not acknowledged stands out."""
+    if not flags:
+        return [html.Li("No flags: nobody needs attention right now.", className="absent")]
+    return [_flag_item(flag, acknowledged, now) for flag in flags]
+
+
+def _flag_item(flag: Flag, acknowledged_ids: set[str], now: datetime) -> html.Li:
+    key = flag_id(flag.student, flag.rule, flag.start)
+    acknowledged = key in acknowledged_ids
+    new = not acknowledged and (pd.Timestamp(now) - flag.raised).total_seconds() <= NEW_FLAG_SECONDS
+    action = (
+        html.Span("acknowledged", className="absent")
+        if acknowledged
+        else html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge")
+    )
+    return html.Li(
         [
-            html.H2("Engagement"),
-            html.P("Engagement is not measured yet. This card will show engagement scores and flags once they are."),
+            html.Strong(flag.name or flag.student, title=flag.student),
+            html.Span(f" {flag.rule.replace('_', ' ')}", className="flag-rule"),
+            html.Span(f" since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
+            action,
         ],
-        id=ids.ENGAGEMENT_CARD,
-        className="card placeholder",
+        className="flag" + (" new" if new else "") + (" acknowledged" if acknowledged else ""),
+        **{"data-student": flag.student, "data-rule": flag.rule},
     )
 
 
 def student_cards(
-    students: pd.DataFrame, sparklines: dict[str, pd.Series], start: datetime, end: datetime
+    students: pd.DataFrame,
+    sparklines: dict[str, pd.Series],
+    start: datetime,
+    end: datetime,
+    scores: dict[str, float],
+    flagged: set[str],
 ) -> list[html.Div]:
-    """One card per student (analytics.timeline.student_states row) with a strip of their recent emotions."""
-    return [student_card(row, sparklines.get(row.student), start, end) for row in students.itertuples(index=False)]
+    """One card per student (analytics.timeline.student_states rows), flagged students first, each with a
+    strip of their recent emotions and their engagement (`scores`, by student key)."""
+    ordered = sorted(students.itertuples(index=False), key=lambda row: row.student not in flagged)
+    return [
+        student_card(row, sparklines.get(row.student), start, end, scores.get(row.student), row.student in flagged)
+        for row in ordered
+    ]
 
 
-def student_card(student: Any, dominant: pd.Series | None, start: datetime, end: datetime) -> html.Div:
-    """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately."""
+def student_card(
+    student: Any, dominant: pd.Series | None, start: datetime, end: datetime, score: float | None, flagged: bool
+) -> html.Div:
+    """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately;
+    `score`: their current engagement, None when not scored; `flagged`: a flag is on for them."""
     strip = dominant if dominant is not None else pd.Series(dtype=object, index=pd.DatetimeIndex([], tz="UTC"))
     state = (
         emotion_badge(student.emotion)
         if student.emotion
         else html.Span(f"not seen in {NOW_SECONDS} s (last {local_time(student.last_seen)})", className="absent")
     )
+    engagement = (
+        html.Span("engagement –", className="absent")
+        if score is None
+        else html.Span(
+            f"engagement {score:.2f}",
+            className="badge",
+            style={"backgroundColor": engagement_color(score), "color": engagement_text_color(score)},
+        )
+    )
     return html.Div(
         [
             html.Div(student.name or student.student, className="student-name", title=student.student),
-            state,
+            html.Div([state, engagement], className="badges"),
             # A fixed height: a responsive graph drops the figure's own height and grew on every tick.
             # Responsive all the same, so a card added by a refresh gets its width.
             dcc.Graph(
@@ -161,8 +227,15 @@ def student_card(student: Any, dominant: pd.Series | None, start: datetime, end:
             ),
         ],
         id=ids.student_card(student.student),
-        className="student-card",
-        **{"data-student": student.student, "data-emotion": student.emotion or "absent"},
+        className="student-card" + (" flagged" if flagged else ""),
+        # The card's edge carries the engagement colour, so the grid reads at a glance.
+        style={"borderLeft": f"6px solid {ABSENT_COLOR if score is None else engagement_color(score)}"},
+        **{
+            "data-student": student.student,
+            "data-emotion": student.emotion or "absent",
+            "data-engagement": "" if score is None else f"{score:.2f}",
+            "data-flagged": str(flagged).lower(),
+        },
     )
 
 
@@ -197,8 +270,12 @@ def no_sessions_page() -> html.Div:
     )
 
 
-def report_page(session: SessionInfo, timeline: go.Figure, summary: pd.DataFrame) -> html.Div:
-    """The whole-session report: timeline, the per-student table and the CSV downloads."""
+def report_page(
+    session: SessionInfo, timeline: go.Figure, heatmap: go.Figure, drops: pd.DataFrame, summary: pd.DataFrame
+) -> html.Div:
+    """The whole-session report: timeline, engagement heatmap, the largest drops (analytics.report.
+    engagement_drops), the per-student table (student_summary with time present, attentive share and flags
+    of analytics.report.student_table) and the CSV downloads."""
     return html.Div(
         [
             dcc.Store(id=ids.REPORT_SESSION, data=session.name),
@@ -208,6 +285,17 @@ def report_page(session: SessionInfo, timeline: go.Figure, summary: pd.DataFrame
                     html.H2("Class mood over the session"),
                     dcc.Graph(id=ids.REPORT_TIMELINE, figure=timeline, config=TIMELINE_GRAPH),
                 ],
+                className="card",
+            ),
+            html.Section(
+                [
+                    html.H2("Engagement per student"),
+                    dcc.Graph(id=ids.REPORT_HEATMAP, figure=heatmap, config=TIMELINE_GRAPH),
+                ],
+                className="card",
+            ),
+            html.Section(
+                [html.H2("Where class engagement dropped most"), _drops_list(drops)],
                 className="card",
             ),
             html.Section(
@@ -230,8 +318,35 @@ def report_page(session: SessionInfo, timeline: go.Figure, summary: pd.DataFrame
     )
 
 
+def _drops_list(drops: pd.DataFrame) -> html.Ol | html.P:
+    if drops.empty:
+        return html.P("Class engagement never dropped.", id=ids.REPORT_DROPS, className="absent")
+    return html.Ol(
+        [
+            html.Li(
+                f"{local_time(drop.start)} → {local_time(drop.end)}: {drop.before:.2f} → {drop.after:.2f} "
+                f"(−{drop.drop:.2f})"
+            )
+            for drop in drops.itertuples(index=False)
+        ],
+        id=ids.REPORT_DROPS,
+    )
+
+
 def _students_table(summary: pd.DataFrame) -> html.Table:
-    header = ["Student", "Name", "First seen", "Last seen", "Frames seen", "Present", "Mostly", *EMOTIONS]
+    header = [
+        "Student",
+        "Name",
+        "First seen",
+        "Last seen",
+        "Frames seen",
+        "Present",
+        "Mostly",
+        *EMOTIONS,
+        "Time present",
+        "Attentive",
+        "Flags",
+    ]
     return html.Table(
         [
             html.Thead(html.Tr([html.Th(label) for label in header])),
@@ -255,6 +370,10 @@ def _student_row(student: Any) -> html.Tr:
             html.Td(percent(student.present), className="number"),
             html.Td(emotion_badge(student.dominant)),
             *shares,
+            html.Td(duration(timedelta(seconds=student.seconds_present)), className="number"),
+            # Of the time present; a student never present has no share.
+            html.Td("" if pd.isna(student.attentive_share) else percent(student.attentive_share), className="number"),
+            html.Td(student.flags, className="number", title=student.flag_reasons),
         ],
         **{"data-student": student.student},
     )

@@ -1,10 +1,13 @@
 """The dashboard's colours: one colour per emotion, used by every chart and badge, plus the chart look.
 
 Emotion colours come from the Okabe-Ito palette (distinguishable with the common colour-vision
-deficiencies); neutral is grey so the feelings stand out against it.
+deficiencies); neutral is grey so the feelings stand out against it. Engagement reads on Cividis, a
+scale made to be read the same with and without colour-vision deficiencies (dark blue 0 to yellow 1).
 """
 
 from __future__ import annotations
+
+from plotly.colors import sample_colorscale, sequential
 
 EMOTION_COLORS: dict[str, str] = {
     "angry": "#D55E00",  # vermillion
@@ -25,6 +28,8 @@ EMOTION_TEXT_COLORS: dict[str, str] = {
     "surprise": "#000000",
     "neutral": "#000000",
 }
+ENGAGEMENT_SCALE: list[str] = sequential.Cividis
+ENGAGEMENT_LINE_COLOR = "#000000"  # drawn over the emotion areas, so none of their colours
 ABSENT_COLOR = "#E5E5E5"  # a student not seen lately
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 GRID_COLOR = "#EBF0F8"
@@ -40,3 +45,17 @@ CHART_LAYOUT: dict[str, object] = {
     "xaxis": {"gridcolor": GRID_COLOR, "linecolor": GRID_COLOR, "zeroline": False},
     "yaxis": {"gridcolor": GRID_COLOR, "linecolor": GRID_COLOR, "zeroline": False},
 }
+
+
+# The scale sampled once, in steps of 0.01: sampling it per card cost more than the rest of a card.
+_ENGAGEMENT_STEPS: list[str] = sample_colorscale(ENGAGEMENT_SCALE, [step / 100 for step in range(101)])
+
+
+def engagement_color(score: float) -> str:
+    """The ENGAGEMENT_SCALE colour of a score in [0, 1], to the nearest 0.01."""
+    return _ENGAGEMENT_STEPS[round(min(max(score, 0.0), 1.0) * 100)]
+
+
+def engagement_text_color(score: float) -> str:
+    """Text on an engagement colour: Cividis is dark below the middle, light above it."""
+    return "#000000" if score >= 0.5 else "#FFFFFF"

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, Select, delete, func, select
 from db.engine import write_transaction
 from db.errors import reported_as
 from db.queries import UnknownSessionError
-from db.schema import frames, observations, sessions, students
+from db.schema import flag_acknowledgements, frames, observations, sessions, students
 
 
 def purge_older_than(engine: Engine, days: float, now: datetime | None = None) -> list[str]:
@@ -33,7 +33,7 @@ def _purge(engine: Engine, chosen: Select[Any]) -> list[str]:
         found = connection.execute(chosen).all()
         ids = [row.id for row in found]
         # Children first, each table explicitly: no reliance on ON DELETE CASCADE being enforced.
-        for table in (observations, students, frames, sessions):
+        for table in (flag_acknowledgements, observations, students, frames, sessions):
             key = table.c.id if table is sessions else table.c.session_id
             connection.execute(delete(table).where(key.in_(ids)))
     if found and engine.dialect.name == "sqlite":

@@ -6,13 +6,35 @@ Parameterised SQLAlchemy Core only. Timestamps come back as timezone-aware UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import ColumnElement, DateTime, Engine, Select, case, distinct, func, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Select,
+    case,
+    distinct,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
 
+from db.engine import write_transaction
 from db.errors import DatabaseError, describe_url, reported_as
-from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, frames, observations, sessions, students
+from db.schema import (
+    PROBABILITY_COLUMNS,
+    SIGNAL_COLUMNS,
+    flag_acknowledgements,
+    frames,
+    observations,
+    sessions,
+    students,
+)
 from model.emotions import EMOTIONS
 
 # How many session names an "unknown session" message lists.
@@ -64,11 +86,14 @@ def observation_rows(engine: Engine, session_id: int, since: datetime | None = N
     return _read_frame(engine, statement, integers | dict.fromkeys(PROBABILITY_COLUMNS, "float64"))
 
 
-def signal_rows(engine: Engine, session_id: int) -> pd.DataFrame:
+def signal_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
     """Every observation row of the session, faceless tiles and rows without an emotion included, ordered by
     frame then student: the columns of observation_rows (emotion and probabilities NaN where none was
-    inferred) then the signal columns (presence "face" for rows recorded before signals existed)."""
+    inferred) then the signal columns (presence "face" for rows recorded before signals existed).
+    `since`: only rows strictly after it."""
     statement = _observations_of(session_id, (*PROBABILITY_COLUMNS, *SIGNAL_COLUMNS))
+    if since is not None:
+        statement = statement.where(observations.c.ts > since)
     integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h"), "int64")
     floats = dict.fromkeys(("emotion", *PROBABILITY_COLUMNS, "yaw", "pitch", "eye_ratio"), "float64")
     table = _read_frame(engine, statement, integers | floats | {"eyes_closed": "boolean"})
@@ -246,6 +271,37 @@ def session_summaries(engine: Engine) -> pd.DataFrame:
     )
     table = _read_table(engine, statement, ("started_at", "ended_at", "first_frame_at", "last_frame_at"))
     return table.astype({"id": "int64", "frames": "int64", "students": "int64", "observations": "int64"})
+
+
+def acknowledge_flag(engine: Engine, session_id: int, student: str, rule: str, start: datetime, by: str) -> None:
+    """Record that user `by` acknowledged the flag (student key, rule, start); a second time changes nothing."""
+    already = exists().where(
+        flag_acknowledgements.c.session_id == session_id,
+        flag_acknowledgements.c.student == student,
+        flag_acknowledgements.c.rule == rule,
+        flag_acknowledgements.c.flag_start == start,
+    )
+    with reported_as("write to", engine.url), write_transaction(engine) as connection:
+        if not connection.scalar(select(already)):
+            connection.execute(
+                insert(flag_acknowledgements).values(
+                    session_id=session_id,
+                    student=student,
+                    rule=rule,
+                    flag_start=start,
+                    acknowledged_by=by,
+                    acknowledged_at=datetime.now(UTC),
+                )
+            )
+
+
+def acknowledged_flags(engine: Engine, session_id: int) -> set[tuple[str, str, datetime]]:
+    """The session's acknowledged flags, as (student key, rule, start) with the start in UTC."""
+    statement = select(
+        flag_acknowledgements.c.student, flag_acknowledgements.c.rule, flag_acknowledgements.c.flag_start
+    ).where(flag_acknowledgements.c.session_id == session_id)
+    with reported_as("read", engine.url), engine.connect() as connection:
+        return {(row.student, row.rule, row.flag_start) for row in connection.execute(statement)}
 
 
 def _bulk_time(column: ColumnElement[datetime]) -> ColumnElement[datetime]:

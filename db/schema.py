@@ -168,9 +168,25 @@ class UserRecord(Base):
     notice_accepted_at: Mapped[datetime | None]
 
 
+class FlagAcknowledgementRecord(Base):
+    """A teacher saw a flag (analytics.flags.Flag) on the live page; a flag is one student, rule and start."""
+
+    __tablename__ = "flag_acknowledgements"
+    __table_args__ = (UniqueConstraint("session_id", "student", "rule", "flag_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = _session_fk()
+    student: Mapped[str] = mapped_column(String(64))  # students.key
+    rule: Mapped[str] = mapped_column(String(20))
+    flag_start: Mapped[datetime]
+    acknowledged_by: Mapped[str] = mapped_column(String(100))  # the dashboard user
+    acknowledged_at: Mapped[datetime]
+
+
 # The Core tables, for the bulk inserts and queries (declarative types them as plain FromClause).
 sessions = cast(Table, SessionRecord.__table__)
 students = cast(Table, StudentRecord.__table__)
 frames = cast(Table, FrameRecord.__table__)
 observations = cast(Table, ObservationRecord.__table__)
 users = cast(Table, UserRecord.__table__)
+flag_acknowledgements = cast(Table, FlagAcknowledgementRecord.__table__)

@@ -35,6 +35,8 @@ LIVE_OUTPUTS = [
     (ids.STUDENT_GRID, "children"),
     (ids.LIVE_BANNER, "children"),
     (ids.LIVE_BANNER, "hidden"),
+    (ids.LIVE_ENGAGEMENT_NOW, "children"),
+    (ids.FLAG_LIST, "children"),
 ]
 
 

@@ -41,6 +41,7 @@ from tests.galleries import Gallery, compose_gallery, lfw_faces
 ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
 # A name that must be percent-encoded in URLs and cleaned up for file names.
 SESSION = "Year 9 / maths"
+CAMERA_OFF = "camera off"  # a second session, for the flag test
 ADMIN = "head-of-year"
 GALLERY_FRAMES = 2
 SERVER_START_S = 60
@@ -220,7 +221,7 @@ def test_live_page_shows_the_timeline_and_new_rows_after_the_next_refresh(classr
     page.open(live_path(SESSION))
     students = classroom.count("students")
     timeline = page.wait_for("the live timeline", lambda: page.graph_points(f"#{ids.LIVE_TIMELINE}"))[0]
-    assert list(timeline) == list(EMOTIONS) and all(points > 0 for points in timeline.values())
+    assert list(timeline) == [*EMOTIONS, "engagement"] and all(points > 0 for points in timeline.values())
     page.wait_for(f"{students} student cards", lambda: len(cards(page)) == students)
     assert page.text(ids.LIVE_STUDENT_COUNT).startswith(f"{students} student(s) seen")
     assert "ended" in page.text(ids.LIVE_BANNER)  # the capture run closed the session
@@ -269,15 +270,15 @@ def test_report_page_renders_its_charts_and_one_row_per_student(classroom: Class
     charts = page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.PAGE}"))
     for chart in charts:
         assert all(points > 0 for points in chart.values()), chart
-    assert list(page.graph_points(f"#{ids.REPORT_TIMELINE}")[0]) == list(EMOTIONS)
+    assert list(page.graph_points(f"#{ids.REPORT_TIMELINE}")[0]) == [*EMOTIONS, "engagement"]
     page.screenshot("report")
 
 
-def test_csv_exports_download_one_row_per_observation_and_per_student(classroom: Classroom, page: Page) -> None:
+def test_csv_exports_download_one_row_per_face_and_per_student(classroom: Classroom, page: Page) -> None:
     page.open(report_path(SESSION))
     page.wait_for("the download buttons", lambda: page.elements(f"#{ids.DOWNLOAD_ROWS_BUTTON}"))
     rows = read_csv(page.download(ids.DOWNLOAD_ROWS_BUTTON, "-rows.csv"))
-    assert len(rows) == classroom.count("observations")
+    assert len(rows) == classroom.count("observations WHERE presence = 'face'")
     assert {row["student"] for row in rows} == {f"tile-{n}" for n in range(1, classroom.count("students") + 1)}
     students = read_csv(page.download(ids.DOWNLOAD_STUDENTS_BUTTON, "-students.csv"))
     assert len(students) == classroom.count("students")
@@ -286,3 +287,33 @@ def test_csv_exports_download_one_row_per_observation_and_per_student(classroom:
 def read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(newline="") as file:
         return list(csv.DictReader(file))
+
+
+def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
+    classroom: Classroom, page: Page
+) -> None:
+    # Last in this file, as the tests above count whole tables. Its own session: a 2x2 gallery whose fourth
+    # tile has the camera off, one frame every 50 s of recording time (a folder's images are stamped i / fps
+    # apart), so that tile is absent for 100 s, over the 60 s rule.
+    frames = classroom.folder / "camera-off"
+    frames.mkdir()
+    gallery = compose_gallery(lfw_faces(3, start=90), 2, 2, seed=5, camera_off={3})
+    for index in range(3):
+        cv2.imwrite(str(frames / f"{index:03d}.png"), gallery.image)
+    result = run_module(
+        "capture", "--source", str(frames), "--db", classroom.url, "--session", CAMERA_OFF, "--fps", "0.02"
+    )
+    assert result.returncode == 0, result.stderr
+
+    page.open(live_path(CAMERA_OFF))
+    flag_css = f"#{ids.FLAG_LIST} .flag[data-rule='absent']"
+    (flag,) = page.wait_for("an absent flag", lambda: page.elements(flag_css))
+    assert "camera off" in flag.text and "new" in flag.get_attribute("class").split()
+    # Flagged students' cards come first (the faces' held expressions may raise "negative" flags too).
+    flagged = {card.get_attribute("data-student"): card.get_attribute("data-flagged") == "true" for card in cards(page)}
+    assert flagged[flag.get_attribute("data-student")] and list(flagged.values()) == sorted(
+        flagged.values(), reverse=True
+    )
+    page.screenshot("live-flag")
+    flag.find_element(By.CSS_SELECTOR, "button.acknowledge").click()
+    page.wait_for("the acknowledged flag", lambda: page.elements(f"{flag_css}.acknowledged"))

@@ -3,6 +3,7 @@ figures, downloads and the command line."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
 import io
@@ -15,22 +16,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+from dash.exceptions import PreventUpdate
 from flask.testing import FlaskClient
+from plotly.utils import PlotlyJSONEncoder
 from sqlalchemy import Engine
 
 from analytics.export import CSV_COLUMNS
+from analytics.report import engagement_drops, session_tables
 from analytics.timeline import emotion_counts, mood_now
 from dashboard import ids
 from dashboard.app import create_app, open_database
-from dashboard.callbacks import live_tick, rows_download, status_banner, students_download
+from dashboard.callbacks import acknowledge, live_tick, rows_download, status_banner, students_download
 from dashboard.figures import mood_now_chart, mood_timeline, sparkline
-from dashboard.live import DEFAULT_WINDOW_SECONDS, LiveState, refresh
-from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
+from dashboard.live import DEFAULT_WINDOW_SECONDS, LiveState, engagement_config, flag_id, refresh
+from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
 from db.migrate import current_revision, head_revision, upgrade
-from db.queries import find_session, observation_rows
+from db.queries import acknowledged_flags, find_session, observation_rows
 from db.recorder import SessionRecorder
+from db.users import User
 from model.emotions import EMOTIONS
 from tests.dashboard_users import signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
@@ -97,6 +103,11 @@ def walk(tree: Any) -> Iterator[dict[str, Any]]:
             yield from walk(value)
 
 
+def serialised(tree: Any) -> Any:
+    """A component tree as the browser receives it (what walk and text read)."""
+    return json.loads(json.dumps(tree, cls=PlotlyJSONEncoder))
+
+
 def component_ids(tree: Any) -> set[str]:
     return {node["props"]["id"] for node in walk(tree) if isinstance(node["props"].get("id"), str)}
 
@@ -136,7 +147,9 @@ def test_root_shows_the_newest_sessions_live_page(client: FlaskClient) -> None:
         ids.STUDENT_GRID,
         ids.LIVE_INTERVAL,
         ids.LIVE_BANNER,
-        ids.ENGAGEMENT_CARD,
+        ids.LIVE_ENGAGEMENT_NOW,
+        ids.FLAGS_CARD,
+        ids.FLAG_LIST,
     } <= component_ids(tree)
 
 
@@ -146,10 +159,9 @@ def test_root_of_an_empty_database_says_how_to_start(tmp_path: Path) -> None:
     assert "No sessions yet" in text(tree) and "python -m capture" in text(tree)
 
 
-def test_live_page_of_a_named_session_and_its_engagement_placeholder(client: FlaskClient) -> None:
+def test_live_page_of_a_named_session(client: FlaskClient) -> None:
     tree = page(client, "/live/period-1")
     assert component(tree, ids.LIVE_SESSION)["data"]["name"] == "period-1"
-    assert "not measured yet" in text(component(tree, ids.ENGAGEMENT_CARD))
 
 
 def test_session_names_in_urls_are_percent_decoded(engine: Engine, client: FlaskClient) -> None:
@@ -200,10 +212,33 @@ def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) 
         ("tile-1", 7, "100%", "sad"),
         ("tile-2", 4, "57%", "neutral"),
     ]
-    assert rows[2][7:] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%"]
+    assert rows[2][7:14] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%"]
+    # Then time present, attentive (of the time present) and flags: frames stand for 4 s each.
+    assert [row[14:] for row in rows] == [["28 s", "100%", 0], ["28 s", "100%", 0], ["16 s", "100%", 0]]
     traces = component(tree, ids.REPORT_TIMELINE)["figure"]["data"]
-    assert [trace["name"] for trace in traces] == list(EMOTIONS)
-    assert {ids.DOWNLOAD_STUDENTS_BUTTON, ids.DOWNLOAD_ROWS_BUTTON} <= component_ids(tree)
+    assert [trace["name"] for trace in traces] == [*EMOTIONS, "engagement"]
+    assert traces[-1]["yaxis"] == "y2"
+    assert {ids.DOWNLOAD_STUDENTS_BUTTON, ids.DOWNLOAD_ROWS_BUTTON, ids.REPORT_DROPS} <= component_ids(tree)
+
+
+def test_report_heatmap_has_one_row_per_student_and_one_column_per_bin(client: FlaskClient) -> None:
+    (heatmap,) = component(page(client, "/report/period-1"), ids.REPORT_HEATMAP)["figure"]["data"]
+    # Plotly sends numeric arrays as base64 typed arrays.
+    z = np.frombuffer(base64.b64decode(heatmap["z"]["bdata"]), heatmap["z"]["dtype"]).reshape(3, -1)
+    assert heatmap["z"]["shape"] == "3, 3" and heatmap["y"] == ["tile-0", "tile-1", "tile-2"]
+    assert heatmap["colorscale"][0][1] == ENGAGEMENT_SCALE[0] and (heatmap["zmin"], heatmap["zmax"]) == (0, 1)
+    # tile-2 left after 12 s: a full face bin, then absent (0) in the last one.
+    assert z[2][0] == pytest.approx(1.0, abs=0.02) and z[2][2] == 0.0
+
+
+def test_engagement_drops_are_the_largest_falls_apart_from_each_other() -> None:
+    bins = pd.date_range(T0, periods=20, freq="10s")
+    scores = [0.9] * 5 + [0.3] + [0.8] * 6 + [0.6] + [0.8] * 4 + [0.7, 0.2, 0.1]
+    drops = engagement_drops(pd.DataFrame({"bin": bins, "score": scores}), top=3)
+    # The fall into bin 18 is within a minute of the larger one into bin 19, so the third is bin 12's.
+    assert list(drops["end"]) == [bins[19], bins[5], bins[12]]
+    assert list(drops["start"]) == [bins[13], bins[0], bins[6]]
+    assert drops["drop"].tolist() == pytest.approx([0.7, 0.6, 0.2])
 
 
 def test_report_of_a_session_without_faces_explains_why(client: FlaskClient) -> None:
@@ -237,6 +272,8 @@ def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskCli
         (ids.STUDENT_GRID, "children"),
         (ids.LIVE_BANNER, "children"),
         (ids.LIVE_BANNER, "hidden"),
+        (ids.LIVE_ENGAGEMENT_NOW, "children"),
+        (ids.FLAG_LIST, "children"),
     ]
     response = dash_call(
         client,
@@ -255,7 +292,7 @@ def test_first_tick_counts_every_row_and_shows_each_students_current_emotion(eng
 
     rows = observation_rows(engine, find_session(engine, "period-1").id)
     pd.testing.assert_frame_equal(LiveState.from_json(state).counts, emotion_counts(rows))
-    assert [trace.name for trace in timeline.data] == list(EMOTIONS)
+    assert [trace.name for trace in timeline.data] == [*EMOTIONS, "engagement"]
     assert count == "2 student(s) seen, 6 face observation(s)"
     # Current = most frequent in (14, 24] s, the latest winning a tie; tile-2 left at 12 s.
     assert [card.to_plotly_json()["props"]["data-emotion"] for card in grid] == ["sad", "fear", "absent"]
@@ -275,10 +312,14 @@ def test_later_ticks_add_only_new_rows_and_match_a_full_recount(engine: Engine) 
     stored = tick(engine, "period-1", stored, T0 + timedelta(seconds=34))[0]  # nothing new: nothing counted twice
 
     state = LiveState.from_json(stored)
-    rows = observation_rows(engine, find_session(engine, "period-1").id)
+    session_id = find_session(engine, "period-1").id
+    rows = observation_rows(engine, session_id)
     pd.testing.assert_frame_equal(state.counts, emotion_counts(rows))
     pd.testing.assert_frame_equal(state.student_counts, emotion_counts(rows, by=("student",)))
     assert state.last_seen == T0 + timedelta(seconds=31)
+    # The class engagement line, kept across passes, is the whole session's as the report scores it.
+    whole = session_tables(engine, session_id, engagement_config()).class_bins.set_index("bin")["score"]
+    pd.testing.assert_series_equal(state.engagement, whole, check_names=False, check_freq=False)
 
 
 def test_the_kept_counts_are_bounded_by_the_window(engine: Engine) -> None:
@@ -289,6 +330,69 @@ def test_the_kept_counts_are_bounded_by_the_window(engine: Engine) -> None:
 
     whole = LiveState.from_json(tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41), window="all")[0])
     assert len(whole.counts) == 2
+
+
+def test_the_live_timeline_carries_the_class_engagement_line_and_the_now_panel_its_score(engine: Engine) -> None:
+    _, timeline, *_, engagement_now, flags = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
+
+    line = timeline.data[-1]
+    assert (line.name, line.yaxis) == ("engagement", "y2") and list(timeline.layout.yaxis2.range) == [0, 1]
+    assert len(line.y) == 3 and all(0 <= score <= 1 for score in line.y)
+    assert engagement_now.startswith(f"Class engagement {line.y[-1]:.2f}")
+    assert "No flags" in flags[0].children
+
+
+ABSENCE_START = T0 + timedelta(hours=2)
+# tile-1 leaves the gallery after 10 s and stays away: absent from 15 s on, flagged once that is over 60 s.
+ABSENCE = [(seconds, {"tile-0": HAPPY} | ({"tile-1": HAPPY} if seconds <= 10 else {})) for seconds in range(0, 101, 5)]
+TEACHER = User("teacher", "teacher", T0, T0, "stamp")
+
+
+def test_a_flag_is_listed_its_student_comes_first_and_an_acknowledgement_is_stored(engine: Engine) -> None:
+    record(engine, "absence", ABSENCE, start=ABSENCE_START)
+    session = find_session(engine, "absence")
+    now = ABSENCE_START + timedelta(seconds=101)
+    stored, _, _, _, grid, *_, flags = tick(engine, "absence", None, now)
+
+    (item,) = [serialised(flag)["props"] for flag in flags]
+    assert (item["data-student"], item["data-rule"]) == ("tile-1", "absent")
+    assert "new" in item["className"].split()  # raised at 80 s, 20 s before the latest frame
+    assert "since" in text(item) and "not in the gallery" in text(item)
+    cards = [serialised(card)["props"] for card in grid]
+    assert [(card["data-student"], card["data-flagged"]) for card in cards] == [("tile-1", "true"), ("tile-0", "false")]
+    assert float(cards[0]["data-engagement"]) == 0.0 and float(cards[1]["data-engagement"]) > 0.9
+
+    button = next(node for node in walk(item["children"]) if isinstance(node["props"].get("id"), dict))
+    flag = button["props"]["id"]["index"]
+    assert acknowledge(engine, {"id": session.id, "name": "absence"}, flag, 1, TEACHER) == ("Acknowledged", True)
+    acknowledge(engine, {"id": session.id, "name": "absence"}, flag, 2, TEACHER)  # twice: still one
+    with pytest.raises(PreventUpdate):  # ids come from the browser: another session's student is refused
+        acknowledge(engine, {"id": session.id, "name": "absence"}, flag.replace("tile-1", "tile-9"), 1, TEACHER)
+    assert acknowledged_flags(engine, session.id) == {("tile-1", "absent", ABSENCE_START + timedelta(seconds=15))}
+
+    *_, flags = tick(engine, "absence", stored, now + timedelta(seconds=2))
+    (item,) = [serialised(flag)["props"] for flag in flags]
+    assert item["className"].split() == ["flag", "acknowledged"] and "acknowledged" in text(item)
+
+
+def test_acknowledge_through_the_dash_endpoint(engine: Engine, client: FlaskClient) -> None:
+    record(engine, "absence", ABSENCE, start=ABSENCE_START)
+    session = find_session(engine, "absence")
+    flag = flag_id("tile-1", "absent", ABSENCE_START + timedelta(seconds=15))
+    button = {"index": flag, "type": ids.FLAG_ACK}
+    # A pattern-matching callback is named by its pattern; the concrete ids travel in outputs and inputs.
+    pattern = json.dumps({"index": ["MATCH"], "type": ids.FLAG_ACK}, separators=(",", ":"))
+    payload = {
+        "output": f"..{pattern}.children...{pattern}.disabled..",
+        "outputs": [{"id": button, "property": "children"}, {"id": button, "property": "disabled"}],
+        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+        "state": [{"id": ids.LIVE_SESSION, "property": "data", "value": {"id": session.id, "name": session.name}}],
+        "changedPropIds": [json.dumps(button, separators=(",", ":")) + ".n_clicks"],
+    }
+    response = client.post("/_dash-update-component", json=payload)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert list(response.get_json()["response"].values()) == [{"children": "Acknowledged", "disabled": True}]
+    assert len(acknowledged_flags(engine, session.id)) == 1
 
 
 def test_changing_the_window_starts_a_fresh_state(engine: Engine) -> None:
@@ -307,7 +411,7 @@ def test_a_session_without_faces_says_so_in_the_student_grid(engine: Engine) -> 
 
 def test_a_session_before_its_first_frame_says_it_is_waiting(engine: Engine) -> None:
     SessionRecorder.open(engine, "just-started", "screen")  # capture has begun; no frame analysed yet
-    state, timeline, count, _, grid, banner, hidden = tick(engine, "just-started", None, T0 + timedelta(hours=2))
+    state, timeline, count, _, grid, banner, hidden, *_ = tick(engine, "just-started", None, T0 + timedelta(hours=2))
 
     assert LiveState.from_json(state).last_seen is None
     assert "No frames yet" in timeline.layout.annotations[0].text

@@ -108,6 +108,7 @@ def test_upgrade_creates_every_table_and_the_time_indexes(engine: Engine) -> Non
         "frames",
         "observations",
         "users",
+        "flag_acknowledgements",
     }
     for table in ("frames", "observations"):
         assert ["session_id", "ts"] in [index["column_names"] for index in inspector.get_indexes(table)]
