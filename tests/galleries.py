@@ -244,3 +244,11 @@ def _paste_face(view: np.ndarray, face: np.ndarray, rng: np.random.Generator) ->
     region = view[y : y + padded.shape[0], x : x + padded.shape[1]]
     region[:] = (alpha * padded + (1 - alpha) * region).astype(np.uint8)
     return Box(x + pad, y + pad, face_w, face_h)
+
+
+def write_frames(folder: Path, image: np.ndarray, count: int) -> Path:
+    """`count` copies of `image` as 000.png, 001.png, ... in a new `folder`: a finite capture source."""
+    folder.mkdir()
+    for index in range(count):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), image)
+    return folder

@@ -24,20 +24,8 @@ from db.schema import sessions
 from db.users import Role, add_user, check_login, find_user, set_password
 from tests.cli import REPO
 from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in, signed_in_client
-from tests.test_dashboard import dash_call, page, text
+from tests.test_dashboard import LIVE_OUTPUTS, dash_call, page, text
 from tests.test_timeline import PERIOD_1, record
-
-LIVE_OUTPUTS = [
-    (ids.LIVE_STATE, "data"),
-    (ids.LIVE_TIMELINE, "figure"),
-    (ids.LIVE_STUDENT_COUNT, "children"),
-    (ids.LIVE_NOW_CHART, "figure"),
-    (ids.STUDENT_GRID, "children"),
-    (ids.LIVE_BANNER, "children"),
-    (ids.LIVE_BANNER, "hidden"),
-    (ids.LIVE_ENGAGEMENT_NOW, "children"),
-    (ids.FLAG_LIST, "children"),
-]
 
 
 @pytest.fixture

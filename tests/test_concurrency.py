@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from sqlalchemy import Engine
 
@@ -16,7 +15,7 @@ from dashboard.app import create_app
 from db.migrate import upgrade
 from tests.cli import REPO
 from tests.dashboard_users import signed_in_client
-from tests.galleries import astronaut
+from tests.galleries import astronaut, write_frames
 from tests.test_crash_safety import START_TIMEOUT_S, query
 from tests.test_dashboard import page, text
 
@@ -28,12 +27,7 @@ PAGE_SECONDS = 10
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """FRAMES one-face frames: one observation per frame to count."""
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    image = astronaut()
-    for index in range(FRAMES):
-        cv2.imwrite(str(frames / f"{index:03d}.png"), image)
-    return frames
+    return write_frames(tmp_path / "frames", astronaut(), FRAMES)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

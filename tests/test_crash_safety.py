@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import cv2
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
@@ -26,7 +25,7 @@ from db.buffer import BufferedWriter
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from tests.cli import REPO
-from tests.galleries import astronaut
+from tests.galleries import astronaut, write_frames
 from tests.test_timeline import HAPPY, T0, face
 
 POSTGRES_SH = REPO / "scripts" / "postgres.sh"
@@ -36,12 +35,7 @@ START_TIMEOUT_S = 120
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """200 one-face frames: long enough to interrupt, and one observation per frame to count."""
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    image = astronaut()
-    for index in range(200):
-        cv2.imwrite(str(frames / f"{index:03d}.png"), image)
-    return frames
+    return write_frames(tmp_path / "frames", astronaut(), 200)
 
 
 def start_capture(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:

@@ -65,6 +65,20 @@ def client(engine: Engine) -> FlaskClient:
     return signed_in_client(create_app(engine), engine)
 
 
+# The live refresh callback's outputs, in the order dashboard/callbacks.py declares them.
+LIVE_OUTPUTS = [
+    (ids.LIVE_STATE, "data"),
+    (ids.LIVE_TIMELINE, "figure"),
+    (ids.LIVE_STUDENT_COUNT, "children"),
+    (ids.LIVE_NOW_CHART, "figure"),
+    (ids.STUDENT_GRID, "children"),
+    (ids.LIVE_BANNER, "children"),
+    (ids.LIVE_BANNER, "hidden"),
+    (ids.LIVE_ENGAGEMENT_NOW, "children"),
+    (ids.FLAG_LIST, "children"),
+]
+
+
 def dash_call(
     client: FlaskClient,
     outputs: list[tuple[str, str]],
@@ -264,17 +278,7 @@ def tick(
 
 def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskClient) -> None:
     session = find_session(engine, "period-1")
-    outputs = [
-        (ids.LIVE_STATE, "data"),
-        (ids.LIVE_TIMELINE, "figure"),
-        (ids.LIVE_STUDENT_COUNT, "children"),
-        (ids.LIVE_NOW_CHART, "figure"),
-        (ids.STUDENT_GRID, "children"),
-        (ids.LIVE_BANNER, "children"),
-        (ids.LIVE_BANNER, "hidden"),
-        (ids.LIVE_ENGAGEMENT_NOW, "children"),
-        (ids.FLAG_LIST, "children"),
-    ]
+    outputs = LIVE_OUTPUTS
     response = dash_call(
         client,
         outputs,
