@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 
@@ -87,8 +88,10 @@ def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
         return message_figure("No engagement to show.")
     labels = per_student.groupby("student_id", sort=True).agg(student=("student", "first"), name=("name", "first"))
     grid = per_student.pivot(index="student_id", columns="bin", values="score").reindex(labels.index)
+    # Plotly reads a few HTML tags in axis labels (<b>, <a href>): a name is shown as typed, never as markup.
     names = [
-        name if isinstance(name, str) else key for key, name in zip(labels["student"], labels["name"], strict=True)
+        html.escape(name if isinstance(name, str) else key)
+        for key, name in zip(labels["student"], labels["name"], strict=True)
     ]
     figure = go.Figure(
         go.Heatmap(

@@ -10,6 +10,7 @@ training CSV (test_model).
 
 from __future__ import annotations
 
+import html
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,7 +283,11 @@ def test_dashboard_shows_hostile_names_as_plain_text(hostile_names: tuple[Path, 
     # The page shell is the same for every path: no name is written into HTML on the server.
     shell = client.get(f"/report/{quote('maths')}").get_data(as_text=True)
     assert "alert(1)" not in shell and "DROP TABLE" not in shell
-    assert_shown_as_text(page(client, "/report/maths"))
+    report = page(client, "/report/maths")
+    assert_shown_as_text(report)
+    # Chart labels, which Plotly would read as markup, carry the names escaped.
+    heatmap = next(node["props"]["figure"] for node in walk(report) if node["props"].get("id") == ids.REPORT_HEATMAP)
+    assert set(heatmap["data"][0]["y"]) == {html.escape(SQL_NAME), html.escape(SCRIPT_NAME)}
     live_page = page(client, "/live/maths")
     session = next(node["props"]["data"] for node in walk(live_page) if node["props"].get("id") == ids.LIVE_SESSION)
     assert_shown_as_text(live_tick(client, app, session))
