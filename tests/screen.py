@@ -17,7 +17,7 @@ import numpy as np
 from capture.sources import open_source
 
 XVFB_START_SECONDS = 30
-SHOW_SECONDS = 20
+SHOW_SECONDS = 30
 
 
 class ScreenError(RuntimeError):
@@ -64,21 +64,37 @@ def grab_screen() -> np.ndarray:
 
 @contextmanager
 def showing_fullscreen(image: np.ndarray, folder: Path) -> Iterator[np.ndarray]:
-    """`image` (screen-sized BGR) shown full-screen by feh on $DISPLAY, from the moment a grab shows it exactly."""
+    """`image` (screen-sized BGR) shown full-screen by feh on $DISPLAY, from the moment a grab shows it exactly.
+
+    A feh that exits before the picture is up (seen once on a loaded CI machine) is started again; the
+    error names what feh said.
+    """
     path = folder / "shown.png"
     cv2.imwrite(str(path), image)
-    viewer = subprocess.Popen(
-        ["feh", "--fullscreen", "--hide-pointer", "--no-menus", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = folder / "feh.log"
+    deadline = time.monotonic() + SHOW_SECONDS
+    viewer = _start_feh(path, log)
     try:
-        deadline = time.monotonic() + SHOW_SECONDS
         while not np.array_equal(grab_screen(), image):
-            if viewer.poll() is not None or time.monotonic() > deadline:
-                raise ScreenError(f"feh did not show the image on {os.environ.get('DISPLAY')} within {SHOW_SECONDS} s")
+            if time.monotonic() > deadline:
+                said = log.read_text(errors="replace").strip() or "nothing"
+                raise ScreenError(
+                    f"feh did not show the image on {os.environ.get('DISPLAY')} within {SHOW_SECONDS} s "
+                    f"(feh {'exited' if viewer.poll() is not None else 'still running'}; it said: {said})"
+                )
+            if viewer.poll() is not None:
+                viewer = _start_feh(path, log)
             time.sleep(0.1)
         yield image
     finally:
         viewer.terminate()
         viewer.wait(timeout=10)
+
+
+def _start_feh(path: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as stream:
+        return subprocess.Popen(
+            ["feh", "--fullscreen", "--hide-pointer", "--no-menus", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=stream,
+        )
