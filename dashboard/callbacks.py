@@ -32,6 +32,7 @@ from dashboard.layout import (
     message_page,
     no_sessions_page,
     report_page,
+    session_rows,
     sessions_page,
     student_cards,
 )
@@ -93,6 +94,9 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
             engine, _checked(engine, session), callback_context.triggered_id["index"], clicks, current_user()
         )
     )
+    app.callback(Output(ids.SESSIONS_ROWS, "children"), Input(ids.SESSIONS_FILTER, "value"), prevent_initial_call=True)(
+        lambda text: session_rows(filter_sessions(visible_summaries(session_summaries(engine), current_user()), text))
+    )
     app.callback(
         Output(ids.DOWNLOAD_STUDENTS, "data"),
         Input(ids.DOWNLOAD_STUDENTS_BUTTON, "n_clicks"),
@@ -105,6 +109,27 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         State(ids.REPORT_SESSION, "data"),
         prevent_initial_call=True,
     )(lambda _clicks, name: rows_download(engine, _checked(engine, {"name": name})["name"]))
+
+
+def filter_sessions(summaries: pd.DataFrame, text: str | None) -> pd.DataFrame:
+    """The session_summaries rows whose name, source, teacher or local start date holds every word of `text`
+    (case-insensitive, plain substrings: no pattern syntax reaches pandas or the database)."""
+    words = (text or "").lower().split()
+    if not words:
+        return summaries
+    haystack = (
+        summaries["name"].fillna("")
+        + " "
+        + summaries["source"].fillna("")
+        + " "
+        + summaries["teacher"].fillna("")
+        + " "
+        + summaries["started_at"].map(lambda started: local_time(started, with_date=True))
+    ).str.lower()
+    keep = pd.Series(True, index=summaries.index)
+    for word in words:
+        keep &= haystack.str.contains(word, regex=False)
+    return summaries[keep]
 
 
 def _checked(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ FLAG_ACK = "flag-ack"  # the type of each flag's Acknowledge button: {"type": FL
 STUDENT_GRID = "student-grid"
 
 SESSIONS_TABLE = "sessions-table"
+SESSIONS_FILTER = "sessions-filter"
+SESSIONS_ROWS = "sessions-rows"
 
 REPORT_SESSION = "report-session"  # Store: the session name
 REPORT_TIMELINE = "report-timeline"

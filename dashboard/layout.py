@@ -254,13 +254,30 @@ def sessions_page(summaries: pd.DataFrame) -> html.Div:
     header = html.Tr(
         [html.Th(label) for label in ("Started", "Session", "Source", "Duration", "Students", "Observations", "")]
     )
-    rows = [_session_row(row) for row in summaries.itertuples(index=False)]
     return html.Div(
         [
             html.H1("Sessions"),
-            html.Table([html.Thead(header), html.Tbody(rows)], id=ids.SESSIONS_TABLE, className="table"),
+            dcc.Input(
+                id=ids.SESSIONS_FILTER,
+                type="search",
+                placeholder="Filter by session, source, teacher or date (YYYY-MM-DD)",
+                debounce=True,
+                className="filter",
+            ),
+            html.Table(
+                [html.Thead(header), html.Tbody(session_rows(summaries), id=ids.SESSIONS_ROWS)],
+                id=ids.SESSIONS_TABLE,
+                className="table",
+            ),
         ]
     )
+
+
+def session_rows(summaries: pd.DataFrame) -> list[html.Tr]:
+    """One table row per db.queries.session_summaries row; a message row when none is left by the filter."""
+    if summaries.empty:
+        return [html.Tr(html.Td("No session matches the filter.", colSpan=7))]
+    return [_session_row(row) for row in summaries.itertuples(index=False)]
 
 
 def no_sessions_page() -> html.Div:

@@ -317,3 +317,10 @@ def test_serving_on_a_public_address_warns_on_stderr(url: str, engine: Engine, t
         server.wait(timeout=30)
     assert "warning: listening on 0.0.0.0" in first_line and "TLS" in first_line
     assert stat.S_IMODE((tmp_path / "data" / SECRET_KEY_FILE).stat().st_mode) == 0o600
+
+
+def test_the_sessions_filter_never_shows_a_teacher_another_teachers_session(app: Dash, engine: Engine) -> None:
+    alice = signed_in_client(app, engine, "alice")
+    for query in ("bob-history", "history", ""):
+        rows = dash_call(alice, [(ids.SESSIONS_ROWS, "children")], [(ids.SESSIONS_FILTER, "value", query)])
+        assert "bob-history" not in str(rows), query

@@ -203,6 +203,23 @@ def test_sessions_page_lists_every_session_with_its_counts(client: FlaskClient) 
     assert rows[0][4:6] == [0, 0]
 
 
+def test_sessions_filter_keeps_sessions_holding_every_word(client: FlaskClient) -> None:
+    def filtered(text: str) -> list[Any]:
+        response = dash_call(client, [(ids.SESSIONS_ROWS, "children")], [(ids.SESSIONS_FILTER, "value", text)])
+        rows = response[ids.SESSIONS_ROWS]["children"]
+        cells = [row["props"]["children"] for row in rows]
+        if len(cells) == 1 and isinstance(cells[0], dict):  # the one "no session matches" row
+            assert "No session matches" in cells[0]["props"]["children"]
+            return []
+        return [cell_text(row[1]) for row in cells]
+
+    assert filtered("PERIOD") == ["period-1"]
+    assert filtered("screen:1 period") == ["period-1"]
+    assert filtered("") == ["cameras-off", "period-1"]
+    assert filtered(".*") == []  # plain text, not a pattern
+    assert filtered("nothing-like-it") == []
+
+
 def table_rows(table: dict[str, Any]) -> list[dict[str, Any]]:
     """The body rows of a serialised html.Table's props."""
     return table["children"][1]["props"]["children"]
