@@ -1,7 +1,9 @@
-"""Test helper: runs the project's command-line entry points as real subprocesses and checks their errors."""
+"""Test helper: runs the project's command-line entry points as real subprocesses, checks their errors,
+and reads back the SQLite files they wrote."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +24,13 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *words: str)
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def sqlite_rows(db: Path, sql: str) -> list[tuple]:
+    """Every row `sql` (a test's own fixed query) returns from the SQLite file `db`."""
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def count_rows(db: Path, table: str) -> int:
+    return sqlite_rows(db, f"SELECT count(*) FROM {table}")[0][0]

@@ -11,7 +11,6 @@ training CSV (test_model).
 from __future__ import annotations
 
 import html
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -28,10 +27,10 @@ from dashboard import ids
 from dashboard.app import create_app
 from dashboard.callbacks import WHOLE_SESSION
 from db.migrate import upgrade
-from tests.cli import assert_one_clear_line, run_module
+from tests.cli import assert_one_clear_line, count_rows, run_module, sqlite_rows
 from tests.dashboard_users import signed_in_client
 from tests.galleries import astronaut, compose_gallery, lfw_faces
-from tests.test_capture_cli import capture, count_rows, export, inside, written
+from tests.test_capture_cli import capture, export, inside, written
 from tests.test_dashboard import dash_call, page, walk
 
 SQL_NAME = "Robert'); DROP TABLE students;--"
@@ -216,8 +215,7 @@ def test_hostile_names_read_by_ocr_lose_their_markup_and_the_database_is_intact(
     db = tmp_path / "class.db"
     result = capture(image, db, "maths")
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(db) as connection:
-        read = dict(connection.execute("SELECT key, display_name FROM students"))
+    read = dict(sqlite_rows(db, "SELECT key, display_name FROM students"))
     # Name cleaning keeps letters, digits and a name's own punctuation; brackets and semicolons go.
     assert read["tile-2"].startswith("Robert"), read
     assert not any(set(name) & set("<>();") for name in read.values()), read
@@ -226,9 +224,8 @@ def test_hostile_names_read_by_ocr_lose_their_markup_and_the_database_is_intact(
 
 def test_hostile_names_are_stored_verbatim_and_the_database_is_intact(hostile_names: tuple[Path, Engine]) -> None:
     db, _ = hostile_names
-    with sqlite3.connect(db) as connection:
-        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        names = dict(connection.execute("SELECT key, display_name FROM students"))
+    tables = {name for (name,) in sqlite_rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    names = dict(sqlite_rows(db, "SELECT key, display_name FROM students"))
     assert {"sessions", "students", "frames", "observations", "users"} <= tables
     assert names == {"tile-1": SQL_NAME, "tile-2": SCRIPT_NAME}
     assert count_rows(db, "observations") == 2

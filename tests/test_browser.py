@@ -11,7 +11,6 @@ import base64
 import csv
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from dashboard import ids
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.layout import live_path, report_path
 from model.emotions import EMOTIONS
-from tests.cli import REPO, run_module
+from tests.cli import REPO, count_rows, run_module
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
 from tests.galleries import Gallery, compose_gallery, lfw_faces
 
@@ -72,8 +71,7 @@ class Classroom:
         assert result.returncode == 0, result.stderr
 
     def count(self, table: str) -> int:
-        with sqlite3.connect(self.db) as connection:
-            return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return count_rows(self.db, table)
 
 
 class Page:

@@ -18,7 +18,7 @@ import pytest
 from model.emotions import EMOTIONS
 from model.preprocess import CROP_LIFT, CROP_SCALE, face_crops
 from model.runtime import EmotionClassifier
-from tests.cli import REPO, assert_one_clear_line, run_module
+from tests.cli import REPO, assert_one_clear_line, count_rows, run_module, sqlite_rows
 from tests.galleries import ASTRONAUT_FACE, Gallery, astronaut, compose_gallery, fer_faces, lfw_faces
 from tests.screen import showing_fullscreen
 
@@ -34,11 +34,6 @@ def export(db: Path, out: Path, session: str = "class") -> list[dict[str, str]]:
     assert result.returncode == 0, result.stderr
     with out.open() as f:
         return list(csv.DictReader(f))
-
-
-def count_rows(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as connection:
-        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def tile_of(gallery: Gallery, student: str) -> int:
@@ -70,17 +65,15 @@ def test_folder_of_fer_galleries_gives_one_row_per_face_in_its_tile_with_sensibl
     assert result.returncode == 0, result.stderr
     assert f"frames={GALLERY_FRAMES} faces={40 * GALLERY_FRAMES}" in result.stdout
 
-    exported = export(tmp_path / "class.db", tmp_path / "class.csv")
-    assert list(exported[0]) == [
+    rows = export(tmp_path / "class.db", tmp_path / "class.csv")
+    assert list(rows[0]) == [
         "frame", "ts", "student", "name", "x", "y", "w", "h", "emotion",
         *(f"p_{emotion}" for emotion in EMOTIONS),
         "presence", "yaw", "pitch", "eye_ratio", "eyes_closed",
     ]  # fmt: skip
     # One row per face: the 9 camera-off tiles are observations (see the report), not faces.
-    rows = exported
     assert len(rows) == 40 * GALLERY_FRAMES and {row["presence"] for row in rows} == {"face"}
-    with sqlite3.connect(tmp_path / "class.db") as connection:
-        unseen = connection.execute("SELECT presence, emotion FROM observations WHERE presence != 'face'").fetchall()
+    unseen = sqlite_rows(tmp_path / "class.db", "SELECT presence, emotion FROM observations WHERE presence != 'face'")
     assert unseen == [("camera_off", None)] * 9 * GALLERY_FRAMES
     assert sorted({int(row["frame"]) for row in rows}) == list(range(GALLERY_FRAMES))
     direct = EmotionClassifier().predict(faces).argmax(axis=1)

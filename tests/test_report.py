@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from db.schema import PROBABILITY_COLUMNS
 from model.emotions import EMOTIONS
-from tests.cli import assert_one_clear_line, run_module
+from tests.cli import assert_one_clear_line, run_module, sqlite_rows
 from tests.galleries import astronaut
 
 T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
@@ -110,9 +109,7 @@ def test_attention_only_capture_never_loads_the_emotion_model_and_stores_no_emot
     assert result.returncode == 0, result.stderr
     assert "faces=1" in result.stdout
     emotion_columns = ", ".join(["emotion", *PROBABILITY_COLUMNS])
-    with sqlite3.connect(db) as connection:
-        rows = connection.execute(f"SELECT {emotion_columns}, presence, yaw, pitch, eye_ratio FROM observations")
-        (row,) = rows.fetchall()
+    (row,) = sqlite_rows(db, f"SELECT {emotion_columns}, presence, yaw, pitch, eye_ratio FROM observations")
     assert row[: len(PROBABILITY_COLUMNS) + 1] == (None,) * (len(PROBABILITY_COLUMNS) + 1)
     presence, yaw, pitch, eye_ratio = row[len(PROBABILITY_COLUMNS) + 1 :]
     assert presence == "face" and abs(yaw) < 10 and abs(pitch) < 15 and eye_ratio > 0.25
