@@ -50,3 +50,20 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-(x**2) / (2 * sigma**2))
     return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur_matrix(sigma: float, size: int) -> np.ndarray:
+    """(size, size) matrix B with B @ column == that column blurred as `gaussian_blur` blurs it (mirrored
+    borders, OpenCV's BORDER_REFLECT_101); the identity for sigma 0."""
+    if sigma <= 0:
+        return np.eye(size, dtype=np.float64)
+    kernel = gaussian_kernel(sigma).astype(np.float64)
+    radius = len(kernel) // 2
+    if radius >= size:
+        raise ValueError(f"a blur of sigma {sigma} is wider than a {size}-pixel image")
+    matrix = np.zeros((size, size))
+    for offset, weight in zip(range(-radius, radius + 1), kernel, strict=True):
+        source = np.abs(np.arange(size) + offset)  # mirrored at 0 ...
+        source = np.where(source >= size, 2 * (size - 1) - source, source)  # ... and at size - 1
+        np.add.at(matrix, (np.arange(size), source), weight)
+    return matrix

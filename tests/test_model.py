@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -15,8 +16,9 @@ import pytest
 
 from model.data import FACE_SIZE, FerDataError, load_fer2013
 from model.emotions import EMOTIONS
+from model.litert import BatchModel
 from model.runtime import DEFAULT_MODEL, WEIGHTS_DIR, EmotionClassifier
-from model.sharpness import estimate_blur_sigma, gaussian_blur
+from model.sharpness import blur_matrix, estimate_blur_sigma, gaussian_blur
 from tests.cli import assert_one_clear_line, run_module
 from tests.galleries import fer_faces, lfw_faces
 
@@ -119,6 +121,23 @@ def test_sharpness_layer_matches_the_opencv_blur() -> None:
     np.testing.assert_allclose(layer_output, gaussian_blur(faces, 2.5), atol=0.5)
 
 
+def test_blur_matrix_blurs_rows_and_columns_as_opencv_does() -> None:
+    faces, _ = face_rows(3, seed=5)
+    matrix = blur_matrix(3.5, FACE_SIZE)
+    np.testing.assert_allclose(matrix @ faces.astype(np.float64) @ matrix.T, gaussian_blur(faces, 3.5), atol=1e-3)
+
+
+def test_export_graph_computes_what_the_shipped_keras_model_computes() -> None:
+    from model.architecture import export_graph
+    from model.predictors import load_keras_model
+
+    model = load_keras_model(WEIGHTS_DIR / "emotion.keras")
+    faces, _ = face_rows(64, seed=6)
+    inputs = faces[..., None].astype("float32")
+    folded = np.asarray(export_graph(model).predict_on_batch(inputs))
+    np.testing.assert_allclose(folded, np.asarray(model.predict_on_batch(inputs)), atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(smoke_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
@@ -149,6 +168,10 @@ def test_export_round_trip_keeps_the_keras_predictions(smoke_csv: Path, smoke_ru
     summary = json.loads((tmp_path / "emotion.json").read_text())
     assert summary["quantisation"] in {"float32", "int8-weights", "int8"}
     assert summary["float32"]["argmax_agreement_with_keras"] >= 0.99
+    # The threshold is chosen so that the pair agrees with Keras at least as often as the refine file alone.
+    refine = summary.get("refine_quantisation", "float32")
+    assert summary["live"]["argmax_agreement_with_keras"] >= summary[refine]["argmax_agreement_with_keras"]
+    assert (tmp_path / "emotion-refine.tflite").is_file() == (summary["quantisation"] != "float32")
     faces, _ = face_rows(49, seed=4)
     probabilities = EmotionClassifier(tmp_path / "emotion.tflite").predict(faces)
     assert probabilities.shape == (49, len(EMOTIONS))
@@ -172,17 +195,42 @@ def test_evaluation_prints_the_table_and_ends_with_the_accuracy(smoke_csv: Path,
 
 
 def test_shipped_weights_fit_the_size_budget() -> None:
-    sizes = {path.name: path.stat().st_size for path in WEIGHTS_DIR.glob("emotion.*")}
-    assert {"emotion.keras", "emotion.tflite", "emotion.json"} <= sizes.keys()
+    sizes = {path.name: path.stat().st_size for path in WEIGHTS_DIR.iterdir()}
+    assert {"emotion.keras", "emotion.tflite", "emotion-refine.tflite", "emotion.json"} <= sizes.keys()
     assert sum(sizes.values()) < 10 * 2**20, sizes
 
 
-def test_shipped_runtime_agrees_with_the_keras_file_on_real_faces(fer_csv: Path) -> None:
+@pytest.mark.parametrize("usage", ["PublicTest", "Training"])
+def test_shipped_runtime_agrees_with_the_keras_file_on_real_faces(fer_csv: Path, usage: str) -> None:
+    # The refine threshold was chosen on PublicTest; Training faces were not used to choose it. Measured on
+    # all of PublicTest 99.89 %, on 3589 Training faces 99.80 %; the int8-weights file alone 98.55 %.
     from model.predictors import load_predictor, predict_all
 
-    faces, labels = fer_faces(600, seed=7)
-    live = EmotionClassifier(DEFAULT_MODEL).predict(faces)
-    keras_probabilities = predict_all(load_predictor(WEIGHTS_DIR / "emotion.keras"), faces)
-    assert (live.argmax(axis=1) == keras_probabilities.argmax(axis=1)).mean() >= 0.98
-    # Far above the 25 % of always answering "happy": the model reads faces.
-    assert (live.argmax(axis=1) == labels).mean() >= 0.45
+    faces, labels = fer_faces(600, seed=7, usage=usage)
+    classifier = EmotionClassifier(DEFAULT_MODEL)
+    live = predict_all(classifier.predict, faces, batch=49).argmax(axis=1)
+    keras = predict_all(load_predictor(WEIGHTS_DIR / "emotion.keras"), faces).argmax(axis=1)
+    fast_alone = BatchModel(DEFAULT_MODEL, 2).run(faces[..., None].astype(np.float32))[0].argmax(axis=1)
+    assert (live == keras).mean() >= 0.995
+    assert 0.05 <= classifier.faces_refined / classifier.faces_seen <= 0.2
+    assert (fast_alone == keras).mean() < (live == keras).mean()
+    if usage == "PublicTest":  # Training faces are blurred already and are blurred again: no fair accuracy
+        # Far above the 25 % of always answering "happy": the model reads faces.
+        assert (live == labels).mean() >= 0.45
+
+
+@pytest.mark.parametrize(("damage", "named"), [("json", "emotion.json"), ("refine", "emotion-refine.tflite")])
+def test_capture_names_a_broken_shipped_model_in_one_line(tmp_path: Path, damage: str, named: str) -> None:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in ("emotion.tflite", "emotion-refine.tflite", "emotion.json"):
+        shutil.copy(WEIGHTS_DIR / name, folder)
+    if damage == "json":
+        (folder / "emotion.json").write_text("{not json")
+    else:
+        (folder / "emotion-refine.tflite").unlink()
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), cv2.resize(lfw_faces(1)[0], (200, 200)))
+    model, db = str(folder / "emotion.tflite"), f"sqlite:///{tmp_path / 'class.db'}"
+    result = run_module("capture", "--source", str(image), "--model", model, "--db", db)
+    assert_one_clear_line(result, named)

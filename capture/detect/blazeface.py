@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from capture.detect.boxes import to_detections, weighted_nms
 from capture.errors import CaptureError
 from capture.types import Box, FaceDetections
+from model.litert import BatchModel
 
 INPUT_SIZE = 128
 NUM_KEYPOINTS = 6
@@ -106,18 +106,15 @@ class BlazeFace:
         if not path.is_file():
             raise CaptureError(f"BlazeFace model file not found: {path}")
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            # Not padded: reallocating costs more than a frame's inference, but galleries keep their tile
+            # count, so it is rare, and the anchors' layout below depends on the exact batch size.
+            self._model = BatchModel(path, num_threads)
         except ValueError as error:
             raise CaptureError(f"{path} is not a TFLite model ({error})") from None
         # Thresholding logits spares a sigmoid over all 896 anchors of every region.
         self._logit_threshold = math.log(score_threshold / (1 - score_threshold))
         self._iou_threshold = iou_threshold
         self._batched = batched
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
-        self._regressors, self._classificators = outputs["regressors"], outputs["classificators"]
-        self._batch_size = 0
-        self._set_batch_size(1)
 
     def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
         """Faces in each region of a BGR frame, in frame pixels; `tiles` holds each face's region index."""
@@ -145,19 +142,9 @@ class BlazeFace:
         return np.concatenate([s[0] for s in singles]), np.concatenate([s[1] for s in singles])
 
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._set_batch_size(len(batch))
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        regressors = self._interpreter.get_tensor(self._regressors)
-        logits = self._interpreter.get_tensor(self._classificators)
+        outputs = dict(zip(self._model.output_names, self._model.invoke(batch), strict=True))
+        regressors, logits = outputs["regressors"], outputs["classificators"]
         return _per_image(regressors, len(batch)), _per_image(logits, len(batch))[..., 0]
-
-    def _set_batch_size(self, size: int) -> None:
-        # Reallocating costs more than a frame's inference; galleries keep their tile count, so this is rare.
-        if size != self._batch_size:
-            self._interpreter.resize_tensor_input(self._input, [size, INPUT_SIZE, INPUT_SIZE, 3])
-            self._interpreter.allocate_tensors()
-            self._batch_size = size
 
     def _faces_in(
         self, raw: np.ndarray, logits: np.ndarray, letterbox: _Letterbox
