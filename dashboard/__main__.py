@@ -1,15 +1,21 @@
 """`python -m dashboard [--db URL] [--host 127.0.0.1] [--port 8050]`: serve the dashboard (sign-in required).
 
-`python -m dashboard users add|list|remove|passwd ...` manages who may sign in (dashboard.users_cli).
+`python -m dashboard users add|list|remove|passwd|role ...` manages who may sign in (dashboard.users_cli).
+The server is waitress (a production WSGI server, not Flask's development one); Ctrl-C or SIGTERM stop it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
+import signal
 import socket
 import sys
 from pathlib import Path
+
+from flask import Flask
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from analytics.settings import ConfigError
 from dashboard import users_cli
@@ -50,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         engine = open_database(args.db)
-        check_can_listen(args.host, args.port)
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
         engagement_config()  # a broken engagement.toml stops the start, not every refresh
+        server = listen(create_app(engine, secret_key).server, args.host, args.port)
     except (DatabaseError, ServeError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -70,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             "or passwords and session cookies cross the network in clear text",
             file=sys.stderr,
         )
-    create_app(engine, secret_key).run(host=args.host, port=args.port, debug=False)
+    print(f"{PROG}: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    serve_until_stopped(server)
     return 0
 
 
@@ -83,15 +90,21 @@ def is_loopback(host: str) -> bool:
     return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
 
 
-def check_can_listen(host: str, port: int) -> None:
-    """Fail with one line before the server starts: its own failure is a multi-line exit 1."""
+def listen(app: Flask, host: str, port: int) -> BaseWSGIServer | MultiSocketServer:
+    """A waitress server bound to host:port (every address a name resolves to), not yet serving."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-            probe.bind((host, port))
-    except OSError as error:
-        raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        return create_server(app, host=host, port=port)
+    except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def serve_until_stopped(server: BaseWSGIServer | MultiSocketServer) -> None:
+    """Serve until Ctrl-C or SIGTERM; requests being answered get up to waitress's 5 s to finish."""
+    # Waitress's loop stops cleanly on KeyboardInterrupt only: SIGTERM raises it too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):  # a second signal while waitress waits for those requests
+        server.run()
 
 
 if __name__ == "__main__":

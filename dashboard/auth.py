@@ -3,6 +3,8 @@
 Sessions are Flask's signed cookies (the key lives in the data folder, 0600); failed sign-ins are
 throttled per user name and client address; /logout ends the session. The pages here are plain HTML
 served by Flask, so nothing of the Dash app (not even its scripts) reaches a visitor before sign-in.
+Every POST but /logout needs Flask-WTF's CSRF token: the forms here carry it in a hidden field, Dash's
+callbacks in the X-CSRFToken header that dash-renderer copies from the CSRF_COOKIE cookie.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from flask import Flask, Response, g, redirect, request, session
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import Engine
 
 from db.users import User, accept_notice, check_login, find_user
@@ -29,6 +32,9 @@ SIGN_IN_HOURS = 12
 # Reachable without signing in; everything else, Dash's own endpoints included, is refused.
 OPEN_PATHS = frozenset({"/login"})
 NOTICE_PATHS = frozenset({"/notice", "/logout"})
+# dash-renderer sends this cookie's value as the X-CSRFToken header of every request it makes.
+CSRF_COOKIE = "_csrf_token"
+CSRF_FIELD = "csrf_token"  # Flask-WTF's default form field
 PURPOSE_NOTICE = (
     "ClassPulse estimates the facial expressions of the students in a video call to show the teacher how the "
     "class is doing. It stores no image: only face positions, expression probabilities, timings and names, in "
@@ -103,6 +109,9 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
         # Cross-site requests carry no cookie: no other site can post callbacks or sign a user out.
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SIGN_IN_HOURS),
+        # A token lives as long as the session it belongs to (sign-in and sign-out make a new one): a report
+        # page left open for an hour must still be able to run its callbacks.
+        WTF_CSRF_TIME_LIMIT=None,
     )
 
     @server.before_request
@@ -137,7 +146,7 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
         throttle.succeeded(key)
         session.clear()
         session.permanent = True
-        session.update(user=user.name, stamp=user.password_stamp)
+        session.update(user=user.name, stamp=user.session_stamp)
         return redirect(target if user.notice_accepted_at else f"/notice?next={quote(target, safe='/')}")
 
     @server.route("/logout", methods=["POST"])
@@ -153,10 +162,29 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
             return redirect(target)
         body = (
             f"<p>{escape(PURPOSE_NOTICE)}</p>"
-            f'<form method="post" action="/notice"><input type="hidden" name="next" value="{escape(target)}">'
+            f'<form method="post" action="/notice">{_csrf_field()}'
+            f'<input type="hidden" name="next" value="{escape(target)}">'
             '<button id="accept-notice" type="submit" name="accept" value="yes">I understand and accept</button></form>'
         )
         return _page("Before you start", body)
+
+    # Registered after the guard, so a signed-out visitor's POST is refused as such (401), not as forged.
+    csrf = CSRFProtect(server)
+    # The Dash sign-out button is a plain form in a layout built once for every user, so it cannot carry a
+    # per-session token. A forged sign-out only signs the user out, and SameSite=Lax already keeps the cookie
+    # off cross-site POSTs.
+    csrf.exempt(_logout)
+
+    @server.errorhandler(CSRFError)
+    def _forged(error: CSRFError) -> Response:
+        return _page("Request refused", f"<p>{escape(error.description)} Reload the page and try again.</p>", 400)
+
+    @server.after_request
+    def _csrf_cookie(response: Response) -> Response:
+        # Readable by scripts (not HttpOnly): dash-renderer reads it. Other sites can neither read it nor make
+        # one that matches this session's secret.
+        response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax")
+        return response
 
 
 def _signed_in_user(engine: Engine) -> User | None:
@@ -164,8 +192,8 @@ def _signed_in_user(engine: Engine) -> User | None:
     if not isinstance(name, str):
         return None
     user = find_user(engine, name)
-    # A removed user, or a password changed since this cookie was signed, ends the session.
-    if user is None or user.password_stamp != session.get("stamp"):
+    # A removed user, or a password or role changed since this cookie was signed, ends the session.
+    if user is None or user.session_stamp != session.get("stamp"):
         session.clear()
         return None
     return user
@@ -183,10 +211,15 @@ def _local_path(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
+def _csrf_field() -> str:
+    return f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(generate_csrf())}">'
+
+
 def _login_form(target: str, message: str) -> str:
     shown = f'<p class="error" id="login-error">{escape(message)}</p>' if message else ""
     return (
-        f'{shown}<form method="post" action="/login"><input type="hidden" name="next" value="{escape(target)}">'
+        f'{shown}<form method="post" action="/login">{_csrf_field()}'
+        f'<input type="hidden" name="next" value="{escape(target)}">'
         '<label>User name <input id="login-name" name="name" autocomplete="username" required autofocus></label>'
         '<label>Password <input id="login-password" name="password" type="password" '
         'autocomplete="current-password" required></label>'

@@ -1,4 +1,4 @@
-"""`python -m dashboard users add|list|remove|passwd`: manage who may sign in to the dashboard."""
+"""`python -m dashboard users add|list|remove|passwd|role`: manage who may sign in to the dashboard, and as what."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
-from db.users import Role, UserError, add_user, list_users, remove_user, set_password
+from db.users import Role, UserError, add_user, list_users, remove_user, set_password, set_role
 
 PROG = "python -m dashboard users"
 
@@ -21,7 +21,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", parents=[database], help="add a user")
     add.add_argument("name")
-    add.add_argument("--role", choices=[role.value for role in Role], required=True)
     commands.add_parser("list", parents=[database], help="list the users and their roles")
     remove = commands.add_parser(
         "remove", parents=[database], help="remove a user (their sessions stay, for admins to see)"
@@ -29,6 +28,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     remove.add_argument("name")
     passwd = commands.add_parser("passwd", parents=[database], help="set a new password (signs them out everywhere)")
     passwd.add_argument("name")
+    change_role = commands.add_parser(
+        "role", parents=[database], help="change a user's role (signs them out everywhere)"
+    )
+    change_role.add_argument("name")
+    for command in (add, change_role):
+        command.add_argument("--role", choices=[role.value for role in Role], required=True)
     for command in (add, passwd):
         command.add_argument(
             "--password-stdin", action="store_true", help="read the password from the first line of stdin (scripts)"
@@ -53,6 +58,9 @@ def main(argv: list[str]) -> int:
             case "passwd":
                 set_password(engine, args.name, read_password(args.password_stdin))
                 print(f"changed the password of {args.name}")
+            case "role":
+                set_role(engine, args.name, Role(args.role))
+                print(f"{args.name} is now {args.role}")
     except (DatabaseError, UserError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

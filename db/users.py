@@ -1,4 +1,5 @@
-"""Dashboard users: add, list, remove, change passwords, check a login. Passwords are stored as argon2id hashes."""
+"""Dashboard users: add, list, remove, change passwords and roles, check a login. Passwords are stored as argon2id
+hashes."""
 
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ class User:
     role: Role
     created_at: datetime
     notice_accepted_at: datetime | None
-    # A short fingerprint of the password hash: a login cookie carries it, so a password change or a
-    # removal ends every session signed in with the old password.
-    password_stamp: str
+    # A short fingerprint of the password hash and the role: a login cookie carries it, so a password change,
+    # a role change or a removal ends every session signed in before it.
+    session_stamp: str
 
 
 def add_user(engine: Engine, name: str, role: Role, password: str) -> User:
@@ -90,6 +91,13 @@ def set_password(engine: Engine, name: str, password: str) -> None:
             raise UserError(f"no user named {name!r}")
 
 
+def set_role(engine: Engine, name: str, role: Role) -> None:
+    statement = update(users).where(users.c.name == name).values(role=role.value)
+    with reported_as("change a role in", engine.url), engine.begin() as connection:
+        if connection.execute(statement).rowcount == 0:
+            raise UserError(f"no user named {name!r}")
+
+
 def check_login(engine: Engine, name: str, password: str) -> User | None:
     """The user when `password` is theirs; None for a wrong password or an unknown name (indistinguishable)."""
     with reported_as("read users from", engine.url), engine.connect() as connection:
@@ -119,7 +127,7 @@ def _user(row: Row[Any]) -> User:
         created_at=row.created_at,
         notice_accepted_at=row.notice_accepted_at,
         # A digest of the hash, not a piece of it: the cookie is signed, not encrypted.
-        password_stamp=hashlib.sha256(row.password_hash.encode()).hexdigest()[:16],
+        session_stamp=hashlib.sha256(f"{row.role}\n{row.password_hash}".encode()).hexdigest()[:16],
     )
 
 

@@ -1,5 +1,6 @@
 """Test helper: dashboard users (through the real `python -m dashboard users` CLI, or the db API for speed) and
-signing in, for the Flask test client and for a browser."""
+signing in, for the Flask test client and for a browser; the test client's POSTs carry the CSRF token as a
+browser's do."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from urllib.parse import urlsplit
 from dash import Dash
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
+from werkzeug.test import TestResponse
 
+from dashboard.auth import CSRF_COOKIE, CSRF_FIELD
 from db.users import Role, add_user, find_user
 from tests.cli import REPO
 
@@ -32,11 +35,25 @@ def add_user_with_cli(url: str, name: str, role: str = "admin", password: str = 
     )
 
 
+def csrf_token(client: FlaskClient) -> str:
+    """The CSRF token the dashboard last handed `client`, from the cookie dash-renderer reads it from."""
+    if client.get_cookie(CSRF_COOKIE) is None:
+        client.get("/login")
+    return client.get_cookie(CSRF_COOKIE).value
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, str], **options: Any) -> TestResponse:
+    """POST one of dashboard.auth's forms as a browser does: with the CSRF token in its hidden field."""
+    return client.post(path, data={**data, CSRF_FIELD: csrf_token(client)}, **options)
+
+
 def sign_in(client: FlaskClient, name: str, password: str = PASSWORD) -> None:
-    """Sign in and accept the purpose notice, as a first-time user does."""
-    response = client.post("/login", data={"name": name, "password": password})
+    """Sign in and accept the purpose notice, as a first-time user does; from then on every request of `client`
+    carries the session's CSRF token in the X-CSRFToken header, as dash-renderer's requests do."""
+    response = post_form(client, "/login", {"name": name, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)
-    client.post("/notice", data={"accept": "yes"})
+    post_form(client, "/notice", {"accept": "yes"})
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
 
 
 def signed_in_client(app: Dash, engine: Engine, name: str = "admin", role: Role = Role.ADMIN) -> FlaskClient:

@@ -1,14 +1,18 @@
 """Dashboard access: sign-in on every route, teachers see only their own sessions, throttling, sign-out, the
-purpose notice, the cookie key and the users CLI."""
+purpose notice, CSRF tokens on every state-changing request, the cookie key, the users CLI, and the server
+(waitress) stopping cleanly."""
 
 from __future__ import annotations
 
-import socket
+import json
+import signal
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dash import Dash
@@ -18,13 +22,16 @@ from sqlalchemy import Engine, select, update
 from dashboard import ids
 from dashboard.__main__ import is_loopback
 from dashboard.app import create_app
-from dashboard.auth import SECRET_KEY_FILE, LoginThrottle, load_secret_key
+from dashboard.auth import CSRF_FIELD, SECRET_KEY_FILE, LoginThrottle, load_secret_key
+from dashboard.live import flag_id
 from db.migrate import upgrade
+from db.queries import acknowledged_flags, find_session
 from db.schema import sessions
 from db.users import Role, add_user, check_login, find_user, set_password
-from tests.cli import REPO
-from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in, signed_in_client
-from tests.test_dashboard import LIVE_OUTPUTS, dash_call, page, text
+from tests.cli import REPO, assert_one_clear_line
+from tests.dashboard_server import free_port, running_dashboard
+from tests.dashboard_users import PASSWORD, add_user_with_cli, csrf_token, post_form, sign_in, signed_in_client
+from tests.test_dashboard import ABSENCE, ABSENCE_START, LIVE_OUTPUTS, dash_call, page, text
 from tests.test_timeline import PERIOD_1, record
 
 
@@ -97,9 +104,11 @@ def test_a_page_request_is_sent_to_the_sign_in_form_and_back_afterwards(app: Das
     assert response.status_code == 302 and response.headers["Location"] == "/login?next=/report/alice-maths"
     form = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'name="next" value="/report/alice-maths"' in form
-    response = client.post("/login", data={"name": "alice", "password": PASSWORD, "next": "/report/alice-maths"})
+    # The form's hidden token is the one the cookie carries for Dash's requests.
+    assert f'name="{CSRF_FIELD}" value="{csrf_token(client)}"' in form
+    response = post_form(client, "/login", {"name": "alice", "password": PASSWORD, "next": "/report/alice-maths"})
     assert response.headers["Location"] == "/notice?next=/report/alice-maths"
-    response = client.post("/notice", data={"accept": "yes", "next": "/report/alice-maths"})
+    response = post_form(client, "/notice", {"accept": "yes", "next": "/report/alice-maths"})
     assert response.headers["Location"] == "/report/alice-maths"
     assert "<title>ClassPulse</title>" in client.get("/report/alice-maths").get_data(as_text=True)
 
@@ -107,14 +116,14 @@ def test_a_page_request_is_sent_to_the_sign_in_form_and_back_afterwards(app: Das
 def test_next_never_leads_off_the_site(app: Dash) -> None:
     client = app.server.test_client()
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-        response = client.post("/login", data={"name": "alice", "password": PASSWORD, "next": target})
+        response = post_form(client, "/login", {"name": "alice", "password": PASSWORD, "next": target})
         assert response.headers["Location"] == "/notice?next=/"
 
 
 def test_a_wrong_password_or_unknown_name_is_refused_alike(app: Dash) -> None:
     client = app.server.test_client()
     for name, password in (("alice", "not her password"), ("mallory", PASSWORD), ("alice", "")):
-        response = client.post("/login", data={"name": name, "password": password})
+        response = post_form(client, "/login", {"name": name, "password": password})
         assert response.status_code == 401
         assert "Wrong user name or password" in response.get_data(as_text=True)
     assert client.get("/_dash-layout").status_code == 401
@@ -123,14 +132,14 @@ def test_a_wrong_password_or_unknown_name_is_refused_alike(app: Dash) -> None:
 def test_five_failures_lock_that_name_from_that_address_even_for_the_right_password(app: Dash) -> None:
     client = app.server.test_client()
     for _ in range(5):
-        assert client.post("/login", data={"name": "alice", "password": "guess"}).status_code == 401
-    locked = client.post("/login", data={"name": "Alice", "password": PASSWORD})
+        assert post_form(client, "/login", {"name": "alice", "password": "guess"}).status_code == 401
+    locked = post_form(client, "/login", {"name": "Alice", "password": PASSWORD})
     assert locked.status_code == 429 and "Too many failed sign-ins" in locked.get_data(as_text=True)
     # Another user from the same address, and the same user from another address, are not locked out.
-    assert client.post("/login", data={"name": "bob", "password": PASSWORD}).status_code == 302
+    assert post_form(client, "/login", {"name": "bob", "password": PASSWORD}).status_code == 302
     elsewhere = app.server.test_client()
-    response = elsewhere.post(
-        "/login", data={"name": "alice", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
+    response = post_form(
+        elsewhere, "/login", {"name": "alice", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
     )
     assert response.status_code == 302
 
@@ -227,15 +236,65 @@ def test_sign_out_and_a_password_change_end_the_session(app: Dash, engine: Engin
 
 def test_the_notice_must_be_accepted_once(app: Dash, engine: Engine) -> None:
     client = app.server.test_client()
-    assert client.post("/login", data={"name": "bob", "password": PASSWORD}).status_code == 302
+    assert post_form(client, "/login", {"name": "bob", "password": PASSWORD}).status_code == 302
     assert client.get("/_dash-layout").status_code == 403
     assert client.get("/", headers={"Accept": "text/html"}).headers["Location"].startswith("/notice")
     assert "stores no image" in client.get("/notice").get_data(as_text=True)
-    client.post("/notice", data={"accept": "yes"})
+    post_form(client, "/notice", {"accept": "yes"})
     assert client.get("/_dash-layout").status_code == 200
     assert find_user(engine, "bob").notice_accepted_at is not None
     again = app.server.test_client()
-    assert again.post("/login", data={"name": "bob", "password": PASSWORD}).headers["Location"] == "/"
+    assert post_form(again, "/login", {"name": "bob", "password": PASSWORD}).headers["Location"] == "/"
+
+
+def test_a_sign_in_without_this_visitors_csrf_token_is_refused(app: Dash) -> None:
+    client = app.server.test_client()
+    client.get("/login")
+    for token in ({}, {CSRF_FIELD: csrf_token(app.server.test_client())}):  # none, or another visitor's
+        response = client.post("/login", data={"name": "alice", "password": PASSWORD} | token)
+        assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True)
+        assert client.get("/_dash-layout").status_code == 401
+    assert post_form(client, "/login", {"name": "alice", "password": PASSWORD}).status_code == 302
+
+
+def test_a_forged_notice_acceptance_is_refused_and_not_stored(app: Dash, engine: Engine) -> None:
+    client = app.server.test_client()
+    post_form(client, "/login", {"name": "bob", "password": PASSWORD})
+    assert client.post("/notice", data={"accept": "yes"}).status_code == 400
+    assert find_user(engine, "bob").notice_accepted_at is None
+    assert client.get("/_dash-layout").status_code == 403
+    post_form(client, "/notice", {"accept": "yes"})
+    assert find_user(engine, "bob").notice_accepted_at is not None
+
+
+def acknowledge_request(session_id: int, name: str, flag: str) -> dict[str, Any]:
+    """The Dash request a click on `flag`'s Acknowledge button sends (a pattern-matching callback)."""
+    button = {"index": flag, "type": ids.FLAG_ACK}
+    pattern = json.dumps({"index": ["MATCH"], "type": ids.FLAG_ACK}, separators=(",", ":"))
+    return {
+        "output": f"..{pattern}.children...{pattern}.disabled..",
+        "outputs": [{"id": button, "property": "children"}, {"id": button, "property": "disabled"}],
+        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+        "state": [{"id": ids.LIVE_SESSION, "property": "data", "value": {"id": session_id, "name": name}}],
+        "changedPropIds": [json.dumps(button, separators=(",", ":")) + ".n_clicks"],
+    }
+
+
+def test_a_dash_callback_without_the_sessions_csrf_token_is_refused_and_stores_nothing(
+    app: Dash, engine: Engine
+) -> None:
+    record(engine, "absence", ABSENCE, start=ABSENCE_START)
+    session = find_session(engine, "absence")
+    request = acknowledge_request(session.id, session.name, flag_id("tile-1", "absent", ABSENCE_START))
+    admin = signed_in_client(app, engine, "head", Role.ADMIN)
+    own = admin.environ_base.pop("HTTP_X_CSRFTOKEN")
+    another_users = csrf_token(signed_in_client(app, engine, "alice"))
+    for headers in ({}, {"X-CSRFToken": another_users}, {"X-CSRFToken": "forged"}):
+        response = admin.post("/_dash-update-component", json=request, headers=headers)
+        assert response.status_code == 400, headers
+    assert acknowledged_flags(engine, session.id) == set()
+    response = admin.post("/_dash-update-component", json=request, headers={"X-CSRFToken": own})
+    assert response.status_code == 200 and len(acknowledged_flags(engine, session.id)) == 1
 
 
 def test_the_cookie_key_is_made_once_and_readable_only_by_its_owner(tmp_path: Path) -> None:
@@ -294,15 +353,29 @@ def test_users_cli_adds_lists_changes_and_removes(url: str) -> None:
     assert gone.returncode == 2 and "no user named 'head'" in gone.stderr and "Traceback" not in gone.stderr
 
 
+def test_a_role_change_signs_the_user_out_everywhere_and_a_demoted_admin_loses_every_session(
+    app: Dash, engine: Engine, url: str
+) -> None:
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    assert "bob-history" in text(page(head, "/sessions"))
+    changed = users_cli(url, "role", "head", "--role", "teacher")
+    assert changed.returncode == 0 and changed.stdout == "head is now teacher\n"
+    assert head.get("/_dash-layout").status_code == 401
+    sign_in(head, "head")
+    listed = text(page(head, "/sessions"))
+    assert not [name for name in ("alice-maths", "bob-history", "unowned") if name in listed]
+    assert users_cli(url, "role", "head", "--role", "admin").returncode == 0
+    assert find_user(engine, "head").role is Role.ADMIN
+    assert_one_clear_line(users_cli(url, "role", "nobody", "--role", "admin"), "no user named 'nobody'")
+
+
 def test_only_loopback_addresses_count_as_local() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")
 
 
 def test_serving_on_a_public_address_warns_on_stderr(url: str, engine: Engine, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "dashboard", "--db", url, "--host", "0.0.0.0", "--port", str(port)]
         + ["--data-dir", str(tmp_path / "data")],
@@ -324,3 +397,15 @@ def test_the_sessions_filter_never_shows_a_teacher_another_teachers_session(app:
     for query in ("bob-history", "history", ""):
         rows = dash_call(alice, [(ids.SESSIONS_ROWS, "children")], [(ids.SESSIONS_FILTER, "value", query)])
         assert "bob-history" not in str(rows), query
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_server_is_waitress_and_stops_cleanly(url: str, engine: Engine, tmp_path: Path, stop: int) -> None:
+    with running_dashboard(url, tmp_path) as (base_url, server):
+        with urllib.request.urlopen(f"{base_url}/login", timeout=30) as response:
+            assert response.headers["Server"] == "waitress"
+        server.send_signal(stop)
+        returncode = server.wait(timeout=30)
+    log = (tmp_path / "dashboard.log").read_text()
+    assert returncode == 0, log
+    assert "Traceback" not in log
