@@ -8,8 +8,8 @@ except the expression:
     attentive   the face shows and the head is within score.max_yaw_degrees / max_pitch_degrees of the camera
                 (a face whose pose is unknown counts as attentive)
     eyes_open   the face shows and the eyes are not closed (unknown eyes count as open)
-    expression  the face shows, 1 minus the smoothed probability of a negative emotion (score.negative_emotions);
-                each emotion probability is averaged over the trailing score.emotion_window_seconds
+    expression  the face shows, 1 minus the smoothed probability of a negative emotion (score.negative_emotions):
+                their summed probability averaged over the trailing score.emotion_window_seconds
 
     score = sum(weight * component) / sum(weight), with the weights of analytics/engagement.toml
 
@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from analytics.settings import ScoreConfig
-from db.schema import PROBABILITY_COLUMNS
 from model.emotions import EMOTIONS
 
 # What stands in a student's frame when no row does: they were not in the gallery at all.
@@ -38,10 +37,10 @@ MAX_GAP_INTERVALS = 5.0
 def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     """One row per student per frame from their first appearance on, ordered by student then time.
 
-    rows: db.queries.signal_rows; frames: db.queries.frame_rows. Columns: student_id, student, name, frame,
-    ts, seconds (the time the frame stands for), presence (face, camera_off, empty or absent), present,
-    attentive, eyes_closed (bools), the smoothed probability columns and `negative` (NaN without an
-    emotion), score.
+    rows: db.queries.engagement_rows; frames: db.queries.frame_rows. Columns: student_id, student, name,
+    frame, ts, seconds (the time the frame stands for), presence (face, camera_off, empty or absent), present,
+    attentive, eyes_closed (bools), eyes_ts (when the eyes of the row were measured), emotion (the frame's
+    class index), negative (smoothed; both NaN without an emotion), score.
     """
     timeline = frames[["frame", "ts"]].assign(seconds=frame_seconds(frames["ts"]))
     people = rows.groupby("student_id", sort=True).agg(
@@ -49,16 +48,18 @@ def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig)
     )
     grid = people.reset_index().merge(timeline, how="cross")
     grid = grid[grid["frame"] >= grid["first_frame"]].drop(columns="first_frame")
-    observed = smoothed_emotions(rows, config.emotion_window_seconds)
-    signal = ["presence", "yaw", "pitch", "eyes_closed", *PROBABILITY_COLUMNS]
+    observed = smoothed_negative(rows, config.emotion_window_seconds)
+    signal = ["presence", "yaw", "pitch", "eyes_closed", "landmarks_age", "emotion", "negative"]
     table = grid.merge(observed[["student_id", "frame", *signal]], on=["student_id", "frame"], how="left")
     table["presence"] = table["presence"].fillna(ABSENT)
     table["present"] = table["presence"] == "face"
     turned = (table["yaw"].abs() > config.max_yaw_degrees) | (table["pitch"].abs() > config.max_pitch_degrees)
     table["attentive"] = table["present"] & ~turned
     table["eyes_closed"] = table["present"] & table["eyes_closed"].fillna(False).astype(bool)
-    negative = [f"p_{emotion}" for emotion in config.negative_emotions]
-    table["negative"] = table[negative].sum(axis=1, min_count=1)
+    # The landmark models read a few faces' eyes per frame; the other rows carry a reading landmarks_age frames
+    # old (NaT when that frame is before `frames`; rows stored without an age count as measured at their frame).
+    measured = table["frame"] - pd.to_numeric(table["landmarks_age"]).fillna(0).astype("int64")
+    table["eyes_ts"] = measured.map(timeline.set_index("frame")["ts"])
     table["score"] = _score(table, config)
     return table.sort_values(["student_id", "ts"], kind="stable").reset_index(drop=True)
 
@@ -71,22 +72,17 @@ def frame_seconds(ts: pd.Series) -> pd.Series:
     return gaps.fillna(typical).clip(upper=typical * MAX_GAP_INTERVALS)
 
 
-def smoothed_emotions(rows: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
-    """rows with each probability column replaced by its mean over the student's trailing window (rows
-    without an emotion neither count nor change); NaN stays NaN."""
-    if rows.empty or rows[PROBABILITY_COLUMNS[0]].isna().all():
+def smoothed_negative(rows: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
+    """rows with `negative` replaced by its mean over the student's trailing window (rows without an emotion
+    neither count nor change); NaN stays NaN. One flickering frame does not make a sad face."""
+    with_emotion = rows[rows["negative"].notna()]
+    if with_emotion.empty:
         return rows
-    ordered = rows.sort_values(["student_id", "ts"], kind="stable")
-    with_emotion = ordered[ordered[PROBABILITY_COLUMNS[0]].notna()]
     window = f"{int(round(window_seconds * 1000))}ms"
-    means = (
-        with_emotion.set_index("ts")
-        .groupby("student_id")[list(PROBABILITY_COLUMNS)]
-        .rolling(window, min_periods=1)
-        .mean()
-    )
-    smoothed = ordered.copy()
-    smoothed.loc[with_emotion.index, list(PROBABILITY_COLUMNS)] = means.to_numpy()
+    ordered = with_emotion.sort_values(["student_id", "ts"], kind="stable")
+    means = ordered.set_index("ts").groupby("student_id")["negative"].rolling(window, min_periods=1).mean()
+    smoothed = rows.copy()
+    smoothed.loc[ordered.index, "negative"] = means.to_numpy()
     return smoothed
 
 
@@ -148,12 +144,11 @@ def class_bins(per_student: pd.DataFrame) -> pd.DataFrame:
 
 
 def emotion_shares(signals: pd.DataFrame) -> pd.DataFrame:
-    """Per student: the share of their face time in which each emotion led the smoothed probabilities.
+    """Per student: the share of their face time in which each emotion was the frame's classification.
     Index student_id, columns EMOTIONS; NaN for a student with no emotion at all (attention-only)."""
-    faces = signals[signals["present"] & signals[PROBABILITY_COLUMNS[0]].notna()]
-    leading = faces[list(PROBABILITY_COLUMNS)].to_numpy().argmax(axis=1)
+    faces = signals[signals["present"] & signals["emotion"].notna()]
     seconds = (
-        faces.assign(leading=[EMOTIONS[i] for i in leading])
+        faces.assign(leading=faces["emotion"].astype(int).map(EMOTIONS.__getitem__))
         .pivot_table(index="student_id", columns="leading", values="seconds", aggfunc="sum")
         .reindex(index=signals["student_id"].unique(), columns=list(EMOTIONS))
         .fillna(0)

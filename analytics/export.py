@@ -76,6 +76,7 @@ def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:
         table[column] = _decimals(rows[column], ANGLE_DECIMALS)
     table["presence"] = rows["presence"]
     table["eyes_closed"] = rows["eyes_closed"].map(lambda closed: "" if pd.isna(closed) else str(int(closed)))
+    table["landmarks_age"] = rows["landmarks_age"].map(lambda age: "" if pd.isna(age) else str(int(age)))
     return table[list(CSV_COLUMNS)]
 
 

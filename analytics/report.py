@@ -1,7 +1,7 @@
 """The after-class report of one session, as CSV files in a folder:
 
-students.csv  per student: time present (face showing), camera off, attentive, mean engagement,
-              emotion shares (empty for an attention-only session), flags raised and their reasons
+students.csv  per student: first and last face, time present (face showing), camera off, attentive, mean
+              engagement, emotion shares (empty for an attention-only session), flags raised and their reasons
 class.csv     the class summary per time bin: students in the gallery, present and attentive shares,
               class engagement score
 flags.csv     every flag: student, rule, reason, start, raised, end (empty while still on)
@@ -22,10 +22,12 @@ from analytics.engagement import class_bins, emotion_shares, frame_signals, stud
 from analytics.export import ExportError
 from analytics.flags import Flag, session_flags
 from analytics.settings import EngagementConfig
-from db.queries import find_session, frame_rows, signal_rows
+from analytics.timeline import emotion_counts
+from db.queries import SessionInfo, engagement_rows, find_session, frame_rows, store_mean_engagement
 from model.emotions import EMOTIONS
 
 DECIMALS = 3
+CSV_FORMAT = {"index": False, "float_format": f"%.{DECIMALS}f"}
 # A drop is measured from the highest class score in this span before a bin to that bin.
 DROP_SPAN_SECONDS = 60
 
@@ -39,22 +41,48 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class SessionTables:
-    """A session's engagement tables; student_bins and class_bins are None for a session without rows."""
+    """A session's tables, all from one read of its rows; student_bins and class_bins are None for a session
+    without rows."""
 
     flags: list[Flag]
     students: pd.DataFrame  # student_table
     student_bins: pd.DataFrame | None  # analytics.engagement.student_bins
     class_bins: pd.DataFrame | None  # analytics.engagement.class_bins
+    emotion_counts: pd.DataFrame  # analytics.timeline.emotion_counts of every face with an emotion
 
 
 def session_tables(engine: Engine, session_id: int, config: EngagementConfig) -> SessionTables:
     """Score the whole session and raise its flags (raises db.errors.DatabaseError)."""
-    rows, frames = signal_rows(engine, session_id), frame_rows(engine, session_id)
+    rows = engagement_rows(engine, session_id, config.score.negative_emotions)
+    frames = frame_rows(engine, session_id)
     signals = frame_signals(rows, frames, config.score) if len(rows) else None
     flags = session_flags(signals, config.flags) if signals is not None else []
     per_student = student_bins(signals, config.score.bin_seconds) if signals is not None else None
     per_bin = class_bins(per_student) if per_student is not None else None
-    return SessionTables(flags, student_table(signals, flags), per_student, per_bin)
+    labelled = rows[rows["emotion"].notna() & (rows["presence"] == "face")]
+    return SessionTables(
+        flags,
+        student_table(signals, flags),
+        per_student,
+        per_bin,
+        emotion_counts(labelled.astype({"emotion": "int64"})),
+    )
+
+
+def mean_engagement(tables: SessionTables) -> float | None:
+    """The session's class engagement score averaged over its time bins (None without any)."""
+    if tables.class_bins is None or tables.class_bins.empty:
+        return None
+    return float(tables.class_bins["score"].astype(float).mean())
+
+
+def score_session(engine: Engine, session: SessionInfo, config: EngagementConfig) -> SessionTables:
+    """session_tables, and for an ended session its mean_engagement kept in the database for the sessions
+    list (db.queries.store_mean_engagement)."""
+    tables = session_tables(engine, session.id, config)
+    if session.ended_at is not None:
+        store_mean_engagement(engine, session.id, mean_engagement(tables))
+    return tables
 
 
 def engagement_drops(per_bin: pd.DataFrame | None, top: int = 3, span_seconds: int = DROP_SPAN_SECONDS) -> pd.DataFrame:
@@ -87,7 +115,7 @@ def write_report(engine: Engine, session_name: str, out: Path, config: Engagemen
     folder can't be written.
     """
     tables = session_tables(engine, find_session(engine, session_name).id, config)
-    students = tables.students
+    students = students_file(tables.students)
     class_table = _class_table(tables.class_bins)
     flag_table = pd.DataFrame(
         [(f.student, f.name, f.rule, f.reason, _iso(f.start), _iso(f.raised), _iso(f.end)) for f in tables.flags],
@@ -96,7 +124,7 @@ def write_report(engine: Engine, session_name: str, out: Path, config: Engagemen
     try:
         out.mkdir(parents=True, exist_ok=True)
         for file, table in (("students.csv", students), ("class.csv", class_table), ("flags.csv", flag_table)):
-            table.to_csv(out / file, index=False, float_format=f"%.{DECIMALS}f")
+            table.to_csv(out / file, **CSV_FORMAT)
     except OSError as exc:
         raise ExportError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
     return ReportFiles(len(students), len(class_table), len(flag_table))
@@ -108,11 +136,14 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
     columns = [
         "student",
         "name",
+        "first_seen",
+        "last_seen",
         "seconds_present",
         "seconds_camera_off",
         "seconds_attentive",
         "attentive_share",
         "engagement",
+        "dominant",
         *shares,
         "flags",
         "flag_reasons",
@@ -124,10 +155,13 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
         camera_off_s=signals["seconds"] * (signals["presence"] == "camera_off"),
         attentive_s=signals["seconds"] * signals["attentive"],
         weighted_score=signals["seconds"] * signals["score"],
+        face_ts=signals["ts"].where(signals["present"]),
     )
     table = timed.groupby("student_id", sort=True).agg(
         student=("student", "first"),
         name=("name", "first"),
+        first_seen=("face_ts", "min"),
+        last_seen=("face_ts", "max"),
         seconds_present=("present_s", "sum"),
         seconds_camera_off=("camera_off_s", "sum"),
         seconds_attentive=("attentive_s", "sum"),
@@ -137,6 +171,10 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
     table["attentive_share"] = table["seconds_attentive"] / table["seconds_present"].where(table["seconds_present"] > 0)
     table["engagement"] = table["weighted_score"] / table["seconds"]
     table[shares] = emotion_shares(signals).reindex(table.index).to_numpy()
+    # The emotion they showed most of their face time; None without any (attention-only, never present).
+    leading = table[shares].fillna(-1).to_numpy().argmax(axis=1)
+    has_emotion = table[shares].notna().any(axis=1)
+    table["dominant"] = [EMOTIONS[i] if has else None for i, has in zip(leading, has_emotion, strict=True)]
     by_student: dict[str, list[Flag]] = {}
     for flag in flags:
         by_student.setdefault(flag.student, []).append(flag)
@@ -147,6 +185,11 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
     return table.reset_index(drop=True)[columns]
 
 
+def students_file(students: pd.DataFrame) -> pd.DataFrame:
+    """student_table as students.csv holds it (the dashboard's download too): times in ISO 8601."""
+    return students.assign(first_seen=students["first_seen"].map(_iso), last_seen=students["last_seen"].map(_iso))
+
+
 def _class_table(per_bin: pd.DataFrame | None) -> pd.DataFrame:
     columns = ["bin", "students", "present", "attentive", "engagement"]
     if per_bin is None or per_bin.empty:
@@ -155,4 +198,4 @@ def _class_table(per_bin: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _iso(ts: pd.Timestamp | None) -> str:
-    return "" if ts is None else ts.isoformat()
+    return "" if ts is None or pd.isna(ts) else ts.isoformat()

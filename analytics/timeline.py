@@ -1,5 +1,5 @@
 """Observation rows -> the tables behind the dashboard: emotion counts and shares per time bin, the
-class's mood right now, each student's current state, and the per-student summary of a session.
+class's mood right now and each student's current state.
 
 Pure pandas over the DataFrames of `db.queries`; no SQL and no plotting. An observation counts for the
 emotion the model ranked first (its `emotion` column), so a share reads as "this fraction of faces looked happy".
@@ -99,20 +99,6 @@ def student_states(
     )
     current = students["student"].map(tally).map(lambda index: None if pd.isna(index) else EMOTIONS[int(index)])
     return students[["student", "name", "first_seen", "last_seen"]].assign(emotion=current.astype(object))
-
-
-def student_summary(totals: pd.DataFrame, session_frames: int) -> pd.DataFrame:
-    """One row per student over a whole session, from db.queries.student_totals (same order).
-
-    Columns: student, name, first_seen, last_seen, frames (frames the student was seen in), present
-    (that as a fraction of the session's `session_frames`), dominant (emotion), then one share column per emotion.
-    """
-    counts = totals[list(EMOTIONS)]
-    table = totals[["student", "name", "first_seen", "last_seen", "frames"]].assign(
-        present=totals["frames"] / max(session_frames, 1),
-        dominant=dominant_emotions(counts),
-    )
-    return pd.concat([table, emotion_shares(counts)], axis=1).reset_index(drop=True)
 
 
 def _within(rows: pd.DataFrame, until: datetime, seconds: int) -> pd.DataFrame:

@@ -8,6 +8,9 @@ hyphens, "Jr.", pronoun and "(2)" suffixes; some tiles muted, some cameras off),
 - identity: over reshuffles of a 49-tile gallery that move every tile (and switch a few cameras), the
   share of tile moves after which the tile's student key is still the student's; with names (and cameras
   switching on and off), and with no labels at all and every camera on (appearance and place only);
+- newcomers: without labels, students leave and others sit down in their tiles (the layout stays; every
+  face moves a little within its tile): the share of newcomers given a key never seen before (not the
+  leaver's, nor anyone else's), and of the first students' tile sightings (while they stay) that keep theirs;
 - cost: the identity stage (names from the cache + matching) on a 49-tile frame with no OCR due.
 """
 
@@ -119,6 +122,38 @@ def bench_identity(detector, reshuffles: int, named: bool, rng: np.random.Genera
     return kept / moves
 
 
+def bench_newcomers(detector, rounds: int, rng: np.random.Generator) -> float:
+    n, cols, rows, per_round = 49, 7, 7, 5
+    faces = lfw_faces(100)
+    pool = len(faces)
+    seated = list(range(n))  # the LFW face in each tile
+    arriving = iter(range(n, pool))
+    tracker = StudentTracker()
+    keys_seen: set[str] = set()
+    key_of: dict[int, str] = {}
+    fresh = newcomers = kept = stayed = 0
+    for step in range(min(rounds, (pool - n) // per_round) + 1):
+        if step:
+            for tile in rng.choice(n, per_round, replace=False).tolist():
+                seated[tile] = next(arriving)
+        gallery = compose_gallery([faces[s] for s in seated], cols, rows, seed=step)
+        tiles = find_tile_grid(gallery.image) or []
+        tracker.assign(tiles, find_faces(detector, gallery.image, tiles), gallery.image, None)
+        keys = [tracker.tile_key(t) for t in range(len(tiles))]
+        for face, key in zip(seated, keys, strict=True):
+            if step and face < n:
+                kept, stayed = kept + (key_of[face] == key), stayed + 1
+            elif step and face not in key_of:
+                fresh, newcomers = fresh + (key not in keys_seen), newcomers + 1
+            key_of.setdefault(face, key)
+        keys_seen.update(keys)
+    print(
+        f"newcomers in a leaver's tile, no labels: {fresh}/{newcomers} given a new key = {fresh / newcomers:.0%}; "
+        f"the first students kept theirs {kept}/{stayed} = {kept / stayed:.2%}"
+    )
+    return fresh / newcomers
+
+
 def bench_cost(detector, frames: int, rng: np.random.Generator) -> float:
     drawn, _ = class_names(49, rng)
     gallery = draw(list(range(49)), drawn, set(range(40, 49)), 7, 7, seed=0)
@@ -152,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_names(rng)
     bench_identity(detector, args.reshuffles, True, rng)
     bench_identity(detector, args.reshuffles, False, rng)
+    bench_newcomers(detector, args.reshuffles, rng)
     bench_cost(detector, args.frames, rng)
     return 0
 

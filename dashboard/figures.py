@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -88,11 +89,12 @@ def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
         return message_figure("No engagement to show.")
     labels = per_student.groupby("student_id", sort=True).agg(student=("student", "first"), name=("name", "first"))
     grid = per_student.pivot(index="student_id", columns="bin", values="score").reindex(labels.index)
+    keys = labels["student"]
+    shown = [name if isinstance(name, str) else key for key, name in zip(keys, labels["name"], strict=True)]
+    # Rows are categories: two students of one name (a rename, two tiles reading alike) would share one row.
+    shared = {name for name, count in Counter(shown).items() if count > 1}
     # Plotly reads a few HTML tags in axis labels (<b>, <a href>): a name is shown as typed, never as markup.
-    names = [
-        html.escape(name if isinstance(name, str) else key)
-        for key, name in zip(labels["student"], labels["name"], strict=True)
-    ]
+    names = [html.escape(f"{name} ({key})" if name in shared else name) for key, name in zip(keys, shown, strict=True)]
     figure = go.Figure(
         go.Heatmap(
             z=grid.to_numpy(),
@@ -106,7 +108,8 @@ def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
         )
     )
     figure.update_layout(CHART_LAYOUT, height=max(240, 22 * len(names) + 80))
-    figure.update_yaxes(autorange="reversed", type="category")
+    # Room for the longest name: a teacher may type a long one.
+    figure.update_yaxes(autorange="reversed", type="category", automargin=True)
     figure.update_xaxes(type="date")
     return figure
 

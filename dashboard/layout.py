@@ -28,6 +28,7 @@ from dashboard.theme import (
     engagement_text_color,
 )
 from db.queries import SessionInfo
+from db.schema import students as students_table
 from model.emotions import EMOTIONS
 
 REFRESH_MS = 2000
@@ -39,6 +40,7 @@ NEW_FLAG_SECONDS = 60
 TREND_SECONDS = 60
 TREND_STEADY = 0.02
 TIMELINE_GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+PRINT_FIT = "print-fit"  # a chart that assets/print.js redraws at the printed page's width
 
 
 def live_path(session_name: str) -> str:
@@ -252,7 +254,10 @@ def sessions_page(summaries: pd.DataFrame) -> html.Div:
     if summaries.empty:
         return no_sessions_page()
     header = html.Tr(
-        [html.Th(label) for label in ("Started", "Session", "Source", "Duration", "Students", "Observations", "")]
+        [
+            html.Th(label)
+            for label in ("Started", "Session", "Source", "Duration", "Students", "Engagement", "Observations", "")
+        ]
     )
     return html.Div(
         [
@@ -276,7 +281,7 @@ def sessions_page(summaries: pd.DataFrame) -> html.Div:
 def session_rows(summaries: pd.DataFrame) -> list[html.Tr]:
     """One table row per db.queries.session_summaries row; a message row when none is left by the filter."""
     if summaries.empty:
-        return [html.Tr(html.Td("No session matches the filter.", colSpan=7))]
+        return [html.Tr(html.Td("No session matches the filter.", colSpan=8))]
     return [_session_row(row) for row in summaries.itertuples(index=False)]
 
 
@@ -288,26 +293,32 @@ def no_sessions_page() -> html.Div:
 
 
 def report_page(
-    session: SessionInfo, timeline: go.Figure, heatmap: go.Figure, drops: pd.DataFrame, summary: pd.DataFrame
+    session: SessionInfo,
+    timeline: go.Figure,
+    heatmap: go.Figure,
+    drops: pd.DataFrame,
+    students: pd.DataFrame,
+    notice: str = "",
 ) -> html.Div:
     """The whole-session report: timeline, engagement heatmap, the largest drops (analytics.report.
-    engagement_drops), the per-student table (student_summary with time present, attentive share and flags
-    of analytics.report.student_table) and the CSV downloads."""
+    engagement_drops), the per-student table (analytics.report.student_table, as its CSV download holds it),
+    the CSV downloads, a print button and the student fix-ups (`notice`: what the last fix-up did)."""
     return html.Div(
         [
             dcc.Store(id=ids.REPORT_SESSION, data=session.name),
             _session_heading(session, {"Live view": live_path(session.name), "All sessions": "/sessions"}),
+            html.Button("Print / Save as PDF", id=ids.REPORT_PRINT, className="print-button"),
             html.Section(
                 [
                     html.H2("Class mood over the session"),
-                    dcc.Graph(id=ids.REPORT_TIMELINE, figure=timeline, config=TIMELINE_GRAPH),
+                    dcc.Graph(id=ids.REPORT_TIMELINE, figure=timeline, config=TIMELINE_GRAPH, className=PRINT_FIT),
                 ],
                 className="card",
             ),
             html.Section(
                 [
                     html.H2("Engagement per student"),
-                    dcc.Graph(id=ids.REPORT_HEATMAP, figure=heatmap, config=TIMELINE_GRAPH),
+                    dcc.Graph(id=ids.REPORT_HEATMAP, figure=heatmap, config=TIMELINE_GRAPH, className=PRINT_FIT),
                 ],
                 className="card",
             ),
@@ -327,12 +338,57 @@ def report_page(
                         ],
                         className="section-heading",
                     ),
-                    _students_table(summary),
+                    _students_table(students),
                 ],
                 className="card",
             ),
+            student_fixes(students, notice),
         ]
     )
+
+
+def student_fixes(students: pd.DataFrame, notice: str) -> html.Section:
+    """Rename a student, or merge two students who are one person (db.students does both; a merge only once
+    the session has ended). `students`: analytics.report.student_table rows; `notice`: the message line."""
+    options = [{"label": _student_label(row), "value": row.student} for row in students.itertuples(index=False)]
+    return html.Section(
+        [
+            html.H2("Fix student names"),
+            html.Div(
+                [
+                    dcc.Dropdown(id=ids.RENAME_STUDENT, options=options, placeholder="Student", className="choice"),
+                    dcc.Input(
+                        id=ids.RENAME_NAME,
+                        # Set, not left out: a redrawn page would otherwise keep showing the last name typed.
+                        value="",
+                        type="text",
+                        placeholder="New name",
+                        maxLength=students_table.c.display_name.type.length,
+                    ),
+                    html.Button("Rename", id=ids.RENAME_BUTTON),
+                ],
+                className="fix-row",
+            ),
+            html.Div(
+                [
+                    dcc.Dropdown(id=ids.MERGE_KEEP, options=options, placeholder="Keep", className="choice"),
+                    dcc.Dropdown(
+                        id=ids.MERGE_DROP, options=options, placeholder="Drop (its rows go to Keep)", className="choice"
+                    ),
+                    html.Button("Merge", id=ids.MERGE_BUTTON),
+                ],
+                className="fix-row",
+            ),
+            html.P(notice, id=ids.FIX_MESSAGE, role="status"),
+        ],
+        id=ids.STUDENT_FIXES,
+        className="card no-print",
+    )
+
+
+def _student_label(student: Any) -> str:
+    """'Name (tile-3)', or the key of a student without a name."""
+    return f"{student.name} ({student.student})" if isinstance(student.name, str) else student.student
 
 
 def _drops_list(drops: pd.DataFrame) -> html.Ol | html.P:
@@ -350,24 +406,24 @@ def _drops_list(drops: pd.DataFrame) -> html.Ol | html.P:
     )
 
 
-def _students_table(summary: pd.DataFrame) -> html.Table:
+def _students_table(students: pd.DataFrame) -> html.Table:
     header = [
         "Student",
         "Name",
         "First seen",
         "Last seen",
-        "Frames seen",
-        "Present",
+        "Time present",
+        "Camera off",
+        "Attentive",
+        "Engagement",
         "Mostly",
         *EMOTIONS,
-        "Time present",
-        "Attentive",
         "Flags",
     ]
     return html.Table(
         [
             html.Thead(html.Tr([html.Th(label) for label in header])),
-            html.Tbody([_student_row(row) for row in summary.itertuples(index=False)]),
+            html.Tbody([_student_row(row) for row in students.itertuples(index=False)]),
         ],
         id=ids.REPORT_STUDENTS,
         className="table",
@@ -375,25 +431,29 @@ def _students_table(summary: pd.DataFrame) -> html.Table:
 
 
 def _student_row(student: Any) -> html.Tr:
-    """`student`: an analytics.timeline.student_summary row."""
-    shares = [html.Td(percent(getattr(student, emotion)), className="number") for emotion in EMOTIONS]
+    """`student`: an analytics.report.student_table row; times and shares a student lacks stay empty."""
+    shares = [html.Td(_share(getattr(student, f"share_{emotion}")), className="number") for emotion in EMOTIONS]
     return html.Tr(
         [
             html.Td(student.student),
             html.Td(student.name or ""),
-            html.Td(local_time(student.first_seen)),
-            html.Td(local_time(student.last_seen)),
-            html.Td(student.frames, className="number"),
-            html.Td(percent(student.present), className="number"),
-            html.Td(emotion_badge(student.dominant)),
-            *shares,
+            html.Td("" if pd.isna(student.first_seen) else local_time(student.first_seen)),
+            html.Td("" if pd.isna(student.last_seen) else local_time(student.last_seen)),
             html.Td(duration(timedelta(seconds=student.seconds_present)), className="number"),
-            # Of the time present; a student never present has no share.
-            html.Td("" if pd.isna(student.attentive_share) else percent(student.attentive_share), className="number"),
+            html.Td(duration(timedelta(seconds=student.seconds_camera_off)), className="number"),
+            # Of the time present.
+            html.Td(_share(student.attentive_share), className="number"),
+            html.Td(f"{student.engagement:.2f}", className="number"),
+            html.Td(emotion_badge(student.dominant) if student.dominant else ""),
+            *shares,
             html.Td(student.flags, className="number", title=student.flag_reasons),
         ],
         **{"data-student": student.student},
     )
+
+
+def _share(value: float) -> str:
+    return "" if pd.isna(value) else percent(value)
 
 
 def _session_heading(session: SessionInfo, links: dict[str, str]) -> html.Div:
@@ -409,6 +469,17 @@ def _session_heading(session: SessionInfo, links: dict[str, str]) -> html.Div:
     )
 
 
+def _average_engagement(session: Any) -> html.Td:
+    """The stored average (db.schema.SessionRecord.mean_engagement): kept when a session ends and when its
+    report is computed, so it is missing only for a session still running or changed since."""
+    if pd.isna(session.mean_engagement):
+        waiting = "while the session runs" if pd.isna(session.ended_at) else "until its report is opened"
+        return html.Td("—", className="number absent", title=f"not computed {waiting}")
+    score = float(session.mean_engagement)
+    colours = {"backgroundColor": engagement_color(score), "color": engagement_text_color(score)}
+    return html.Td(f"{score:.2f}", className="number", style=colours)
+
+
 def _session_row(session: Any) -> html.Tr:
     """`session`: a session_summaries row. Its duration runs from the first frame to the last."""
     recorded = (
@@ -421,6 +492,7 @@ def _session_row(session: Any) -> html.Tr:
             html.Td(session.source),
             html.Td(recorded + ("" if not pd.isna(session.ended_at) else " (no end recorded)")),
             html.Td(session.students),
+            _average_engagement(session),
             html.Td(session.observations),
             html.Td(dcc.Link("report", href=report_path(session.name))),
         ]

@@ -38,10 +38,10 @@ from analytics.timeline import (
 from db.queries import (
     acknowledged_flags,
     emotion_tally,
+    engagement_rows,
     frame_rows,
     latest_frame_time,
     observation_rows,
-    signal_rows,
     student_rows,
 )
 from model.emotions import EMOTIONS
@@ -212,7 +212,7 @@ def _engagement(
         since = state.scored_at - history
     else:
         since = None if state.window_s is None else latest_frame - max(timedelta(seconds=state.window_s), history)
-    rows = signal_rows(engine, state.session_id, since=since)
+    rows = engagement_rows(engine, state.session_id, config.score.negative_emotions, since=since)
     if rows.empty:
         return kept
     signals = frame_signals(rows, frame_rows(engine, state.session_id, since=since), config.score)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
@@ -14,14 +15,13 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Select,
-    case,
-    distinct,
     exists,
     func,
     insert,
-    or_,
+    literal,
     select,
     type_coerce,
+    update,
 )
 
 from db.engine import write_transaction
@@ -35,8 +35,8 @@ from db.schema import (
     sessions,
     students,
 )
-from model.emotions import EMOTIONS
 
+BOX_COLUMNS = ("x", "y", "w", "h")
 # How many session names an "unknown session" message lists.
 KNOWN_SESSIONS_SHOWN = 10
 
@@ -53,6 +53,7 @@ class SessionInfo:
     started_at: datetime
     ended_at: datetime | None
     teacher: str | None = None  # the owning dashboard user; None: admins only
+    mean_engagement: float | None = None  # see db.schema.SessionRecord
 
 
 def list_sessions(engine: Engine) -> list[SessionInfo]:
@@ -79,11 +80,9 @@ def observation_rows(engine: Engine, session_id: int, since: datetime | None = N
     Columns: frame, ts, student_id, student (key), name (display name or None), x, y, w, h,
     emotion (class index), then the probability columns. `since`: only rows strictly after it.
     """
-    statement = _observations_of(session_id, PROBABILITY_COLUMNS).where(observations.c.emotion.is_not(None))
-    if since is not None:
-        statement = statement.where(observations.c.ts > since)
-    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h", "emotion"), "int64")
-    return _read_frame(engine, statement, integers | dict.fromkeys(PROBABILITY_COLUMNS, "float64"))
+    columns = (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS)
+    table = _read_observations(engine, session_id, columns, since, observations.c.emotion.is_not(None))
+    return table.astype({"emotion": "int64"})
 
 
 def signal_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
@@ -91,36 +90,66 @@ def signal_rows(engine: Engine, session_id: int, since: datetime | None = None) 
     frame then student: the columns of observation_rows (emotion and probabilities NaN where none was
     inferred) then the signal columns (presence "face" for rows recorded before signals existed).
     `since`: only rows strictly after it."""
-    statement = _observations_of(session_id, (*PROBABILITY_COLUMNS, *SIGNAL_COLUMNS))
-    if since is not None:
-        statement = statement.where(observations.c.ts > since)
-    integers = dict.fromkeys(("frame", "student_id", "x", "y", "w", "h"), "int64")
-    floats = dict.fromkeys(("emotion", *PROBABILITY_COLUMNS, "yaw", "pitch", "eye_ratio"), "float64")
-    table = _read_frame(engine, statement, integers | floats | {"eyes_closed": "boolean"})
+    return _with_signal_types(
+        _read_observations(engine, session_id, (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS, *SIGNAL_COLUMNS), since)
+    )
+
+
+def engagement_rows(
+    engine: Engine, session_id: int, negative_emotions: tuple[str, ...], since: datetime | None = None
+) -> pd.DataFrame:
+    """What analytics.engagement scores, one row per observation ordered by frame then student: frame, ts,
+    student_id, student, name, emotion (class index, NaN where none was inferred), negative (the summed
+    probability of `negative_emotions`, NaN likewise), presence, yaw, pitch, eyes_closed.
+
+    Every row of a session is read for its report, and each value read costs: the probabilities are summed
+    here, in the database, rather than read one by one.
+    """
+    negative = sum((observations.c[f"p_{emotion}"] for emotion in negative_emotions), start=literal(0.0))
+    columns = ("emotion", negative.label("negative"), *(c for c in SIGNAL_COLUMNS if c != "eye_ratio"))
+    table = _read_observations(engine, session_id, columns, since)
+    return _with_signal_types(table.astype({"negative": "float64"}))
+
+
+def _with_signal_types(table: pd.DataFrame) -> pd.DataFrame:
+    floats = [column for column in ("emotion", "yaw", "pitch", "eye_ratio") if column in table]
+    table = table.astype(dict.fromkeys(floats, "float64") | {"eyes_closed": "boolean"})
     return table.assign(presence=table["presence"].fillna("face").astype(object))
 
 
-def _observations_of(session_id: int, extra_columns: tuple[str, ...]) -> Select:
-    """The session's observation rows with their student, ordered by frame then student: frame, ts,
-    student_id, student (key), name, x, y, w, h, emotion, then `extra_columns` of observations."""
-    return (
-        select(
-            observations.c.frame_index.label("frame"),
-            _bulk_time(observations.c.ts).label("ts"),
-            observations.c.student_id,
-            students.c.key.label("student"),
-            students.c.display_name.label("name"),
-            observations.c.x,
-            observations.c.y,
-            observations.c.w,
-            observations.c.h,
-            observations.c.emotion,
-            *(observations.c[column] for column in extra_columns),
-        )
-        .join(students, students.c.id == observations.c.student_id)
-        .where(observations.c.session_id == session_id)
-        .order_by(observations.c.frame_index, observations.c.student_id)
-    )
+def _read_observations(
+    engine: Engine,
+    session_id: int,
+    columns: tuple[str | ColumnElement[Any], ...],
+    since: datetime | None,
+    *conditions: ColumnElement[bool],
+) -> pd.DataFrame:
+    """The session's observation rows, ordered by frame then student: frame, ts, student_id, student (key),
+    name, then `columns` (observation column names or labelled expressions), probabilities and boxes typed.
+    `since`: only rows strictly after it.
+
+    The frame's time (the same as the row's: both are written in one transaction), the student's key and
+    name are looked up here rather than read per row or joined in SQL, and rows are sorted here: each costs
+    more in SQLite than in pandas on a session of hundreds of thousands of rows.
+    """
+    statement = select(
+        observations.c.frame_index.label("frame"),
+        observations.c.student_id,
+        *(observations.c[column] if isinstance(column, str) else column for column in columns),
+    ).where(observations.c.session_id == session_id, *conditions)
+    if since is not None:
+        statement = statement.where(observations.c.ts > since)
+    table = _read_table(engine, statement, ())
+    # Read after the rows, so every row's frame is there.
+    times = frame_rows(engine, session_id, since).set_index("frame")["ts"]
+    table.insert(1, "ts", table["frame"].map(times))
+    people = student_rows(engine, session_id).set_index("student_id")
+    table.insert(3, "student", table["student_id"].map(people["student"]))
+    names = table["student_id"].map(people["name"]).astype(object)
+    table.insert(4, "name", names.where(names.notna(), None))
+    integers = dict.fromkeys(("frame", "student_id", *(c for c in BOX_COLUMNS if c in table)), "int64")
+    table = table.astype(integers | dict.fromkeys((c for c in PROBABILITY_COLUMNS if c in table), "float64"))
+    return table.sort_values(["frame", "student_id"], kind="stable", ignore_index=True)
 
 
 def frame_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
@@ -161,37 +190,6 @@ def emotion_tally(
     return _read_frame(engine, statement, {"emotion": "int64", "observations": "int64"})
 
 
-def student_totals(engine: Engine, session_id: int) -> pd.DataFrame:
-    """One row per student seen in the session, in order of first appearance, totalled in the database:
-    student_id, student (key), name (display name or None), first_seen, last_seen, frames (frames the
-    student was seen in), then one column per emotion (EMOTIONS) counting their observations of it."""
-    per_emotion = [
-        func.sum(case((observations.c.emotion == index, 1), else_=0)).label(emotion)
-        for index, emotion in enumerate(EMOTIONS)
-    ]
-    statement = (
-        select(
-            observations.c.student_id,
-            students.c.key.label("student"),
-            students.c.display_name.label("name"),
-            func.min(_bulk_time(observations.c.ts)).label("first_seen"),
-            func.max(_bulk_time(observations.c.ts)).label("last_seen"),
-            func.count(distinct(observations.c.frame_index)).label("frames"),
-            *per_emotion,
-        )
-        .join(students, students.c.id == observations.c.student_id)
-        # Seen: a face showed (faceless tiles are rows too; rows from before signals existed are all faces).
-        .where(
-            observations.c.session_id == session_id,
-            or_(observations.c.presence.is_(None), observations.c.presence == "face"),
-        )
-        .group_by(observations.c.student_id, students.c.key, students.c.display_name)
-        .order_by(observations.c.student_id)
-    )
-    counts = dict.fromkeys(("student_id", "frames", *EMOTIONS), "int64")
-    return _read_table(engine, statement, ("first_seen", "last_seen")).astype(counts)
-
-
 def _read_frame(engine: Engine, statement: Select, dtypes: dict[str, str]) -> pd.DataFrame:
     # Typed even when empty, so callers can filter and resample without special cases.
     return _read_table(engine, statement, ("ts",)).astype(dtypes)
@@ -216,6 +214,16 @@ def latest_frame_time(engine: Engine, session_id: int) -> datetime | None:
         return connection.scalar(statement)
 
 
+def session_version(engine: Engine, session_id: int) -> tuple[Any, ...]:
+    """A value that changes whenever the session's report could: a frame added, a student renamed, merged
+    or added. Two index lookups and the students' rows, so it is cheap to ask before using a kept report."""
+    statement = select(func.count(), func.max(frames.c.ts)).where(frames.c.session_id == session_id)
+    with reported_as("read", engine.url), engine.connect() as connection:
+        frame_count, latest = connection.execute(statement).one()
+    people = student_rows(engine, session_id)
+    return frame_count, latest, tuple(zip(people["student_id"], people["student"], people["name"], strict=True))
+
+
 def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
     """One row per student of the session, in order of first appearance:
     student_id, student (key), name (display name or None), first_seen, last_seen."""
@@ -236,7 +244,8 @@ def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
 
 def session_summaries(engine: Engine) -> pd.DataFrame:
     """Every session with its counts, newest first: id, name, source, started_at, ended_at, teacher,
-    first_frame_at, last_frame_at (both None before the first frame), frames, students, observations."""
+    mean_engagement, first_frame_at, last_frame_at (both None before the first frame), frames, students,
+    observations."""
     frame_counts = (
         select(
             frames.c.session_id,
@@ -271,6 +280,18 @@ def session_summaries(engine: Engine) -> pd.DataFrame:
     )
     table = _read_table(engine, statement, ("started_at", "ended_at", "first_frame_at", "last_frame_at"))
     return table.astype({"id": "int64", "frames": "int64", "students": "int64", "observations": "int64"})
+
+
+def store_mean_engagement(engine: Engine, session_id: int, value: float | None) -> None:
+    """Keep the ended session's average engagement for the sessions list; a session being captured again
+    meanwhile (no end time) keeps None, as its next frames will change it."""
+    statement = (
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.ended_at.is_not(None))
+        .values(mean_engagement=value)
+    )
+    with reported_as("write to", engine.url), write_transaction(engine) as connection:
+        connection.execute(statement)
 
 
 def acknowledge_flag(engine: Engine, session_id: int, student: str, rule: str, start: datetime, by: str) -> None:

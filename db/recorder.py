@@ -45,7 +45,10 @@ class SessionRecorder:
                     .returning(sessions.c.id)
                 )
                 return cls(engine, session_id, session_name, next_frame_index=0)
-            connection.execute(update(sessions).where(sessions.c.id == session_id).values(ended_at=None))
+            # Continued: more frames will change its report.
+            connection.execute(
+                update(sessions).where(sessions.c.id == session_id).values(ended_at=None, mean_engagement=None)
+            )
             if teacher is not None:
                 connection.execute(
                     update(sessions)
@@ -228,5 +231,12 @@ def _probability_values(o: Observation) -> dict[str, float | None]:
 
 def _signal_values(o: Observation) -> dict[str, str | float | bool | None]:
     signals = o.signals or FaceSignals(Presence.FACE)
-    values = (signals.presence.value, signals.yaw, signals.pitch, signals.eye_ratio, signals.eyes_closed)
+    values = (
+        signals.presence.value,
+        signals.yaw,
+        signals.pitch,
+        signals.eye_ratio,
+        signals.eyes_closed,
+        signals.landmarks_age,
+    )
     return dict(zip(SIGNAL_COLUMNS, values, strict=True))

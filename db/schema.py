@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     SmallInteger,
     String,
@@ -29,9 +30,8 @@ from model.emotions import EMOTIONS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 TILE_COLUMNS: tuple[str, ...] = ("tile_x", "tile_y", "tile_w", "tile_h")
-# The attention signals of capture/signals.py, one column each (capture.types.FaceSignals' fields but the
-# in-memory landmarks_age).
-SIGNAL_COLUMNS: tuple[str, ...] = ("presence", "yaw", "pitch", "eye_ratio", "eyes_closed")
+# The attention signals of capture/signals.py, one column each (capture.types.FaceSignals' fields).
+SIGNAL_COLUMNS: tuple[str, ...] = ("presence", "yaw", "pitch", "eye_ratio", "eyes_closed", "landmarks_age")
 
 # Named constraints let Alembic's SQLite batch mode find and alter them later.
 NAMING_CONVENTION = {
@@ -88,6 +88,9 @@ class SessionRecord(Base):
     ended_at: Mapped[datetime | None]
     # The dashboard user (a teacher) whose class this is; None: only admins see the session.
     teacher: Mapped[str | None] = mapped_column(String(100))
+    # The class engagement score averaged over the session (analytics.report.mean_engagement), stored when a
+    # report of the ended session is computed; None until then and again once the session changes.
+    mean_engagement: Mapped[float | None]
 
 
 class StudentRecord(Base):
@@ -152,6 +155,9 @@ class ObservationRecord(_Probabilities, Base):
     pitch: Mapped[float | None] = mapped_column(Float)  # degrees, > 0 up
     eye_ratio: Mapped[float | None] = mapped_column(Float)  # eye aspect ratio of the eye nearer the camera
     eyes_closed: Mapped[bool | None] = mapped_column(Boolean)
+    # Frames since eye_ratio, eyes_closed and the pose's mesh correction were measured (0: this frame; the
+    # landmark models visit a few faces per frame); NULL without landmarks, and for rows from before 0005.
+    landmarks_age: Mapped[int | None] = mapped_column(Integer)
 
 
 class UserRecord(Base):

@@ -11,6 +11,8 @@ from db.errors import DatabaseError, reported_as
 from db.queries import UnknownSessionError
 from db.schema import observations, sessions, students
 
+# The display_name column's length: refused here alike on SQLite (which would store more) and PostgreSQL.
+MAX_NAME_LENGTH = students.c.display_name.type.length
 # How many student names an "unknown student" message lists.
 KNOWN_STUDENTS_SHOWN = 10
 
@@ -28,6 +30,8 @@ def rename_student(engine: Engine, session_name: str, student: str, new_name: st
     Returns the student's key. A running capture never overwrites a name given here."""
     if not new_name.strip():
         raise DatabaseError("the new name is empty")
+    if len(new_name.strip()) > MAX_NAME_LENGTH:
+        raise DatabaseError(f"the new name is longer than {MAX_NAME_LENGTH} characters")
     with reported_as("rename a student in", engine.url), write_transaction(engine) as connection:
         session_id = _session_id(connection, session_name)
         row = _student(connection, session_id, student)
@@ -51,6 +55,8 @@ def merge_students(engine: Engine, session_name: str, keep: str, drop: str) -> i
         moved = connection.execute(
             update(observations).where(observations.c.student_id == dropped.id).values(student_id=kept.id)
         ).rowcount
+        # One student's frames fewer: the class score changes with it.
+        connection.execute(update(sessions).where(sessions.c.id == session_id).values(mean_engagement=None))
         connection.execute(
             update(students)
             .where(students.c.id == kept.id)

@@ -1,8 +1,8 @@
 """The dashboard in a real browser: headless Chromium, driven by Selenium, against `python -m dashboard` on
 localhost, over a SQLite file written by the real capture CLI from generated gallery frames.
 
-A screenshot of every page goes to $CLASSPULSE_TEST_ARTIFACTS (default: a pytest temporary folder). The
-gallery frames stay in pytest's temporary folders; the dashboard itself never shows a face.
+A screenshot of every page, and the report printed to PDF, go to $CLASSPULSE_TEST_ARTIFACTS (default: a pytest
+temporary folder). The gallery frames stay in pytest's temporary folders; the dashboard itself never shows a face.
 """
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +21,8 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.print_page_options import PrintOptions
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -33,7 +30,8 @@ from dashboard import ids
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.layout import live_path, report_path
 from model.emotions import EMOTIONS
-from tests.cli import REPO, count_rows, run_module
+from tests.cli import count_rows, run_module
+from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
 from tests.galleries import Gallery, compose_gallery, lfw_faces
 
@@ -43,10 +41,12 @@ SESSION = "Year 9 / maths"
 CAMERA_OFF = "camera off"  # a second session, for the flag test
 ADMIN = "head-of-year"
 GALLERY_FRAMES = 2
-SERVER_START_S = 60
 # Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
 WAIT_S = 30
 WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 1000
+# A4 less the report's 12 mm print margins, in CSS pixels (96 per inch): no chart may print wider.
+A4_CM = (21.0, 29.7)
+PRINT_WIDTH_PX = (210 - 2 * 12) / 25.4 * 96
 
 T = TypeVar("T")
 
@@ -148,23 +148,8 @@ def classroom(tmp_path_factory: pytest.TempPathFactory) -> Classroom:
 def dashboard(classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m dashboard` on a free local port, serving the classroom's database to ADMIN; yields its base URL."""
     add_user_with_cli(classroom.url, ADMIN)
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "dashboard", "--db", classroom.url, "--port", str(port)]
-            + ["--data-dir", str(log_path.parent)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base_url, server, log_path)
+    with running_dashboard(classroom.url, tmp_path_factory.mktemp("dashboard")) as (base_url, _):
         yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -189,26 +174,6 @@ def page(
         yield Page(driver, dashboard, downloads, artifacts)
     finally:
         driver.quit()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"python -m dashboard exited with {server.returncode}:\n{log.read_text()}"
-        try:
-            with urllib.request.urlopen(base_url + "/", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers (signed-out visitors get an error status)
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"python -m dashboard did not answer within {SERVER_START_S} s:\n{log.read_text()}")
 
 
 def cards(page: Page) -> list[WebElement]:
@@ -245,8 +210,10 @@ def test_sessions_page_lists_the_session_with_its_counts(classroom: Classroom, p
     page.open("/sessions")
     row = page.wait_for("the session's row", lambda: session_row(page))
     cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-    # Columns: started, session, source, duration, students, observations, report link.
-    assert cells[4:6] == [str(classroom.count("students")), str(classroom.count("observations"))]
+    # Columns: started, session, source, duration, students, average engagement (scored as capture ended),
+    # observations, report link.
+    assert [cells[4], cells[6]] == [str(classroom.count("students")), str(classroom.count("observations"))]
+    assert 0 <= float(cells[5]) <= 1
     page.screenshot("sessions")
 
 
@@ -285,6 +252,97 @@ def test_csv_exports_download_one_row_per_face_and_per_student(classroom: Classr
 def read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(newline="") as file:
         return list(csv.DictReader(file))
+
+
+def test_a_student_renamed_on_the_report_page_shows_in_its_table_and_heatmap(page: Page) -> None:
+    page.open(report_path(SESSION))
+    page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.REPORT_HEATMAP}"))
+    page.driver.execute_script("window.notReloaded = true;")
+    typed = "Zoë <i>O'Brien</i>"  # markup typed as a name must show as text, in the table and in the chart
+    choose(page, ids.RENAME_STUDENT, "tile-2")
+    page.driver.find_element(By.ID, ids.RENAME_NAME).send_keys(typed)
+    page.driver.find_element(By.ID, ids.RENAME_BUTTON).click()
+    page.wait_for("the new name in the students table", lambda: table_name(page, "tile-2") == typed)
+    page.wait_for("the new name in the heatmap", lambda: typed in heatmap_labels(page))
+    (label,) = [label for label in page.elements(f"#{ids.REPORT_HEATMAP} .ytick text") if label.text == typed]
+    assert label.location["x"] >= page.driver.find_element(By.ID, ids.REPORT_HEATMAP).location["x"]  # not cut off
+    assert page.text(ids.FIX_MESSAGE) == f"Renamed tile-2 to {typed}."
+    assert page.driver.find_element(By.ID, ids.RENAME_NAME).get_attribute("value") == ""  # ready for the next
+    assert not page.elements(f"#{ids.REPORT_STUDENTS} i, #{ids.REPORT_HEATMAP} i")
+    assert page.driver.execute_script("return window.notReloaded === true;")
+    page.screenshot("report-renamed")
+
+    choose(page, ids.RENAME_STUDENT, "tile-3")
+    page.driver.find_element(By.ID, ids.RENAME_BUTTON).click()  # with no name typed
+    page.wait_for("the refusal", lambda: page.text(ids.FIX_MESSAGE) == "Not changed: the new name is empty.")
+    assert table_name(page, "tile-3") == ""
+    page.screenshot("report-rename-refused")
+
+
+def choose(page: Page, dropdown_id: str, label: str) -> None:
+    """Pick the option shown as `label` in a Dash dropdown, as a user does: open it, type, press Enter."""
+    page.driver.find_element(By.CSS_SELECTOR, f"#{dropdown_id} .Select-control").click()
+    page.driver.find_element(By.CSS_SELECTOR, f"#{dropdown_id} input").send_keys(label + Keys.ENTER)
+    chosen = f"#{dropdown_id} .Select-value-label"
+    page.wait_for(f"{label} chosen", lambda: [element.text for element in page.elements(chosen)] == [label])
+
+
+def table_name(page: Page, student: str) -> str | None:
+    rows = page.elements(f"#{ids.REPORT_STUDENTS} tbody tr[data-student='{student}']")
+    return rows[0].find_elements(By.TAG_NAME, "td")[1].text if rows else None
+
+
+def rows(page: Page) -> list[WebElement]:
+    return page.elements(f"#{ids.REPORT_STUDENTS} tbody tr")
+
+
+def heatmap_labels(page: Page) -> list[str]:
+    return [label.text for label in page.elements(f"#{ids.REPORT_HEATMAP} .ytick text")]
+
+
+def test_the_report_prints_on_a4_without_its_controls_and_with_its_charts_fitted(page: Page) -> None:
+    page.open(report_path(SESSION))
+    charts = page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.PAGE}"))
+    names = {
+        row.get_attribute("data-student"): table_name(page, row.get_attribute("data-student")) for row in rows(page)
+    }
+    widths = "[...document.querySelectorAll('.js-plotly-plot')].map(chart => chart._fullLayout.width)"
+    screen_widths = page.driver.execute_script(f"return {widths};")
+    # What the charts measure as printing starts (this listener runs after the page's own).
+    page.driver.execute_script(
+        f"window.printWidths = []; addEventListener('beforeprint', () => printWidths.push(...{widths}));"
+    )
+    options = PrintOptions()
+    options.page_width, options.page_height = A4_CM
+    pdf = base64.b64decode(page.driver.print_page(options))
+    (page.artifacts / "report.pdf").write_bytes(pdf)
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+    # A report of a dozen students is longer than one page: the timeline, the heatmap, then the table.
+    assert pdf.startswith(b"%PDF") and len(pdf) > 20_000 and pages >= 2, (len(pdf), pages)
+    printed = page.driver.execute_script("return window.printWidths;")
+    assert len(printed) == len(charts) and all(0 < width <= PRINT_WIDTH_PX for width in printed), printed
+    assert page.driver.execute_script(f"return {widths};") == screen_widths  # back to the screen's width after printing
+
+    # The PDF's text is compressed, and no PDF reader is installed: what prints is read off the print-media page.
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        shown = [element for element in page.elements("header, nav, button, input, .card") if element.is_displayed()]
+        assert [element.tag_name for element in shown] == ["section"] * 4  # timeline, heatmap, drops, students
+        assert page.driver.find_element(By.TAG_NAME, "h1").text == SESSION
+        # Every student prints with the name the screen shows (tile-2's typed by the test above).
+        assert all(row.is_displayed() for row in rows(page)) and len(rows(page)) == len(names)
+        assert {student: table_name(page, student) for student in names} == names
+        breaks = "return getComputedStyle(document.querySelector(arguments[0])).breakInside;"
+        for kept_whole in (f"#{ids.REPORT_STUDENTS} tbody tr", f"#{ids.REPORT_HEATMAP}"):
+            assert page.driver.execute_script(breaks, kept_whole) == "avoid", kept_whole
+        page.screenshot("report-print-media")
+    finally:
+        page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+    # The button hands over to the browser's print (headless Chromium starts it and never finishes it).
+    page.driver.execute_script("window.printWidths = [];")
+    page.driver.find_element(By.ID, ids.REPORT_PRINT).click()
+    page.wait_for("printing to start", lambda: page.driver.execute_script("return window.printWidths.length;"))
 
 
 def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(

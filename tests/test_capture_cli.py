@@ -69,7 +69,7 @@ def test_folder_of_fer_galleries_gives_one_row_per_face_in_its_tile_with_sensibl
     assert list(rows[0]) == [
         "frame", "ts", "student", "name", "x", "y", "w", "h", "emotion",
         *(f"p_{emotion}" for emotion in EMOTIONS),
-        "presence", "yaw", "pitch", "eye_ratio", "eyes_closed",
+        "presence", "yaw", "pitch", "eye_ratio", "eyes_closed", "landmarks_age",
     ]  # fmt: skip
     # One row per face: the 9 camera-off tiles are observations (see the report), not faces.
     assert len(rows) == 40 * GALLERY_FRAMES and {row["presence"] for row in rows} == {"face"}
@@ -115,6 +115,9 @@ def test_same_session_name_continues_the_session(tmp_path: Path) -> None:
     rows = export(tmp_path / "class.db", tmp_path / "class.csv")
     assert [row["frame"] for row in rows] == ["0", "1"]
     assert count_rows(tmp_path / "class.db", "sessions") == 1
+    # Scored as it ended, for the sessions list: one attentive face, no negative expression, eyes open.
+    ((average,),) = sqlite_rows(tmp_path / "class.db", "SELECT mean_engagement FROM sessions")
+    assert 0.5 < average <= 1
 
 
 def test_sigterm_stops_after_committing_every_analysed_frame(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ import pytest
 from dash.exceptions import PreventUpdate
 from flask.testing import FlaskClient
 from plotly.utils import PlotlyJSONEncoder
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from analytics.export import CSV_COLUMNS
-from analytics.report import engagement_drops, session_tables
+from analytics.report import engagement_drops, session_tables, write_report
 from analytics.timeline import emotion_counts, mood_now
 from dashboard import ids
 from dashboard.app import create_app, open_database
@@ -36,7 +36,8 @@ from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCAL
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import acknowledged_flags, find_session, observation_rows
 from db.recorder import SessionRecorder
-from db.users import User
+from db.schema import sessions
+from db.users import Role, User
 from model.emotions import EMOTIONS
 from tests.dashboard_users import signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
@@ -197,10 +198,19 @@ def test_sessions_page_lists_every_session_with_its_counts(client: FlaskClient) 
     table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
     rows = [[cell_text(cell) for cell in row["props"]["children"]] for row in table_rows(table)]
 
-    # Newest first; columns: started, session, source, duration, students, observations, report link.
+    # Newest first; columns: started, session, source, duration, students, average engagement (not computed
+    # before a report or the capture's end scored the session), observations, report link.
     assert [row[1] for row in rows] == ["cameras-off", "period-1"]
-    assert rows[1][2:] == ["screen:1", "24 s", 3, 18, "report"]
-    assert rows[0][4:6] == [0, 0]
+    assert rows[1][2:] == ["screen:1", "24 s", 3, "—", 18, "report"]
+    assert rows[0][4:7] == [0, "—", 0]
+
+
+def test_sessions_page_shows_the_average_engagement_a_report_stored(engine: Engine, client: FlaskClient) -> None:
+    tables = session_tables(engine, find_session(engine, "period-1").id, engagement_config())
+    page(client, "/report/period-1")
+    table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
+    rows = {cell_text(row["props"]["children"][1]): row["props"]["children"] for row in table_rows(table)}
+    assert cell_text(rows["period-1"][5]) == f"{tables.class_bins['score'].mean():.2f}"
 
 
 def test_sessions_filter_keeps_sessions_holding_every_word(client: FlaskClient) -> None:
@@ -237,15 +247,14 @@ def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) 
         [cell_text(cell) for cell in row["props"]["children"]]
         for row in table_rows(component(tree, ids.REPORT_STUDENTS))
     ]
-    # Columns: student, name, first seen, last seen, frames, present, mostly, then one share per emotion.
-    assert [(row[0], row[4], row[5], row[6]) for row in rows] == [
-        ("tile-0", 7, "100%", "happy"),
-        ("tile-1", 7, "100%", "sad"),
-        ("tile-2", 4, "57%", "neutral"),
+    # Columns: student, name, first seen, last seen, time present (frames stand for 4 s each), camera off,
+    # attentive (of the time present), engagement, mostly, one share per emotion, flags: the students CSV's.
+    assert [(row[0], *row[4:9]) for row in rows] == [
+        ("tile-0", "28 s", "0 s", "100%", "0.98", "happy"),
+        ("tile-1", "28 s", "0 s", "100%", "0.93", "sad"),  # sad: a negative expression
+        ("tile-2", "16 s", "0 s", "100%", "0.56", "neutral"),  # gone from the gallery after 16 s: scores 0
     ]
-    assert rows[2][7:14] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%"]
-    # Then time present, attentive (of the time present) and flags: frames stand for 4 s each.
-    assert [row[14:] for row in rows] == [["28 s", "100%", 0], ["28 s", "100%", 0], ["16 s", "100%", 0]]
+    assert rows[2][9:] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%", 0]
     traces = component(tree, ids.REPORT_TIMELINE)["figure"]["data"]
     assert [trace["name"] for trace in traces] == [*EMOTIONS, "engagement"]
     assert traces[-1]["yaxis"] == "y2"
@@ -494,6 +503,114 @@ def test_mood_now_chart_and_sparkline_use_the_emotions_colours(engine: Engine) -
     assert strip["marker"]["color"] == [EMOTION_COLORS["happy"], EMOTION_COLORS["sad"]]
 
 
+# Renaming and merging students on the report page.
+
+FIX_FIELDS = (ids.RENAME_STUDENT, ids.RENAME_NAME, ids.MERGE_KEEP, ids.MERGE_DROP)
+
+
+def fix_up(client: FlaskClient, button: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Press the Rename or Merge button (`button`) of period-1's report as the browser does, with the fix-up
+    fields (FIX_FIELDS) holding `fields`; the HTTP status and {component id: {property: value}} it answers."""
+    # The callback shares the router's output, so Dash names it with a suffix: read its name as the browser does.
+    (callback,) = [
+        callback
+        for callback in client.get("/_dash-dependencies").get_json()
+        if f"{ids.FIX_MESSAGE}.children" in callback["output"]
+    ]
+    outputs = [name.split(".", 1) for name in callback["output"].strip(".").split("...")]
+    payload = {
+        "output": callback["output"],
+        "outputs": [{"id": output_id, "property": prop} for output_id, prop in outputs],
+        "inputs": [
+            {"id": pressed, "property": "n_clicks", "value": 1 if pressed == button else None}
+            for pressed in (ids.RENAME_BUTTON, ids.MERGE_BUTTON)
+        ],
+        "state": [{"id": ids.REPORT_SESSION, "property": "data", "value": "period-1"}]
+        + [{"id": field, "property": "value", "value": fields.get(field)} for field in FIX_FIELDS],
+        "changedPropIds": [f"{button}.n_clicks"],
+    }
+    response = client.post("/_dash-update-component", json=payload)
+    return response.status_code, response.get_json()["response"] if response.status_code == 200 else {}
+
+
+def report_names(tree: Any) -> list[tuple[str, str]]:
+    """(key, name) of each row of a report page's students table."""
+    rows = table_rows(component(tree, ids.REPORT_STUDENTS))
+    return [(cell_text(row["props"]["children"][0]), cell_text(row["props"]["children"][1])) for row in rows]
+
+
+def heatmap_rows(tree: Any) -> list[str]:
+    return component(tree, ids.REPORT_HEATMAP)["figure"]["data"][0]["y"]
+
+
+def test_a_rename_redraws_the_report_with_the_name_as_typed_and_stores_it(client: FlaskClient) -> None:
+    assert {ids.REPORT_PRINT, ids.STUDENT_FIXES} <= component_ids(page(client, "/report/period-1"))
+    typed = "  Ada <b>L</b><script>x()</script> "
+    status, response = fix_up(client, ids.RENAME_BUTTON, {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: typed})
+    assert status == 200
+    name = typed.strip()
+    redrawn = response[ids.PAGE]["children"]
+    assert report_names(redrawn) == [("tile-0", ""), ("tile-1", name), ("tile-2", "")]
+    # Chart labels are the one place Plotly reads markup; the table and menus show text as text.
+    assert heatmap_rows(redrawn) == ["tile-0", "Ada &lt;b&gt;L&lt;/b&gt;&lt;script&gt;x()&lt;/script&gt;", "tile-2"]
+    assert component(redrawn, ids.RENAME_STUDENT)["options"][1] == {"label": f"{name} (tile-1)", "value": "tile-1"}
+    assert response[ids.FIX_MESSAGE]["children"] == f"Renamed tile-1 to {name}."
+    assert text(component(redrawn, ids.FIX_MESSAGE)) == f"Renamed tile-1 to {name}."
+    assert report_names(page(client, "/report/period-1"))[1] == ("tile-1", name)
+
+
+def test_a_merge_moves_the_rows_and_redraws_the_report_without_the_dropped_student(client: FlaskClient) -> None:
+    status, response = fix_up(client, ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-2"})
+    assert status == 200
+    redrawn = response[ids.PAGE]["children"]
+    assert response[ids.FIX_MESSAGE]["children"] == "Merged tile-2 into tile-0: 4 observation(s) moved."
+    assert report_names(redrawn) == [("tile-0", ""), ("tile-1", "")]
+    assert heatmap_rows(redrawn) == ["tile-0", "tile-1"]
+    assert [option["value"] for option in component(redrawn, ids.MERGE_DROP)["options"]] == ["tile-0", "tile-1"]
+
+
+def test_students_who_share_a_name_keep_a_heatmap_row_each(client: FlaskClient) -> None:
+    for student in ("tile-0", "tile-2"):
+        status, response = fix_up(client, ids.RENAME_BUTTON, {ids.RENAME_STUDENT: student, ids.RENAME_NAME: "Sam"})
+        assert status == 200
+    assert heatmap_rows(response[ids.PAGE]["children"]) == ["Sam (tile-0)", "tile-1", "Sam (tile-2)"]
+
+
+def test_a_refused_fix_up_says_why_in_one_line_and_changes_nothing(engine: Engine, client: FlaskClient) -> None:
+    def refused(button: str, fields: dict[str, str]) -> str:
+        status, response = fix_up(client, button, fields)
+        assert status == 200 and list(response) == [ids.FIX_MESSAGE]  # the page is left as it is
+        return response[ids.FIX_MESSAGE]["children"]
+
+    assert refused(ids.RENAME_BUTTON, {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: "  "}) == (
+        "Not changed: the new name is empty."
+    )
+    assert refused(ids.RENAME_BUTTON, {ids.RENAME_NAME: "Ada"}) == "Choose the student to rename."
+    assert refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0"}) == (
+        "Choose the student to keep and the one to merge into them."
+    )
+    assert "are the same student" in refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-0"})
+    with engine.begin() as connection:  # as if its capture were still running
+        connection.execute(update(sessions).where(sessions.c.name == "period-1").values(ended_at=None))
+    live = refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-2"})
+    assert live.startswith("Not changed: session 'period-1' is still being captured") and "\n" not in live
+    assert report_names(page(client, "/report/period-1")) == [("tile-0", ""), ("tile-1", ""), ("tile-2", "")]
+
+
+def test_only_an_admin_or_the_teacher_who_owns_the_session_may_fix_its_students(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(sessions).where(sessions.c.name == "period-1").values(teacher="alice"))
+    app = create_app(engine)
+    rename = {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: "Ada"}
+    # Another teacher cannot see the session, so the server answers as for any refused callback: no update.
+    assert fix_up(signed_in_client(app, engine, "bob", Role.TEACHER), ids.RENAME_BUTTON, rename) == (204, {})
+    assert report_names(page(signed_in_client(app, engine), "/report/period-1"))[1] == ("tile-1", "")
+    for name, role in (("alice", Role.TEACHER), ("admin", Role.ADMIN)):
+        rename[ids.RENAME_NAME] = f"Ada for {name}"
+        status, response = fix_up(signed_in_client(app, engine, name, role), ids.RENAME_BUTTON, rename)
+        assert status == 200 and report_names(response[ids.PAGE]["children"])[1] == ("tile-1", f"Ada for {name}")
+
+
 # Downloads.
 
 
@@ -501,16 +618,18 @@ def read_csv(download: dict[str, Any]) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(download["content"])))
 
 
-def test_students_download_holds_one_row_per_student(engine: Engine) -> None:
+def test_students_download_is_the_reports_students_csv(engine: Engine, tmp_path: Path) -> None:
     download = students_download(engine, "period-1")
     table = read_csv(download)
     assert download["filename"] == "period-1-students.csv"
-    assert [(row["student"], row["frames"], row["dominant"]) for row in table] == [
-        ("tile-0", "7", "happy"),
-        ("tile-1", "7", "sad"),
-        ("tile-2", "4", "neutral"),
+    assert [(row["student"], row["last_seen"]) for row in table] == [
+        ("tile-0", (T0 + timedelta(seconds=24)).isoformat()),
+        ("tile-1", (T0 + timedelta(seconds=24)).isoformat()),
+        ("tile-2", (T0 + timedelta(seconds=12)).isoformat()),
     ]
-    assert float(table[2]["present"]) == pytest.approx(4 / 7, abs=1e-4)
+    assert float(table[0]["share_happy"]) == pytest.approx(4 / 7, abs=1e-3)
+    write_report(engine, "period-1", tmp_path, engagement_config())
+    assert download["content"] == (tmp_path / "students.csv").read_text()
 
 
 def test_rows_download_is_the_export_format(engine: Engine) -> None:
@@ -522,7 +641,7 @@ def test_rows_download_is_the_export_format(engine: Engine) -> None:
 
 def test_downloads_of_a_session_without_faces_hold_only_their_header(engine: Engine) -> None:
     students = students_download(engine, "cameras-off")["content"].splitlines()
-    assert len(students) == 1 and students[0].startswith("student,name,first_seen,last_seen,frames,present")
+    assert len(students) == 1 and students[0].startswith("student,name,first_seen,last_seen,seconds_present,")
     assert rows_download(engine, "cameras-off")["content"].splitlines() == [",".join(CSV_COLUMNS)]
 
 

@@ -15,11 +15,11 @@ import pytest
 from analytics.engagement import class_bins, frame_signals, student_bins
 from analytics.flags import Flag, session_flags
 from analytics.settings import DEFAULT_CONFIG, ConfigError, EngagementConfig, load_config
-from db.schema import PROBABILITY_COLUMNS
 from model.emotions import EMOTIONS
 
 T0 = pd.Timestamp(datetime(2025, 3, 4, 9, 0, tzinfo=UTC))
 CONFIG = load_config()
+NEGATIVE = [EMOTIONS.index(emotion) for emotion in CONFIG.score.negative_emotions]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Second:
     presence: str = "face"
     yaw: float = 0.0
     eyes_closed: bool = False
+    landmarks_age: int = 0  # frames since the eyes were measured (the reading carried since)
     emotion: str | None = "neutral"  # the model sure of it; None: no emotion inferred
 
 
@@ -37,7 +38,7 @@ def attentive(**changes: object) -> Second:
 
 
 def session(*students: list[Second | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """signal_rows and frame_rows for one frame per second; None: the student has no row in that frame."""
+    """engagement_rows and frame_rows for one frame per second; None: the student has no row in that frame."""
     length = max(len(seconds) for seconds in students)
     frames = pd.DataFrame({"frame": range(length), "ts": [T0 + pd.Timedelta(seconds=i) for i in range(length)]})
     rows = []
@@ -56,11 +57,12 @@ def session(*students: list[Second | None]) -> tuple[pd.DataFrame, pd.DataFrame]
                     "student": f"tile-{student_id}",
                     "name": None,
                     "emotion": float(np.argmax(probabilities)) if inferred else np.nan,
-                    **dict(zip(PROBABILITY_COLUMNS, probabilities, strict=True)),
+                    "negative": probabilities[NEGATIVE].sum() if inferred else np.nan,
                     "presence": second.presence,
                     "yaw": second.yaw if face else np.nan,
                     "pitch": 0.0 if face else np.nan,
                     "eyes_closed": second.eyes_closed if face else pd.NA,
+                    "landmarks_age": second.landmarks_age if face else np.nan,
                 }
             )
     table = pd.DataFrame(rows).astype({"eyes_closed": "boolean"})
@@ -208,6 +210,17 @@ def test_eyes_closed_for_more_than_10_s_is_flagged_and_clears_when_they_open() -
     seconds[80:88] = [attentive(eyes_closed=True)] * 8  # a shorter closing: not flagged
     (flag,) = only(flags_of(seconds), "eyes_closed")
     assert (flag.start, flag.raised, flag.end) == (at(50), at(61), at(65))
+
+
+def test_eyes_closed_is_raised_by_a_reading_taken_more_than_10_s_after_the_first_not_by_a_carried_one() -> None:
+    # The eyes read closed at 50 s, then that reading is carried (not measured again) until a new reading at 64 s.
+    carried = [attentive(eyes_closed=True, landmarks_age=age) for age in range(1, 14)]
+    seconds = [attentive()] * 50 + [attentive(eyes_closed=True)] + carried + [attentive(eyes_closed=True)] * 5
+    (flag,) = only(flags_of(seconds), "eyes_closed")
+    assert (flag.start, flag.raised) == (at(50), at(64))
+    # Carried and never confirmed: no flag, however long it is carried.
+    unconfirmed = [attentive()] * 50 + [attentive(eyes_closed=True)] + carried
+    assert only(flags_of(unconfirmed), "eyes_closed") == []
 
 
 def test_a_sustained_negative_expression_is_flagged_and_clears() -> None:

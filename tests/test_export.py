@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from capture.types import Box, FrameResult, Observation
+from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from db.schema import students
@@ -42,9 +42,10 @@ HEADER = [
     "pitch",
     "eye_ratio",
     "eyes_closed",
+    "landmarks_age",
 ]
 # What the signal columns hold for observations recorded without signals (a face, nothing measured).
-NO_SIGNALS = ["face", "", "", "", ""]
+NO_SIGNALS = ["face", "", "", "", "", ""]
 P_HAPPY = np.array([0.01, 0.0, 0.02, 0.9, 0.01, 0.03, 0.03], np.float32)
 P_SAD = np.array([0.05, 0.01, 0.1, 0.02, 0.7, 0.02, 0.1], np.float32)
 
@@ -169,6 +170,26 @@ def test_export_writes_one_row_per_face_in_the_documented_format(database: str, 
         ],
     ]
     assert all(row[-len(NO_SIGNALS) :] == NO_SIGNALS for row in rows[1:])
+
+
+def test_a_carried_eye_reading_is_exported_with_its_age(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'classpulse.db'}"
+    engine = upgrade(url)
+    measured = FaceSignals(Presence.FACE, yaw=12.5, pitch=-3.0, eye_ratio=0.31, eyes_closed=False, landmarks_age=0)
+    carried = FaceSignals(Presence.FACE, yaw=14.0, pitch=-2.5, eye_ratio=0.31, eyes_closed=False, landmarks_age=4)
+    with SessionRecorder.open(engine, "period-1", "screen:1") as recorder:
+        for index, signals in enumerate([measured, carried]):
+            observation = Observation("tile-0", None, Box(10, 10, 40, 48), P_HAPPY, 3, signals)
+            recorder.record(FrameResult(index, T0 + timedelta(seconds=index), [observation], 9.0))
+    engine.dispose()
+    out = tmp_path / "period-1.csv"
+    assert run_export("--db", url, "--session", "period-1", "--out", str(out)).returncode == 0
+    with out.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.reader(stream))
+    assert [row[-len(NO_SIGNALS) :] for row in rows[1:]] == [
+        ["face", "12.5", "-3.0", "0.3100", "0", "0"],
+        ["face", "14.0", "-2.5", "0.3100", "0", "4"],
+    ]
 
 
 def test_an_unknown_session_exits_2_naming_the_known_ones(database: str, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from tests.cli import assert_one_clear_line, run_module
 from tests.conftest import require_tool
-from tests.galleries import PARTICIPANT_NAMES, Gallery, compose_gallery, lfw_faces
+from tests.galleries import PARTICIPANT_NAMES, Gallery, astronaut, compose_gallery, grace_hopper, lfw_faces
 
 NAMES = [*PARTICIPANT_NAMES, "Olga Petrova", "Ravi Shankar"]
 NEWCOMER = 12
@@ -102,6 +102,49 @@ def test_without_names_faces_keep_their_identity_by_appearance(detector) -> None
     keys, detections = identify(tracker, None, class_gallery(order, 3, 3, seed=5, off=set(), named=False), detector)
     assert sorted(detections.tiles.tolist()) == list(range(9)), "precondition: every face is found"
     assert keys == [key_of[s] for s in order]
+
+
+def test_without_names_someone_else_in_a_leavers_tile_is_a_new_student(detector) -> None:
+    tracker = StudentTracker()
+    first = list(range(9))
+    keys, _ = identify(tracker, None, class_gallery(first, 3, 3, seed=0, off=set(), named=False), detector)
+    # Student 4 leaves and the newcomer sits down in the same tile; everyone moves a little within their tile.
+    order = [*first[:4], NEWCOMER, *first[5:]]
+    later, detections = identify(tracker, None, class_gallery(order, 3, 3, seed=1, off=set(), named=False), detector)
+    assert sorted(detections.tiles.tolist()) == list(range(9)), "precondition: every face is found"
+    assert later[4] not in keys
+    assert later[:4] + later[5:] == keys[:4] + keys[5:]
+
+
+def largest_face(image: np.ndarray, detector) -> FaceDetections:
+    found = find_faces(detector, image, None)
+    assert len(found), "precondition: a face is found"
+    best = slice(i := int(np.argmax(found.boxes[:, 2])), i + 1)
+    return FaceDetections(found.boxes[best], found.scores[best], found.keypoints[best], found.tiles[best])
+
+
+def largest_face_framed(image: np.ndarray, detector) -> tuple[np.ndarray, FaceDetections]:
+    """A 400x400 webcam frame of the photo's largest face, at the same place and size whoever it is."""
+    x, y, w, h = largest_face(image, detector).boxes[0]
+    scale = 400 / (3 * w)
+    warp = np.float32([[scale, 0, 200 - (x + w / 2) * scale], [0, scale, 200 - (y + h / 2) * scale]])
+    frame = cv2.warpAffine(image, warp, (400, 400), borderMode=cv2.BORDER_REPLICATE)
+    return frame, largest_face(frame, detector)
+
+
+def test_without_a_grid_someone_else_in_the_same_place_opens_a_new_track(detector) -> None:
+    hopper = grace_hopper()
+    if hopper is None:
+        pytest.skip("matplotlib (grace_hopper.jpg) is not installed")
+    seat, later = largest_face_framed(astronaut(), detector), largest_face_framed(hopper, detector)
+    step = np.linalg.norm(seat[1].boxes[0, :2] - later[1].boxes[0, :2]) / seat[1].boxes[0, 2]
+    assert step < 0.2, "precondition: the two faces sit in the same place"
+    noisy = np.clip(seat[0] + np.random.default_rng(0).normal(0, 3, seat[0].shape), 0, 255).astype(np.uint8)
+    tracker = StudentTracker()
+    assert tracker.assign(None, seat[1], seat[0]) == ["track-1"]
+    assert tracker.assign(None, largest_face(noisy, detector), noisy) == ["track-1"]
+    assert tracker.assign(None, later[1], later[0]) == ["track-2"]
+    assert tracker.display_names() == {"track-2": "student 2"}
 
 
 def test_a_camera_off_tile_with_a_known_name_is_that_student_present_but_unseen(detector) -> None:
@@ -197,6 +240,7 @@ def test_rename_and_merge_errors_are_one_line_and_exit_2(tmp_path: Path) -> None
     assert_one_clear_line(students_cli(db, "rename", "physics", "tile-1", "X"), "physics")
     assert_one_clear_line(students_cli(db, "rename", "maths", "tile-9", "X"), "tile-9", "tile-1")
     assert_one_clear_line(students_cli(db, "rename", "maths", "Kim", "X"), "Kim", "tile-1", "tile-2")
+    assert_one_clear_line(students_cli(db, "rename", "maths", "tile-1", "x" * 201), "longer than 200")
     assert_one_clear_line(students_cli(db, "merge", "maths", "tile-1", "nobody"), "nobody")
     assert_one_clear_line(students_cli(db, "merge", "maths", "tile-1", "tile-1"), "same student")
     live = tmp_path / "live.db"

@@ -10,14 +10,17 @@ import cv2
 import numpy as np
 import pytest
 
-from analytics.settings import DEFAULT_CONFIG
+from analytics.report import session_tables
+from analytics.settings import DEFAULT_CONFIG, load_config
 from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.migrate import upgrade
+from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.schema import PROBABILITY_COLUMNS
 from model.emotions import EMOTIONS
 from tests.cli import assert_one_clear_line, run_module, sqlite_rows
 from tests.galleries import astronaut
+from tests.test_timeline import PERIOD_1, record
 
 T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
 HAPPY = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTIONS.index("happy")]
@@ -115,3 +118,24 @@ def test_attention_only_capture_never_loads_the_emotion_model_and_stores_no_emot
     assert presence == "face" and abs(yaw) < 10 and abs(pitch) < 15 and eye_ratio > 0.25
     # Without the switch the same (missing) model is an error.
     assert_one_clear_line(run_module("capture", *args), "no.tflite")
+
+
+def test_student_table_times_each_students_faces_shares_and_dominant_emotion(tmp_path: Path) -> None:
+    engine = upgrade(f"sqlite:///{tmp_path / 'period.db'}")
+    record(engine, "period-1", PERIOD_1)
+    tables = session_tables(engine, find_session(engine, "period-1").id, load_config())
+    students = tables.students.set_index("student")
+
+    assert list(students.index) == ["tile-0", "tile-1", "tile-2"]
+    # Frames 4 s apart: tile-2's four frames stand for 16 s, until it left the gallery.
+    assert list(students["seconds_present"]) == [28, 28, 16]
+    assert students.loc["tile-2", "last_seen"] == T0 + timedelta(seconds=12)
+    assert students.loc["tile-0", "share_happy"] == pytest.approx(4 / 7)
+    assert students.loc["tile-2", "share_neutral"] == pytest.approx(3 / 4)
+    assert list(students["dominant"]) == ["happy", "sad", "neutral"]
+    assert np.allclose(students[[f"share_{emotion}" for emotion in EMOTIONS]].sum(axis=1), 1.0)
+
+    record(engine, "cameras-off", [(0, {}), (1, {})])
+    empty = session_tables(engine, find_session(engine, "cameras-off").id, load_config()).students
+    assert empty.empty and {"student", "first_seen", "seconds_present", "dominant"} <= set(empty.columns)
+    engine.dispose()

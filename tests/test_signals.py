@@ -15,11 +15,9 @@ from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
 from capture.signals import IRIS_FILE, MESH_FILE, SignalEstimator, SignalSettings, _BatchModel, keypoint_pose
 from capture.types import FaceDetections, FaceSignals, Presence
-from tests.galleries import astronaut, compose_gallery, grace_hopper
+from tests.galleries import astronaut, compose_gallery, eyes_painted_shut, grace_hopper
 
 # Hand-marked on astronaut(): the centres of her eyes, and her half eye width in pixels.
-ASTRONAUT_EYES = ((203, 104), (246, 104))
-ASTRONAUT_HALF_EYE = 10
 
 
 @functools.cache
@@ -83,18 +81,6 @@ def test_the_keypoint_fallback_reports_no_eyes() -> None:
     assert face.yaw is not None and abs(face.yaw) < 10
 
 
-def eyes_painted_shut(image: np.ndarray) -> np.ndarray:
-    """The astronaut with skin over each eye and a dark lash line: eyes that read as closed."""
-    shut = image.copy()
-    for x, y in ASTRONAUT_EYES:
-        skin = image[y + 2 * ASTRONAUT_HALF_EYE, x].tolist()
-        axes = (round(ASTRONAUT_HALF_EYE * 1.3), round(ASTRONAUT_HALF_EYE * 0.7))
-        cv2.ellipse(shut, (x, y), axes, 0, 0, 360, skin, -1)
-        half = ASTRONAUT_HALF_EYE
-        cv2.line(shut, (x - half, y), (x + half, y), (40, 40, 60), 2)
-    return shut
-
-
 def test_eyes_painted_shut_read_closed_and_the_threshold_decides() -> None:
     shut = eyes_painted_shut(astronaut())
     face = largest_face(shut)
@@ -108,14 +94,14 @@ def test_eyes_painted_shut_read_closed_and_the_threshold_decides() -> None:
 def test_keypoint_pose_of_a_symmetric_face_is_zero_and_a_nose_moved_right_turns_right() -> None:
     # Right eye, left eye, nose, mouth, right ear, left ear, as BlazeFace orders them (image coordinates).
     frontal = np.array([[40, 50], [80, 50], [60, 50 + 0.57 * 40], [60, 90], [20, 55], [100, 55]], np.float32)
-    yaw, pitch = keypoint_pose(frontal)
+    ((yaw, pitch),) = keypoint_pose(frontal[None])
     assert yaw == pytest.approx(0, abs=0.1) and pitch == pytest.approx(0, abs=0.1)
     right = frontal.copy()
     right[2, 0] += 10
-    assert keypoint_pose(right)[0] > 15
+    assert keypoint_pose(right[None])[0, 0] > 15
     up = frontal.copy()
     up[2, 1] -= 8
-    assert keypoint_pose(up)[1] > 10
+    assert keypoint_pose(up[None])[0, 1] > 10
 
 
 def test_faceless_tiles_are_camera_off_or_empty_and_face_tiles_are_skipped() -> None:
@@ -129,10 +115,13 @@ def test_faceless_tiles_are_camera_off_or_empty_and_face_tiles_are_skipped() -> 
     assert presence == {1: Presence.CAMERA_OFF, 2: Presence.EMPTY, 3: Presence.CAMERA_OFF}
 
 
-def gallery_faces(*extra: np.ndarray) -> tuple[np.ndarray, FaceDetections, list[str]]:
-    """A 1080p gallery of the astronaut, the cameraman and their mirror images (plus `extra` faces), its
-    detections and a student key per face (its tile)."""
-    faces = [astronaut()[40:240, 130:320], cameraman()[90:260, 140:310]]
+def gallery_faces(*extra: np.ndarray, eyes_shut: bool = False) -> tuple[np.ndarray, FaceDetections, list[str]]:
+    """A 1080p gallery of the astronaut (her eyes painted shut with eyes_shut), the cameraman and their mirror
+    images (plus `extra` faces), its detections and a student key per face (its tile)."""
+    faces = [
+        (eyes_painted_shut(astronaut()) if eyes_shut else astronaut())[40:240, 130:320],
+        cameraman()[90:260, 140:310],
+    ]
     faces += [face[:, ::-1].copy() for face in faces] + list(extra)
     cols = math.ceil(math.sqrt(len(faces)))
     gallery = compose_gallery(faces, cols, math.ceil(len(faces) / cols))
@@ -185,6 +174,21 @@ def test_eyes_that_read_closed_are_visited_again_every_frame() -> None:
         assert frame[shut].landmarks_age == 0 and frame[shut].eyes_closed is True
         # Half the slots at most: the other students still rotate.
         assert sum(face.landmarks_age == 0 for face in frame) == 2
+
+
+def test_eyes_that_close_between_visits_are_read_in_the_next_frame_not_at_their_turn() -> None:
+    image, found, keys = gallery_faces()
+    shut_image, shut_found, shut_keys = gallery_faces(eyes_shut=True)
+    rotating = SignalEstimator(SignalSettings(landmark_faces=1))
+    # A round so that every face has been visited, then on until the astronaut was the one just visited:
+    # by the rotation she would now wait len(keys) - 1 frames.
+    frames = [rotating.faces(image, found, keys) for _ in range(len(keys))]
+    while frames[-1][keys.index("tile-0")].landmarks_age != 0:
+        frames.append(rotating.faces(image, found, keys))
+    for frame in frames[len(keys) :]:
+        assert sum(face.landmarks_age == 0 for face in frame) == 1  # unchanged eyes: the rotation only
+    shut = rotating.faces(shut_image, shut_found, shut_keys)[shut_keys.index("tile-0")]
+    assert shut.landmarks_age == 0 and shut.eyes_closed is True
 
 
 @pytest.mark.parametrize("model_file", [MESH_FILE, IRIS_FILE])

@@ -22,11 +22,10 @@ from analytics.timeline import (
     merge_counts,
     mood_now,
     student_states,
-    student_summary,
 )
 from capture.types import Box, FrameResult, Observation
 from db.migrate import upgrade
-from db.queries import emotion_tally, find_session, observation_rows, student_rows, student_totals
+from db.queries import emotion_tally, find_session, observation_rows, student_rows
 from db.recorder import SessionRecorder
 from model.emotions import EMOTIONS
 
@@ -171,23 +170,7 @@ def test_student_states_take_the_most_frequent_recent_emotion_latest_winning_tie
     assert states.loc[2, "last_seen"] == pd.Timestamp(T0 + timedelta(seconds=12))
 
 
-def test_student_summary_counts_frames_presence_and_shares(engine: Engine) -> None:
-    record(engine, "period-1", PERIOD_1)
-    totals = student_totals(engine, find_session(engine, "period-1").id)
-    summary = student_summary(totals, session_frames=len(PERIOD_1)).set_index("student")
-
-    assert list(summary.index) == ["tile-0", "tile-1", "tile-2"]
-    assert list(summary["frames"]) == [7, 7, 4]
-    assert summary.loc["tile-2", "present"] == pytest.approx(4 / 7)
-    assert summary.loc["tile-0", "happy"] == pytest.approx(4 / 7)
-    assert summary.loc["tile-2", "dominant"] == "neutral"
-    assert np.allclose(summary[list(EMOTIONS)].sum(axis=1), 1.0)
-    assert summary.loc["tile-1", "last_seen"] == pd.Timestamp(T0 + timedelta(seconds=24))
-
-
 def test_tallies_of_a_session_without_faces_are_empty_tables_with_their_columns(engine: Engine) -> None:
     record(engine, "cameras-off", [(0, {}), (1, {}), (2, {})])
     session_id = find_session(engine, "cameras-off").id
     assert emotion_counts(emotion_tally(engine, session_id)).empty
-    summary = student_summary(student_totals(engine, session_id), session_frames=3)
-    assert summary.empty and {"student", "frames", "present", "dominant", *EMOTIONS} <= set(summary.columns)
