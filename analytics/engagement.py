@@ -42,26 +42,59 @@ def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig)
     attentive, eyes_closed (bools), eyes_ts (when the eyes of the row were measured), emotion (the frame's
     class index), negative (smoothed; both NaN without an emotion), score.
     """
-    timeline = frames[["frame", "ts"]].assign(seconds=frame_seconds(frames["ts"]))
     people = rows.groupby("student_id", sort=True).agg(
         student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
     )
-    grid = people.reset_index().merge(timeline, how="cross")
-    grid = grid[grid["frame"] >= grid["first_frame"]].drop(columns="first_frame")
+    frame, ts = frames["frame"].to_numpy(), frames["ts"]
+    seconds = frame_seconds(ts).to_numpy()
+    # The grid: each student at every frame from their first on, student by student. Built and filled from
+    # numpy arrays, and the names attached last: on a long class, pandas merges and copies of object columns
+    # cost more than the scoring itself.
+    on = frame[None, :] >= people["first_frame"].to_numpy()[:, None]
+    row, at = np.nonzero(on)
+    student_id = people.index.to_numpy()[row]
     observed = smoothed_negative(rows, config.emotion_window_seconds)
-    signal = ["presence", "yaw", "pitch", "eyes_closed", "landmarks_age", "emotion", "negative"]
-    table = grid.merge(observed[["student_id", "frame", *signal]], on=["student_id", "frame"], how="left")
-    table["presence"] = table["presence"].fillna(ABSENT)
-    table["present"] = table["presence"] == "face"
-    turned = (table["yaw"].abs() > config.max_yaw_degrees) | (table["pitch"].abs() > config.max_pitch_degrees)
-    table["attentive"] = table["present"] & ~turned
-    table["eyes_closed"] = table["present"] & table["eyes_closed"].fillna(False).astype(bool)
+    stride = int(max(frame.max(initial=0), observed["frame"].max()) + 1)
+    keys = pd.Index(observed["student_id"].to_numpy() * stride + observed["frame"].to_numpy())
+    if not keys.is_unique:  # two merged students both in one frame: the student's first row of it counts
+        observed, keys = observed[~keys.duplicated()], keys[~keys.duplicated()]
+    found = keys.get_indexer(student_id * stride + frame[at])
+    missing = found < 0
+
+    def signal(column: str, fill: object, dtype: object = float) -> np.ndarray:
+        values = observed[column].to_numpy(dtype=dtype, na_value=fill).take(found)
+        values[missing] = fill
+        return values
+
+    presence = signal("presence", ABSENT, object)
+    present = presence == "face"
+    turned = (np.abs(signal("yaw", np.nan)) > config.max_yaw_degrees) | (
+        np.abs(signal("pitch", np.nan)) > config.max_pitch_degrees
+    )
     # The landmark models read a few faces' eyes per frame; the other rows carry a reading landmarks_age frames
     # old (NaT when that frame is before `frames`; rows stored without an age count as measured at their frame).
-    measured = table["frame"] - pd.to_numeric(table["landmarks_age"]).fillna(0).astype("int64")
-    table["eyes_ts"] = measured.map(timeline.set_index("frame")["ts"])
+    measured = frame[at] - signal("landmarks_age", 0.0).astype("int64")
+    table = pd.DataFrame(
+        {
+            "student_id": student_id,
+            "student": people["student"].to_numpy()[row],
+            "name": people["name"].to_numpy()[row],
+            "frame": frame[at],
+            "ts": ts.iloc[at].reset_index(drop=True),
+            "seconds": seconds[at],
+            "presence": presence,
+            "present": present,
+            "attentive": present & ~turned,
+            "eyes_closed": present & signal("eyes_closed", False, bool),
+            "eyes_ts": pd.Series(measured).map(pd.Series(ts.array, index=frame)),
+            "emotion": signal("emotion", np.nan),
+            "negative": signal("negative", np.nan),
+        }
+    )
     table["score"] = _score(table, config)
-    return table.sort_values(["student_id", "ts"], kind="stable").reset_index(drop=True)
+    if not ts.is_monotonic_increasing:  # frames are read in frame order; times follow it but for clock jumps
+        table = table.sort_values(["student_id", "ts"], kind="stable", ignore_index=True)
+    return table
 
 
 def frame_seconds(ts: pd.Series) -> pd.Series:
@@ -148,10 +181,12 @@ def emotion_shares(signals: pd.DataFrame) -> pd.DataFrame:
     Index student_id, columns EMOTIONS; NaN for a student with no emotion at all (attention-only)."""
     faces = signals[signals["present"] & signals["emotion"].notna()]
     seconds = (
-        faces.assign(leading=faces["emotion"].astype(int).map(EMOTIONS.__getitem__))
-        .pivot_table(index="student_id", columns="leading", values="seconds", aggfunc="sum")
-        .reindex(index=signals["student_id"].unique(), columns=list(EMOTIONS))
+        faces.groupby(["student_id", faces["emotion"].astype(int)])["seconds"]
+        .sum()
+        .unstack("emotion")
+        .reindex(index=signals["student_id"].unique(), columns=range(len(EMOTIONS)))
         .fillna(0)
+        .set_axis(list(EMOTIONS), axis=1)
     )
     totals = seconds.sum(axis=1)
     return seconds.div(totals.where(totals > 0), axis=0)

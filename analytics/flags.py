@@ -49,49 +49,90 @@ class Flag:
         return self.end is None
 
 
-def student_flags(frames: pd.DataFrame, config: FlagConfig) -> list[Flag]:
-    """Every flag of one student, in order of start; frames: that student's rows of frame_signals, by time."""
-    ts = frames["ts"].reset_index(drop=True)
-    student, name = frames["student"].iloc[0], frames["name"].iloc[0]
-    name = None if pd.isna(name) else name
-    flags = []
-    for rule, condition, hold, describe, measured in _rules(frames.reset_index(drop=True), config):
-        for start, raised, end in episodes(ts, condition, hold, measured):
-            flags.append(Flag(student, name, rule, describe(start, raised), ts[start], ts[raised], end))
-    return sorted(flags, key=lambda flag: (flag.start, flag.rule))
-
-
 def session_flags(signals: pd.DataFrame, config: FlagConfig) -> list[Flag]:
-    """Every flag of every student of frame_signals, ordered by start time."""
-    flags = [flag for _, frames in signals.groupby("student_id", sort=True) for flag in student_flags(frames, config)]
+    """Every flag of every student of frame_signals (rows by student, then time), ordered by start time.
+
+    The rules run on the whole table at once, a student's windows never reaching into another's rows: on a
+    long class, one pandas pass per student cost more than the rules themselves."""
+    if signals.empty:
+        return []
+    frames = signals.reset_index(drop=True)
+    student_id = frames["student_id"].to_numpy()
+    starts_student = np.r_[True, student_id[1:] != student_id[:-1]]
+    first_row = np.maximum.accumulate(np.where(starts_student, np.arange(len(frames)), 0))
+    flags = []
+    for rule, condition, hold, describe, measured in _rules(frames, first_row, config):
+        for start, raised, end in episodes(frames["ts"], condition, hold, measured, first_row):
+            name = frames["name"].iat[start]
+            flags.append(
+                Flag(
+                    frames["student"].iat[start],
+                    None if pd.isna(name) else name,
+                    rule,
+                    describe(start, raised),
+                    frames["ts"].iat[start],
+                    frames["ts"].iat[raised],
+                    end,
+                )
+            )
     return sorted(flags, key=lambda flag: (flag.start, flag.student, flag.rule))
 
 
 def episodes(
-    ts: pd.Series, condition: np.ndarray, hold_seconds: float, measured: pd.Series | None = None
+    ts: pd.Series,
+    condition: np.ndarray,
+    hold_seconds: float,
+    measured: pd.Series | None = None,
+    first_row: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, pd.Timestamp | None]]:
     """Runs of `condition` that held for more than hold_seconds (any length when 0): the index of the run's
     first frame, of the frame where it had held long enough, and the time of the first frame after it (None
-    when the run reaches the last frame). measured: when each frame's value was measured (NaT: unknown),
-    if not at the frame's own time: a run has held long enough at the first frame measured more than
-    hold_seconds after the run's first frame."""
-    held_on = np.concatenate(([False], np.asarray(condition, bool), [False]))
-    if not held_on.any():
+    when the run reaches the student's last frame). measured: when each frame's value was measured (NaT:
+    unknown), if not at the frame's own time: a run has held long enough at the first frame measured more
+    than hold_seconds after the run's first frame. first_row: each frame's student's first frame (None: all
+    frames are one student's); no run spans two students."""
+    condition = np.asarray(condition, bool)
+    if not condition.any():
         return
-    seconds = (ts - ts.iloc[0]).dt.total_seconds().to_numpy()
-    evidence = seconds if measured is None else (measured - ts.iloc[0]).dt.total_seconds().to_numpy()
-    # Where the condition switches on and off: the runs' first frames and the frames just after them.
-    switches = np.flatnonzero(held_on[1:] != held_on[:-1])
-    for start, end in zip(switches[::2].tolist(), switches[1::2].tolist(), strict=True):
+    seconds = _seconds(ts, ts)
+    evidence = seconds if measured is None else _seconds(measured, ts)
+    frames = len(condition)
+    new_student = np.zeros(frames + 1, bool)
+    new_student[[0, frames]] = True
+    if first_row is not None:
+        new_student[:frames] |= first_row == np.arange(frames)
+    # A run starts where the condition holds and did not at the student's previous frame, and ends (exclusive)
+    # where it stops holding or the next student begins.
+    held_before = np.r_[False, condition[:-1]] & ~new_student[:frames]
+    held_after = np.r_[condition[1:], False] & ~new_student[1:]
+    firsts = np.flatnonzero(condition & ~held_before)
+    afters = np.flatnonzero(condition & ~held_after) + 1
+    for start, end in zip(firsts.tolist(), afters.tolist(), strict=True):
         held = evidence[start:end] - seconds[start]
         long_enough = np.flatnonzero(held > hold_seconds) if hold_seconds > 0 else np.array([0])
         if len(long_enough):
-            yield start, start + int(long_enough[0]), ts.iloc[end] if end < len(condition) else None
+            yield start, start + int(long_enough[0]), None if new_student[end] else ts.iloc[end]
 
 
-def _rules(frames: pd.DataFrame, config: FlagConfig) -> Iterator[Rule]:
-    """Each rule of the module docstring on one student's frames."""
-    seconds = (frames["ts"] - frames["ts"].iloc[0]).dt.total_seconds()
+def _seconds(times: pd.Series, ts: pd.Series) -> np.ndarray:
+    """Seconds from the first of `ts` (exact for whole seconds, unlike seconds since the epoch); NaT -> NaN."""
+    return (times - ts.iloc[0]).dt.total_seconds().to_numpy()
+
+
+def _rules(frames: pd.DataFrame, first_row: np.ndarray, config: FlagConfig) -> Iterator[Rule]:
+    """Each rule of the module docstring on frame_signals rows; first_row: each row's student's first row."""
+    seconds = _seconds(frames["ts"], frames["ts"])
+    since_first = seconds - seconds[first_row]
+    # Time keys that grow by more than any window from one student to the next, so that a window found by
+    # searching them never reaches back into the previous student's rows.
+    widest = max(config.looking_away_window_seconds, config.drop_window_seconds)
+    student_number = np.cumsum(first_row == np.arange(len(frames))) - 1
+    key = seconds + student_number * (seconds.max() - seconds.min() + widest + 1)
+
+    def window_sum(values: np.ndarray, window_seconds: float) -> np.ndarray:
+        """The sum of `values` over each row's (t - window, t] of its own student (pandas' rolling window)."""
+        running = np.r_[0.0, np.cumsum(values)]
+        return running[1:] - running[np.searchsorted(key, key - window_seconds, side="right")]
 
     absent = (frames["presence"] != "face").to_numpy()
 
@@ -101,12 +142,11 @@ def _rules(frames: pd.DataFrame, config: FlagConfig) -> Iterator[Rule]:
 
     yield "absent", absent, config.absent_seconds, absent_reason, None
 
-    window = f"{int(round(config.looking_away_window_seconds * 1000))}ms"
-    by_time = frames.set_index("ts")
-    away_seconds = ((by_time["present"] & ~by_time["attentive"]) * by_time["seconds"]).rolling(window).sum()
-    away_share = away_seconds.to_numpy() / config.looking_away_window_seconds
-    judged = (seconds >= config.looking_away_window_seconds).to_numpy()
-    looking_away = judged & (away_share > config.looking_away_share)
+    duration = frames["seconds"].to_numpy(float)
+    turned_away = (frames["present"] & ~frames["attentive"]).to_numpy(float)
+    away_share = window_sum(turned_away * duration, config.looking_away_window_seconds)
+    away_share /= config.looking_away_window_seconds
+    looking_away = (since_first >= config.looking_away_window_seconds) & (away_share > config.looking_away_share)
     yield (
         "looking_away",
         looking_away,
@@ -136,16 +176,17 @@ def _rules(frames: pd.DataFrame, config: FlagConfig) -> Iterator[Rule]:
         None,
     )
 
-    drop_window = f"{int(round(config.drop_window_seconds * 1000))}ms"
-    weighted = by_time["score"] * by_time["seconds"]
-    recent = (weighted.rolling(drop_window).sum() / by_time["seconds"].rolling(drop_window).sum()).to_numpy()
+    weighted = frames["score"].to_numpy(float) * duration
+    recent = window_sum(weighted, config.drop_window_seconds) / window_sum(duration, config.drop_window_seconds)
     # The baseline: the student's mean score up to the start of the recent window.
-    before = seconds.to_numpy() - config.drop_window_seconds
-    cumulative_score, cumulative_time = np.cumsum(weighted.to_numpy()), np.cumsum(by_time["seconds"].to_numpy())
-    last_before = np.searchsorted(seconds.to_numpy(), before, side="right") - 1
-    has_baseline = (before >= config.baseline_seconds) & (last_before >= 0)
-    safe = np.clip(last_before, 0, None)
-    baseline = np.where(has_baseline, cumulative_score[safe] / np.maximum(cumulative_time[safe], 1e-9), np.nan)
+    last_before = np.searchsorted(key, key - config.drop_window_seconds, side="right") - 1
+    has_baseline = (since_first - config.drop_window_seconds >= config.baseline_seconds) & (last_before >= first_row)
+    safe = np.maximum(last_before, first_row)
+    score_before = np.r_[0.0, np.cumsum(weighted)]
+    time_before = np.r_[0.0, np.cumsum(duration)]
+    baseline_score = score_before[safe + 1] - score_before[first_row]
+    baseline_time = time_before[safe + 1] - time_before[first_row]
+    baseline = np.where(has_baseline, baseline_score / np.maximum(baseline_time, 1e-9), np.nan)
     dropped = has_baseline & (recent < baseline * (1 - config.drop_fraction))
     yield (
         "drop",

@@ -92,6 +92,15 @@ def test_an_attentive_neutral_face_scores_1_and_an_absent_student_0() -> None:
     assert signals["present"].tolist() == [True] * 5 + [False] * 5
 
 
+def test_two_merged_students_seen_in_one_frame_count_once_there() -> None:
+    rows, frames = session([attentive()] * 3, [None, Second(presence="camera_off"), None])
+    # After a merge of student 2 into student 1, frame 1 holds two rows of student 1.
+    merged = rows.assign(student_id=1, student="tile-1")
+    signals = frame_signals(merged, frames, CONFIG.score)
+    assert signals["frame"].tolist() == [0, 1, 2]
+    assert signals["present"].tolist() == [True, True, True]
+
+
 def test_each_component_takes_its_configured_weight() -> None:
     weights = CONFIG.score.weights
     total = weights.present + weights.attentive + weights.eyes_open + weights.expression
