@@ -3,8 +3,9 @@
 Sessions are Flask's signed cookies (the key lives in the data folder, 0600); failed sign-ins are
 throttled per user name and client address; /logout ends the session. The pages here are plain HTML
 served by Flask, so nothing of the Dash app (not even its scripts) reaches a visitor before sign-in.
-Every POST but /logout needs Flask-WTF's CSRF token: the forms here carry it in a hidden field, Dash's
-callbacks in the X-CSRFToken header that dash-renderer copies from the CSRF_COOKIE cookie.
+Every POST needs Flask-WTF's CSRF token: the forms here carry it in a hidden field (the Dash page's Sign-out
+form fills it in from the CSRF_COOKIE cookie as it is sent), Dash's callbacks in the X-CSRFToken header that
+dash-renderer copies from the same cookie.
 """
 
 from __future__ import annotations
@@ -169,11 +170,7 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
         return _page("Before you start", body)
 
     # Registered after the guard, so a signed-out visitor's POST is refused as such (401), not as forged.
-    csrf = CSRFProtect(server)
-    # The Dash sign-out button is a plain form in a layout built once for every user, so it cannot carry a
-    # per-session token. A forged sign-out only signs the user out, and SameSite=Lax already keeps the cookie
-    # off cross-site POSTs.
-    csrf.exempt(_logout)
+    CSRFProtect(server)
 
     @server.errorhandler(CSRFError)
     def _forged(error: CSRFError) -> Response:

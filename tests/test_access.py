@@ -226,6 +226,10 @@ def test_an_admin_sees_every_session(app: Dash, engine: Engine) -> None:
 def test_sign_out_and_a_password_change_end_the_session(app: Dash, engine: Engine) -> None:
     client = signed_in_client(app, engine, "alice")
     assert client.get("/_dash-layout").status_code == 200
+    token = client.environ_base.pop("HTTP_X_CSRFTOKEN")
+    assert client.post("/logout").status_code == 400  # a sign-out forged by another site
+    assert client.get("/_dash-layout").status_code == 200
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
     assert client.post("/logout").headers["Location"] == "/login"
     assert client.get("/_dash-layout").status_code == 401
     sign_in(client, "alice")

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import cv2
 import pytest
@@ -348,7 +349,7 @@ def test_the_report_prints_on_a4_without_its_controls_and_with_its_charts_fitted
 def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
     classroom: Classroom, page: Page
 ) -> None:
-    # Last in this file, as the tests above count whole tables. Its own session: a 2x2 gallery whose fourth
+    # After the tests that count whole tables. Its own session: a 2x2 gallery whose fourth
     # tile has the camera off, one frame every 50 s of recording time (a folder's images are stamped i / fps
     # apart), so that tile is absent for 100 s, over the 60 s rule.
     frames = classroom.folder / "camera-off"
@@ -373,3 +374,15 @@ def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
     page.screenshot("live-flag")
     flag.find_element(By.CSS_SELECTOR, "button.acknowledge").click()
     page.wait_for("the acknowledged flag", lambda: page.elements(f"{flag_css}.acknowledged"))
+
+
+def test_the_sign_out_button_ends_the_session_through_the_csrf_check(page: Page) -> None:
+    # After the tests above, which need the signed-in browser; it signs in again for any test that follows.
+    page.open("/sessions")
+    sign_out = page.wait_for("the sign-out button", lambda: page.elements(f"#{ids.SIGN_OUT}"))[0]
+    sign_out.click()
+    page.wait_for("the sign-in form", lambda: urlsplit(page.driver.current_url).path == "/login")
+    assert page.elements("#login-name"), page.driver.page_source[:500]
+    page.open("/sessions")  # signed out: sent back to the sign-in form
+    page.wait_for("the sign-in form again", lambda: urlsplit(page.driver.current_url).path == "/login")
+    sign_in_browser(page.driver, page.base_url, ADMIN)
