@@ -63,7 +63,10 @@ def app_shell() -> html.Div:
                     # A real form post (not a Dash callback): the server clears the session cookie. Its CSRF
                     # token is filled in as it is sent (assets/sign_out.js).
                     html.Form(
-                        [dcc.Input(type="hidden", name="csrf_token", value=""), html.Button("Sign out", id=ids.SIGN_OUT)],
+                        [
+                            dcc.Input(type="hidden", name="csrf_token", value=""),
+                            html.Button("Sign out", id=ids.SIGN_OUT),
+                        ],
                         action="/logout",
                         method="POST",
                         className="sign-out",
