@@ -69,7 +69,8 @@ def mood_timeline(
             "overlaying": "y",
             "side": "right",
             "range": [0, 1],
-            "title": "class engagement",
+            "title": {"text": "class engagement", "standoff": 10},
+            "automargin": True,  # room for its ticks and title: a fixed margin clipped them
             "fixedrange": True,
         }
     figure = go.Figure(traces)
@@ -108,6 +109,7 @@ def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
         )
     )
     figure.update_layout(CHART_LAYOUT, height=max(240, 22 * len(names) + 80))
+    figure.update_xaxes(automargin=True)  # the date under the first time label
     # Room for the longest name: a teacher may type a long one.
     figure.update_yaxes(autorange="reversed", type="category", automargin=True)
     figure.update_xaxes(type="date")

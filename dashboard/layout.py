@@ -342,7 +342,8 @@ def report_page(
                         ],
                         className="section-heading",
                     ),
-                    _students_table(students),
+                    # Scrolls sideways on a narrow screen rather than spilling out of its card.
+                    html.Div(_students_table(students), className="table-scroll"),
                 ],
                 className="card",
             ),
@@ -495,9 +496,9 @@ def _session_row(session: Any) -> html.Tr:
             html.Td(dcc.Link(session.name, href=live_path(session.name))),
             html.Td(session.source),
             html.Td(recorded + ("" if not pd.isna(session.ended_at) else " (no end recorded)")),
-            html.Td(session.students),
+            html.Td(session.students, className="number"),
             _average_engagement(session),
-            html.Td(session.observations),
+            html.Td(session.observations, className="number"),
             html.Td(dcc.Link("report", href=report_path(session.name))),
         ]
     )
