@@ -128,10 +128,10 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         State(ids.MERGE_DROP, "value"),
         prevent_initial_call=True,
     )(
-        lambda _renames, _merges, name, student, new_name, keep, drop: fix_students(
+        lambda renames, merges, name, student, new_name, keep, drop: fix_students(
             engine,
             _checked(engine, {"name": name})["name"],
-            callback_context.triggered_id,
+            _clicked(renames, merges),
             student,
             new_name,
             keep,
@@ -279,6 +279,14 @@ def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
 def _newest_live_page(engine: Engine, viewer: User) -> html.Div:
     newest = visible_sessions(engine, viewer)
     return live_page(newest[0]) if newest else no_sessions_page()
+
+
+def _clicked(*clicks: int | None) -> str:
+    """The id of the button that fired the callback. Dash also fires it when the report page (buttons
+    included) is drawn into the page slot, prevent_initial_call notwithstanding: then nothing was clicked."""
+    if not any(clicks):
+        raise PreventUpdate
+    return callback_context.triggered_id
 
 
 def fix_students(
