@@ -37,7 +37,7 @@ MAX_GAP_INTERVALS = 5.0
 def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     """One row per student per frame from their first appearance on, ordered by student then time.
 
-    rows: db.queries.engagement_rows; frames: db.queries.frame_rows. Columns: student_id, student, name,
+    rows, frames: what db.queries.engagement_rows reads (frames: frame_rows). Columns: student_id, student, name,
     frame, ts, seconds (the time the frame stands for), presence (face, camera_off, empty or absent), present,
     attentive, eyes_closed (bools), eyes_ts (when the eyes of the row were measured), emotion (the frame's
     class index), negative (smoothed; both NaN without an emotion), score.

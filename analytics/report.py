@@ -23,7 +23,7 @@ from analytics.export import ExportError
 from analytics.flags import Flag, session_flags
 from analytics.settings import EngagementConfig
 from analytics.timeline import emotion_counts
-from db.queries import SessionInfo, engagement_rows, find_session, frame_rows, store_mean_engagement
+from db.queries import SessionInfo, engagement_rows, find_session, store_mean_engagement
 from model.emotions import EMOTIONS
 
 DECIMALS = 3
@@ -53,8 +53,7 @@ class SessionTables:
 
 def session_tables(engine: Engine, session_id: int, config: EngagementConfig) -> SessionTables:
     """Score the whole session and raise its flags (raises db.errors.DatabaseError)."""
-    rows = engagement_rows(engine, session_id, config.score.negative_emotions)
-    frames = frame_rows(engine, session_id)
+    rows, frames = engagement_rows(engine, session_id, config.score.negative_emotions)
     signals = frame_signals(rows, frames, config.score) if len(rows) else None
     flags = session_flags(signals, config.flags) if signals is not None else []
     per_student = student_bins(signals, config.score.bin_seconds) if signals is not None else None

@@ -39,7 +39,6 @@ from db.queries import (
     acknowledged_flags,
     emotion_tally,
     engagement_rows,
-    frame_rows,
     latest_frame_time,
     observation_rows,
     student_rows,
@@ -212,10 +211,10 @@ def _engagement(
         since = state.scored_at - history
     else:
         since = None if state.window_s is None else latest_frame - max(timedelta(seconds=state.window_s), history)
-    rows = engagement_rows(engine, state.session_id, config.score.negative_emotions, since=since)
+    rows, frames = engagement_rows(engine, state.session_id, config.score.negative_emotions, since=since)
     if rows.empty:
         return kept
-    signals = frame_signals(rows, frame_rows(engine, state.session_id, since=since), config.score)
+    signals = frame_signals(rows, frames, config.score)
     line = class_bins(student_bins(signals, config.score.bin_seconds)).set_index("bin")["score"].astype(float)
     if state.scored_at is not None:
         # Bins before the one the previous pass ended in were complete then; this read's first bins are partial.

@@ -81,7 +81,7 @@ def observation_rows(engine: Engine, session_id: int, since: datetime | None = N
     emotion (class index), then the probability columns. `since`: only rows strictly after it.
     """
     columns = (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS)
-    table = _read_observations(engine, session_id, columns, since, observations.c.emotion.is_not(None))
+    table, _ = _read_observations(engine, session_id, columns, since, observations.c.emotion.is_not(None))
     return table.astype({"emotion": "int64"})
 
 
@@ -90,25 +90,25 @@ def signal_rows(engine: Engine, session_id: int, since: datetime | None = None) 
     frame then student: the columns of observation_rows (emotion and probabilities NaN where none was
     inferred) then the signal columns (presence "face" for rows recorded before signals existed).
     `since`: only rows strictly after it."""
-    return _with_signal_types(
-        _read_observations(engine, session_id, (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS, *SIGNAL_COLUMNS), since)
-    )
+    columns = (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS, *SIGNAL_COLUMNS)
+    return _with_signal_types(_read_observations(engine, session_id, columns, since)[0])
 
 
 def engagement_rows(
     engine: Engine, session_id: int, negative_emotions: tuple[str, ...], since: datetime | None = None
-) -> pd.DataFrame:
-    """What analytics.engagement scores, one row per observation ordered by frame then student: frame, ts,
-    student_id, student, name, emotion (class index, NaN where none was inferred), negative (the summed
-    probability of `negative_emotions`, NaN likewise), presence, yaw, pitch, eyes_closed.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What analytics.engagement scores: the rows, one per observation ordered by frame then student (frame,
+    ts, student_id, student, name, emotion (class index, NaN where none was inferred), negative (the summed
+    probability of `negative_emotions`, NaN likewise), presence, yaw, pitch, eyes_closed), and the frames
+    they belong to (frame_rows), read together so that neither holds a frame the other lacks.
 
     Every row of a session is read for its report, and each value read costs: the probabilities are summed
     here, in the database, rather than read one by one.
     """
     negative = sum((observations.c[f"p_{emotion}"] for emotion in negative_emotions), start=literal(0.0))
     columns = ("emotion", negative.label("negative"), *(c for c in SIGNAL_COLUMNS if c != "eye_ratio"))
-    table = _read_observations(engine, session_id, columns, since)
-    return _with_signal_types(table.astype({"negative": "float64"}))
+    table, frames_read = _read_observations(engine, session_id, columns, since)
+    return _with_signal_types(table.astype({"negative": "float64"})), frames_read
 
 
 def _with_signal_types(table: pd.DataFrame) -> pd.DataFrame:
@@ -123,33 +123,35 @@ def _read_observations(
     columns: tuple[str | ColumnElement[Any], ...],
     since: datetime | None,
     *conditions: ColumnElement[bool],
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The session's observation rows, ordered by frame then student: frame, ts, student_id, student (key),
-    name, then `columns` (observation column names or labelled expressions), probabilities and boxes typed.
-    `since`: only rows strictly after it.
+    name, then `columns` (observation column names or labelled expressions), probabilities and boxes typed;
+    and the frames they belong to (frame_rows). `since`: only rows and frames strictly after it.
 
-    The frame's time (the same as the row's: both are written in one transaction), the student's key and
-    name are looked up here rather than read per row or joined in SQL, and rows are sorted here: each costs
-    more in SQLite than in pandas on a session of hundreds of thousands of rows.
+    The frames are read first and then only their rows: a frame and its rows are committed together, so a
+    frame written by a running capture between the two reads is in neither. The frame's time (the same as
+    the row's), the student's key and name are looked up here rather than read per row or joined in SQL,
+    and rows are sorted here: each costs more in SQLite than in pandas on a session of hundreds of
+    thousands of rows.
     """
+    frames_read = frame_rows(engine, session_id, since)
+    last_frame = int(frames_read["frame"].max()) if len(frames_read) else -1
     statement = select(
         observations.c.frame_index.label("frame"),
         observations.c.student_id,
         *(observations.c[column] if isinstance(column, str) else column for column in columns),
-    ).where(observations.c.session_id == session_id, *conditions)
+    ).where(observations.c.session_id == session_id, observations.c.frame_index <= last_frame, *conditions)
     if since is not None:
         statement = statement.where(observations.c.ts > since)
     table = _read_table(engine, statement, ())
-    # Read after the rows, so every row's frame is there.
-    times = frame_rows(engine, session_id, since).set_index("frame")["ts"]
-    table.insert(1, "ts", table["frame"].map(times))
+    table.insert(1, "ts", table["frame"].map(frames_read.set_index("frame")["ts"]))
     people = student_rows(engine, session_id).set_index("student_id")
     table.insert(3, "student", table["student_id"].map(people["student"]))
     names = table["student_id"].map(people["name"]).astype(object)
     table.insert(4, "name", names.where(names.notna(), None))
     integers = dict.fromkeys(("frame", "student_id", *(c for c in BOX_COLUMNS if c in table)), "int64")
     table = table.astype(integers | dict.fromkeys((c for c in PROBABILITY_COLUMNS if c in table), "float64"))
-    return table.sort_values(["frame", "student_id"], kind="stable", ignore_index=True)
+    return table.sort_values(["frame", "student_id"], kind="stable", ignore_index=True), frames_read
 
 
 def frame_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
