@@ -28,7 +28,7 @@ from dashboard.theme import (
     engagement_text_color,
 )
 from db.queries import SessionInfo
-from db.schema import students as students_table
+from db.students import MAX_NAME_LENGTH
 from model.emotions import EMOTIONS
 
 REFRESH_MS = 2000
@@ -368,7 +368,7 @@ def student_fixes(students: pd.DataFrame, notice: str) -> html.Section:
                         value="",
                         type="text",
                         placeholder="New name",
-                        maxLength=students_table.c.display_name.type.length,
+                        maxLength=MAX_NAME_LENGTH,
                     ),
                     html.Button("Rename", id=ids.RENAME_BUTTON),
                 ],
