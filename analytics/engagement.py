@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.settings import ScoreConfig
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 # What stands in a student's frame when no row does: they were not in the gallery at all.
 ABSENT = "absent"

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from db.queries import find_session, signal_rows
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame",

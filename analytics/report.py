@@ -24,7 +24,7 @@ from analytics.flags import Flag, session_flags
 from analytics.settings import EngagementConfig
 from analytics.timeline import emotion_counts
 from db.queries import SessionInfo, engagement_rows, find_session, store_mean_engagement
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 DECIMALS = 3
 CSV_FORMAT = {"index": False, "float_format": f"%.{DECIMALS}f"}

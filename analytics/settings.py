@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("engagement.toml")
 T = TypeVar("T")

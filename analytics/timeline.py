@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 BIN_SECONDS = 10
 NOW_SECONDS = 10

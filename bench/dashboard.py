@@ -30,7 +30,7 @@ from dashboard.report_cache import forget_reports
 from db.migrate import upgrade
 from db.queries import find_session
 from db.schema import PROBABILITY_COLUMNS, frames, observations, sessions, students
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 SESSION = "bench-long-class"
 TICK_SECONDS = 2  # the live page's refresh period; a running capture adds this many frames between ticks

@@ -21,12 +21,12 @@ import numpy as np
 from capture.detect import make_detector
 from capture.pipeline import FramePipeline
 from capture.sources import open_source
-from capture.types import Frame
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from model.runtime import EmotionClassifier
 from tests.galleries import FER_CSV, compose_gallery, fer_faces
 from tests.screen import showing_fullscreen, virtual_screen
+from vocabulary.records import Frame
 
 GALLERY_COLS = GALLERY_ROWS = 7
 FACES = 40

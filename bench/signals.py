@@ -38,8 +38,8 @@ from capture.grid import find_tile_grid
 from capture.names import NameReader
 from capture.signals import SignalEstimator, SignalSettings
 from capture.students import StudentTracker
-from capture.types import FaceDetections
 from tests.galleries import astronaut, compose_gallery, eyes_painted_shut, grace_hopper, lfw_faces
+from vocabulary.records import FaceDetections
 
 GALLERY_COLS = GALLERY_ROWS = 7
 FACES = 49

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from capture.errors import CaptureError
-from capture.types import Box
+from vocabulary.records import Box
 
 # A gallery background is near black (Zoom ~0, Teams dark mode ~31); anything brighter is not a gallery.
 MAX_BACKGROUND_LEVEL = 60

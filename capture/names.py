@@ -17,7 +17,7 @@ import numpy as np
 import pytesseract
 
 from capture.errors import CaptureError
-from capture.types import Box
+from vocabulary.records import Box
 
 # The label sits in this bottom fraction of the tile's height and left fraction of its width.
 LABEL_BAND = 0.25

@@ -13,9 +13,9 @@ from capture.grid import find_tile_grid
 from capture.names import NameReader
 from capture.signals import SignalEstimator
 from capture.students import StudentTracker
-from capture.types import Box, FaceSignals, Frame, FrameResult, Observation
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
+from vocabulary.records import Box, FaceSignals, Frame, FrameResult, Observation
 
 
 class FramePipeline:

@@ -51,8 +51,8 @@ import numpy as np
 
 from capture.detect.blazeface import default_model_path
 from capture.errors import CaptureError
-from capture.types import Box, FaceDetections, FaceSignals, Presence
 from model.litert import BatchModel
+from vocabulary.records import Box, FaceDetections, FaceSignals, Presence
 
 MESH_FILE = "face_landmark.tflite"
 MESH_SIZE = 192

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from capture.errors import CaptureError
-from capture.types import Frame
+from vocabulary.records import Frame
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # FFmpeg prints its own complaint about a corrupt file ("moov atom not found") straight to stderr;

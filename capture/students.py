@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from capture.signals import keypoint_pose
-from capture.types import Box, FaceDetections
+from vocabulary.records import Box, FaceDetections
 
 # A face continues a track when its centre moved less than this many face widths since the track was last seen.
 MAX_TRACK_STEP = 1.0

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from analytics.timeline import BIN_SECONDS, MoodNow, emotion_shares
 from dashboard.formatting import to_local
 from dashboard.theme import ABSENT_COLOR, CHART_LAYOUT, EMOTION_COLORS, ENGAGEMENT_LINE_COLOR, ENGAGEMENT_SCALE
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 SPARKLINE_HEIGHT_PX = 36
 ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"

@@ -29,7 +29,7 @@ from dashboard.theme import (
 )
 from db.queries import SessionInfo
 from db.students import MAX_NAME_LENGTH
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 REFRESH_MS = 2000
 WINDOW_CHOICES = {"Last 15 min": str(DEFAULT_WINDOW_SECONDS), "Last hour": "3600", "Whole session": "all"}

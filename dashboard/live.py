@@ -43,7 +43,7 @@ from db.queries import (
     observation_rows,
     student_rows,
 )
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 DEFAULT_WINDOW_SECONDS = 15 * 60
 SPARKLINE_SECONDS = 5 * 60

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from capture.types import FrameResult
 from db.errors import DatabaseError
 from db.recorder import SessionRecorder
+from vocabulary.records import FrameResult
 
 # An hour of a live class at 1 frame/s; a frame with 49 faces is about 10 KB here.
 DEFAULT_MAX_PENDING = 3600

@@ -10,10 +10,10 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.engine import write_transaction
 from db.errors import reported_as
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
+from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The tables, as SQLAlchemy declarative models. No column ever holds an image.
 
 Timestamps are stored timezone-aware in UTC (`UtcDateTime`); the observations' probability columns
-are named after `model.emotions.EMOTIONS` so the schema follows the model's class list.
+are named after `vocabulary.emotions.EMOTIONS` so the schema follows the model's class list.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 TILE_COLUMNS: tuple[str, ...] = ("tile_x", "tile_y", "tile_w", "tile_h")
-# The attention signals of capture/signals.py, one column each (capture.types.FaceSignals' fields).
+# The attention signals of capture/signals.py, one column each (vocabulary.records.FaceSignals' fields).
 SIGNAL_COLUMNS: tuple[str, ...] = ("presence", "yaw", "pitch", "eye_ratio", "eyes_closed", "landmarks_age")
 
 # Named constraints let Alembic's SQLite batch mode find and alter them later.
@@ -112,7 +112,7 @@ class StudentRecord(Base):
 
 
 class FrameRecord(Base):
-    """One analysed frame (named to keep it apart from `capture.types.Frame`, which holds the image)."""
+    """One analysed frame (named to keep it apart from `vocabulary.records.Frame`, which holds the image)."""
 
     __tablename__ = "frames"
     __table_args__ = (
@@ -150,7 +150,7 @@ class ObservationRecord(_Probabilities, Base):
     w: Mapped[int]
     h: Mapped[int]
     emotion: Mapped[int | None] = mapped_column(SmallInteger)
-    presence: Mapped[str | None] = mapped_column(String(12))  # capture.types.Presence
+    presence: Mapped[str | None] = mapped_column(String(12))  # vocabulary.records.Presence
     yaw: Mapped[float | None] = mapped_column(Float)  # degrees, > 0 turned towards the image's right
     pitch: Mapped[float | None] = mapped_column(Float)  # degrees, > 0 up
     eye_ratio: Mapped[float | None] = mapped_column(Float)  # eye aspect ratio of the eye nearer the camera

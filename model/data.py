@@ -2,7 +2,11 @@
 
 CSV: columns `emotion,pixels,Usage` (48*48 space-separated grey values). Folders: `train/<class>/*`,
 optional `val/<class>/*` (PublicTest) and `test/<class>/*` (PrivateTest), class folders named as in
-`model.emotions.EMOTIONS`. Bad rows are refused with an error that names the row.
+`vocabulary.emotions.EMOTIONS`. Bad rows are refused with an error that names the row.
+
+FER+ votes (`load_ferplus_votes`): Microsoft's re-labelling of the same faces by ten annotators each, one CSV
+row per FER2013 CSV row in the same order, columns `neutral,happiness,surprise,sadness,anger,disgust,fear,
+contempt,unknown,NF`. Training uses them as soft targets beside the FER2013 label (`model.train`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.emotions import EMOTIONS, NUM_CLASSES
+from vocabulary.emotions import EMOTIONS, FACE_SIZE, NUM_CLASSES
 
-FACE_SIZE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 # Folder names of the image layout, mapped to the CSV's Usage values.
 FOLDER_USAGE = {
@@ -32,6 +35,9 @@ FOLDER_USAGE = {
     "privatetest": "PrivateTest",
 }
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm"}
+# The FER+ vote columns that name a FER2013 class, in FER2013's class order (contempt, unknown and
+# not-a-face have no FER2013 class and are dropped).
+FERPLUS_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 
 
 class FerDataError(ValueError):
@@ -43,13 +49,16 @@ class FerData:
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64 in [0, 7)
     usage: np.ndarray  # (N,) str, one of USAGES
+    row: np.ndarray  # (N,) int64: the row's place among the file's data rows (-1 for the folder layout)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, index: np.ndarray) -> FerData:
+        return FerData(self.images[index], self.labels[index], self.usage[index], self.row[index])
+
     def subset(self, usage: str) -> FerData:
-        keep = self.usage == usage
-        return FerData(self.images[keep], self.labels[keep], self.usage[keep])
+        return self.take(self.usage == usage)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=NUM_CLASSES)
@@ -84,8 +93,8 @@ def _parse_csv(text: io.TextIOBase, path: Path, wanted: tuple[str, ...]) -> FerD
     missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
     if missing:
         raise FerDataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    images, labels, usage = [], [], []
-    for row in reader:
+    images, labels, usage, rows = [], [], [], []
+    for index, row in enumerate(reader):
         where = f"{path}, line {reader.line_num}"
         if row["Usage"] not in USAGES:
             raise FerDataError(f"{where}: unknown Usage {row['Usage']!r}")
@@ -94,7 +103,52 @@ def _parse_csv(text: io.TextIOBase, path: Path, wanted: tuple[str, ...]) -> FerD
         labels.append(_parse_label(row["emotion"], where))
         images.append(_parse_pixels(row["pixels"], where))
         usage.append(row["Usage"])
-    return _stack(images, labels, usage)
+        rows.append(index)
+    return _stack(images, labels, usage, rows)
+
+
+def count_rows(path: str | Path) -> int:
+    """Data rows in a FER2013 CSV(.gz), whatever their usage."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as text:
+            return sum(1 for _ in csv.DictReader(text))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
+        raise FerDataError(f"{path}: cannot read as CSV ({error})") from None
+
+
+def load_ferplus_votes(path: str | Path, expected_rows: int) -> np.ndarray:
+    """(expected_rows, 7) FER+ vote counts in FER2013's class order, row i for FER2013 CSV row i.
+
+    A file whose row count differs cannot be aligned and is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FerDataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as text:
+            reader = csv.DictReader(text)
+            missing = set(FERPLUS_COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise FerDataError(f"{path}: missing FER+ column(s) {', '.join(sorted(missing))}")
+            votes = []
+            for row in reader:
+                try:
+                    votes.append([float(row[column] or 0) for column in FERPLUS_COLUMNS])
+                except ValueError:
+                    raise FerDataError(f"{path}, line {reader.line_num}: vote counts must be numbers") from None
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
+        raise FerDataError(f"{path}: cannot read as CSV ({error})") from None
+    if len(votes) != expected_rows:
+        raise FerDataError(
+            f"{path}: {len(votes)} vote rows for {expected_rows} FER2013 rows; the files must hold the same rows "
+            "in the same order"
+        )
+    array = np.asarray(votes, np.float32).reshape(-1, NUM_CLASSES)
+    if (array < 0).any():
+        raise FerDataError(f"{path}: vote counts must not be negative")
+    return array
 
 
 def _parse_label(text: str | None, where: str) -> int:
@@ -143,10 +197,11 @@ def _load_folder(root: Path, wanted: tuple[str, ...]) -> FerData:
                 images.append(image)
                 labels.append(label)
                 usage.append(split_usage)
-    return _stack(images, labels, usage)
+    return _stack(images, labels, usage, [-1] * len(images))
 
 
-def _stack(images: list[np.ndarray], labels: list[int], usage: list[str]) -> FerData:
+def _stack(images: list[np.ndarray], labels: list[int], usage: list[str], rows: list[int]) -> FerData:
     if not images:
-        return FerData(np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), np.zeros(0, np.int64), np.zeros(0, "<U11"))
-    return FerData(np.stack(images), np.asarray(labels, np.int64), np.asarray(usage))
+        empty = np.zeros(0, np.int64)
+        return FerData(np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), empty, np.zeros(0, "<U11"), empty)
+    return FerData(np.stack(images), np.asarray(labels, np.int64), np.asarray(usage), np.asarray(rows, np.int64))

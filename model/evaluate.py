@@ -16,10 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from model.data import FerDataError, load_fer2013  # noqa: E402
-from model.emotions import EMOTIONS  # noqa: E402
 from model.metrics import Scores, score  # noqa: E402
 from model.predictors import load_predictor, predict_all, with_flip  # noqa: E402
 from model.runtime import DEFAULT_MODEL, ModelFileError  # noqa: E402
+from vocabulary.emotions import EMOTIONS  # noqa: E402
 
 
 def plot_confusion(scores: Scores, title: str, png_path: Path) -> None:

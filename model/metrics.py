@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.emotions import EMOTIONS, NUM_CLASSES
+from vocabulary.emotions import EMOTIONS, NUM_CLASSES
 
 
 @dataclass(frozen=True)

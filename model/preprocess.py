@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.data import FACE_SIZE
+from vocabulary.emotions import FACE_SIZE
 
 # FER2013 crops run from the forehead to the chin; BlazeFace's box is smaller and sits lower (eyebrows to
 # chin). On 400 PublicTest faces composed into 7x7 galleries, the FER crop's side was a median 1.19 times

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data import FACE_SIZE
 from model.litert import BatchModel
+from vocabulary.emotions import FACE_SIZE
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "emotion.tflite"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from capture.types import Box
+from vocabulary.records import Box
 
 if TYPE_CHECKING:
     from model.data import FerData

@@ -22,7 +22,6 @@ from dash import Dash
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from capture.types import Box
 from dashboard import ids
 from dashboard.app import create_app
 from dashboard.callbacks import WHOLE_SESSION
@@ -32,6 +31,7 @@ from tests.dashboard_users import signed_in_client
 from tests.galleries import astronaut, compose_gallery, lfw_faces
 from tests.test_capture_cli import capture, export, inside, written
 from tests.test_dashboard import dash_call, page, walk
+from vocabulary.records import Box
 
 SQL_NAME = "Robert'); DROP TABLE students;--"
 SCRIPT_NAME = "<script>alert(1)</script>"

@@ -30,11 +30,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 from dashboard import ids
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.layout import live_path, report_path
-from model.emotions import EMOTIONS
 from tests.cli import count_rows, run_module
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
 from tests.galleries import Gallery, compose_gallery, lfw_faces
+from vocabulary.emotions import EMOTIONS
 
 ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
 # A name that must be percent-encoded in URLs and cleaned up for file names.

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from model.emotions import EMOTIONS
 from model.preprocess import CROP_LIFT, CROP_SCALE, face_crops
 from model.runtime import EmotionClassifier
 from tests.cli import REPO, assert_one_clear_line, count_rows, run_module, sqlite_rows
 from tests.galleries import ASTRONAUT_FACE, Gallery, astronaut, compose_gallery, fer_faces, lfw_faces
 from tests.screen import showing_fullscreen
+from vocabulary.emotions import EMOTIONS
 
 GALLERY_FRAMES = 2
 

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
-from capture.types import FrameResult
 from db.buffer import BufferedWriter
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from tests.cli import REPO
 from tests.galleries import astronaut, write_frames
 from tests.test_timeline import HAPPY, T0, face
+from vocabulary.records import FrameResult
 
 POSTGRES_SH = REPO / "scripts" / "postgres.sh"
 START_TIMEOUT_S = 120

@@ -38,9 +38,9 @@ from db.queries import acknowledged_flags, find_session, observation_rows
 from db.recorder import SessionRecorder
 from db.schema import sessions
 from db.users import Role, User
-from model.emotions import EMOTIONS
 from tests.dashboard_users import signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
+from vocabulary.emotions import EMOTIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIFTEEN_MINUTES = str(DEFAULT_WINDOW_SECONDS)

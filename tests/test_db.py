@@ -15,13 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, LargeBinary, func, insert, inspect, select, text
 
-from capture.types import Box, FrameResult, Observation
 from db.engine import connect
 from db.errors import DatabaseError
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import UnknownSessionError, find_session, frame_rows, observation_rows
 from db.recorder import SessionRecorder
 from db.schema import PROBABILITY_COLUMNS, Base, frames, observations, sessions, students
+from vocabulary.records import Box, FrameResult, Observation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 4, 9, 0, 0, 123456, tzinfo=UTC)

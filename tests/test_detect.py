@@ -13,7 +13,6 @@ from capture.detect.boxes import iou, weighted_nms
 from capture.detect.regions import find_faces, sliding_windows
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
-from capture.types import Box, FaceDetections
 from tests.galleries import (
     ASTRONAUT_EYES,
     ASTRONAUT_FACE,
@@ -24,6 +23,7 @@ from tests.galleries import (
     fer_faces,
     lfw_faces,
 )
+from vocabulary.records import Box, FaceDetections
 
 # BlazeFace keypoints 0 and 1 are the subject's right and left eye, 3 the mouth; marked by hand on astronaut().
 ASTRONAUT_MOUTH = np.array([226, 145])

@@ -15,7 +15,7 @@ import pytest
 from analytics.engagement import class_bins, frame_signals, student_bins
 from analytics.flags import Flag, session_flags
 from analytics.settings import DEFAULT_CONFIG, ConfigError, EngagementConfig, load_config
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
 
 T0 = pd.Timestamp(datetime(2025, 3, 4, 9, 0, tzinfo=UTC))
 CONFIG = load_config()

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from db.schema import students
+from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 4, 9, 15, 0, 250000, tzinfo=UTC)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
-from capture.types import Box
 from tests.galleries import astronaut, compose_gallery, grace_hopper, lfw_faces
+from vocabulary.records import Box
 
 TOLERANCE_PX = 2
 

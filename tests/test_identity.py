@@ -16,12 +16,12 @@ from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
 from capture.names import NameReader
 from capture.students import StudentTracker
-from capture.types import Box, FaceDetections, FrameResult, Observation
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from tests.cli import assert_one_clear_line, run_module
 from tests.conftest import require_tool
 from tests.galleries import PARTICIPANT_NAMES, Gallery, astronaut, compose_gallery, grace_hopper, lfw_faces
+from vocabulary.records import Box, FaceDetections, FrameResult, Observation
 
 NAMES = [*PARTICIPANT_NAMES, "Olga Petrova", "Ravi Shankar"]
 NEWCOMER = 12

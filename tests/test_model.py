@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from model.data import FACE_SIZE, FerDataError, load_fer2013
-from model.emotions import EMOTIONS
+from model.data import FerDataError, load_fer2013
 from model.litert import BatchModel
 from model.runtime import DEFAULT_MODEL, WEIGHTS_DIR, EmotionClassifier
 from model.sharpness import blur_matrix, estimate_blur_sigma, gaussian_blur
 from tests.cli import assert_one_clear_line, run_module
 from tests.galleries import fer_faces, lfw_faces
+from vocabulary.emotions import EMOTIONS, FACE_SIZE
 
 SMOKE_ROWS = {"Training": 240, "PublicTest": 60}
 

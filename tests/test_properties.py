@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
 from capture.sources import FrameSource, open_source
-from model.data import FACE_SIZE, USAGES, FerData, FerDataError, load_fer2013
+from model.data import USAGES, FerData, FerDataError, load_fer2013
 from tests.galleries import compose_gallery, lfw_faces
 from tests.test_grid import assert_same_tiles
+from vocabulary.emotions import FACE_SIZE
 
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None)
 

@@ -12,15 +12,15 @@ import pytest
 
 from analytics.report import session_tables
 from analytics.settings import DEFAULT_CONFIG, load_config
-from capture.types import Box, FaceSignals, FrameResult, Observation, Presence
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.schema import PROBABILITY_COLUMNS
-from model.emotions import EMOTIONS
 from tests.cli import assert_one_clear_line, run_module, sqlite_rows
 from tests.galleries import astronaut
 from tests.test_timeline import PERIOD_1, record
+from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
 HAPPY = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTIONS.index("happy")]

@@ -14,8 +14,8 @@ from capture.detect import make_detector
 from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
 from capture.signals import IRIS_FILE, MESH_FILE, LandmarkModel, SignalEstimator, SignalSettings, keypoint_pose
-from capture.types import FaceDetections, FaceSignals, Presence
 from tests.galleries import astronaut, compose_gallery, eyes_painted_shut, grace_hopper
+from vocabulary.records import FaceDetections, FaceSignals, Presence
 
 
 @functools.cache

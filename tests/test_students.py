@@ -3,7 +3,7 @@
 import numpy as np
 
 from capture.students import TRACK_PATIENCE, StudentTracker
-from capture.types import Box, FaceDetections
+from vocabulary.records import Box, FaceDetections
 
 
 def detections(boxes, tiles=None):

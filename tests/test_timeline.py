@@ -23,11 +23,11 @@ from analytics.timeline import (
     mood_now,
     student_states,
 )
-from capture.types import Box, FrameResult, Observation
 from db.migrate import upgrade
 from db.queries import emotion_tally, find_session, observation_rows, student_rows
 from db.recorder import SessionRecorder
-from model.emotions import EMOTIONS
+from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Box, FrameResult, Observation
 
 # On a 10 s boundary, so bins start at T0, T0 + 10 s, ...
 T0 = datetime(2025, 3, 4, 9, 0, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from capture.errors import CaptureError
-from capture.types import Box, FaceDetections
+from vocabulary.records import Box, FaceDetections
 
 
 class FaceDetector(Protocol):

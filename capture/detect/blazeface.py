@@ -19,8 +19,8 @@ import numpy as np
 
 from capture.detect.boxes import to_detections, weighted_nms
 from capture.errors import CaptureError
-from capture.types import Box, FaceDetections
 from model.litert import BatchModel
+from vocabulary.records import Box, FaceDetections
 
 INPUT_SIZE = 128
 NUM_KEYPOINTS = 6

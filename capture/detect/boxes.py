@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture.types import FaceDetections
+from vocabulary.records import FaceDetections
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from capture.detect import FaceDetector
 from capture.detect.boxes import to_detections, weighted_nms
-from capture.types import Box, FaceDetections
+from vocabulary.records import Box, FaceDetections
 
 # Window sides as fractions of the frame's short side: whole-height views for close faces, thirds for
 # faces of about a tenth of the frame height.

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2025-01-01
 
 A migration is a frozen record of what it created, so the emotion columns are written out here
-rather than derived from `model.emotions.EMOTIONS` as `db/schema.py` does; a test checks the two agree.
+rather than derived from `vocabulary.emotions.EMOTIONS` as `db/schema.py` does; a test checks the two agree.
 """
 
 from __future__ import annotations
