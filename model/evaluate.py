@@ -1,7 +1,9 @@
 """Evaluates an emotion model file: `python -m model.evaluate --data PATH --usage PublicTest|PrivateTest [--tta]`.
 
-Prints per-class precision, recall and F1, writes the confusion matrix as a PNG, and ends with
-`accuracy=0.XXXX`. `--tta` averages each face with its horizontal mirror.
+Prints per-class precision, recall and F1, writes the confusion matrix and the reliability diagram as PNGs
+(the diagram beside the matrix, `<name>-reliability.png`), and ends with the expected calibration error
+(15 equal-width bins on the top probability) and the accuracy: `ece=0.XXXX`, then `accuracy=0.XXXX`.
+`--tta` averages each face with its horizontal mirror.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from model.calibration import plot_reliability, reliability  # noqa: E402
 from model.data import FerDataError, load_fer2013  # noqa: E402
 from model.metrics import Scores, score  # noqa: E402
 from model.predictors import load_predictor, predict_all, with_flip  # noqa: E402
@@ -70,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     views = "face + horizontal mirror (flip TTA)" if args.tta else "face only (no TTA)"
     if args.tta:
         predict = with_flip(predict)
-    scores = score(data.labels, predict_all(predict, data.images).argmax(axis=1))
+    probabilities = predict_all(predict, data.images)
+    scores = score(data.labels, probabilities.argmax(axis=1))
+    calibration = reliability(probabilities, data.labels)
     png = args.confusion or Path("runs") / f"confusion-{args.usage}{'-tta' if args.tta else ''}.png"
-    plot_confusion(scores, f"{args.model.name} on {args.usage} ({len(data)} faces)", png)
+    diagram = png.with_name(f"{png.stem}-reliability.png")
+    title = f"{args.model.name} on {args.usage} ({len(data)} faces)"
+    plot_confusion(scores, title, png)
+    plot_reliability(calibration, None, title, diagram)
     print(f"model: {args.model}\nrows: {len(data)} {args.usage}\nviews: {views}")
     print(scores.table())
-    print(f"macro_f1={scores.macro_f1:.4f}\nconfusion matrix: {png}")
+    print(f"macro_f1={scores.macro_f1:.4f}\nconfusion matrix: {png}\nreliability diagram: {diagram}")
+    print(f"ece={calibration.ece:.4f}")
     print(f"accuracy={scores.accuracy:.4f}")
     return 0
 

@@ -1,8 +1,9 @@
 """Exports a trained classifier for the live path: `python -m model.export --model FILE.keras --data PATH [--out DIR]`.
 
-Writes `emotion.keras`, the runtime files `model.runtime` loads and `emotion.json` with the runtime's
-settings and the measured accuracies. Every TFLite file is made from `model.architecture.export_graph`,
-the same function with its input stage folded into two small matrix products.
+First a temperature is fitted on PublicTest (`model.calibration`) and folded into the classifier's output
+layer, so the probabilities every form of the model gives mean what they say. Then it writes
+`emotion.keras` (the calibrated reference), the runtime files `model.runtime` loads and `emotion.json`
+with the runtime's settings, the temperature and the measured accuracies and calibration errors.
 
 Four TFLite files are made: float32, float16 weights, int8 weights with float activations, and full int8.
 The fast file (`emotion.tflite`): a quantised one when it costs less than 0.3 points of PublicTest accuracy
@@ -12,8 +13,7 @@ float32, which would break the 10 MB budget for the weights folder): the runtime
 whose fast top-two probability margin lies below `refine_below`. That threshold is the smallest on a grid at
 which the two files together agree with the Keras model on PublicTest as often as the refine file alone
 does: refining more faces would not make them agree more. It is checked on Training faces it was not chosen
-on. Full int8 is calibrated on PublicTest faces (their pixels only, never their labels): they are sharp
-like live faces, where the Training faces are blurred, and the activation ranges must fit what is seen live.
+on. Full int8 is calibrated on Training faces (their pixels only): activation ranges need faces, not labels.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from model.calibration import fit_temperature, negative_log_likelihood, reliability  # noqa: E402
 from model.data import FerData, FerDataError, load_fer2013  # noqa: E402
 from model.metrics import score  # noqa: E402
 from model.predictors import load_keras_model, load_predictor, predict_all  # noqa: E402
@@ -51,9 +52,7 @@ def convert(keras_path: Path, quantisation: str, calibration: np.ndarray) -> byt
     """Keras file -> TFLite bytes with a dynamic batch, quantised as named (QUANTISATIONS or float16)."""
     import tensorflow as tf
 
-    from model.architecture import export_graph
-
-    model = export_graph(load_keras_model(keras_path))
+    model = load_keras_model(keras_path)
     with tempfile.TemporaryDirectory() as saved_model:
         model.export(saved_model, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
@@ -75,11 +74,17 @@ def export(keras_path: Path, data_path: Path, out: Path) -> dict:
         raise FerDataError(f"{data_path}: export needs PublicTest rows to check the exported file")
     check = _sample(load_fer2013(data_path, usages=("Training",)), CHECK_ROWS)
     out.mkdir(parents=True, exist_ok=True)
-    keras_predict = load_predictor(keras_path)
-    keras_probs = predict_all(keras_predict, select.images)
-    report, probs = {"keras": _report(select, keras_probs, keras_probs)}, {}
-    calibration = _sample(select, CALIBRATION_ROWS).images
+    calibration = _sample(check if len(check) else select, CALIBRATION_ROWS).images
     with tempfile.TemporaryDirectory() as work:
+        raw_probs = predict_all(load_predictor(keras_path), select.images)
+        temperature = fit_temperature(raw_probs, select.labels)
+        keras_path = _with_temperature(keras_path, temperature, Path(work) / "calibrated.keras")
+        keras_probs = predict_all(load_predictor(keras_path), select.images)
+        report = {
+            "keras_before_temperature": _report(select, raw_probs, keras_probs),
+            "keras": _report(select, keras_probs, keras_probs),
+        }
+        probs = {}
         candidates = {name: Path(work) / f"{name}.tflite" for name in (*QUANTISATIONS, REFINE_QUANTISATION)}
         for name, path in candidates.items():
             path.write_bytes(convert(keras_path, name, calibration))
@@ -87,7 +92,8 @@ def export(keras_path: Path, data_path: Path, out: Path) -> dict:
             report[name] = _report(select, probs[name], keras_probs)
         chosen = _choose(report)
         shutil.copyfile(candidates[chosen], out / RUNTIME_FILE)
-        settings = {"runtime_file": RUNTIME_FILE, "quantisation": chosen}
+        shutil.copyfile(keras_path, out / "emotion.keras")
+        settings = {"runtime_file": RUNTIME_FILE, "quantisation": chosen, "temperature": round(temperature, 4)}
         if chosen == "float32":
             (out / REFINE_FILE).unlink(missing_ok=True)
         else:
@@ -98,20 +104,25 @@ def export(keras_path: Path, data_path: Path, out: Path) -> dict:
                 "refine_quantisation": REFINE_QUANTISATION,
                 "refine_below": refine_below,
             }
-    if keras_path.resolve() != (out / "emotion.keras").resolve():
-        shutil.copyfile(keras_path, out / "emotion.keras")
     # The runtime reads its settings from this file: write them before measuring it as shipped.
     (out / "emotion.json").write_text(json.dumps(settings, indent=2) + "\n")
     summary = {**settings, "publictest_rows": len(select), **report}
     summary["live"] = _live_report(out / RUNTIME_FILE, select, keras_probs)
     if len(check):
-        keras_check = predict_all(keras_predict, check.images)
+        keras_check = predict_all(load_predictor(out / "emotion.keras"), check.images)
         summary["live_on_training_faces"] = {
             "rows": len(check),
             **_live_report(out / RUNTIME_FILE, check, keras_check, with_labels=False),
         }
     (out / "emotion.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _with_temperature(keras_path: Path, temperature: float, calibrated_path: Path) -> Path:
+    from model.architecture import with_temperature
+
+    with_temperature(load_keras_model(keras_path), temperature).save(calibrated_path)
+    return calibrated_path
 
 
 def _choose(report: dict) -> str:
@@ -146,7 +157,7 @@ def _live_report(runtime_file: Path, faces: FerData, keras_probs: np.ndarray, wi
 
 def _sample(faces: FerData, rows: int) -> FerData:
     pick = np.sort(np.random.default_rng(0).choice(len(faces), size=min(rows, len(faces)), replace=False))
-    return FerData(faces.images[pick], faces.labels[pick], faces.usage[pick])
+    return faces.take(pick)
 
 
 def _agreement(probs: np.ndarray, keras_probs: np.ndarray) -> float:
@@ -158,6 +169,8 @@ def _report(select: FerData, probs: np.ndarray, keras_probs: np.ndarray) -> dict
     return {
         "accuracy": round(scores.accuracy, 4),
         "macro_f1": round(scores.macro_f1, 4),
+        "ece": round(reliability(probs, select.labels).ece, 4),
+        "nll": round(negative_log_likelihood(probs, select.labels), 4),
         "argmax_agreement_with_keras": round(_agreement(probs, keras_probs), 4),
     }
 

@@ -31,8 +31,6 @@ def load_predictor(path: str | Path) -> Predict:
 def load_keras_model(path: str | Path):
     import keras
 
-    import model.architecture  # noqa: F401 - registers the SharpnessMatch layer the shipped file refers to
-
     return keras.saving.load_model(path, compile=False)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from model.litert import BatchModel
-from vocabulary.emotions import FACE_SIZE
+from vocabulary.emotions import FACE_SIZE, NUM_CLASSES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "emotion.tflite"
@@ -54,11 +54,11 @@ class EmotionClassifier:
                 self.refine_below = refine_below
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
-        """faces: (N, 48, 48) uint8 grey -> (N, 7) float32 probabilities."""
+        """faces: (N, 48, 48) uint8 grey -> (N, 7) float32 probabilities, calibrated (see `model.calibration`)."""
         if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
             raise ValueError(f"expected (N, {FACE_SIZE}, {FACE_SIZE}) faces, got {faces.shape}")
         if len(faces) == 0:
-            return np.zeros((0, 7), np.float32)
+            return np.zeros((0, NUM_CLASSES), np.float32)
         # Exact batch sizes, no padding: the refine batch changes size every frame, yet re-planning these
         # files costs less than padding does (5-8 faces a call: 4.9 ms exact, 5.4 ms padded to 8).
         inputs = faces[..., None].astype(np.float32)

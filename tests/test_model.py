@@ -1,5 +1,5 @@
-"""The emotion model package: data loading, sharpness matching, a training smoke run, export, evaluation,
-and the shipped weights on real FER2013 faces."""
+"""The emotion model package: data loading (FER2013 and FER+ votes), training views, calibration, a training
+smoke run, export, evaluation, and the shipped weights on real FER2013 faces."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from model.data import FerDataError, load_fer2013
+from model.augment import augment
+from model.calibration import fit_temperature, negative_log_likelihood, reliability, rescale
+from model.data import FERPLUS_COLUMNS, FerDataError, load_fer2013, load_ferplus_votes
 from model.litert import BatchModel
 from model.runtime import DEFAULT_MODEL, WEIGHTS_DIR, EmotionClassifier
-from model.sharpness import blur_matrix, estimate_blur_sigma, gaussian_blur
+from model.train import training_targets
 from tests.cli import assert_one_clear_line, run_module
 from tests.galleries import fer_faces, lfw_faces
 from vocabulary.emotions import EMOTIONS, FACE_SIZE
@@ -106,44 +108,106 @@ def test_training_cli_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "last.keras").exists()
 
 
-def test_blur_estimate_recovers_a_known_blur() -> None:
-    sharp = np.stack([cv2.resize(face, (FACE_SIZE, FACE_SIZE)) for face in lfw_faces(100)])
-    blurred = gaussian_blur(sharp, 2.0)
-    assert 1.5 <= estimate_blur_sigma(blurred, sharp) <= 2.5
-    assert estimate_blur_sigma(sharp, sharp) == 0.0
+def write_votes(path: Path, votes: np.ndarray) -> Path:
+    """A FER+ vote file: FER+'s own column order, the 7 FER2013 classes plus contempt, unknown and NF."""
+    header = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+    by_name = dict(zip(FERPLUS_COLUMNS, votes.T, strict=True))
+    columns = [by_name.get(name, np.zeros(len(votes), int)) for name in header]
+    return write_csv(path, [tuple(map(str, row)) for row in np.stack(columns, axis=1).astype(int)], header)
 
 
-def test_sharpness_layer_matches_the_opencv_blur() -> None:
-    from model.architecture import SharpnessMatch
-
-    faces, _ = face_rows(4, seed=3)
-    layer_output = np.asarray(SharpnessMatch(2.5)(faces[..., None].astype("float32")))[..., 0]
-    np.testing.assert_allclose(layer_output, gaussian_blur(faces, 2.5), atol=0.5)
-
-
-def test_blur_matrix_blurs_rows_and_columns_as_opencv_does() -> None:
-    faces, _ = face_rows(3, seed=5)
-    matrix = blur_matrix(3.5, FACE_SIZE)
-    np.testing.assert_allclose(matrix @ faces.astype(np.float64) @ matrix.T, gaussian_blur(faces, 3.5), atol=1e-3)
+def test_ferplus_votes_load_in_fer2013_class_order_and_refuse_a_misaligned_file(tmp_path: Path) -> None:
+    votes = np.zeros((3, len(EMOTIONS)), int)
+    votes[0, EMOTIONS.index("happy")] = 9
+    votes[1, EMOTIONS.index("angry")], votes[1, EMOTIONS.index("disgust")] = 6, 4
+    path = write_votes(tmp_path / "votes.csv.gz", votes)
+    np.testing.assert_array_equal(load_ferplus_votes(path, 3), votes)
+    with pytest.raises(FerDataError, match=r"3 vote rows for 4 FER2013 rows"):
+        load_ferplus_votes(path, 4)
 
 
-def test_export_graph_computes_what_the_shipped_keras_model_computes() -> None:
-    from model.architecture import export_graph
-    from model.predictors import load_keras_model
+def test_training_targets_mix_the_label_with_the_vote_shares() -> None:
+    labels = np.array([EMOTIONS.index("sad"), EMOTIONS.index("fear")])
+    votes = np.zeros((2, len(EMOTIONS)), np.float32)
+    votes[0, EMOTIONS.index("sad")], votes[0, EMOTIONS.index("neutral")] = 6, 4
+    # The second face has no votes for any FER2013 class (all contempt/unknown): its target is its label.
+    targets = training_targets(labels, votes, ferplus_weight=0.5)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0)
+    assert targets[0, EMOTIONS.index("sad")] == pytest.approx(0.8)
+    assert targets[0, EMOTIONS.index("neutral")] == pytest.approx(0.2)
+    assert targets[1, EMOTIONS.index("fear")] == 1.0
 
-    model = load_keras_model(WEIGHTS_DIR / "emotion.keras")
-    faces, _ = face_rows(64, seed=6)
+
+def test_training_views_are_faces_of_the_same_size_and_repeat_for_the_same_seed() -> None:
+    faces, _ = face_rows(32, seed=8)
+    first = augment(faces, np.random.default_rng((1, 2)))
+    assert first.shape == faces.shape and first.min() >= 0 and first.max() <= 255
+    np.testing.assert_array_equal(first, augment(faces, np.random.default_rng((1, 2))))
+    assert np.abs(first - faces).mean() > 5  # views differ from the faces they came from
+
+
+def over_confident(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic classifier right 60 % of the time that always puts about 0.97 on its answer."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(EMOTIONS), count)
+    answers = np.where(rng.random(count) < 0.6, labels, rng.integers(0, len(EMOTIONS), count))
+    logits = rng.normal(0, 0.5, (count, len(EMOTIONS)))
+    logits[np.arange(count), answers] += 6.0
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return probabilities, labels
+
+
+def test_temperature_fitting_lowers_the_nll_and_the_calibration_error_of_an_over_confident_model() -> None:
+    probabilities, labels = over_confident(4000, seed=9)
+    temperature = fit_temperature(probabilities, labels)
+    calibrated = rescale(probabilities, temperature)
+    assert temperature > 1.5  # an over-confident model is softened
+    assert negative_log_likelihood(calibrated, labels) < negative_log_likelihood(probabilities, labels) - 0.3
+    assert reliability(probabilities, labels).ece > 0.25
+    assert reliability(calibrated, labels).ece < 0.05
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), probabilities.argmax(axis=1))
+
+
+def test_calibration_error_of_a_hand_checked_case() -> None:
+    # Two faces at top 0.9 (one right), two at 0.6 (both right): |0.5 - 0.9| * 2/4 + |1.0 - 0.6| * 2/4 = 0.4.
+    probabilities = np.full((4, len(EMOTIONS)), 0.0)
+    probabilities[:2, 0], probabilities[:2, 1:] = 0.9, 0.1 / 6
+    probabilities[2:, 3], probabilities[2:, [0, 1, 2, 4, 5, 6]] = 0.6, 0.4 / 6
+    assert reliability(probabilities, np.array([0, 1, 3, 3])).ece == pytest.approx(0.4)
+
+
+def test_temperature_folded_into_the_output_layer_rescales_the_probabilities() -> None:
+    from model.architecture import build_classifier, with_temperature
+
+    model = build_classifier()
+    faces, _ = face_rows(8, seed=10)
     inputs = faces[..., None].astype("float32")
-    folded = np.asarray(export_graph(model).predict_on_batch(inputs))
-    np.testing.assert_allclose(folded, np.asarray(model.predict_on_batch(inputs)), atol=1e-5)
+    plain = np.asarray(model.predict_on_batch(inputs))
+    folded = np.asarray(with_temperature(model, 2.5).predict_on_batch(inputs))
+    np.testing.assert_allclose(folded, rescale(plain, 2.5), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
-def smoke_run(smoke_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_votes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = sum(SMOKE_ROWS.values())
+    votes = np.random.default_rng(11).multinomial(10, np.full(len(EMOTIONS), 1 / len(EMOTIONS)), rows)
+    return write_votes(tmp_path_factory.mktemp("ferplus") / "votes.csv", votes)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_csv: Path, smoke_votes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    result = run_module("model.train", "--data", str(smoke_csv), "--epochs", "2", "--out", str(out), timeout=600)
+    args = ("--data", str(smoke_csv), "--ferplus", str(smoke_votes), "--epochs", "2", "--out", str(out))
+    result = run_module("model.train", *args, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "mixed with FER+ votes" in result.stdout
     return out
+
+
+def test_training_refuses_a_vote_file_of_other_rows_in_one_line(smoke_csv: Path, tmp_path: Path) -> None:
+    votes = write_votes(tmp_path / "short.csv", np.ones((5, len(EMOTIONS)), int))
+    args = ("--data", str(smoke_csv), "--ferplus", str(votes), "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert_one_clear_line(run_module("model.train", *args), "5 vote rows for 300 FER2013 rows")
 
 
 def test_training_smoke_run_writes_checkpoints_log_curves_and_resumes(smoke_csv: Path, smoke_run: Path) -> None:
@@ -167,6 +231,9 @@ def test_export_round_trip_keeps_the_keras_predictions(smoke_csv: Path, smoke_ru
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "emotion.json").read_text())
     assert summary["quantisation"] in {"float32", "int8-weights", "int8"}
+    # The fitted temperature never makes the selection faces' likelihood worse than the raw model's.
+    assert summary["temperature"] > 0
+    assert summary["keras"]["nll"] <= summary["keras_before_temperature"]["nll"] + 1e-4
     assert summary["float32"]["argmax_agreement_with_keras"] >= 0.99
     # The threshold is chosen so that the pair agrees with Keras at least as often as the refine file alone.
     refine = summary.get("refine_quantisation", "float32")
@@ -185,7 +252,9 @@ def test_evaluation_prints_the_table_and_ends_with_the_accuracy(smoke_csv: Path,
     result = run_module(*args, "--tta", "--confusion", str(png))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"ece=\d\.\d{4}", lines[-2]), lines[-2]
     assert re.fullmatch(r"accuracy=\d\.\d{4}", lines[-1]), lines[-1]
+    assert cv2.imread(str(tmp_path / "confusion-reliability.png")) is not None
     assert "flip" in result.stdout and "rows: 60 PublicTest" in result.stdout
     for emotion in EMOTIONS:
         assert re.search(rf"^{emotion}\s+\d\.\d{{4}}\s+\d\.\d{{4}}\s+\d\.\d{{4}}\s+\d+$", result.stdout, re.M), emotion
