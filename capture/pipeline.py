@@ -9,35 +9,50 @@ import numpy as np
 
 from capture.detect import FaceDetector
 from capture.detect.regions import find_faces
-from capture.grid import find_tile_grid
-from capture.names import NameReader
+from capture.layout import TileFinder
+from capture.names import NameReader, check_languages
 from capture.signals import SignalEstimator
 from capture.students import StudentTracker
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
-from vocabulary.records import Box, FaceSignals, Frame, FrameResult, Observation
+from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation
 
 
 class FramePipeline:
-    """Analyses one frame at a time; holds the state that lives across frames (student tracks).
+    """Analyses one frame at a time; holds the state that lives across frames (student tracks, the layout).
 
     classifier None: attention-only mode, no emotion is inferred (emotion recognition in education is
     restricted in some jurisdictions, EU AI Act Art. 5(1)(f)). signals: the default estimator when None.
+    ocr_lang: Tesseract languages for the name labels ("eng+kor"); other than eng, checked here.
     """
 
     def __init__(
-        self, detector: FaceDetector, classifier: EmotionClassifier | None, signals: SignalEstimator | None = None
+        self,
+        detector: FaceDetector,
+        classifier: EmotionClassifier | None,
+        signals: SignalEstimator | None = None,
+        ocr_lang: str = "eng",
     ):
+        if ocr_lang != "eng":
+            check_languages(ocr_lang)
         self.detector = detector
         self.classifier = classifier
         self.signals = signals if signals is not None else SignalEstimator()
         self.students = StudentTracker()
-        self.names = NameReader()
+        self.names = NameReader(languages=ocr_lang)
+        self.tiles = TileFinder()
+
+    def locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections]:
+        """The frame's layout, its tiles (None without any) and every face in them: the stages before identity."""
+        found = self.tiles.find(image)
+        tiles = found.tiles or None
+        # The gap grid sees every tile of the galleries it knows; other layouts may miss some.
+        outside = found.layout is not Layout.GRID
+        return found.layout, tiles, find_faces(self.detector, image, tiles, outside)
 
     def analyse(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
-        tiles = find_tile_grid(frame.image)
-        detections = find_faces(self.detector, frame.image, tiles)
+        layout, tiles, detections = self.locate(frame.image)
         detected = time.perf_counter()
         # Names are read (Tesseract) only for tiles that are new or whose label changed.
         names = self.names.read(frame.image, tiles) if tiles is not None else None
@@ -83,4 +98,5 @@ class FramePipeline:
                 "classify": (classified - measured) * 1000,
             },
             student_names=self.students.display_names(),
+            layout=layout,
         )

@@ -59,6 +59,15 @@ class FaceDetections:
         return len(self.boxes)
 
 
+class Layout(StrEnum):
+    """How a frame's participant tiles are arranged (capture/layout.py tells them apart)."""
+
+    GRID = "grid"  # rows of equal tiles (a gallery view)
+    STRIP = "strip"  # one row or column of tiles beside something else (a screen share, a speaker view)
+    IRREGULAR = "irregular"  # tiles of several sizes (Teams' large and small tiles, a speaker and thumbnails)
+    NONE = "none"  # no tiles: faces are searched over the whole frame (a webcam, a photo)
+
+
 class Presence(StrEnum):
     """What a student's tile shows in one frame."""
 
@@ -117,6 +126,7 @@ class FrameResult:
     stage_ms: dict[str, float] = field(default_factory=dict)
     # Display names of this frame's students that have one (read from their tile, or "student <n>").
     student_names: dict[str, str] = field(default_factory=dict)
+    layout: Layout = Layout.NONE
 
     @property
     def faces(self) -> int:

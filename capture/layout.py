@@ -1,0 +1,404 @@
+"""Finds participant tiles on any video-call screen as rectangles of video, and names the layout.
+
+Apps draw tiles in many ways: on a dark background with gaps (Zoom, Teams), edge to edge (Nextcloud Talk,
+Meet's grid extension), rounded (LiveKit), in a browser window on a desktop, as a strip beside a screen
+share, large and small together (Teams), framed by an active-speaker border. What they share is that a
+tile is an axis-aligned rectangle of video whose four sides are straight edges: the picture changes
+abruptly across them, against a gap, the window around it, the next tile or the frame's border. So:
+
+1. long straight edges are found (horizontal ones from row differences, vertical ones from column
+   differences; texture, which changes both ways, is left out);
+2. every rectangle whose sides lie on lines holding such an edge is scored by how much of each side is
+   edge (prefix sums); a rounded corner, a name label over the border or a dark face at the edge leaves
+   most of a side. One with an edge right across its inside is two tiles (or a window), not one;
+3. a rectangle holding two equal rectangles side by side is a container (a window, a panel); tiles come
+   in families of one size in rows or columns, so the rectangles with the most equal neighbours are taken
+   first, then the larger of overlapping ones (an active-speaker border inside its tile, a picture on the
+   wall inside the video);
+4. a tile shows video (many distinct colours) or is the size of the video tiles and in line with them (a
+   camera-off tile); where the tiles form a lattice, its cells that hold something (an avatar, a name) on
+   the gaps' colour are camera-off tiles too.
+
+The regular gap grid of capture/grid.py (1-2 ms, exact on the gallery views it knows) is kept when it
+finds at least as many tiles. Measured on the ten real screenshots of ../shared/galleries
+(`python -m bench.galleries`): 135 of 148 tiles (19 with the gap grid alone). The search costs 50-300 ms
+a frame on 2 busy cores, so TileFinder runs it again only when a tile's sides stop being edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from capture.grid import find_tile_grid
+from vocabulary.records import Box, Layout
+
+# The search runs on the frame shrunk to at most this width (4K screens: edges 2 px apart stay apart).
+WORK_WIDTH = 1600
+# Neighbouring pixels (max over B, G, R) differing by more than this are an edge; a dark face against a
+# dark gap still differs by more, sensor noise and blurred backgrounds by less.
+EDGE_LEVEL = 14
+# Edge runs broken by at most this many pixels (antialiasing, a bright pixel in a dark gap) are joined.
+EDGE_BRIDGE = 5
+# A tile side is at least this many working pixels long; shorter edge runs are text, icons and video.
+MIN_SIDE = 40
+# ... and at least this fraction of the frame's shorter side, on large frames.
+MIN_SIDE_FRACTION = 0.06
+# Edge runs this long (working pixels) mark where a tile side may be.
+MIN_RUN = 24
+# A side's position holds one edge run at least this share of the shortest side (rounded corners take
+# the rest); few lines of a picture hold one.
+ANCHOR_RUN = 0.8
+# Positions of side candidates closer than this are one.
+POSITION_MERGE = 2
+# A side is a tile's when this much of it is edge, and the four sides on average at least SIDES_MEAN.
+SIDE_COVERAGE = 0.75
+SIDES_MEAN = 0.9
+# An edge running across this much of a rectangle inside it splits it: it holds two tiles, or is a window.
+CUT_COVERAGE = 0.9
+# Tiles are between portrait phone video and wide screen shares.
+ASPECT_RANGE = (0.45, 2.6)
+# Video shows at least this many distinct colours (5 bits a channel) in DISTINCT_SAMPLES pixels; flat
+# UI panels, text and camera-off tiles show tens.
+VIDEO_COLOURS = 100
+DISTINCT_SAMPLES = 4096
+# Tiles of one size: within this fraction of each other's width and height.
+SIZE_TOLERANCE = 0.1
+# Tiles overlap by at most this share of the smaller one (a border drawn over the next tile's edge).
+TILE_OVERLAP = 0.1
+# A lattice cell holds a camera-off tile when this share of its pixels differ from the gaps' colour.
+CELL_CONTENT = 0.01
+BACKGROUND_TOLERANCE = 12
+# A layout found is searched for again after this many frames even while its tiles stay.
+RECHECK = 30
+# A strip's tiles cover less than this share of the frame (a screen share or speaker beside them).
+STRIP_AREA = 0.35
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """The tiles of one frame in reading order and how they are arranged; no tiles: Layout.NONE."""
+
+    layout: Layout
+    tiles: list[Box]
+
+
+NO_TILES = TileLayout(Layout.NONE, [])
+
+
+def find_tiles(image: np.ndarray) -> TileLayout:
+    """The frame's participant tiles (see the module docstring). image: H x W x 3 BGR (or H x W grey) uint8."""
+    grid = find_tile_grid(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    scale = min(1.0, WORK_WIDTH / image.shape[1])
+    small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    boxes = _tiles_among(small, _rectangles(small))
+    # The gap grid is exact where it holds; the rectangles win where it saw only part of the tiles.
+    if grid is not None and len(grid) >= len(boxes):
+        return TileLayout(Layout.GRID, grid)
+    # One rectangle alone is a photo, a webcam or a screen share: followed face by face, not as a tile.
+    if len(boxes) < 2:
+        return NO_TILES
+    tiles = [_scaled(box, 1 / scale, image.shape) for box in boxes]
+    return TileLayout(_kind(tiles, image.shape), _reading_order(tiles))
+
+
+class TileFinder:
+    """find_tiles for a stream of frames: a layout stays until its tiles' sides stop being edges, so the
+    full search runs when the layout changes (or every RECHECK frames), not on every frame."""
+
+    def __init__(self) -> None:
+        self._last: TileLayout | None = None
+        self._shape: tuple[int, ...] = ()
+        self._age = 0
+
+    def find(self, image: np.ndarray) -> TileLayout:
+        self._age += 1
+        if (
+            self._last is not None
+            and self._last.tiles
+            and image.shape == self._shape
+            and self._age < RECHECK
+            and _still_there(image, self._last.tiles)
+        ):
+            return self._last
+        self._last, self._shape, self._age = find_tiles(image), image.shape, 0
+        return self._last
+
+
+def _still_there(image: np.ndarray, tiles: list[Box]) -> bool:
+    """Whether every tile's top and left sides are still edges in this frame (two thin strips a tile)."""
+    for tile in tiles:
+        if tile.y < 1 or tile.x < 1:
+            continue
+        top = image[tile.y - 1 : tile.y + 1, tile.x : tile.x + tile.w]
+        left = image[tile.y : tile.y + tile.h, tile.x - 1 : tile.x + 1]
+        if top.shape[0] < 2 or left.shape[1] < 2:
+            return False
+        across = _channel_max(cv2.absdiff(top[1:], top[:1])) > EDGE_LEVEL
+        down = _channel_max(cv2.absdiff(left[:, 1:], left[:, :1])) > EDGE_LEVEL
+        if across.mean() < SIDE_COVERAGE or down.mean() < SIDE_COVERAGE:
+            return False
+    return True
+
+
+def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
+    """Rectangles whose four sides run along straight edges, with their mean side coverage."""
+    height, width = image.shape[:2]
+    min_side = max(MIN_SIDE, round(min(width, height) * MIN_SIDE_FRACTION))
+    across, down = _edges(image)
+    # The frame's own border is a tile side too (a gallery drawn edge to edge, a cropped screenshot): one
+    # more row below and column to the right, and the first row and column, count as edge.
+    across = np.vstack([across, np.ones((1, width), np.uint8)])
+    across[0] = 1
+    down = np.hstack([down, np.ones((height, 1), np.uint8)])
+    down[:, 0] = 1
+    # Coverage counts edge runs of MIN_RUN and more, joined over small breaks; a side's position needs one
+    # run nearly a whole short side long, which few lines of a picture have.
+    horizontal = _long_runs(across, (1, EDGE_BRIDGE), (1, MIN_RUN))
+    vertical = _long_runs(down, (EDGE_BRIDGE, 1), (MIN_RUN, 1))
+    anchor = round(min_side * ANCHOR_RUN)
+    ys = _positions(cv2.morphologyEx(horizontal, cv2.MORPH_OPEN, np.ones((1, anchor), np.uint8)).max(axis=1))
+    xs = _positions(cv2.morphologyEx(vertical, cv2.MORPH_OPEN, np.ones((anchor, 1), np.uint8)).max(axis=0))
+    if len(xs) < 2 or len(ys) < 2:
+        return []
+    # A side read at a merged position counts the edge pixels of the lines merged into it.
+    near = 2 * POSITION_MERGE + 1
+    horizontal = cv2.dilate(horizontal, np.ones((near, 1), np.uint8))
+    vertical = cv2.dilate(vertical, np.ones((1, near), np.uint8))
+    # Edge pixels from each candidate side's start: row prefix sums along x, column prefix sums along y.
+    along_x = np.concatenate([np.zeros((len(ys), 1), np.int32), np.cumsum(horizontal[ys], axis=1)], axis=1)
+    along_y = np.concatenate([np.zeros((len(xs), 1), np.int32), np.cumsum(vertical[:, xs].T, axis=1)], axis=1)
+    x_pairs = _pairs(xs, min_side)
+    if not len(x_pairs):
+        return []
+    x1, x2 = xs[x_pairs[:, 0]], xs[x_pairs[:, 1]]
+    # Coverage of each candidate top or bottom side: every side-row over every x pair. Sparse: few rows
+    # cover a given stretch, so the rest is checked per x pair.
+    rows = (along_x[:, x2] - along_x[:, x1]) / (x2 - x1)  # (len(ys), x pairs)
+    covered = rows >= SIDE_COVERAGE
+    found = []
+    for q in np.flatnonzero(covered.sum(axis=0) >= 2):
+        at = np.flatnonzero(covered[:, q])
+        a, b = np.triu_indices(len(at), k=1)
+        top, bottom = at[a], at[b]
+        h = ys[bottom] - ys[top]
+        w = x2[q] - x1[q]
+        keep = (h >= min_side) & (w / np.maximum(h, 1) >= ASPECT_RANGE[0]) & (w / np.maximum(h, 1) <= ASPECT_RANGE[1])
+        top, bottom, h = top[keep], bottom[keep], h[keep]
+        if not len(top):
+            continue
+        left = (along_y[x_pairs[q, 0], ys[bottom]] - along_y[x_pairs[q, 0], ys[top]]) / h
+        right = (along_y[x_pairs[q, 1], ys[bottom]] - along_y[x_pairs[q, 1], ys[top]]) / h
+        sides = np.stack([rows[top, q], rows[bottom, q], left, right])
+        good = (sides.min(axis=0) >= SIDE_COVERAGE) & (sides.mean(axis=0) >= SIDES_MEAN)
+        for k in np.flatnonzero(good):
+            if _cut_across(rows, q, top[k], bottom[k]) or _cut_down(along_y, ys, x_pairs[q], top[k], bottom[k]):
+                continue
+            box = Box(int(x1[q]), int(ys[top[k]]), int(w), int(h[k]))
+            found.append((box, float(sides[:, k].mean())))
+    return found
+
+
+def _cut_across(rows: np.ndarray, q: int, top: int, bottom: int) -> bool:
+    """Whether a horizontal edge runs right across the rectangle inside it: two tiles, one above the other."""
+    inside = rows[top + 1 : bottom, q]
+    return bool(len(inside)) and bool((inside >= CUT_COVERAGE).any())
+
+
+def _cut_down(along_y: np.ndarray, ys: np.ndarray, pair: np.ndarray, top: int, bottom: int) -> bool:
+    """Whether a vertical edge runs right across the rectangle inside it: two tiles side by side."""
+    left, right = int(pair[0]), int(pair[1])
+    if right - left < 2:
+        return False
+    inside = (along_y[left + 1 : right, ys[bottom]] - along_y[left + 1 : right, ys[top]]) / (ys[bottom] - ys[top])
+    return bool((inside >= CUT_COVERAGE).any())
+
+
+def _edges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks of pixels that differ from the one above (across a horizontal edge) but not from the one
+    to the left, and the other way round."""
+    across = np.zeros(image.shape[:2], np.uint8)
+    down = np.zeros(image.shape[:2], np.uint8)
+    across[1:] = _channel_max(cv2.absdiff(image[1:], image[:-1])) > EDGE_LEVEL
+    down[:, 1:] = _channel_max(cv2.absdiff(image[:, 1:], image[:, :-1])) > EDGE_LEVEL
+    # A boundary changes across it, not along it; texture (foliage, a patterned shirt) changes both ways
+    # and would otherwise join into long runs.
+    return cv2.subtract(across, down), cv2.subtract(down, across)
+
+
+def _channel_max(image: np.ndarray) -> np.ndarray:
+    blue, green, red = cv2.split(image)
+    return cv2.max(cv2.max(blue, green), red)
+
+
+def _long_runs(mask: np.ndarray, bridge: tuple[int, int], run: tuple[int, int]) -> np.ndarray:
+    joined = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+    return cv2.morphologyEx(joined, cv2.MORPH_OPEN, np.ones(run, np.uint8))
+
+
+def _positions(has_run: np.ndarray) -> np.ndarray:
+    """Lines holding a long edge run; of neighbours within POSITION_MERGE, the first."""
+    kept: list[int] = []
+    for line in np.flatnonzero(has_run):
+        if not kept or line - kept[-1] > POSITION_MERGE:
+            kept.append(int(line))
+    return np.array(kept, np.int64)
+
+
+def _pairs(positions: np.ndarray, min_side: int) -> np.ndarray:
+    """Index pairs (i, j), i < j, of positions at least min_side apart."""
+    i, j = np.triu_indices(len(positions), k=1)
+    keep = positions[j] - positions[i] >= min_side
+    return np.stack([i[keep], j[keep]], axis=1)
+
+
+def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]:
+    """The participant tiles among the edge rectangles (steps 3 and 4 of the module docstring).
+
+    No rectangle left holds an edge right across it (see _rectangles). One that holds two equal rectangles
+    side by side or one above the other is a container (the call window, a panel, a strip), not a tile;
+    of the others, the largest of overlapping ones is the tile, and smaller ones inside it are what its
+    video shows (a picture frame, a window, a self-view).
+    """
+    if not found:
+        return []
+    boxes = np.array([[b.x, b.y, b.w, b.h] for b, _ in found], np.int64)
+    x, y, w, h = boxes.T
+    area = w * h
+    inter_w = np.minimum(x + w, (x + w)[:, None]) - np.maximum(x, x[:, None])
+    inter_h = np.minimum(y + h, (y + h)[:, None]) - np.maximum(y, y[:, None])
+    inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+    holds = (inter == area[None, :]) & (area[None, :] < area[:, None])  # holds[i, j]: j lies inside i
+    apart = inter <= TILE_OVERLAP * np.minimum(area, area[:, None])
+    same = (np.abs(w - w[:, None]) <= SIZE_TOLERANCE * w) & (np.abs(h - h[:, None]) <= SIZE_TOLERANCE * h)
+    aligned = (np.abs(y - y[:, None]) <= SIZE_TOLERANCE * h) | (np.abs(x - x[:, None]) <= SIZE_TOLERANCE * w)
+    siblings = apart & same & aligned
+    container = [bool(siblings[np.ix_(held, held)].any()) for held in map(np.flatnonzero, holds)]
+    # Tiles come in families of one size in rows or columns; a rectangle made of parts of several tiles
+    # rarely has as many equal neighbours. Among equals, the larger one.
+    support = siblings.sum(axis=1)
+    kept: list[Box] = []
+    for i in sorted(np.flatnonzero(~np.array(container)), key=lambda i: (-support[i], -area[i])):
+        box = found[i][0]
+        if all(_overlap(box, other) <= TILE_OVERLAP for other in kept):
+            kept.append(box)
+    video = [box for box in kept if _distinct_colours(image, box) >= VIDEO_COLOURS]
+    if not video:
+        return []
+    # Camera-off tiles: the size of a video tile and in its row or column.
+    flat = [box for box in kept if box not in video and any(_same_size(box, v) and _in_line(box, v) for v in video)]
+    tiles = video + flat
+    return tiles + _lattice_cells(image, tiles)
+
+
+def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
+    """Camera-off tiles with no edge of their own (drawn on the gaps' colour), in the lattice of equal tiles."""
+    if len(tiles) < 3:
+        return []
+    w = int(np.median([t.w for t in tiles]))
+    h = int(np.median([t.h for t in tiles]))
+    same = [t for t in tiles if abs(t.w - w) <= SIZE_TOLERANCE * w and abs(t.h - h) <= SIZE_TOLERANCE * h]
+    xs, ys = _lattice_axis([t.x for t in same], w), _lattice_axis([t.y for t in same], h)
+    if xs is None or ys is None or len(xs) * len(ys) <= len(same):
+        return []
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    occupied = np.zeros(grey.shape, bool)
+    for tile in tiles:
+        occupied[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w] = True
+    # The gaps' colour: what the lattice's cells show where no tile is, most often.
+    inside = grey[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w][~occupied[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w]]
+    if inside.size == 0:
+        return []
+    background = int(np.bincount(inside.ravel(), minlength=256).argmax())
+    cells = []
+    for y in ys:
+        for x in xs:
+            cell = Box(int(x), int(y), w, h)
+            if any(_overlap(cell, t) > 0.2 for t in tiles):
+                continue
+            view = grey[y : y + h, x : x + w]
+            if view.shape != (h, w):
+                continue
+            differs = np.abs(view.astype(np.int16) - background) > BACKGROUND_TOLERANCE
+            if differs.mean() >= CELL_CONTENT:
+                cells.append(cell)
+    return cells
+
+
+def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
+    """Evenly spaced tile starts along one axis covering the given ones, or None when they are not even."""
+    unique: list[int] = []
+    for start in sorted(starts):
+        if not unique or start - unique[-1] > size * SIZE_TOLERANCE:
+            unique.append(start)
+    if len(unique) < 2:
+        return unique
+    steps = np.diff(unique)
+    pitch = float(steps.min())
+    if pitch < size * (1 - SIZE_TOLERANCE) or pitch > size * 1.25:
+        return None
+    counts = steps / pitch
+    if np.abs(counts - np.round(counts)).max() > 0.1:
+        return None
+    return [round(unique[0] + k * pitch) for k in range(int(round((unique[-1] - unique[0]) / pitch)) + 1)]
+
+
+def _distinct_colours(image: np.ndarray, box: Box) -> int:
+    crop = image[box.y : box.y + box.h, box.x : box.x + box.w]
+    step = max(1, int(np.sqrt(box.w * box.h / DISTINCT_SAMPLES)))
+    q = (crop[::step, ::step] >> 3).astype(np.int32)
+    return len(np.unique(q[..., 0] * 1024 + q[..., 1] * 32 + q[..., 2]))
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area."""
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    return max(0, w) * max(0, h) / min(a.w * a.h, b.w * b.h)
+
+
+def _same_size(a: Box, b: Box) -> bool:
+    return abs(a.w - b.w) <= SIZE_TOLERANCE * b.w and abs(a.h - b.h) <= SIZE_TOLERANCE * b.h
+
+
+def _in_line(a: Box, b: Box) -> bool:
+    return abs(a.y - b.y) <= SIZE_TOLERANCE * b.h or abs(a.x - b.x) <= SIZE_TOLERANCE * b.w
+
+
+def _scaled(box: Box, factor: float, shape: tuple[int, ...]) -> Box:
+    if factor == 1.0:
+        return box
+    x, y = round(box.x * factor), round(box.y * factor)
+    w = min(round((box.x + box.w) * factor), shape[1]) - x
+    h = min(round((box.y + box.h) * factor), shape[0]) - y
+    return Box(x, y, w, h)
+
+
+def _reading_order(tiles: list[Box]) -> list[Box]:
+    """Rows top to bottom (a tile starting within half the shortest tile's height is in the same row), then left
+    to right."""
+    tiles = sorted(tiles, key=lambda t: (t.y, t.x))
+    row_step = min(t.h for t in tiles) / 2
+    rows: list[list[Box]] = []
+    for tile in tiles:
+        if rows and tile.y - rows[-1][0].y < row_step:
+            rows[-1].append(tile)
+        else:
+            rows.append([tile])
+    return [tile for row in rows for tile in sorted(row, key=lambda t: t.x)]
+
+
+def _kind(tiles: list[Box], shape: tuple[int, ...]) -> Layout:
+    first = tiles[0]
+    equal = all(_same_size(t, first) for t in tiles)
+    one_line = all(abs(t.x - first.x) <= SIZE_TOLERANCE * first.w for t in tiles) or all(
+        abs(t.y - first.y) <= SIZE_TOLERANCE * first.h for t in tiles
+    )
+    area = sum(t.w * t.h for t in tiles) / (shape[0] * shape[1])
+    if one_line and area < STRIP_AREA:
+        return Layout.STRIP
+    return Layout.GRID if equal else Layout.IRREGULAR
