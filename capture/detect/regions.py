@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from capture.detect import FaceDetector
@@ -27,6 +28,12 @@ WINDOW_OVERLAP = 0.5
 MERGE_IOU = 0.3
 # Tiles at least this much wider than tall are first looked at through their centre square.
 MIN_ASPECT_FOR_CENTRE_VIEW = 1.1
+# A face is a photo on a flat fill when the ring from RING_INNER to RING_OUTER face sizes around its centre is
+# this share within FLAT_LEVELS grey levels of one level: a UI fill is one colour, video has noise and shading.
+RING_INNER = 1.0
+RING_OUTER = 1.4
+FLAT_SHARE = 0.6
+FLAT_LEVELS = 2
 
 
 def sliding_windows(
@@ -50,10 +57,13 @@ def centre_view(tile: Box) -> Box:
     return Box(tile.x + (tile.w - tile.h) // 2, tile.y, tile.h, tile.h)
 
 
-def find_faces(detector: FaceDetector, image: np.ndarray, grid: Sequence[Box] | None) -> FaceDetections:
+def find_faces(
+    detector: FaceDetector, image: np.ndarray, grid: Sequence[Box] | None, outside: bool = False
+) -> FaceDetections:
     """Faces in a frame: per gallery tile (tiles = tile index) or, without a grid, per window (tiles = -1).
 
-    grid: the frame's gallery tiles from `find_tile_grid`, None for a frame that is no gallery.
+    grid: the frame's tiles (capture/layout.py), None for a frame without; outside: also look for faces
+    outside the tiles (a layout that may have missed some).
     """
     height, width = image.shape[:2]
     if not grid:
@@ -66,7 +76,19 @@ def find_faces(detector: FaceDetector, image: np.ndarray, grid: Sequence[Box] | 
     if len(retry):
         whole = detector.detect(image, [grid[i] for i in retry])
         found = _concatenate(found, whole, retry[whole.tiles])
-    return _merge(found, found.tiles, width, height)
+    merged = _merge(found, found.tiles, width, height)
+    merged = _subset(merged, np.array([not _photo(image, box) for box in merged.boxes], bool))
+    if not outside:
+        return merged
+    # Tiles the layout search missed (a dialog over them, no edge to see) still show their faces: the
+    # rest of the frame is searched in windows, and faces there keep tile -1.
+    windows = detector.detect(image, sliding_windows(width, height))
+    centres = windows.boxes[:, :2] + windows.boxes[:, 2:] / 2
+    loose = np.array([not any(_contains(tile, c) for tile in grid) for c in centres], bool)
+    if not loose.any():
+        return merged
+    extra = _merge(_subset(windows, loose), np.full(int(loose.sum()), -1, np.int32), width, height)
+    return _concatenate(merged, extra, extra.tiles)
 
 
 def _concatenate(first: FaceDetections, second: FaceDetections, second_tiles: np.ndarray) -> FaceDetections:
@@ -76,6 +98,41 @@ def _concatenate(first: FaceDetections, second: FaceDetections, second_tiles: np
         keypoints=np.concatenate([first.keypoints, second.keypoints]),
         tiles=np.concatenate([first.tiles, second_tiles]).astype(np.int32),
     )
+
+
+def _photo(image: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a face sits on one flat colour: a profile photo on a camera-off tile (Meet, Teams draw it in a
+    circle), not a person on camera, who has a room, hair and shoulders around the face."""
+    x, y, w, h = (int(v) for v in box)
+    cx, cy = x + w / 2, y + h / 2
+    outer = [
+        round(cx - RING_OUTER * w),
+        round(cy - RING_OUTER * h),
+        round(cx + RING_OUTER * w),
+        round(cy + RING_OUTER * h),
+    ]
+    x1, y1 = max(outer[0], 0), max(outer[1], 0)
+    x2, y2 = min(outer[2], image.shape[1]), min(outer[3], image.shape[0])
+    view = image[y1:y2, x1:x2]
+    if view.size == 0:
+        return False
+    grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) if view.ndim == 3 else view
+    yy, xx = np.mgrid[y1:y2, x1:x2]
+    ring = (np.abs(xx + 0.5 - cx) > RING_INNER * w) | (np.abs(yy + 0.5 - cy) > RING_INNER * h)
+    levels = grey[ring]
+    if levels.size == 0:
+        return False
+    counts = np.bincount(levels, minlength=256)
+    mode = int(counts.argmax())
+    return counts[max(0, mode - FLAT_LEVELS) : mode + FLAT_LEVELS + 1].sum() >= FLAT_SHARE * levels.size
+
+
+def _contains(tile: Box, point: np.ndarray) -> bool:
+    return tile.x <= point[0] < tile.x + tile.w and tile.y <= point[1] < tile.y + tile.h
+
+
+def _subset(found: FaceDetections, keep: np.ndarray) -> FaceDetections:
+    return FaceDetections(found.boxes[keep], found.scores[keep], found.keypoints[keep], found.tiles[keep])
 
 
 def _merge(found: FaceDetections, groups: np.ndarray, width: int, height: int) -> FaceDetections:
