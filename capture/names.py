@@ -21,7 +21,10 @@ from vocabulary.records import Box
 
 # The label sits in this bottom fraction of the tile's height and left fraction of its width.
 LABEL_BAND = 0.25
-LABEL_WIDTH = 0.9
+LABEL_WIDTH = 1.0
+# Icons are strongly coloured (max - min channel at least this); white text and grey labels are not.
+ICON_SATURATION = 80
+ICON_GROW = 3
 # Name text is near white; the label under it is dark (Zoom and Teams draw it black, mostly opaque,
 # so even over a white wall it stays below LABEL_MAX).
 TEXT_MIN = 170
@@ -93,11 +96,30 @@ class _Read:
     name: str
 
 
+def check_languages(languages: str) -> None:
+    """Refuses, in one line, Tesseract languages ("eng+kor") whose data is not installed."""
+    wanted = [name for name in languages.split("+") if name]
+    try:
+        installed = set(pytesseract.get_languages(config=""))
+    except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError) as error:
+        raise CaptureError(f"cannot read names with Tesseract: {error}") from None
+    missing = [name for name in wanted if name not in installed]
+    if not wanted or missing:
+        raise CaptureError(
+            f"Tesseract has no language {'+'.join(missing) or repr(languages)}; installed: "
+            f"{', '.join(sorted(installed - {'osd'}))} (scripts/setup.sh installs the tesseract-ocr-* packs)"
+        )
+
+
 @dataclass
 class NameReader:
-    """Names per tile for a stream of frames; re-reads a tile only when its box or label changed."""
+    """Names per tile for a stream of frames; re-reads a tile only when its box or label changed.
+
+    languages: Tesseract's, joined by "+" ("eng+kor+hin").
+    """
 
     tesseract_calls: int = 0
+    languages: str = "eng"
     _cache: dict[Box, _Read] = field(default_factory=dict)
 
     def read(self, image: np.ndarray, tiles: list[Box]) -> list[str]:
@@ -118,7 +140,7 @@ class NameReader:
                 due.append(i)
         if due:
             self.tesseract_calls += 1
-            texts = ocr_labels([labels[i] for i in due])  # type: ignore[misc]
+            texts = ocr_labels([labels[i] for i in due], self.languages)  # type: ignore[misc]
             for i, text in zip(due, texts, strict=True):
                 self._cache[tiles[i]] = _Read(labels[i], clean_name(text))  # type: ignore[union-attr]
         # Tiles of earlier layouts are forgotten, so the cache stays one layout big.
@@ -135,7 +157,8 @@ def find_label(image: np.ndarray, tile: Box) -> Label | None:
     """
     band_h = max(12, int(tile.h * LABEL_BAND))
     top, left = tile.y + tile.h - band_h, tile.x
-    band = cv2.cvtColor(image[top : tile.y + tile.h, left : left + int(tile.w * LABEL_WIDTH)], cv2.COLOR_BGR2GRAY)
+    colour = image[top : tile.y + tile.h, left : left + int(tile.w * LABEL_WIDTH)]
+    band = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     # Descenders (g, j, y) cut the bottom rows' dark run: close gaps up to GAP_CLOSE pixels wide.
     dark = cv2.morphologyEx(
         (band <= LABEL_MAX).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, GAP_CLOSE), np.uint8)
@@ -157,6 +180,8 @@ def find_label(image: np.ndarray, tile: Box) -> Label | None:
     off_label = np.flatnonzero(~at_level | below_level)
     y0 = int(off_label[-1]) + 1 if len(off_label) else 0
     text = band[y0 : row + 1, x0:x1] >= TEXT_MIN
+    # A white glyph inside a coloured icon (Meet's and Zoom's red muted microphone) is no letter.
+    text &= ~_icons(colour[y0 : row + 1, x0:x1])
     line = _text_line(np.flatnonzero(text.any(axis=1)))
     if line is None:
         return None
@@ -167,6 +192,16 @@ def find_label(image: np.ndarray, tile: Box) -> Label | None:
     xa, xb = x0 + max(0, cols[0] - MARGIN), x0 + min(text.shape[1], cols[-1] + 1 + MARGIN)
     pixels = band[ya:yb, xa:xb].copy()
     return Label(pixels, Box(left + xa, top + ya, xb - xa, yb - ya), left + x1, _fingerprint(pixels))
+
+
+def _icons(colour: np.ndarray) -> np.ndarray:
+    """Pixels of saturated icons and what they enclose (grown by ICON_GROW pixels)."""
+    if colour.size == 0:
+        return np.zeros(colour.shape[:2], bool)
+    spread = colour.max(axis=2).astype(np.int16) - colour.min(axis=2)
+    saturated = (spread >= ICON_SATURATION).astype(np.uint8)
+    grow = 2 * ICON_GROW + 1
+    return cv2.dilate(saturated, np.ones((grow, grow), np.uint8)).astype(bool)
 
 
 def _text_line(rows: np.ndarray) -> tuple[int, int] | None:
@@ -193,7 +228,7 @@ def _dark_run(row: np.ndarray) -> tuple[int, int] | None:
     return (start, end) if end - start >= MIN_LABEL_WIDTH else None
 
 
-def ocr_labels(labels: list[Label]) -> list[str]:
+def ocr_labels(labels: list[Label], languages: str = "eng") -> list[str]:
     """The raw text of each label, in one Tesseract call over all of them stacked one above the other."""
     lines = [_for_ocr(label.pixels) for label in labels]
     gap = int(OCR_TEXT_HEIGHT * STACK_GAP)
@@ -207,7 +242,9 @@ def ocr_labels(labels: list[Label]) -> list[str]:
         spans.append((y, y + line.shape[0]))
         y += line.shape[0] + gap
     try:
-        data = pytesseract.image_to_data(sheet, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT)
+        data = pytesseract.image_to_data(
+            sheet, lang=languages, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT
+        )
     except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError) as error:
         raise CaptureError(f"cannot read names with Tesseract: {error}") from error
     words: list[list[tuple[int, str]]] = [[] for _ in lines]

@@ -19,6 +19,11 @@ DEBIAN_PACKAGES=(
     chromium chromium-driver   # a real headless browser (and its WebDriver) for the dashboard tests
     fonts-dejavu-core          # so the browser tests' screenshots show text, not empty boxes
     tesseract-ocr              # reads the participants' names off the gallery tiles (capture/names.py)
+    # Name-label languages for capture's --ocr-lang (English ships with tesseract-ocr): Latin scripts with
+    # accents, and Korean and Hindi as examples of other scripts.
+    tesseract-ocr-fra tesseract-ocr-spa tesseract-ocr-deu tesseract-ocr-por tesseract-ocr-ita
+    tesseract-ocr-nld tesseract-ocr-pol tesseract-ocr-tur tesseract-ocr-vie
+    tesseract-ocr-kor tesseract-ocr-hin
     libxcb1 libxcb-randr0 libxcb-render0 libxcb-shm0 libxcb-xfixes0   # loaded by mss (ctypes) to grab the screen
 )
 
