@@ -13,6 +13,7 @@ from capture.detect.boxes import iou, weighted_nms
 from capture.detect.regions import find_faces, sliding_windows
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
+from capture.layout import find_tiles
 from tests.galleries import (
     ASTRONAUT_EYES,
     ASTRONAUT_FACE,
@@ -20,6 +21,7 @@ from tests.galleries import (
     Gallery,
     astronaut,
     compose_gallery,
+    faces_found_alone,
     fer_faces,
     lfw_faces,
 )
@@ -143,13 +145,17 @@ needs_fer = pytest.mark.skipif(not FER_CSV.exists(), reason=f"needs FER2013 at {
 
 
 @needs_fer
-def test_fer_gallery_7x7_finds_all_40_faces(detector: FaceDetector) -> None:
-    # FER2013 holds cartoons, hands over faces and a few non-faces that BlazeFace rightly misses
-    # (387/400 found over 10 random draws); draw 1 is 40 plain faces.
+def test_fer_gallery_7x7_finds_every_face_the_detector_finds_alone(detector: FaceDetector) -> None:
     faces, _ = fer_faces(40, seed=1)
     gallery = compose_gallery(list(faces), 7, 7, seed=1, camera_off=set(range(40, 49)))
-    found = find_faces(detector, gallery.image, find_tile_grid(gallery.image))
-    assert_one_face_per_face_tile(found, gallery)
+    found = find_faces(detector, gallery.image, find_tiles(gallery.image).tiles)
+    alone = faces_found_alone(gallery)
+    assert sorted(found.tiles.tolist()) == sorted(alone), "the gallery path lost or invented a face"
+    # Measured: 387 of 400 FER2013 PublicTest faces (10 draws of 40) are findable; a draw of 40 below 34
+    # (85 %) would be a 1-in-1000 draw, or a broken detector.
+    assert len(alone) >= 34
+    for box, tile in zip(found.boxes, found.tiles, strict=True):
+        assert_centred_on(box, gallery.faces[tile])
 
 
 @needs_fer
