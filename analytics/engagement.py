@@ -26,8 +26,10 @@ import pandas as pd
 
 from analytics.settings import ScoreConfig
 from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Presence
 
-# What stands in a student's frame when no row does: they were not in the gallery at all.
+# What stands in a student's frame when no row does: they were not in the gallery at all (not a
+# vocabulary.records.Presence, which says what a tile in the gallery shows).
 ABSENT = "absent"
 # A frame stands for the time until the next one, but a pause in capture longer than this many typical
 # frame intervals is not counted as time the class was watched.
@@ -67,7 +69,7 @@ def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig)
         return values
 
     presence = signal("presence", ABSENT, object)
-    present = presence == "face"
+    present = presence == Presence.FACE
     turned = (np.abs(signal("yaw", np.nan)) > config.max_yaw_degrees) | (
         np.abs(signal("pitch", np.nan)) > config.max_pitch_degrees
     )

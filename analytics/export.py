@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics.csv_file import spreadsheet_safe, write_csv
 from db.queries import find_session, signal_rows
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS
 from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Presence
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame",
@@ -43,16 +45,17 @@ def export_csv(engine: Engine, session_name: str, out: Path) -> int:
     table = export_table(engine, find_session(engine, session_name).id)
     try:
         with out.open("w", newline="", encoding="utf-8") as stream:
-            table.to_csv(stream, index=False)
+            write_csv(table, stream)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return len(table)
 
 
 def export_table(engine: Engine, session_id: int) -> pd.DataFrame:
-    """The session's face rows as the export writes them (also the dashboard's raw-rows download)."""
+    """The session's face rows as the export writes them (also the dashboard's raw-rows download), names
+    made spreadsheet-safe (analytics.csv_file)."""
     rows = signal_rows(engine, session_id)
-    return as_csv_table(rows[rows["presence"] == "face"])
+    return spreadsheet_safe(as_csv_table(rows[rows["presence"] == Presence.FACE]))
 
 
 def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:

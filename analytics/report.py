@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics.csv_file import spreadsheet_safe, write_csv
 from analytics.engagement import class_bins, emotion_shares, frame_signals, student_bins
 from analytics.export import ExportError
 from analytics.flags import Flag, session_flags
@@ -25,6 +26,7 @@ from analytics.settings import EngagementConfig
 from analytics.timeline import emotion_counts
 from db.queries import SessionInfo, engagement_rows, find_session, store_mean_engagement
 from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Presence
 
 DECIMALS = 3
 CSV_FORMAT = {"index": False, "float_format": f"%.{DECIMALS}f"}
@@ -58,7 +60,7 @@ def session_tables(engine: Engine, session_id: int, config: EngagementConfig) ->
     flags = session_flags(signals, config.flags) if signals is not None else []
     per_student = student_bins(signals, config.score.bin_seconds) if signals is not None else None
     per_bin = class_bins(per_student) if per_student is not None else None
-    labelled = rows[rows["emotion"].notna() & (rows["presence"] == "face")]
+    labelled = rows[rows["emotion"].notna() & (rows["presence"] == Presence.FACE)]
     return SessionTables(
         flags,
         student_table(signals, flags),
@@ -123,7 +125,7 @@ def write_report(engine: Engine, session_name: str, out: Path, config: Engagemen
     try:
         out.mkdir(parents=True, exist_ok=True)
         for file, table in (("students.csv", students), ("class.csv", class_table), ("flags.csv", flag_table)):
-            table.to_csv(out / file, **CSV_FORMAT)
+            write_csv(table, out / file, **CSV_FORMAT)
     except OSError as exc:
         raise ExportError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
     return ReportFiles(len(students), len(class_table), len(flag_table))
@@ -151,7 +153,7 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
         return pd.DataFrame(columns=columns)
     timed = signals.assign(
         present_s=signals["seconds"] * signals["present"],
-        camera_off_s=signals["seconds"] * (signals["presence"] == "camera_off"),
+        camera_off_s=signals["seconds"] * (signals["presence"] == Presence.CAMERA_OFF),
         attentive_s=signals["seconds"] * signals["attentive"],
         weighted_score=signals["seconds"] * signals["score"],
         face_ts=signals["ts"].where(signals["present"]),
@@ -185,8 +187,11 @@ def student_table(signals: pd.DataFrame | None, flags: list[Flag]) -> pd.DataFra
 
 
 def students_file(students: pd.DataFrame) -> pd.DataFrame:
-    """student_table as students.csv holds it (the dashboard's download too): times in ISO 8601."""
-    return students.assign(first_seen=students["first_seen"].map(_iso), last_seen=students["last_seen"].map(_iso))
+    """student_table as students.csv holds it (the dashboard's download too): times in ISO 8601, names and
+    reasons made spreadsheet-safe (analytics.csv_file)."""
+    return spreadsheet_safe(
+        students.assign(first_seen=students["first_seen"].map(_iso), last_seen=students["last_seen"].map(_iso))
+    )
 
 
 def _class_table(per_bin: pd.DataFrame | None) -> pd.DataFrame:

@@ -7,6 +7,7 @@ wrong types are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from typing import Any, TypeVar
 from vocabulary.emotions import EMOTIONS
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("engagement.toml")
+# Upper bounds by the key's unit: longer than a day is no class, a head turns at most 90 degrees either way,
+# and a relative weight that large is a typo (it would also overflow the time arithmetic further on).
+MAX_SECONDS = 86_400
+MAX_DEGREES = 90
+MAX_WEIGHT = 1_000
 T = TypeVar("T")
 
 
@@ -52,6 +58,9 @@ class FlagConfig:
     drop_window_seconds: float
     drop_fraction: float
     baseline_seconds: float
+    turned_gap_seconds: float
+    negative_margin: float
+    negative_max_engagement: float
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,36 @@ def _check(config: EngagementConfig) -> None:
         "flags.looking_away_share": flags.looking_away_share,
         "flags.negative_level": flags.negative_level,
         "flags.drop_fraction": flags.drop_fraction,
+        "flags.negative_margin": flags.negative_margin,
+        "flags.negative_max_engagement": flags.negative_max_engagement,
     }
     for key, value in shares.items():
         if value > 1:
             raise ConfigError(f"{key}: must be at most 1, got {value}")
+    for key, value in _numbers(config, ""):
+        largest = _largest(key)
+        if value > largest:
+            raise ConfigError(f"{key}: must be at most {largest}, got {value}")
+
+
+def _numbers(table: Any, where: str) -> list[tuple[str, float]]:
+    """Every number of a configuration dataclass, by its dotted key."""
+    found: list[tuple[str, float]] = []
+    for field in dataclasses.fields(table):
+        value, key = getattr(table, field.name), f"{where}{field.name}"
+        if dataclasses.is_dataclass(value):
+            found += _numbers(value, f"{key}.")
+        elif isinstance(value, int | float):
+            found.append((key, value))
+    return found
+
+
+def _largest(key: str) -> float:
+    if key.endswith("_seconds"):
+        return MAX_SECONDS
+    if key.endswith("_degrees"):
+        return MAX_DEGREES
+    return MAX_WEIGHT
 
 
 def _build(cls: type[T], raw: Any, where: str) -> T:
@@ -121,6 +156,9 @@ def _value(hint: Any, value: Any, key: str) -> Any:
     # TOML booleans are ints to Python; no setting here is a boolean.
     if isinstance(value, bool) or not isinstance(value, int | float) or (hint is int and not isinstance(value, int)):
         raise ConfigError(f"{key}: expected {'an integer' if hint is int else 'a number'}, got {value!r}")
+    # nan passes every comparison below, and would reach the flags' messages ("absent for more than nan s").
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     if value < 0:
         raise ConfigError(f"{key}: must not be negative, got {value!r}")
     return float(value) if hint is float else value

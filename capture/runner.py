@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from capture.buffer import BufferedWriter
 from capture.pipeline import FramePipeline
 from capture.sources import FrameSource
-from db.buffer import BufferedWriter
 from db.recorder import SessionRecorder
 
 # How long a stopping capture waits for an unreachable database to take the frames still in memory.

@@ -5,8 +5,9 @@ Parameterised SQLAlchemy Core only. Timestamps come back as timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -30,11 +31,13 @@ from db.schema import (
     PROBABILITY_COLUMNS,
     SIGNAL_COLUMNS,
     flag_acknowledgements,
+    flag_silences,
     frames,
     observations,
     sessions,
     students,
 )
+from vocabulary.records import Presence
 
 BOX_COLUMNS = ("x", "y", "w", "h")
 # How many session names an "unknown session" message lists.
@@ -43,6 +46,10 @@ KNOWN_SESSIONS_SHOWN = 10
 
 class UnknownSessionError(DatabaseError):
     """No session has the asked-for name."""
+
+
+class UnknownSilenceError(DatabaseError):
+    """No snooze or mute of the session has the asked-for id."""
 
 
 @dataclass(frozen=True)
@@ -95,26 +102,36 @@ def signal_rows(engine: Engine, session_id: int, since: datetime | None = None) 
 
 
 def engagement_rows(
-    engine: Engine, session_id: int, negative_emotions: tuple[str, ...], since: datetime | None = None
+    engine: Engine,
+    session_id: int,
+    negative_emotions: tuple[str, ...],
+    since: datetime | None = None,
+    student_ids: Collection[int] | None = None,
+    rows_until: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What analytics.engagement scores: the rows, one per observation ordered by frame then student (frame,
     ts, student_id, student, name, emotion (class index, NaN where none was inferred), negative (the summed
     probability of `negative_emotions`, NaN likewise), presence, yaw, pitch, eyes_closed), and the frames
-    they belong to (frame_rows), read together so that neither holds a frame the other lacks.
+    they belong to (frame_rows), read together so that neither holds a frame the other lacks. student_ids:
+    only these students' rows; rows_until: only rows up to then (for students known to have none later: the
+    database then scans no later rows); every frame all the same.
 
     Every row of a session is read for its report, and each value read costs: the probabilities are summed
     here, in the database, rather than read one by one.
     """
     negative = sum((observations.c[f"p_{emotion}"] for emotion in negative_emotions), start=literal(0.0))
     columns = ("emotion", negative.label("negative"), *(c for c in SIGNAL_COLUMNS if c != "eye_ratio"))
-    table, frames_read = _read_observations(engine, session_id, columns, since)
+    only = [] if student_ids is None else [observations.c.student_id.in_(list(student_ids))]
+    if rows_until is not None:
+        only.append(observations.c.ts <= rows_until)
+    table, frames_read = _read_observations(engine, session_id, columns, since, *only)
     return _with_signal_types(table.astype({"negative": "float64"})), frames_read
 
 
 def _with_signal_types(table: pd.DataFrame) -> pd.DataFrame:
     floats = [column for column in ("emotion", "yaw", "pitch", "eye_ratio") if column in table]
     table = table.astype(dict.fromkeys(floats, "float64") | {"eyes_closed": "boolean"})
-    return table.assign(presence=table["presence"].fillna("face").astype(object))
+    return table.assign(presence=table["presence"].fillna(Presence.FACE.value).astype(object))
 
 
 def _read_observations(
@@ -347,3 +364,81 @@ def _read_table(engine: Engine, statement: Select, time_columns: tuple[str, ...]
     for column in time_columns:
         table[column] = pd.to_datetime(table[column], utc=True)
     return table
+
+
+@dataclass(frozen=True)
+class FlagSilence:
+    """A snooze or mute of flags (db.schema.FlagSilenceRecord) that has not been lifted."""
+
+    id: int
+    student: str | None  # students.key; None: every student
+    rule: str | None  # None: every rule
+    until: datetime | None  # None: a mute, for the rest of the session
+    created_by: str
+    created_at: datetime
+
+    def covers(self, student: str, rule: str, at: datetime) -> bool:
+        """Whether it silences `rule` for `student` at `at` (a time of the session's frames)."""
+        return self.student in (None, student) and self.rule in (None, rule) and (self.until is None or at < self.until)
+
+
+def silence_flags(
+    engine: Engine,
+    session_id: int,
+    by: str,
+    student: str | None = None,
+    rule: str | None = None,
+    seconds: float | None = None,
+) -> FlagSilence:
+    """Record that user `by` silenced `rule` (None: every rule) for `student` (None: every student): for
+    `seconds` of the session's time from its latest frame (a snooze; from now before its first frame), or
+    for the rest of the session when None (a mute)."""
+    with reported_as("write to", engine.url), write_transaction(engine) as connection:
+        now = datetime.now(UTC)
+        until = None
+        if seconds is not None:
+            latest = connection.scalar(select(func.max(frames.c.ts)).where(frames.c.session_id == session_id))
+            until = (now if latest is None else latest) + timedelta(seconds=seconds)
+        values = {"student": student, "rule": rule, "until": until, "created_by": by, "created_at": now}
+        silence_id = connection.scalar(
+            insert(flag_silences).values(session_id=session_id, **values).returning(flag_silences.c.id)
+        )
+    return FlagSilence(id=silence_id, **values)
+
+
+def lift_silence(engine: Engine, session_id: int, silence_id: int, by: str) -> None:
+    """Undo a snooze or mute of the session (user `by`); lifting it again changes nothing.
+    UnknownSilenceError when the session has no such silence."""
+    with reported_as("write to", engine.url), write_transaction(engine) as connection:
+        found = connection.execute(
+            select(flag_silences.c.lifted_at).where(
+                flag_silences.c.id == silence_id, flag_silences.c.session_id == session_id
+            )
+        ).one_or_none()
+        if found is None:
+            raise UnknownSilenceError(f"session {session_id} has no snooze or mute {silence_id}")
+        if found.lifted_at is None:
+            connection.execute(
+                update(flag_silences)
+                .where(flag_silences.c.id == silence_id)
+                .values(lifted_by=by, lifted_at=datetime.now(UTC))
+            )
+
+
+def flag_silences_of(engine: Engine, session_id: int) -> list[FlagSilence]:
+    """The session's snoozes and mutes not lifted, oldest first (expired snoozes included: FlagSilence.covers
+    tells)."""
+    statement = (
+        select(
+            flag_silences.c.id,
+            flag_silences.c.student,
+            flag_silences.c.rule,
+            flag_silences.c.until,
+            flag_silences.c.created_by,
+            flag_silences.c.created_at,
+        )
+        .where(flag_silences.c.session_id == session_id, flag_silences.c.lifted_at.is_(None))
+        .order_by(flag_silences.c.id)
+    )
+    with reported_as("read", engine.url), engine.connect() as connection:
+        return [FlagSilence(**row._mapping) for row in connection.execute(statement)]

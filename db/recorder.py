@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 
 from db.engine import write_transaction
 from db.errors import reported_as
+from db.lease import Heartbeat, new_writer, release, renew, take
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
@@ -29,35 +30,54 @@ class SessionRecorder:
     _tiles: dict[str, Box | None] = field(default_factory=dict)
     # Student keys whose display name is stored (read from their tile, or set by a teacher's rename).
     _named: set[str] = field(default_factory=set)
+    # This recorder's name in the session's lease (db.lease), and the thread renewing it.
+    _writer: str = ""
+    _heartbeat: Heartbeat | None = None
 
     @classmethod
     def open(cls, engine: Engine, session_name: str, source: str, teacher: str | None = None) -> SessionRecorder:
         """Start the session `session_name`, or continue it (after its last stored frame) if it exists.
 
         `teacher`: the dashboard user who owns the session; a continued session keeps the owner it has.
+        The recorder holds the session's lease (db.lease) until `close`; SessionBusyError, with nothing
+        changed, while another capture holds it.
         """
+        writer = new_writer()
         with reported_as("open session in", engine.url), write_transaction(engine) as connection:
-            session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == session_name))
-            if session_id is None:
-                session_id = connection.scalar(
-                    insert(sessions)
-                    .values(name=session_name, source=source, started_at=datetime.now(UTC), teacher=teacher)
-                    .returning(sessions.c.id)
-                )
-                return cls(engine, session_id, session_name, next_frame_index=0)
-            # Continued: more frames will change its report.
-            connection.execute(
-                update(sessions).where(sessions.c.id == session_id).values(ended_at=None, mean_engagement=None)
+            recorder = cls._start(connection, engine, session_name, source, teacher, writer)
+        recorder._writer = writer
+        recorder._heartbeat = Heartbeat(engine, recorder.session_id, writer)
+        return recorder
+
+    @classmethod
+    def _start(
+        cls, connection: Connection, engine: Engine, session_name: str, source: str, teacher: str | None, writer: str
+    ) -> SessionRecorder:
+        # FOR UPDATE (PostgreSQL): a purge, a merge or another capture deciding about this session waits for this
+        # transaction (db.lease).
+        session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == session_name).with_for_update())
+        if session_id is None:
+            session_id = connection.scalar(
+                insert(sessions)
+                .values(name=session_name, source=source, started_at=datetime.now(UTC), teacher=teacher)
+                .returning(sessions.c.id)
             )
-            if teacher is not None:
-                connection.execute(
-                    update(sessions)
-                    .where(sessions.c.id == session_id, sessions.c.teacher.is_(None))
-                    .values(teacher=teacher)
-                )
-            recorder = cls(engine, session_id, session_name, _next_frame_index(connection, session_id))
-            recorder._load_students(connection)
-            return recorder
+            take(connection, session_id, session_name, writer)
+            return cls(engine, session_id, session_name, next_frame_index=0)
+        take(connection, session_id, session_name, writer)
+        # Continued: more frames will change its report.
+        connection.execute(
+            update(sessions).where(sessions.c.id == session_id).values(ended_at=None, mean_engagement=None)
+        )
+        if teacher is not None:
+            connection.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.teacher.is_(None))
+                .values(teacher=teacher)
+            )
+        recorder = cls(engine, session_id, session_name, _next_frame_index(connection, session_id))
+        recorder._load_students(connection)
+        return recorder
 
     def record(self, result: FrameResult) -> None:
         """Write the frame, its observations and its students' updates in one transaction."""
@@ -72,6 +92,8 @@ class SessionRecorder:
         # Built before the transaction so a malformed observation fails before anything is written.
         observation_rows = [self._observation_row(o, result) for o in result.observations]
         with reported_as("record a frame in", self.engine.url), self.engine.begin() as connection:
+            # First, so a frame is never written by a capture that has lost the session to another.
+            renew(connection, self.session_id, self._writer)
             connection.execute(
                 insert(frames).values(
                     session_id=self.session_id,
@@ -106,11 +128,15 @@ class SessionRecorder:
             self._load_students(connection)
 
     def close(self) -> None:
-        """Stamp the session's end time."""
+        """Stamp the session's end time and release its lease; a session this recorder lost is left as it is."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         with reported_as("close session in", self.engine.url), self.engine.begin() as connection:
-            connection.execute(
-                update(sessions).where(sessions.c.id == self.session_id).values(ended_at=datetime.now(UTC))
-            )
+            if release(connection, self.session_id, self._writer):
+                connection.execute(
+                    update(sessions).where(sessions.c.id == self.session_id).values(ended_at=datetime.now(UTC))
+                )
 
     def __enter__(self) -> Self:
         return self
@@ -230,13 +256,7 @@ def _probability_values(o: Observation) -> dict[str, float | None]:
 
 
 def _signal_values(o: Observation) -> dict[str, str | float | bool | None]:
+    """The signal columns, each read from the FaceSignals field of its name (db.schema.SIGNAL_COLUMNS)."""
     signals = o.signals or FaceSignals(Presence.FACE)
-    values = (
-        signals.presence.value,
-        signals.yaw,
-        signals.pitch,
-        signals.eye_ratio,
-        signals.eyes_closed,
-        signals.landmarks_age,
-    )
-    return dict(zip(SIGNAL_COLUMNS, values, strict=True))
+    values = {column: getattr(signals, column) for column in SIGNAL_COLUMNS}
+    return values | {"presence": signals.presence.value}

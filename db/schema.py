@@ -6,6 +6,7 @@ are named after `vocabulary.emotions.EMOTIONS` so the schema follows the model's
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -27,11 +28,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from vocabulary.emotions import EMOTIONS
+from vocabulary.records import FaceSignals
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 TILE_COLUMNS: tuple[str, ...] = ("tile_x", "tile_y", "tile_w", "tile_h")
-# The attention signals of capture/signals.py, one column each (vocabulary.records.FaceSignals' fields).
-SIGNAL_COLUMNS: tuple[str, ...] = ("presence", "yaw", "pitch", "eye_ratio", "eyes_closed", "landmarks_age")
+# The attention signals of capture/signals.py, one column each, named and ordered as FaceSignals' fields so that
+# a new signal is one field there (and a migration), not a second list to keep in step.
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(FaceSignals))
 
 # Named constraints let Alembic's SQLite batch mode find and alter them later.
 NAMING_CONVENTION = {
@@ -91,6 +94,17 @@ class SessionRecord(Base):
     # The class engagement score averaged over the session (analytics.report.mean_engagement), stored when a
     # report of the ended session is computed; None until then and again once the session changes.
     mean_engagement: Mapped[float | None]
+
+
+class SessionWriterRecord(Base):
+    """The lease of the capture writing a session now (db.lease): a second capture, a purge and a merge refuse
+    the session while it holds. No row: nobody writes the session."""
+
+    __tablename__ = "session_writers"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    writer: Mapped[str] = mapped_column(String(300))  # "host:pid:token"
+    until: Mapped[datetime]
 
 
 class StudentRecord(Base):
@@ -189,6 +203,25 @@ class FlagAcknowledgementRecord(Base):
     acknowledged_at: Mapped[datetime]
 
 
+class FlagSilenceRecord(Base):
+    """A teacher's "not now" for flags on the live page: a snooze (until a time) or a mute (for the rest of the
+    session), for one student or all, one rule or all, until lifted."""
+
+    __tablename__ = "flag_silences"
+    __table_args__ = (Index(None, "session_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = _session_fk()
+    student: Mapped[str | None] = mapped_column(String(64))  # students.key; NULL: every student
+    rule: Mapped[str | None] = mapped_column(String(20))  # analytics.flags rule; NULL: every rule
+    # Flags raised before this time of the session's frames are silenced; NULL: all of them (a mute).
+    until: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(100))  # the dashboard user
+    created_at: Mapped[datetime]
+    lifted_by: Mapped[str | None] = mapped_column(String(100))  # who undid it; NULL while it holds
+    lifted_at: Mapped[datetime | None]
+
+
 # The Core tables, for the bulk inserts and queries (declarative types them as plain FromClause).
 sessions = cast(Table, SessionRecord.__table__)
 students = cast(Table, StudentRecord.__table__)
@@ -196,3 +229,21 @@ frames = cast(Table, FrameRecord.__table__)
 observations = cast(Table, ObservationRecord.__table__)
 users = cast(Table, UserRecord.__table__)
 flag_acknowledgements = cast(Table, FlagAcknowledgementRecord.__table__)
+session_writers = cast(Table, SessionWriterRecord.__table__)
+flag_silences = cast(Table, FlagSilenceRecord.__table__)
+
+
+class CaptureTokenRecord(Base):
+    """A teacher's capture token (db.tokens): captures send frames to the school's server with it instead of
+    holding the database's password. Only the token's SHA-256 is kept; a removed user's tokens go with them."""
+
+    __tablename__ = "capture_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]  # None while the token is live
+
+
+capture_tokens = cast(Table, CaptureTokenRecord.__table__)

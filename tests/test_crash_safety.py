@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
-from db.buffer import BufferedWriter
+from capture.buffer import BufferedWriter
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from tests.cli import REPO
@@ -194,3 +196,31 @@ def test_a_locked_sqlite_file_holds_frames_in_memory_and_pauses_when_the_buffer_
 
 def one_face_frame(index: int) -> FrameResult:
     return FrameResult(index, T0 + timedelta(seconds=index), [face("tile-1", HAPPY)], 5.0)
+
+
+def test_a_disk_that_stays_full_is_a_non_zero_exit_naming_the_frames_not_written(tmp_path: Path) -> None:
+    """The capture may write files of at most 300 KB (RLIMIT_FSIZE, what a full disk does to a write): the
+    database's log fills after some frames, and stays full to the end."""
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    upgrade(url).dispose()
+    folder = write_frames(tmp_path / "frames", astronaut(), 60)
+    limit = 300_000
+
+    def full_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "capture", "--source", str(folder), "--db", url, "--session", "s", "--attention-only"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=full_disk,
+    )
+    written = assert_whole_frames(url)
+    assert 0 < len(written) < 60, result.stderr
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    summary = re.search(r"frames=(\d+) .* (\d+) NOT written", result.stdout)
+    assert summary is not None, result.stdout
+    assert (int(summary[1]), int(summary[2])) == (len(written), 60 - len(written))
+    assert f"error: {60 - len(written)} analysed frame(s) were not written to the database" in result.stderr

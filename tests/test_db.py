@@ -109,6 +109,9 @@ def test_upgrade_creates_every_table_and_the_time_indexes(engine: Engine) -> Non
         "observations",
         "users",
         "flag_acknowledgements",
+        "flag_silences",
+        "session_writers",
+        "capture_tokens",
     }
     for table in ("frames", "observations"):
         assert ["session_id", "ts"] in [index["column_names"] for index in inspector.get_indexes(table)]

@@ -1,0 +1,142 @@
+"""The flags on now, for the live page: each with the start it has in the whole session's data, and the
+teacher's decisions about it (acknowledged, snoozed, muted), all read from the database.
+
+A rule looks at most `history_seconds` back (analytics.flags), so the rows after T give every frame later
+than T + that span the conditions the whole session gives it. current_flags reads the last two spans; a flag
+whose start falls in the first span (a camera off since long before) may have begun earlier, so its
+student's rows are read again from twice as far back, until the start is clear of the span or the read
+reaches the session's first frame. A student who left the call has no rows at all in a short read and is
+read from just before their last row. So a flag's start, raise and identity (student, rule, start) are
+those of the after-class report (analytics.report), the same after a reload, in another tab, and however
+often they are recomputed; `known` (the previous call's flags) spares the reads back for flags still on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics.engagement import frame_signals
+from analytics.flags import Flag, history_seconds, session_flags
+from analytics.settings import EngagementConfig
+from db.queries import (
+    FlagSilence,
+    acknowledged_flags,
+    engagement_rows,
+    flag_silences_of,
+    latest_frame_time,
+    student_rows,
+)
+
+# The order the live page lists flags in, most urgent first: a student not there at all, then not watching.
+RULE_ORDER = ("absent", "camera_off", "eyes_closed", "looking_away", "drop", "negative")
+
+
+@dataclass(frozen=True)
+class ShownFlag:
+    """A flag on now, with what the teacher decided about it."""
+
+    flag: Flag
+    acknowledged: bool
+    silenced_by: FlagSilence | None  # the snooze or mute that hides it now; None: none does
+
+    @property
+    def needs_attention(self) -> bool:
+        return not self.acknowledged and self.silenced_by is None
+
+
+def flag_board(
+    engine: Engine, session_id: int, config: EngagementConfig, known: Sequence[Flag] = ()
+) -> list[ShownFlag]:
+    """current_flags with the teacher's decisions (db.queries.acknowledge_flag, silence_flags): the ones
+    needing attention first, then by RULE_ORDER, then the longest-standing first."""
+    flags = current_flags(engine, session_id, config, known)
+    if not flags:
+        return []
+    at = latest_frame_time(engine, session_id)
+    acknowledged = acknowledged_flags(engine, session_id)
+    silences = flag_silences_of(engine, session_id)
+    shown = [
+        ShownFlag(
+            flag,
+            (flag.student, flag.rule, flag.start.to_pydatetime()) in acknowledged,
+            next((s for s in silences if at is not None and s.covers(flag.student, flag.rule, at)), None),
+        )
+        for flag in flags
+    ]
+    return sorted(shown, key=lambda s: (not s.needs_attention, RULE_ORDER.index(s.flag.rule), s.flag.start))
+
+
+@dataclass(frozen=True)
+class _Read:
+    since: pd.Timestamp  # rows strictly after this
+    students: list[int] | None  # whose rows; None: everyone's
+    wanted: set[int] | None  # whose flags to take from it; None: everyone's
+    rows_until: pd.Timestamp | None = None  # no rows of theirs later than this (gone students); None: any
+
+
+def current_flags(engine: Engine, session_id: int, config: EngagementConfig, known: Sequence[Flag] = ()) -> list[Flag]:
+    """The flags on at the session's latest frame, each as session_flags over the whole session gives it
+    (module docstring), ordered by start. known: the flags of a call made at most a few minutes before
+    (history_seconds): a flag still on keeps their start without reading back for it."""
+    latest = latest_frame_time(engine, session_id)
+    if latest is None:
+        return []
+    latest = pd.Timestamp(latest)
+    people = student_rows(engine, session_id)
+    ids = dict(zip(people["student"], people["student_id"].astype(int), strict=True))
+    opened = people["first_seen"].min()
+    # The rules' span, and the smoothing and eye readings carried from before it (analytics.engagement).
+    span = timedelta(
+        seconds=history_seconds(config.flags) + config.score.emotion_window_seconds + config.flags.eyes_closed_seconds
+    )
+    earlier = {(flag.student, flag.rule): flag for flag in known if flag.active}
+    found: list[Flag] = []
+    reads = [_Read(latest - 2 * span, None, None)]
+    for key, last in zip(people["student"], people["last_seen"], strict=True):
+        if last > reads[0].since:
+            continue
+        # Gone from the call before that read, so absent since: nothing about them changes until they are back.
+        if (key, "absent") in earlier:
+            found.append(earlier[key, "absent"])
+        else:
+            reads.append(_Read(last - span, [ids[key]], {ids[key]}, last))
+    while reads:
+        read = reads.pop()
+        whole = read.since <= opened
+        rows, frames = engagement_rows(
+            engine,
+            session_id,
+            config.score.negative_emotions,
+            None if whole else read.since.to_pydatetime(),
+            read.students,
+            None if read.rows_until is None else read.rows_until.to_pydatetime(),
+        )
+        if rows.empty:
+            continue
+        flags = [flag for flag in session_flags(frame_signals(rows, frames, config.score), config.flags) if flag.active]
+        unsure: set[int] = set()
+        class_wide = False  # a negative flag compares with the whole class: read everyone again for it
+        for flag in flags:
+            student = ids[flag.student]
+            if read.wanted is not None and student not in read.wanted:
+                continue
+            if whole or flag.start >= read.since + span:
+                found.append(flag)
+                continue
+            previous = earlier.get((flag.student, flag.rule))
+            if previous is not None and previous.start <= flag.start:
+                found.append(replace(flag, start=previous.start, raised=previous.raised, reason=previous.reason))
+                continue
+            unsure.add(student)
+            class_wide |= flag.rule == "negative"
+        if unsure:
+            # Whatever else these students have is read again with them.
+            found = [flag for flag in found if ids[flag.student] not in unsure]
+            further = latest - 2 * (latest - read.since)
+            reads.append(_Read(further, None if class_wide else sorted(unsure), unsure, read.rows_until))
+    return sorted(found, key=lambda flag: (flag.start, flag.student, flag.rule))
