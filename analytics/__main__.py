@@ -14,6 +14,7 @@ from pathlib import Path
 from analytics.export import ExportError, export_csv
 from analytics.report import write_report
 from analytics.settings import DEFAULT_CONFIG, ConfigError, load_config
+from db.arguments import text
 from db.engine import DEFAULT_URL, connect
 from db.errors import DatabaseError
 
@@ -25,12 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     export = commands.add_parser("export", help="write a session's observations as CSV, one row per face")
     export.add_argument("--db", default=DEFAULT_URL, help="database URL (default: %(default)s)")
-    export.add_argument("--session", required=True, help="session name")
+    export.add_argument("--session", type=text, required=True, help="session name")
     export.add_argument("--out", required=True, type=Path, help="CSV file to write")
     export.set_defaults(run=_run_export)
     report = commands.add_parser("report", help="write a session's per-student, class and flag tables as CSV")
     report.add_argument("--db", default=DEFAULT_URL, help="database URL (default: %(default)s)")
-    report.add_argument("--session", required=True, help="session name")
+    report.add_argument("--session", type=text, required=True, help="session name")
     report.add_argument("--out", required=True, type=Path, help="folder for students.csv, class.csv, flags.csv")
     report.add_argument("--config", default=DEFAULT_CONFIG, type=Path, help="engagement weights and thresholds")
     report.set_defaults(run=_run_report)

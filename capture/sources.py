@@ -312,6 +312,8 @@ class VideoSource(_FileSource):
     """A video file; each frame is stamped start + its position in the recording."""
 
     def __init__(self, path: Path, start: datetime) -> None:
+        if shown_path(path) != str(path):
+            raise CaptureError(f"cannot open video {shown_path(path)}: its name is not UTF-8 text; rename it")
         with _quiet_opencv():
             self._capture = cv2.VideoCapture(str(path))
         if not self._capture.isOpened():
@@ -343,10 +345,12 @@ class ImageSource(FrameSource):
     def __init__(self, path: Path, start: datetime) -> None:
         image = _read_image(path)
         if image is None:
-            raise CaptureError(f"cannot read image {path}: it is corrupt or not an image format OpenCV reads")
+            raise CaptureError(
+                f"cannot read image {shown_path(path)}: it is unreadable, corrupt or not an image format OpenCV reads"
+            )
         self._image = image
         self._start = start
-        super().__init__(f"image {path}")
+        super().__init__(f"image {shown_path(path)}")
 
     def _read(self) -> StampedImages:
         yield self._image, self._start
@@ -363,13 +367,15 @@ class FolderSource(_FileSource):
         self._paths = _image_files(path)
         if not self._paths:
             suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-            raise CaptureError(f"folder {path} has no images (looked for {suffixes})")
+            raise CaptureError(f"folder {shown_path(path)} has no images (looked for {suffixes})")
         self._start = start
         self._period = timedelta(seconds=1 / fps)
         self._position = 0
-        super().__init__(f"folder {path} ({len(self._paths)} images)")
+        super().__init__(f"folder {shown_path(path)} ({len(self._paths)} images)")
         if not self._read_first():
-            raise CaptureError(f"none of the {len(self._paths)} images in folder {path} can be read: all are corrupt")
+            raise CaptureError(
+                f"none of the {len(self._paths)} images in folder {shown_path(path)} can be read: all are corrupt"
+            )
 
     def _next_image(self) -> tuple[Image, datetime] | None:
         while self._position < len(self._paths):
@@ -386,7 +392,7 @@ def _image_files(folder: Path) -> list[Path]:
     try:
         entries = list(folder.iterdir())
     except OSError as error:
-        raise CaptureError(f"cannot list folder {folder}: {error.strerror}") from error
+        raise CaptureError(f"cannot list folder {shown_path(folder)}: {error.strerror}") from error
     images = [entry for entry in entries if entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file()]
     # The plain name breaks ties such as 01.png and 1.png, so the order never depends on the file system.
     return sorted(images, key=lambda entry: (natural_sort_key(entry.name), entry.name))
@@ -399,8 +405,22 @@ def natural_sort_key(name: str) -> tuple[str | int, ...]:
 
 
 def _read_image(path: Path) -> Image | None:
+    """The image in file `path`, or None when it cannot be read or decoded. OpenCV's file functions take only
+    UTF-8 names (one that is not, from a folder copied off another system, crashed the process), so such a file
+    is read by Python and decoded from memory; the others by OpenCV, which decodes what a truncated JPEG holds
+    where decoding from memory gives up."""
     with _quiet_opencv(), _quiet_stderr():
-        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if shown_path(path) == str(path):
+            return cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        except (OSError, cv2.error):  # gone or unreadable; cv2.error: an empty file
+            return None
+
+
+def shown_path(path: Path) -> str:
+    """`path` for messages and the session's source: bytes of a name that is not UTF-8 as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from analytics.settings import ConfigError
-from dashboard import users_cli
+from dashboard import tokens_cli, users_cli
 from dashboard.auth import load_secret_key
 from db.engine import DATA_DIR, DEFAULT_URL
 from db.errors import DatabaseError
@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir", type=Path, default=DATA_DIR, help="where the cookie-signing key is kept (default %(default)s)"
     )
+    parser.add_argument(
+        "--behind-tls-proxy",
+        action="store_true",
+        help="browsers reach the dashboard over HTTPS through a proxy: cookies get Secure, requests must be https",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
@@ -49,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["users"]:
         return users_cli.main(argv[1:])
+    if argv[:1] == ["tokens"]:
+        return tokens_cli.main(argv[1:])
     # Imported only to serve: Dash takes seconds to import, and the users commands do not need it.
+    from analytics.live import engagement_config
     from dashboard.app import create_app, open_database
-    from dashboard.live import engagement_config
 
     args = parse_args(argv)
     try:
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
         engagement_config()  # a broken engagement.toml stops the start, not every refresh
-        server = listen(create_app(engine, secret_key).server, args.host, args.port)
+        server = listen(create_app(engine, secret_key, args.behind_tls_proxy).server, args.host, args.port)
     except (DatabaseError, ServeError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{PROG}: warning: nobody can sign in yet; add someone: {PROG} users add NAME --role admin", file=sys.stderr
         )
-    if not is_loopback(args.host):
+    if not is_loopback(args.host) and not args.behind_tls_proxy:
         print(
             f"{PROG}: warning: listening on {args.host}, reachable from other machines; put a TLS proxy in front, "
             "or passwords and session cookies cross the network in clear text",

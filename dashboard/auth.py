@@ -1,11 +1,13 @@
 """Sign-in for the dashboard: every route needs a signed-in user who has accepted the purpose notice.
 
-Sessions are Flask's signed cookies (the key lives in the data folder, 0600); failed sign-ins are
-throttled per user name and client address; /logout ends the session. The pages here are plain HTML
-served by Flask, so nothing of the Dash app (not even its scripts) reaches a visitor before sign-in.
-Every POST needs Flask-WTF's CSRF token: the forms here carry it in a hidden field (the Dash page's Sign-out
-form fills it in from the CSRF_COOKIE cookie as it is sent), Dash's callbacks in the X-CSRFToken header that
-dash-renderer copies from the same cookie.
+A sign-in is kept on the server (SignIns), the signed cookie only names it (the key lives in the data folder,
+0600): /logout deletes it, and it ends after an idle time and an absolute lifetime. Password checks are bounded
+per name, per address and overall (LoginThrottle). The pages here are plain HTML served by Flask, so nothing of
+the Dash app (not even its scripts) reaches a visitor before sign-in. Every POST needs Flask-WTF's CSRF token
+of the current sign-in: the forms here carry it in a hidden field (the Dash page's Sign-out form fills it in
+from the CSRF_COOKIE cookie as it is sent), Dash's callbacks in the X-CSRFToken header that dash-renderer
+copies from the same cookie; and a POST that names another origin is refused, since pages on other ports of
+this host can read that cookie.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, g, redirect, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import Engine
 
@@ -29,7 +32,13 @@ from db.users import User, accept_notice, check_login, find_user
 
 SECRET_KEY_FILE = "dashboard-secret.key"
 SECRET_KEY_BYTES = 32
-SIGN_IN_HOURS = 12
+SIGN_IN_HOURS = 12  # a sign-in ends this long after it began, however busy
+IDLE_MINUTES = 60  # and this long after its last request (a live page polls every few seconds)
+# Sent to the server in the session cookie: the id of the sign-in in SignIns.
+SIGN_IN_KEY = "sign_in"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# When sign-in checks are all busy: how long a visitor is told to wait.
+BUSY_RETRY_S = 5.0
 # Reachable without signing in; everything else, Dash's own endpoints included, is refused.
 OPEN_PATHS = frozenset({"/login"})
 NOTICE_PATHS = frozenset({"/notice", "/logout"})
@@ -67,31 +76,59 @@ def load_secret_key(folder: Path) -> bytes:
 
 @dataclass
 class LoginThrottle:
-    """At most `max_failures` failed sign-ins per (name, address) in any `window_s` seconds."""
+    """Bounds the argon2 checks that sign-ins cost. A check is reserved before it runs, so parallel attempts
+    cannot all slip under a limit: at most `max_failures` failed checks (and ones in flight) per (name, address)
+    and `max_address_failures` per address over every name, known or not, in any `window_s` seconds; and at
+    most `max_checks` checks at once over all addresses (the rest are turned away at once, not queued, so the
+    server's threads stay free for signed-in users)."""
 
     max_failures: int = 5
+    max_address_failures: int = 20
     window_s: float = 300.0
-    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    max_checks: int = 2
+    _failures: dict[tuple[str, ...], deque[float]] = field(default_factory=dict)
+    _in_flight: dict[tuple[str, ...], int] = field(default_factory=dict)
+    _checking: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait_s(self, key: tuple[str, str], now: float) -> float:
-        """Seconds until `key` may try again; 0 when it may now."""
+    def begin(self, name: str, address: str, now: float) -> float:
+        """Reserve one password check: 0 when it may run now (then call `end`), else seconds to wait."""
         with self._lock:
-            recent = self._recent(key, now)
-            if len(recent) < self.max_failures:
-                return 0.0
-            return recent[0] + self.window_s - now
+            wait_s = max(self._wait_s(key, limit, now) for key, limit in self._limits(name, address))
+            if wait_s > 0:
+                return wait_s
+            if self._checking >= self.max_checks:
+                return BUSY_RETRY_S
+            self._checking += 1
+            for key, _ in self._limits(name, address):
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            return 0.0
 
-    def failed(self, key: tuple[str, str], now: float) -> None:
+    def end(self, name: str, address: str, now: float, succeeded: bool) -> None:
+        """The check reserved by `begin` is done; a success clears that name's failures from that address."""
         with self._lock:
-            self._failures[key] = self._recent(key, now)
-            self._failures[key].append(now)
+            self._checking -= 1
+            for key, _ in self._limits(name, address):
+                self._in_flight[key] -= 1
+                if not self._in_flight[key]:
+                    del self._in_flight[key]
+                if not succeeded:
+                    self._failures[key] = self._recent(key, now)
+                    self._failures[key].append(now)
+            if succeeded:
+                self._failures.pop(self._limits(name, address)[0][0], None)
 
-    def succeeded(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def _limits(self, name: str, address: str) -> list[tuple[tuple[str, ...], int]]:
+        return [((name.casefold(), address), self.max_failures), ((address,), self.max_address_failures)]
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+    def _wait_s(self, key: tuple[str, ...], limit: int, now: float) -> float:
+        recent = self._recent(key, now)
+        if len(recent) + self._in_flight.get(key, 0) < limit:
+            return 0.0
+        # Checks in flight fill the limit: their outcome is due in a moment.
+        return recent[0] + self.window_s - now if len(recent) >= limit else BUSY_RETRY_S
+
+    def _recent(self, key: tuple[str, ...], now: float) -> deque[float]:
         """The failures of `key` inside the window; a key with none is forgotten, so the table stays small."""
         recent = self._failures.pop(key, deque())
         while recent and recent[0] <= now - self.window_s:
@@ -101,25 +138,94 @@ class LoginThrottle:
         return recent
 
 
-def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: LoginThrottle) -> None:
-    """Guard every route of `server` and add /login, /logout and /notice."""
+@dataclass
+class _SignIn:
+    user: str
+    started: float
+    last_seen: float
+    csrf: str  # Flask-WTF's raw token of this sign-in, kept here too: a cookie carrying another one is refused
+
+
+@dataclass
+class SignIns:
+    """The signed-in sessions, kept on the server: the cookie only names one (a random id). Sign-out deletes it,
+    so a copied cookie is worthless afterwards; one ends `idle_s` after its last request and `absolute_s` after
+    the sign-in whatever happens. Kept in memory: restarting the dashboard signs everyone out."""
+
+    idle_s: float = IDLE_MINUTES * 60
+    absolute_s: float = SIGN_IN_HOURS * 3600
+    _live: dict[str, _SignIn] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, user: str, csrf: str, now: float) -> str:
+        sign_in_id = secrets.token_urlsafe(32)
+        with self._lock:
+            for ended in [key for key, held in self._live.items() if not self._lasts(held, now)]:
+                del self._live[ended]
+            self._live[sign_in_id] = _SignIn(user, now, now, csrf)
+        return sign_in_id
+
+    def user(self, sign_in_id: object, csrf: object, now: float) -> str | None:
+        """The user signed in as `sign_in_id`, if that sign-in lasts and `csrf` is its token; it counts as used."""
+        with self._lock:
+            held = self._live.get(sign_in_id) if isinstance(sign_in_id, str) else None
+            if held is None or held.csrf != csrf:
+                return None
+            if not self._lasts(held, now):
+                del self._live[sign_in_id]
+                return None
+            held.last_seen = now
+            return held.user
+
+    def end(self, sign_in_id: object) -> None:
+        with self._lock:
+            if isinstance(sign_in_id, str):
+                self._live.pop(sign_in_id, None)
+
+    def _lasts(self, held: _SignIn, now: float) -> bool:
+        return now - held.last_seen < self.idle_s and now - held.started < self.absolute_s
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with `Secure` on the cookie when the request came over TLS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return super().get_cookie_secure(app) or request.is_secure
+
+
+def install_sign_in(
+    server: Flask,
+    engine: Engine,
+    secret_key: bytes,
+    throttle: LoginThrottle,
+    behind_tls_proxy: bool = False,
+) -> None:
+    """Guard every route of `server` and add /login, /logout and /notice. `behind_tls_proxy`: browsers reach
+    the dashboard over HTTPS through a proxy, so cookies get `Secure` and requests must come from https://."""
+    sign_ins = SignIns()
     server.secret_key = secret_key
+    server.session_interface = _SessionInterface()
     server.config.update(
         SESSION_COOKIE_NAME="classpulse_session",
         SESSION_COOKIE_HTTPONLY=True,
         # Cross-site requests carry no cookie: no other site can post callbacks or sign a user out.
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=behind_tls_proxy,
+        # The cookie's own expiry is set once, at sign-in; SignIns ends the sign-in on the server.
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SIGN_IN_HOURS),
-        # A token lives as long as the session it belongs to (sign-in and sign-out make a new one): a report
+        SESSION_REFRESH_EACH_REQUEST=False,
+        # A token lives as long as the sign-in it belongs to (sign-in and sign-out make a new one): a report
         # page left open for an hour must still be able to run its callbacks.
         WTF_CSRF_TIME_LIMIT=None,
     )
 
     @server.before_request
     def _guard() -> Response | None:
+        if request.method not in SAFE_METHODS and not _same_origin(behind_tls_proxy):
+            return _page("Request refused", "<p>A request from another site was refused.</p>", 403)
         if request.path in OPEN_PATHS:
             return None
-        user = _signed_in_user(engine)
+        user = _signed_in_user(engine, sign_ins)
         if user is None:
             return _refuse(401, "/login")
         g.user = user
@@ -129,35 +235,43 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
 
     @server.route("/login", methods=["GET", "POST"])
     def _login() -> Response:
-        target = _local_path(request.values.get("next", "/"))
+        target = local_path(request.values.get("next", "/"))
         if request.method == "GET":
             return _page("Sign in", _login_form(target, ""))
         name = request.form.get("name", "").strip()
-        key = (name.casefold(), request.remote_addr or "")
+        address = request.remote_addr or ""
         now = time.monotonic()
-        wait_s = throttle.wait_s(key, now)
-        if wait_s > 0:
+        wait_s = throttle.begin(name, address, now)
+        if wait_s > BUSY_RETRY_S:
             minutes = max(1, round(wait_s / 60))
             message = f"Too many failed sign-ins. Try again in about {minutes} minute(s)."
             return _page("Sign in", _login_form(target, message), 429)
-        user = check_login(engine, name, request.form.get("password", ""))
+        if wait_s > 0:
+            message = "Too many sign-ins at this moment. Try again in a few seconds."
+            return _page("Sign in", _login_form(target, message), 429)
+        user = None
+        try:
+            user = check_login(engine, name, request.form.get("password", ""))
+        finally:
+            throttle.end(name, address, now, succeeded=user is not None)
         if user is None:
-            throttle.failed(key, now)
             return _page("Sign in", _login_form(target, "Wrong user name or password."), 401)
-        throttle.succeeded(key)
+        sign_ins.end(session.get(SIGN_IN_KEY))
         session.clear()
         session.permanent = True
-        session.update(user=user.name, stamp=user.session_stamp)
+        generate_csrf()  # this sign-in's token (session.clear dropped the visitor's), bound to it in SignIns
+        session.update({SIGN_IN_KEY: sign_ins.start(user.name, session[CSRF_FIELD], now), "stamp": user.session_stamp})
         return redirect(target if user.notice_accepted_at else f"/notice?next={quote(target, safe='/')}")
 
     @server.route("/logout", methods=["POST"])
     def _logout() -> Response:
+        sign_ins.end(session.get(SIGN_IN_KEY))
         session.clear()
         return redirect("/login")
 
     @server.route("/notice", methods=["GET", "POST"])
     def _notice() -> Response:
-        target = _local_path(request.values.get("next", "/"))
+        target = local_path(request.values.get("next", "/"))
         if request.method == "POST" and request.form.get("accept") == "yes":
             accept_notice(engine, g.user.name)
             return redirect(target)
@@ -178,15 +292,21 @@ def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, throttle: 
 
     @server.after_request
     def _csrf_cookie(response: Response) -> Response:
-        # Readable by scripts (not HttpOnly): dash-renderer reads it. Other sites can neither read it nor make
-        # one that matches this session's secret.
-        response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax")
+        # Readable by scripts (not HttpOnly): dash-renderer reads it. Pages on other ports of this host can read
+        # it too (cookies do not keep ports apart), which is why every POST must also come from this origin.
+        secure = server.session_interface.get_cookie_secure(server)
+        response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax", secure=secure)
         return response
 
 
-def _signed_in_user(engine: Engine) -> User | None:
-    name = session.get("user")
-    if not isinstance(name, str):
+def _signed_in_user(engine: Engine, sign_ins: SignIns) -> User | None:
+    if SIGN_IN_KEY not in session:
+        # A visitor: their session holds only the sign-in form's CSRF token, which must survive the requests
+        # a browser makes besides the form (a favicon).
+        return None
+    name = sign_ins.user(session[SIGN_IN_KEY], session.get(CSRF_FIELD), time.monotonic())
+    if name is None:  # signed out, ended, or from before a restart
+        session.clear()
         return None
     user = find_user(engine, name)
     # A removed user, or a password or role changed since this cookie was signed, ends the session.
@@ -203,9 +323,30 @@ def _refuse(status: int, page: str) -> Response:
     return Response("sign in first" if status == 401 else "accept the notice first", status, mimetype="text/plain")
 
 
-def _local_path(target: str) -> str:
-    """Only paths on this site: a `next` of //evil.example or https://… would send the user away."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+def local_path(target: str) -> str:
+    """`target` if it is a path on this site, else "/". Checked as a browser reads a Location header: browsers
+    drop tabs and line breaks and read a backslash as a slash, so "/\t/evil.example" is "//evil.example", another
+    site. Any control character or backslash, a scheme or a host, or a path that does not start with exactly
+    one slash is refused."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or char == "\\" for char in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/"
+    return target
+
+
+def _same_origin(behind_tls_proxy: bool) -> bool:
+    """Whether a state-changing request comes from this site's own pages. Browsers name the page's origin
+    (Origin, else Referer) on every cross-origin POST; a page on another port of this host can read the
+    CSRF cookie, but not make its requests look as if they came from here. A request naming neither (not a
+    browser's) relies on the CSRF token alone."""
+    scheme = "https" if behind_tls_proxy else request.scheme
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    if claimed is None:
+        return True
+    origin = urlsplit(claimed)
+    return (origin.scheme, origin.netloc) == (scheme, request.host)
 
 
 def _csrf_field() -> str:

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from db.arguments import is_text
 from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
@@ -23,7 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add.add_argument("name")
     commands.add_parser("list", parents=[database], help="list the users and their roles")
     remove = commands.add_parser(
-        "remove", parents=[database], help="remove a user (their sessions stay, for admins to see)"
+        "remove", parents=[database], help="remove a user (their sessions stay, for admins only)"
     )
     remove.add_argument("name")
     passwd = commands.add_parser("passwd", parents=[database], help="set a new password (signs them out everywhere)")
@@ -53,8 +54,8 @@ def main(argv: list[str]) -> int:
                 for user in list_users(engine):
                     print(f"{user.name}\t{user.role}\tcreated {user.created_at:%Y-%m-%d %H:%M} UTC")
             case "remove":
-                remove_user(engine, args.name)
-                print(f"removed {args.name}")
+                handed_over = remove_user(engine, args.name)
+                print(f"removed {args.name}; their {handed_over} session(s) are now seen by admins only")
             case "passwd":
                 set_password(engine, args.name, read_password(args.password_stdin))
                 print(f"changed the password of {args.name}")
@@ -69,11 +70,17 @@ def main(argv: list[str]) -> int:
 
 def read_password(from_stdin: bool) -> str:
     """From stdin's first line, or asked twice on the terminal; never from the command line (shell history, ps)."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if not sys.stdin.isatty():
+    if not from_stdin and not sys.stdin.isatty():
         raise UserError("no terminal to ask for the password on; pipe it in with --password-stdin")
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != password:
-        raise UserError("the two passwords differ")
+    try:
+        if from_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                raise UserError("the two passwords differ")
+    except UnicodeDecodeError:  # a strict locale
+        raise UserError("the password is not valid UTF-8 text") from None
+    if not is_text(password):  # undecodable bytes kept as surrogates (a UTF-8 or C locale)
+        raise UserError("the password is not valid UTF-8 text")
     return password

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from db.arguments import days, text
 from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
@@ -28,28 +29,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     purge.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
     which = purge.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--older-than-days", type=float, metavar="N", help="every session that ended more than N days ago"
+        "--older-than-days", type=days, metavar="N", help="every session that ended more than N days ago"
     )
-    which.add_argument("--session", metavar="NAME", help="the session called NAME")
+    which.add_argument("--session", type=text, metavar="NAME", help="the session called NAME")
     _add_students_commands(commands)
-    args = parser.parse_args(argv)
-    if args.command == "purge" and args.older_than_days is not None and args.older_than_days < 0:
-        parser.error("--older-than-days must not be negative")
-    return args
+    return parser.parse_args(argv)
 
 
 def _add_students_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     students = commands.add_parser("students", help="fix students' identities after a session")
     actions = students.add_subparsers(dest="action", required=True)
     rename = actions.add_parser("rename", help="give a student a display name")
-    rename.add_argument("old", metavar="OLD", help="the student's key (e.g. tile-3) or current name")
-    rename.add_argument("new", metavar="NEW", help="the name to show from now on")
+    rename.add_argument("old", type=text, metavar="OLD", help="the student's key (e.g. tile-3) or current name")
+    rename.add_argument("new", type=text, metavar="NEW", help="the name to show from now on")
     merge = actions.add_parser("merge", help="make DROP's observations KEEP's and remove DROP")
-    merge.add_argument("keep", metavar="KEEP", help="the student's key or name that stays")
-    merge.add_argument("drop", metavar="DROP", help="the student's key or name that goes")
+    merge.add_argument("keep", type=text, metavar="KEEP", help="the student's key or name that stays")
+    merge.add_argument("drop", type=text, metavar="DROP", help="the student's key or name that goes")
     for action in (rename, merge):
         action.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
-        action.add_argument("--session", required=True, metavar="NAME", help="the session the students are in")
+        action.add_argument(
+            "--session", type=text, required=True, metavar="NAME", help="the session the students are in"
+        )
 
 
 def _students(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from db.errors import DatabaseError, describe_url, reported_as
+from db.errors import DatabaseError, describe_url, mask_raw_url, reported_as
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The local data folder: the embedded database, and the dashboard's secret key.
@@ -58,19 +57,15 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise DatabaseError(
-            f"{_mask_password(url)!r} is not a database URL "
+            f"{mask_raw_url(url)!r} is not a database URL "
             "(expected sqlite:///path/to/file.db or postgresql://user:password@host/dbname)"
         ) from None
     # Bare postgresql:// would pick psycopg2; the project ships psycopg 3.
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def _mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _prepare_sqlite_file(url: URL, create: bool) -> None:

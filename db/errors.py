@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
+
+MASK = "***"
+# URL query keys whose values are secrets (libpq's password, sslpassword; any *secret, *token, *key).
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+# In a URL too broken to parse: the password between "user:" and "@", and any secret query value.
+_RAW_USERINFO_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
+_RAW_SECRET_PARAMETER = re.compile(r"([?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*", re.IGNORECASE)
 
 
 class DatabaseError(Exception):
@@ -14,8 +23,24 @@ class DatabaseError(Exception):
 
 
 def describe_url(url: URL) -> str:
-    """The URL as the user wrote it, with any password masked."""
-    return url.render_as_string(hide_password=True)
+    """The URL as the user wrote it, with any password masked: the one before the host and any given as a
+    query parameter (?password=...)."""
+    secrets = {key: MASK for key in url.query if _SECRET_KEY.search(key)}
+    # Rendered query values are percent-encoded; the mask is shown as it is.
+    return url.update_query_dict(secrets).render_as_string(hide_password=True).replace(quote(MASK, safe=""), MASK)
+
+
+def mask_raw_url(url: str) -> str:
+    """describe_url for a URL SQLAlchemy cannot parse."""
+    return _RAW_SECRET_PARAMETER.sub(rf"\1{MASK}", _RAW_USERINFO_PASSWORD.sub(rf"\1{MASK}@", url))
+
+
+def _secrets(url: URL) -> list[str]:
+    values = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if _SECRET_KEY.search(key):
+            values.extend([value] if isinstance(value, str) else value)
+    return [str(value) for value in values if value]
 
 
 def driver_reason(exc: BaseException) -> str:
@@ -30,4 +55,8 @@ def reported_as(action: str, url: URL) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        raise DatabaseError(f"cannot {action} {describe_url(url)}: {driver_reason(exc)}") from exc
+        reason = driver_reason(exc)
+        # Some drivers repeat the connection string, password and all, in their message.
+        for secret in _secrets(url):
+            reason = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, reason)
+        raise DatabaseError(f"cannot {action} {describe_url(url)}: {reason}") from exc

@@ -1,4 +1,5 @@
-"""Removes whole sessions: every observation, student and frame row of them, then the session row itself."""
+"""Removes whole sessions: every observation, student and frame row of them, then the session row itself.
+A session being captured (its lease held, db.lease) is never purged."""
 
 from __future__ import annotations
 
@@ -9,31 +10,47 @@ from sqlalchemy import Connection, Engine, Select, delete, func, select
 
 from db.engine import write_transaction
 from db.errors import reported_as
+from db.lease import SessionBusyError, leases
 from db.queries import UnknownSessionError
-from db.schema import flag_acknowledgements, frames, observations, sessions, students
+from db.schema import flag_acknowledgements, frames, observations, session_writers, sessions, students
 
 
 def purge_older_than(engine: Engine, days: float, now: datetime | None = None) -> list[str]:
-    """Purge every session that ended (or, never closed, started) more than `days` days before `now`.
-    Returns the purged sessions' names."""
+    """Purge every session that ended (or, never closed, started) more than `days` days before `now`, except
+    those being captured. Returns the purged sessions' names."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     last_active = func.coalesce(sessions.c.ended_at, sessions.c.started_at)
-    return _purge(engine, select(sessions.c.id, sessions.c.name).where(last_active < cutoff))
+    return _purge(engine, _rows().where(last_active < cutoff))
 
 
 def purge_session(engine: Engine, name: str) -> None:
-    """Purge the session called `name`; UnknownSessionError when there is none."""
-    if not _purge(engine, select(sessions.c.id, sessions.c.name).where(sessions.c.name == name)):
+    """Purge the session called `name`; UnknownSessionError when there is none, SessionBusyError while it is
+    being captured."""
+    if not _purge(engine, _rows().where(sessions.c.name == name), refuse_held=True):
         raise UnknownSessionError(f"no session named {name!r}")
 
 
-def _purge(engine: Engine, chosen: Select[Any]) -> list[str]:
+def _rows() -> Select[Any]:
+    # FOR UPDATE (PostgreSQL): a capture taking up one of these sessions waits for the purge, or the purge for
+    # it; the leases are read after this lock (db.lease).
+    return select(sessions.c.id, sessions.c.name).with_for_update()
+
+
+def _purge(engine: Engine, chosen: Select[Any], refuse_held: bool = False) -> list[str]:
+    """Purge the sessions `chosen` selects, except those being captured (with `refuse_held`, SessionBusyError
+    for one of those instead)."""
     with reported_as("purge sessions in", engine.url), write_transaction(engine) as connection:
         _overwrite_deleted_data(connection)
-        found = connection.execute(chosen).all()
+        candidates = connection.execute(chosen).all()
+        now = datetime.now(UTC)
+        held = leases(connection, [row.id for row in candidates])
+        busy = [row for row in candidates if row.id in held and held[row.id].holds(now)]
+        if refuse_held and busy:
+            raise SessionBusyError(held[busy[0].id].busy_message(busy[0].name))
+        found = [row for row in candidates if row not in busy]
         ids = [row.id for row in found]
         # Children first, each table explicitly: no reliance on ON DELETE CASCADE being enforced.
-        for table in (flag_acknowledgements, observations, students, frames, sessions):
+        for table in (flag_acknowledgements, observations, students, frames, session_writers, sessions):
             key = table.c.id if table is sessions else table.c.session_id
             connection.execute(delete(table).where(key.in_(ids)))
     if found and engine.dialect.name == "sqlite":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, func, select, update
 
 from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
+from db.lease import leases
 from db.queries import UnknownSessionError
 from db.schema import observations, sessions, students
 
@@ -48,7 +50,13 @@ def merge_students(engine: Engine, session_name: str, keep: str, drop: str) -> i
         kept, dropped = _student(connection, session_id, keep), _student(connection, session_id, drop)
         if kept.id == dropped.id:
             raise UnknownStudentError(f"{keep!r} and {drop!r} are the same student ({kept.key})")
-        if connection.scalar(select(sessions.c.ended_at).where(sessions.c.id == session_id)) is None:
+        # FOR UPDATE (PostgreSQL): a capture taking up the session meanwhile waits until the merge is done; the
+        # lease is read after this lock (db.lease).
+        ended_at = connection.scalar(select(sessions.c.ended_at).where(sessions.c.id == session_id).with_for_update())
+        lease = leases(connection, [session_id]).get(session_id)
+        if lease is not None and lease.holds(datetime.now(UTC)):
+            raise LiveSessionError(f"{lease.busy_message(session_name)}; stop it, then merge")
+        if ended_at is None:
             raise LiveSessionError(
                 f"session {session_name!r} is still being captured (it has no end time); stop the capture, then merge"
             )

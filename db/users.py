@@ -13,13 +13,20 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, Row, delete, insert, select, update
+from zxcvbn import zxcvbn
 
 from db.errors import reported_as
-from db.schema import users
+from db.schema import sessions, users
 
 # Names appear in URLs, cookies and log lines: keep them plain.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
 MIN_PASSWORD_LENGTH = 10
+# Longer passphrases gain nothing over this.
+MAX_PASSWORD_LENGTH = 256
+# zxcvbn's 0-4 guessability score; 3: "safely unguessable" (about 10^8 guesses or more), which rules out its
+# 30 000 common passwords, keyboard rows, repeats and dictionary words with digits appended.
+MIN_PASSWORD_SCORE = 3
+ZXCVBN_MAX_LENGTH = 72
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended costs
 # Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _HASHER.hash("no such user")
@@ -47,7 +54,7 @@ class User:
 
 def add_user(engine: Engine, name: str, role: Role, password: str) -> User:
     _check_name(name)
-    _check_password(password)
+    check_password(password, name)
     with reported_as("add a user to", engine.url), engine.begin() as connection:
         if connection.scalar(select(users.c.id).where(users.c.name == name)) is not None:
             raise UserError(f"user {name!r} already exists (change the password with `users passwd {name}`)")
@@ -77,14 +84,21 @@ def find_user(engine: Engine, name: str) -> User | None:
     return None if row is None else _user(row)
 
 
-def remove_user(engine: Engine, name: str) -> None:
+def remove_user(engine: Engine, name: str) -> int:
+    """Remove the user and hand their sessions to the admins (no owner): a later account of the same name must
+    not inherit them. Returns how many sessions were handed over."""
     with reported_as("remove a user from", engine.url), engine.begin() as connection:
         if connection.execute(delete(users).where(users.c.name == name)).rowcount == 0:
             raise UserError(f"no user named {name!r}")
+        return connection.execute(update(sessions).where(sessions.c.teacher == name).values(teacher=None)).rowcount
 
 
 def set_password(engine: Engine, name: str, password: str) -> None:
-    _check_password(password)
+    check_password(password, name)
+    _store_password(engine, name, password)
+
+
+def _store_password(engine: Engine, name: str, password: str) -> None:
     statement = update(users).where(users.c.name == name).values(password_hash=_HASHER.hash(password))
     with reported_as("change a password in", engine.url), engine.begin() as connection:
         if connection.execute(statement).rowcount == 0:
@@ -109,7 +123,8 @@ def check_login(engine: Engine, name: str, password: str) -> User | None:
     if row is None:
         return None
     if _HASHER.check_needs_rehash(row.password_hash):
-        set_password(engine, name, password)
+        # Not set_password: a password accepted under an older policy still signs in.
+        _store_password(engine, name, password)
         return get_user(engine, name)
     return _user(row)
 
@@ -139,6 +154,16 @@ def _check_name(name: str) -> None:
         )
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+def check_password(password: str, name: str) -> None:
+    """UserError unless `password` is 10-256 characters, not blank, and not guessable by zxcvbn's estimate
+    (its common-password and word lists, patterns such as repeats and keyboard rows, and the user's name)."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise UserError(f"the password must have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    if not password.strip():
+        raise UserError("the password must not be all blanks")
+    # zxcvbn refuses more than its 72 characters (its work grows fast with the length); a passphrase whose first
+    # 72 are strong is strong.
+    strength = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[name])
+    if strength["score"] < MIN_PASSWORD_SCORE:
+        why = strength["feedback"]["warning"] or "it is too easy to guess"
+        raise UserError(f"the password is too weak: {why.rstrip('.')}; try a few unrelated words")

@@ -4,35 +4,42 @@ purpose notice, CSRF tokens on every state-changing request, the cookie key, the
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import signal
 import stat
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from dash import Dash
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from dashboard import ids
 from dashboard.__main__ import is_loopback
 from dashboard.app import create_app
-from dashboard.auth import CSRF_FIELD, SECRET_KEY_FILE, LoginThrottle, load_secret_key
-from dashboard.live import flag_id
-from db.migrate import upgrade
+from dashboard.auth import CSRF_COOKIE, CSRF_FIELD, SECRET_KEY_FILE, LoginThrottle, SignIns, load_secret_key
+from dashboard.pages.live import flag_id
+from db.engine import connect
+from db.migrate import ALEMBIC_INI, upgrade
 from db.queries import acknowledged_flags, find_session
-from db.schema import sessions
+from db.schema import sessions, students, users
 from db.users import Role, add_user, check_login, find_user, set_password
 from tests.cli import REPO, assert_one_clear_line
 from tests.dashboard_server import free_port, running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, csrf_token, post_form, sign_in, signed_in_client
 from tests.test_dashboard import ABSENCE, ABSENCE_START, LIVE_OUTPUTS, dash_call, page, text
-from tests.test_timeline import PERIOD_1, record
+from tests.test_timeline import PERIOD_1, T0, record
 
 
 @pytest.fixture
@@ -115,9 +122,28 @@ def test_a_page_request_is_sent_to_the_sign_in_form_and_back_afterwards(app: Das
 
 def test_next_never_leads_off_the_site(app: Dash) -> None:
     client = app.server.test_client()
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    # A browser drops tabs and line breaks from a Location and reads a backslash as a slash: each of these
+    # would take the user to evil.example.
+    targets = (
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example/pwned.html",
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        "\t//evil.example/",
+        " //evil.example/",
+        "javascript:alert(1)",
+        "/%09/evil.example/",  # given to the form already decoded once: the tab above; here a harmless path
+    )
+    for target in targets:
         response = post_form(client, "/login", {"name": "alice", "password": PASSWORD, "next": target})
-        assert response.headers["Location"] == "/notice?next=/"
+        expected = "/notice?next=/%2509/evil.example/" if target.startswith("/%09") else "/notice?next=/"
+        assert response.headers["Location"] == expected, target
+        client.post("/logout", data={CSRF_FIELD: csrf_token(client)})
+    # As the issue's link does it: the %09 in the query string is the tab, and the form carries "/" on.
+    form = client.get("/login?next=/%09/evil.example/pwned.html").get_data(as_text=True)
+    assert 'name="next" value="/"' in form
 
 
 def test_a_wrong_password_or_unknown_name_is_refused_alike(app: Dash) -> None:
@@ -146,15 +172,37 @@ def test_five_failures_lock_that_name_from_that_address_even_for_the_right_passw
 
 def test_the_throttle_forgets_failures_older_than_its_window() -> None:
     throttle = LoginThrottle(max_failures=5, window_s=300)
-    key = ("alice", "127.0.0.1")
+
+    def fail(now: float) -> None:
+        assert throttle.begin("alice", "127.0.0.1", now) == 0.0
+        throttle.end("alice", "127.0.0.1", now, succeeded=False)
+
     for second in range(5):
-        throttle.failed(key, now=1000.0 + second)
-    assert throttle.wait_s(key, now=1010.0) == pytest.approx(290.0)
-    assert throttle.wait_s(key, now=1299.5) == pytest.approx(0.5)
-    assert throttle.wait_s(key, now=1300.0) == 0.0  # the first failure is 300 s old: four are left
-    throttle.failed(key, now=1302.0)
-    throttle.succeeded(key)
-    assert throttle.wait_s(key, now=1302.0) == 0.0
+        fail(1000.0 + second)
+    assert throttle.begin("alice", "127.0.0.1", now=1010.0) == pytest.approx(290.0)
+    assert throttle.begin("alice", "127.0.0.1", now=1299.5) == pytest.approx(0.5)
+    assert throttle.begin("alice", "127.0.0.1", now=1300.0) == 0.0  # the first failure is 300 s old: four are left
+    throttle.end("alice", "127.0.0.1", 1300.0, succeeded=True)
+    assert throttle.begin("alice", "127.0.0.1", now=1302.0) == 0.0
+
+
+def test_a_check_in_flight_counts_against_the_limits_so_parallel_attempts_cannot_slip_under_them() -> None:
+    throttle = LoginThrottle(max_failures=5, max_address_failures=7, max_checks=100)
+    # Five checks of one name begun and not yet finished fill that name's limit from that address.
+    assert [throttle.begin("alice", "10.0.0.1", 0.0) for _ in range(6)] == [0.0] * 5 + [pytest.approx(5.0)]
+    # Two more names fill the address's limit over every name, known or not.
+    assert [throttle.begin(f"nobody-{n}", "10.0.0.1", 0.0) for n in range(3)] == [0.0, 0.0, pytest.approx(5.0)]
+    assert throttle.begin("alice", "10.0.0.2", 0.0) == 0.0  # another address is not held back
+    for _ in range(5):
+        throttle.end("alice", "10.0.0.1", 1.0, succeeded=False)
+    assert throttle.begin("alice", "10.0.0.1", 2.0) == pytest.approx(299.0)
+
+
+def test_at_most_max_checks_run_at_once_over_every_address() -> None:
+    throttle = LoginThrottle(max_checks=2)
+    assert [throttle.begin(f"user-{n}", f"10.0.0.{n}", 0.0) for n in range(3)] == [0.0, 0.0, pytest.approx(5.0)]
+    throttle.end("user-0", "10.0.0.0", 0.0, succeeded=True)
+    assert throttle.begin("user-3", "10.0.0.3", 0.0) == 0.0
 
 
 def test_a_teacher_sees_only_their_own_sessions(app: Dash, engine: Engine) -> None:
@@ -345,13 +393,16 @@ def test_users_cli_adds_lists_changes_and_removes(url: str) -> None:
     duplicate = users_cli(url, "add", "head", "--role", "teacher", "--password-stdin", password=PASSWORD + "\n")
     assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
     weak = users_cli(url, "passwd", "head", "--password-stdin", password="short\n")
-    assert weak.returncode == 2 and "at least 10 characters" in weak.stderr
+    assert weak.returncode == 2 and "10 to 256 characters" in weak.stderr
     assert users_cli(url, "passwd", "head", "--password-stdin", password="another long one\n").returncode == 0
     engine = upgrade(url)
     assert check_login(engine, "head", "another long one") is not None
     no_terminal = users_cli(url, "passwd", "head", password="")
     assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
-    assert users_cli(url, "remove", "head").returncode == 0
+    removed = users_cli(url, "remove", "head")
+    assert (
+        removed.returncode == 0 and removed.stdout == "removed head; their 0 session(s) are now seen by admins only\n"
+    )
     assert find_user(engine, "head") is None
     gone = users_cli(url, "remove", "head")
     assert gone.returncode == 2 and "no user named 'head'" in gone.stderr and "Traceback" not in gone.stderr
@@ -413,3 +464,324 @@ def test_the_server_is_waitress_and_stops_cleanly(url: str, engine: Engine, tmp_
     log = (tmp_path / "dashboard.log").read_text()
     assert returncode == 0, log
     assert "Traceback" not in log
+
+
+# Sign-out, lifetimes and cookies (issue 12, item 4), cross-port forgeries (item 7), over real HTTP.
+
+
+class Browser:
+    """A browser's cookie jar and requests against a running dashboard, enough to sign in and post forms."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+
+    def cookie(self, name: str) -> str:
+        return next(cookie.value for cookie in self.jar if cookie.name == name)
+
+    def request(self, path: str, form: dict[str, str] | None = None, **headers: str) -> tuple[int, str]:
+        data = None if form is None else urllib.parse.urlencode(form).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers)
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def post(self, path: str, form: dict[str, str], **headers: str) -> int:
+        """POST a form with this browser's CSRF token, as the pages' forms do."""
+        return self.request(path, {**form, CSRF_FIELD: self.cookie(CSRF_COOKIE)}, **headers)[0]
+
+    def sign_in(self, name: str, password: str = PASSWORD) -> int:
+        self.request("/login")
+        status = self.post("/login", {"name": name, "password": password})
+        if status == 302:
+            self.post("/notice", {"accept": "yes"})
+        return status
+
+    def signed_in(self) -> bool:
+        return self.request("/_dash-layout")[0] == 200
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def dashboard(url: str, engine: Engine, tmp_path: Path) -> Iterator[str]:
+    with running_dashboard(url, tmp_path) as (base_url, _):
+        yield base_url
+
+
+def test_sign_out_ends_the_session_on_the_server_so_a_copied_cookie_no_longer_works(dashboard: str) -> None:
+    alice = Browser(dashboard)
+    assert alice.sign_in("alice") == 302 and alice.signed_in()
+    thief = Browser(dashboard)
+    for cookie in alice.jar:
+        thief.jar.set_cookie(cookie)
+    assert thief.signed_in()
+    assert alice.post("/logout", {}) == 302
+    assert not alice.signed_in()
+    assert not thief.signed_in()  # the copy made before the sign-out
+    status, _ = thief.request("/_dash-update-component", {}, **{"X-CSRFToken": thief.cookie(CSRF_COOKIE)})
+    assert status == 401
+
+
+def test_a_page_on_another_port_cannot_sign_a_user_out_even_with_the_csrf_cookie(dashboard: str) -> None:
+    alice = Browser(dashboard)
+    alice.sign_in("alice")
+    elsewhere = f"http://127.0.0.1:{free_port()}"
+    # Cookies do not keep ports apart: that page reads the token and posts it, with alice's cookies attached.
+    assert alice.post("/logout", {}, Origin=elsewhere) == 403
+    assert alice.post("/logout", {}, Referer=f"{elsewhere}/attack.html") == 403
+    assert alice.signed_in()
+    assert alice.post("/logout", {}, Origin=dashboard) == 302
+    assert not alice.signed_in()
+
+
+def test_a_sign_in_ends_after_its_idle_time_and_after_its_absolute_lifetime_however_busy() -> None:
+    sign_ins = SignIns(idle_s=60, absolute_s=600)
+    busy = sign_ins.start("alice", "token", now=0.0)
+    for now in range(30, 600, 30):  # a request every 30 s: never idle
+        assert sign_ins.user(busy, "token", float(now)) == "alice"
+    assert sign_ins.user(busy, "token", 600.0) is None
+    idle = sign_ins.start("alice", "token", now=0.0)
+    assert sign_ins.user(idle, "token", 59.0) == "alice"
+    assert sign_ins.user(idle, "token", 119.5) is None
+    other = sign_ins.start("bob", "token", now=0.0)
+    assert sign_ins.user(other, "another sign-in's token", 1.0) is None  # a token is good for its sign-in only
+    sign_ins.end(other)
+    assert sign_ins.user(other, "token", 2.0) is None
+
+
+def test_cookies_are_secure_over_tls_and_when_told_of_a_tls_proxy(engine: Engine) -> None:
+    def cookie_flags(app: Dash, base_url: str) -> dict[str, bool]:
+        client = app.server.test_client()
+        client.get("/login", base_url=base_url)
+        post_form(client, "/login", {"name": "alice", "password": PASSWORD}, base_url=base_url)
+        response = client.get("/login", base_url=base_url)
+        cookies = response.headers.getlist("Set-Cookie")
+        return {cookie.split("=", 1)[0]: "; Secure" in cookie for cookie in cookies}
+
+    # A request after the sign-in gets no new session cookie: its expiry, 12 h after the sign-in, never slides.
+    assert cookie_flags(create_app(engine), "http://localhost") == {CSRF_COOKIE: False}
+    assert cookie_flags(create_app(engine), "https://localhost") == {CSRF_COOKIE: True}
+    assert cookie_flags(create_app(engine, behind_tls_proxy=True), "http://localhost") == {CSRF_COOKIE: True}
+    client = create_app(engine, behind_tls_proxy=True).server.test_client()
+    response = post_form(client, "/login", {"name": "alice", "password": PASSWORD})
+    (session_cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("classpulse_session=")]
+    assert "; Secure" in session_cookie
+
+
+# Sign-in load (item 10).
+
+
+def test_thirty_parallel_attempts_check_at_most_five_passwords(dashboard: str) -> None:
+    browsers = [Browser(dashboard) for _ in range(30)]
+    for browser in browsers:
+        browser.request("/login")
+    start = threading.Barrier(len(browsers))
+    answers: list[int] = []
+
+    def attempt(browser: Browser) -> None:
+        start.wait()
+        answers.append(browser.post("/login", {"name": "alice", "password": "a wrong guess"}))
+
+    threads = [threading.Thread(target=attempt, args=(browser,)) for browser in browsers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 401: the password was checked (and was wrong); 429: turned away unchecked.
+    checked = answers.count(401)
+    assert set(answers) <= {401, 429} and checked <= 5
+    # Five wrong passwords lock the right one out too; fewer (most turned away as too many at once) do not.
+    assert Browser(dashboard).sign_in("alice") == (429 if checked == 5 else 302)
+
+
+def test_unknown_names_are_throttled_per_address_too(app: Dash) -> None:
+    client = app.server.test_client()
+    answers = [post_form(client, "/login", {"name": f"nobody-{n}", "password": "guess"}).status_code for n in range(25)]
+    assert answers == [401] * 20 + [429] * 5
+    # The address is held back for every name, and another address is not.
+    assert post_form(client, "/login", {"name": "alice", "password": PASSWORD}).status_code == 429
+    elsewhere = post_form(
+        client, "/login", {"name": "alice", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "10.9"}
+    )
+    assert elsewhere.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        (" " * 10, "all blanks"),
+        ("aaaaaaaaaa", "too weak"),
+        ("password12", "too weak"),
+        ("qwertyuiop", "too weak"),
+        ("carolcarol1", "too weak"),
+        ("short", "10 to 256 characters"),
+        ("x" * 257, "10 to 256 characters"),
+    ],
+    ids=["blanks", "repeat", "common", "keyboard-row", "the-name", "short", "long"],
+)
+def test_a_weak_password_is_refused_with_one_line(url: str, password: str, reason: str) -> None:
+    upgrade(url).dispose()
+    result = users_cli(url, "add", "carol", "--role", "teacher", "--password-stdin", password=password + "\n")
+    assert_one_clear_line(result, reason)
+    assert find_user(upgrade(url), "carol") is None
+
+
+# Ownership follows the account (item 8).
+
+
+def test_a_new_account_with_a_removed_users_name_does_not_inherit_their_sessions(
+    app: Dash, engine: Engine, url: str
+) -> None:
+    assert "alice-maths" in text(page(signed_in_client(app, engine, "alice"), "/sessions"))
+    removed = users_cli(url, "remove", "alice")
+    assert removed.returncode == 0 and "1 session(s) are now seen by admins only" in removed.stdout
+    add_user_with_cli(url, "alice", "teacher")
+    listed = text(page(signed_in_client(app, engine, "alice"), "/sessions"))
+    assert "alice-maths" not in listed
+    assert "you have no session named" in text(page(signed_in_client(app, engine, "alice"), "/report/alice-maths"))
+    assert "alice-maths" in text(page(signed_in_client(app, engine, "head", Role.ADMIN), "/sessions"))
+
+
+def test_the_migration_hands_sessions_of_already_removed_users_to_the_admins(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config(str(ALEMBIC_INI))
+    engine = connect(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+    with engine.begin() as connection:
+        # carol was removed before 0007: her name stayed on her session. bob still has his account.
+        connection.execute(insert(users).values(name="bob", role="teacher", password_hash="-", created_at=T0))
+        for name, teacher in (("carols-class", "carol"), ("bobs-class", "bob")):
+            connection.execute(insert(sessions).values(name=name, source="screen", started_at=T0, teacher=teacher))
+    upgrade(engine)
+    assert [find_session(engine, name).teacher for name in ("carols-class", "bobs-class")] == [None, "bob"]
+
+
+# The catalogue: every Dash callback, signed out, as another teacher, and with crafted values (item 11).
+
+# Another teacher's session wherever a callback names one; clicks and plain values elsewhere.
+FORGED_VALUES: dict[tuple[str, str], Any] = {
+    (ids.URL, "pathname"): "/report/bob-history",
+    (ids.LIVE_WINDOW, "value"): "all",
+    (ids.SESSIONS_FILTER, "value"): "bob",
+    (ids.REPORT_SESSION, "data"): "bob-history",
+    (ids.RENAME_STUDENT, "value"): "tile-0",
+    (ids.RENAME_NAME, "value"): "renamed by alice",
+    (ids.MERGE_KEEP, "value"): "tile-0",
+    (ids.MERGE_DROP, "value"): "tile-1",
+}
+# The one pattern-matching component: a flag's Acknowledge button.
+FLAG_BUTTON = {"index": "tile-1|absent|x", "type": ids.FLAG_ACK}
+# Values no page ever sends, for every input and state in turn.
+CRAFTED_VALUES = [[1, 2], {"id": "x"}, "' OR 1=1 --", 10**30, -1, True, {"id": [], "name": {}}]
+
+
+def callback_requests(client: FlaskClient, values: dict[tuple[str, str], Any]) -> Iterator[tuple[str, dict]]:
+    """A request for every server-side callback the page declares (/_dash-dependencies, as the browser reads
+    it), each input and state given its value in `values` (default: one click)."""
+    for callback in client.get("/_dash-dependencies").get_json():
+        if callback.get("clientside_function"):
+            continue
+        outputs = [name.split(".", 1) for name in callback["output"].strip(".").split("...")]
+
+        def concrete(component: str) -> Any:
+            return FLAG_BUTTON if component.startswith("{") else component
+
+        def given(spec: dict[str, str]) -> dict[str, Any]:
+            value = values.get((spec["id"], spec["property"]), 1)
+            return {"id": concrete(spec["id"]), "property": spec["property"], "value": value}
+
+        first = callback["inputs"][0]
+        targets = [{"id": concrete(i), "property": p} for i, p in outputs]
+        yield (
+            callback["output"],
+            {
+                "output": callback["output"],
+                # Dash's wire format: one output as an object, several as a list.
+                "outputs": targets[0] if len(targets) == 1 else targets,
+                "inputs": [given(spec) for spec in callback["inputs"]],
+                "state": [given(spec) for spec in callback["state"]],
+                "changedPropIds": [f"{_prop_id(concrete(first['id']))}.{first['property']}"],
+            },
+        )
+
+
+def _prop_id(component: Any) -> str:
+    return json.dumps(component, separators=(",", ":")) if isinstance(component, dict) else component
+
+
+def test_every_callback_refuses_a_visitor_who_has_not_signed_in(app: Dash, engine: Engine) -> None:
+    requests = list(callback_requests(signed_in_client(app, engine, "alice"), FORGED_VALUES))
+    assert len(requests) >= 6
+    visitor = app.server.test_client()
+    for output, request in requests:
+        response = visitor.post("/_dash-update-component", json=request)
+        assert response.status_code == 401 and "bob-history" not in response.get_data(as_text=True), output
+
+
+def test_no_callback_shows_or_changes_another_teachers_session(app: Dash, engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(sessions).where(sessions.c.name == "bob-history").values(ended_at=T0))
+    bob_id = session_id(engine, "bob-history")
+    alice = signed_in_client(app, engine, "alice")
+    values = FORGED_VALUES | {(ids.LIVE_SESSION, "data"): {"id": bob_id, "name": "bob-history"}}
+    before = report_tables_of(engine, "bob-history")
+    for output, request in callback_requests(alice, values):
+        response = alice.post("/_dash-update-component", json=request)
+        body = response.get_data(as_text=True)
+        # 204: Dash's "no update"; 200 with a refusal that names no student of bob's.
+        assert response.status_code in (200, 204), (output, response.status_code, body)
+        assert "tile-0" not in body and "renamed by alice" not in body, output
+    assert report_tables_of(engine, "bob-history") == before
+    assert acknowledged_flags(engine, bob_id) == set()
+
+
+def report_tables_of(engine: Engine, name: str) -> list[tuple]:
+    """The session's student rows: names and merges show there."""
+    owned = students.c.session_id == session_id(engine, name)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(select(students).where(owned))]
+
+
+@pytest.mark.parametrize("crafted", CRAFTED_VALUES, ids=repr)
+def test_crafted_callback_values_are_a_clear_400_never_a_500(app: Dash, engine: Engine, crafted: Any) -> None:
+    admin = signed_in_client(app, engine, "head", Role.ADMIN)
+    answers: set[int] = set()
+    for output, request in callback_requests(admin, FORGED_VALUES | {(ids.REPORT_SESSION, "data"): "alice-maths"}):
+        for field in ("inputs", "state"):
+            for index in range(len(request[field])):
+                forged = json.loads(json.dumps(request))
+                forged[field][index]["value"] = crafted
+                response = admin.post("/_dash-update-component", json=forged)
+                assert response.status_code in (200, 204, 400), (output, field, index, response.status_code)
+                answers.add(response.status_code)
+                if response.status_code == 400:
+                    assert "bad callback request" in response.get_data(as_text=True)
+    assert 400 in answers  # some values do break a callback: those are the ones that were a 500
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [{}, {"output": "no-such.children"}, {"output": f"{ids.PAGE}.children", "outputs": 7}, [1, 2], "text"],
+    ids=["empty", "unknown-output", "bad-outputs", "a-list", "a-string"],
+)
+def test_a_garbled_callback_request_is_a_clear_400(app: Dash, engine: Engine, envelope: Any) -> None:
+    response = signed_in_client(app, engine, "alice").post("/_dash-update-component", json=envelope)
+    assert response.status_code == 400 and "bad callback request" in response.get_data(as_text=True)
+
+
+def test_a_visitors_other_requests_keep_the_sign_in_forms_token(app: Dash) -> None:
+    # A browser fetches /favicon.ico (refused: not signed in) between showing the form and posting it.
+    client = app.server.test_client()
+    token = csrf_token(client)
+    assert client.get("/favicon.ico").status_code == 401
+    response = client.post("/login", data={"name": "alice", "password": PASSWORD, CSRF_FIELD: token})
+    assert response.status_code == 302

@@ -11,6 +11,9 @@ training CSV (test_model).
 from __future__ import annotations
 
 import html
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -24,9 +27,9 @@ from sqlalchemy import Engine
 
 from dashboard import ids
 from dashboard.app import create_app
-from dashboard.callbacks import WHOLE_SESSION
+from dashboard.pages.live import WHOLE_SESSION
 from db.migrate import upgrade
-from tests.cli import assert_one_clear_line, count_rows, run_module, sqlite_rows
+from tests.cli import REPO, assert_one_clear_line, count_rows, run_module, sqlite_rows
 from tests.dashboard_users import signed_in_client
 from tests.galleries import astronaut, compose_gallery, lfw_faces
 from tests.test_capture_cli import capture, export, inside, written
@@ -288,3 +291,122 @@ def test_dashboard_shows_hostile_names_as_plain_text(hostile_names: tuple[Path, 
     live_page = page(client, "/live/maths")
     session = next(node["props"]["data"] for node in walk(live_page) if node["props"].get("id") == ids.LIVE_SESSION)
     assert_shown_as_text(live_tick(client, app, session))
+
+
+def assert_argument_refused(result: subprocess.CompletedProcess[str], option: str) -> None:
+    """Exit code 2, argparse's usage and one error line naming `option`, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "error: argument" in last and option in last, result.stderr
+
+
+# The bad inputs of issue 12 (item 11), through every command that takes them.
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: what a shell in another locale passes on
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("capture", "--source", "nowhere.png", "--session", NOT_UTF8),
+        ("capture", "--source", "nowhere.png", "--teacher", NOT_UTF8),
+        ("db", "purge", "--session", NOT_UTF8),
+        ("db", "students", "rename", "--session", NOT_UTF8, "tile-1", "Ada"),
+        ("db", "students", "rename", "--session", "maths", "tile-1", NOT_UTF8),
+        ("db", "students", "rename", "--session", "maths", NOT_UTF8, "Ada"),
+        ("db", "students", "merge", "--session", "maths", "tile-1", NOT_UTF8),
+        ("analytics", "export", "--session", NOT_UTF8, "--out", "rows.csv"),
+        ("analytics", "report", "--session", NOT_UTF8, "--out", "report"),
+    ],
+    ids=lambda command: " ".join(part.encode("utf-8", "backslashreplace").decode() for part in command[:3]),
+)
+def test_a_name_that_is_not_utf8_is_refused_with_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    result = run_module(*command, "--db", url)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is not valid UTF-8 text" in last and "caf\\xe9" in last, result.stderr
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_with_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "dashboard", "users", "add", "carol", "--role", "teacher", "--password-stdin"]
+        + ["--db", url],
+        cwd=REPO,
+        input=b"correct horse caf\xe9 battery\n",
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert stderr.splitlines() == ["python -m dashboard users: error: the password is not valid UTF-8 text"]
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("bin_seconds = 100000000000000000000", ("score.bin_seconds", "at most 86400")),
+        ("bin_seconds = 1e20", ("score.bin_seconds", "an integer")),
+        ("absent_seconds = nan", ("flags.absent_seconds", "finite")),
+        ("eyes_closed_seconds = inf", ("flags.eyes_closed_seconds", "finite")),
+        ("max_yaw_degrees = 1e300", ("score.max_yaw_degrees", "at most 90")),
+        ("present = 1e300", ("score.weights.present", "at most 1000")),
+    ],
+    ids=["huge-int", "huge-float", "nan", "inf", "huge-angle", "huge-weight"],
+)
+def test_an_absurd_or_non_finite_setting_is_one_clear_line_naming_its_key(
+    tmp_path: Path, line: str, words: tuple[str, ...]
+) -> None:
+    key = line.split(" ", 1)[0]
+    default = (REPO / "analytics" / "engagement.toml").read_text()
+    config = tmp_path / "engagement.toml"
+    config.write_text("\n".join(line if row.startswith(f"{key} =") else row for row in default.splitlines()))
+    result = run_module(
+        "analytics", "report", "--session", "maths", "--out", str(tmp_path / "report"), "--config", str(config)
+    )
+    assert_one_clear_line(result, *words)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://teacher@127.0.0.1:1/school?password=s3cret-in-query",
+        "postgresql://teacher:s3cret-in-userinfo@127.0.0.1:1/school",
+        "postgresql://teacher:s3cret-in-userinfo@127.0.0.1:notaport/school?password=s3cret-in-query",
+        "sqlite:///{a_file}/x.db?password=s3cret-in-query",  # a folder that cannot be made: a file is in the way
+    ],
+    ids=["query", "userinfo", "unparsable", "sqlite"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("capture", "--source", "{image}", "--session", "s"),
+        ("db", "purge", "--session", "s"),
+        ("analytics", "export", "--session", "s", "--out", "rows.csv"),
+        ("dashboard", "users", "list"),
+        ("dashboard", "--port", "1"),
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_a_password_in_a_database_url_is_never_printed(tmp_path: Path, url: str, command: tuple[str, ...]) -> None:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    url = url.replace("{a_file}", str(image))
+    result = run_module(*(part.replace("{image}", str(image)) for part in command), "--db", url)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert len(library_lines(result.stderr)) == 1, result.stderr
+
+
+def test_alembic_with_a_garbage_url_is_one_line_without_a_traceback() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("alembic")), "-c", "db/alembic.ini", "-x", "db=garbage", "upgrade", "head"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and "'garbage' is not a database URL" in result.stderr

@@ -1,23 +1,34 @@
 """Many classrooms at once: two real capture processes writing to one SQLite file and to one PostgreSQL
-database at the same time, and the dashboard answering while a capture writes."""
+database at the same time, and the dashboard answering while a capture writes; one live writer per session
+(a second capture, a merge, a killed writer, a writer that lost its lease)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, insert, update
 
 from dashboard.app import create_app
+from db.lease import LeaseLostError
 from db.migrate import upgrade
-from tests.cli import REPO
+from db.queries import find_session
+from db.recorder import SessionRecorder
+from db.schema import session_writers
+from tests.cli import REPO, assert_one_clear_line, run_module
 from tests.dashboard_users import signed_in_client
 from tests.galleries import astronaut, write_frames
-from tests.test_crash_safety import START_TIMEOUT_S, query
+from tests.test_crash_safety import START_TIMEOUT_S, one_face_frame, query
 from tests.test_dashboard import page, text
+from tests.test_timeline import HAPPY, T0, face
+from vocabulary.records import FrameResult
 
 FRAMES = 40
 # A page that takes longer than this while capture writes is a dashboard blocked by the writer.
@@ -104,3 +115,81 @@ def test_dashboard_keeps_answering_while_capture_writes(folder: Path, url: str) 
     assert f"frames={FRAMES} " in stdout
     # Several answers while the rows grew: the dashboard read between the writer's commits, not after them.
     assert len(seen) >= 3 and seen[-1] > seen[0], seen
+
+
+# One live writer per session (issue 12, item 2).
+
+
+def two_face_frame(index: int) -> FrameResult:
+    return FrameResult(index, T0 + timedelta(seconds=index), [face("tile-1", HAPPY), face("tile-2", HAPPY)], 5.0)
+
+
+def one_image(tmp_path: Path) -> str:
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    return str(image)
+
+
+def test_a_second_capture_of_a_session_being_captured_is_refused_and_changes_nothing(url: str, tmp_path: Path) -> None:
+    engine = upgrade(url)
+    image = one_image(tmp_path)
+    writer = SessionRecorder.open(engine, "twin", "screen:1")  # the first capture, still running
+    writer.record(two_face_frame(0))
+    second = run_module("capture", "--source", image, "--db", url, "--session", "twin", "--attention-only")
+    assert_one_clear_line(second, "'twin' is still being captured", f"by process {os.getpid()} on")
+    assert find_session(engine, "twin").ended_at is None  # the second capture did not mark it ended
+    merge = run_module("db", "students", "merge", "--db", url, "--session", "twin", "tile-1", "tile-2")
+    assert_one_clear_line(merge, "'twin' is still being captured")
+    writer.record(two_face_frame(1))  # the first capture goes on as if nothing happened
+    writer.close()
+    assert rows_per_session(url, "frames") == {"twin": 2} and find_session(engine, "twin").ended_at is not None
+    # Once it has stopped, the session is continued as before.
+    third = run_module("capture", "--source", image, "--db", url, "--session", "twin", "--attention-only")
+    assert third.returncode == 0, third.stderr
+    assert rows_per_session(url, "frames") == {"twin": 3}
+    engine.dispose()
+
+
+def test_a_killed_writers_lease_ends_at_once_on_this_machine_and_after_its_time_from_another(
+    folder: Path, url: str, tmp_path: Path
+) -> None:
+    upgrade(url).dispose()
+    first = start_capture(folder, url, "twin")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while rows_per_session(url, "frames").get("twin", 0) < 3:
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert [row[0].split(":")[1] for row in query(url, "SELECT writer FROM session_writers")] == [str(first.pid)]
+    image = one_image(tmp_path)
+    resumed = run_module("capture", "--source", image, "--db", url, "--session", "twin", "--attention-only")
+    assert resumed.returncode == 0, resumed.stderr  # its process is gone: no need to wait for the lease to end
+    # A writer on another machine cannot be looked for: its lease holds until its time is up.
+    engine = upgrade(url)
+    twin = find_session(engine, "twin").id
+    for until, refused in ((datetime.now(UTC) + timedelta(seconds=30), True), (datetime.now(UTC), False)):
+        with engine.begin() as connection:
+            connection.execute(delete(session_writers))
+            connection.execute(insert(session_writers).values(session_id=twin, writer="elsewhere:1:x", until=until))
+        result = run_module("capture", "--source", image, "--db", url, "--session", "twin", "--attention-only")
+        if refused:
+            assert_one_clear_line(result, "still being captured, by process 1 on elsewhere")
+        else:
+            assert result.returncode == 0, result.stderr
+    engine.dispose()
+
+
+def test_a_writer_that_lost_its_lease_stops_with_one_line_and_writes_nothing_more(url: str) -> None:
+    engine = upgrade(url)
+    writer = SessionRecorder.open(engine, "twin", "screen:1")
+    writer.record(one_face_frame(0))
+    # Its lease ran out while it was stalled, and another capture took the session over.
+    with engine.begin() as connection:
+        connection.execute(update(session_writers).values(writer="elsewhere:1:x"))
+    with pytest.raises(LeaseLostError, match="lost its session"):
+        writer.record(one_face_frame(1))
+    writer.close()
+    assert rows_per_session(url, "frames") == {"twin": 1}
+    assert find_session(engine, "twin").ended_at is None  # the session is the other capture's to close
+    engine.dispose()

@@ -11,10 +11,13 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from db.migrate import upgrade
+from db.recorder import SessionRecorder
 from db.schema import frames, observations, sessions, students
 from tests.cli import assert_one_clear_line, run_module
 from tests.galleries import astronaut
-from tests.test_timeline import PERIOD_1, record
+from tests.test_bad_input import assert_argument_refused
+from tests.test_timeline import HAPPY, PERIOD_1, T0, face, record
+from vocabulary.records import FrameResult
 
 SESSION_TABLES = (observations, frames, students)
 
@@ -101,3 +104,31 @@ def test_capture_with_retain_days_purges_old_sessions_first(url: str, engine: En
     assert set(rows_per_session(engine)) == {"today", "now"}
     with engine.connect() as connection:
         assert connection.scalar(select(sessions.c.teacher).where(sessions.c.name == "now")) == "alice"
+
+
+def test_a_session_being_captured_is_never_purged_however_old_it_looks(url: str, engine: Engine) -> None:
+    # The maths-7b: recorded ten days ago, then continued; a purge runs while it is being captured.
+    record(engine, "maths-7b", PERIOD_1)
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    with engine.begin() as connection:
+        statement = update(sessions).where(sessions.c.name == "maths-7b")
+        connection.execute(statement.values(started_at=ten_days_ago, ended_at=ten_days_ago))
+    with SessionRecorder.open(engine, "maths-7b", "screen:1") as recorder:  # continued: no end time now
+        purged = run_module("db", "purge", "--db", url, "--older-than-days", "3")
+        assert purged.returncode == 0 and "purged 2 session(s)" in purged.stdout, purged.stderr
+        assert_one_clear_line(run_module("db", "purge", "--db", url, "--session", "maths-7b"), "being captured")
+        frames_before = rows_per_session(engine)["maths-7b"]
+        recorder.record(FrameResult(len(PERIOD_1), T0 + timedelta(seconds=30), [face("tile-0", HAPPY)], 5.0))
+    assert set(rows_per_session(engine)) == {"today", "maths-7b"}
+    assert rows_per_session(engine)["maths-7b"] == frames_before + 2  # the new frame and its observation
+    # Ended now, it is purged by name, and ten days from now by age.
+    assert run_module("db", "purge", "--db", url, "--session", "maths-7b").returncode == 0
+
+
+@pytest.mark.parametrize("days", ["nan", "inf", "-inf", "1e300", "-1", "36501", "ten"])
+def test_a_number_of_days_that_is_no_number_of_days_is_one_clear_line(url: str, engine: Engine, days: str) -> None:
+    before = rows_per_session(engine)
+    assert_argument_refused(run_module("db", "purge", "--db", url, "--older-than-days", days), "--older-than-days")
+    capture = run_module("capture", "--source", "nowhere.png", "--db", url, "--retain-days", days)
+    assert_argument_refused(capture, "--retain-days")
+    assert rows_per_session(engine) == before

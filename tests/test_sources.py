@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from skimage import data as skimage_data
 
 from capture.errors import CaptureError
 from capture.sources import Pacer, natural_sort_key, open_source
+from tests.cli import run_module, sqlite_rows
 from tests.screen import ScreenError, showing_fullscreen
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -73,6 +75,39 @@ def test_corrupt_image_in_folder_is_skipped_and_counted(tmp_path: Path) -> None:
     # The skipped image keeps its place in time, so the third file is still stamped 2 s in.
     assert [frame.timestamp for frame in frames] == [START, START + timedelta(seconds=2)]
     assert source.skipped_frames == 1
+
+
+def test_file_names_that_are_not_utf8_are_read_and_a_file_that_vanished_is_skipped_and_counted(
+    tmp_path: Path,
+) -> None:
+    # Names copied from a Windows or Latin-1 system: OpenCV's own file functions crashed on them (SIGSEGV).
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/cla\xdfe"))
+    folder.mkdir()
+    for index, name in enumerate([b"1.png", b"2-\xe9t\xe9.png", b"3.png", b"4-\xff.png"]):
+        # Written by Python: OpenCV's imwrite crashes on such a name as its imread did.
+        Path(os.fsdecode(os.fsencode(folder) + b"/" + name)).write_bytes(
+            cv2.imencode(".png", solid_image(10 * (index + 1)))[1]
+        )
+    source = open_source(str(folder), fps=1.0, start=START)
+    assert source.description == f"folder {tmp_path}/cla\\xdfe (4 images)"
+    (folder / "3.png").unlink()  # gone between listing the folder and reading it
+    with source:
+        frames = list(source)
+    assert levels(frames) == [10, 20, 40] and source.skipped_frames == 1
+
+
+def test_a_folder_with_a_file_name_that_is_not_utf8_is_captured_and_the_session_closed(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    astronaut = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    for name in (b"1.png", b"2-\xe9.png", b"3.png"):
+        assert cv2.imwrite(str(folder / "scratch.png"), astronaut)
+        os.rename(folder / "scratch.png", os.fsencode(folder) + b"/" + name)
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    result = run_module("capture", "--source", str(folder), "--db", url, "--session", "s", "--attention-only")
+    assert result.returncode == 0, result.stderr
+    assert "frames=3 faces=3 " in result.stdout
+    assert sqlite_rows(tmp_path / "class.db", "SELECT count(*), ended_at IS NOT NULL FROM sessions") == [(1, 1)]
 
 
 def test_single_image_is_one_exact_frame(tmp_path: Path) -> None:

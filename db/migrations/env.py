@@ -6,9 +6,11 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import Connection
 
 from db.engine import DEFAULT_URL, connect, write_transaction
+from db.errors import DatabaseError
 from db.schema import Base
 
 config = context.config
@@ -43,7 +45,11 @@ def main() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = connect(_command_line_url())
+    try:
+        engine = connect(_command_line_url())
+    except DatabaseError as error:
+        # The alembic command prints a CommandError as one "FAILED: ..." line and exits 1, without a traceback.
+        raise CommandError(str(error)) from None
     with write_transaction(engine) as connection:
         _run_on(connection)
     engine.dispose()
