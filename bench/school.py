@@ -1,0 +1,401 @@
+"""How many classrooms one school server holds: synthetic frames of 50 students from N classrooms at 1 frame/s
+each, sent over HTTP to a real `python -m dashboard` (its ingest API, dashboard.ingest) on a real PostgreSQL.
+
+`scripts/postgres.sh run -- python -m bench.school [--classrooms 10,25,50,100] [--seconds S] [--students 50]
+[--outage-seconds 120] [--outage-classrooms 10]`
+(or `--db URL` of a PostgreSQL server whose user may create databases). No vision: each classroom is a thread
+that makes one frame a second and sends what waits, oldest first, up to 50 frames a request, one request at a
+time, on a new connection each, as capture.sender does. For each N: frames acknowledged per second, frame
+commit latency (from the frame's making to the server's acknowledgement, so time waiting behind others counts)
+p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N holds when the end
+backlog is at most one frame per classroom more than halfway. Then an outage: `--outage-classrooms` real
+capture senders (capture.sender, each with its own spool) while the server is stopped for `--outage-seconds`
+and started again: frames made, stored, lost and duplicated. Last, where a frame's server time goes: the same
+server code timed in this process (token check, JSON parsing and validation, the recorder's inserts).
+The classrooms run on the same machine as the server and the database, and take CPU from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy
+from sqlalchemy import Engine, func, insert, select
+
+from capture.sender import ServerRecorder
+from db.migrate import upgrade
+from db.recorder import SessionRecorder
+from db.schema import frames, observations, sessions, users
+from db.tokens import issue_token, token_owner
+from vocabulary.emotions import EMOTIONS
+from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
+from vocabulary.wire import INGEST_PATH, MAX_BATCH, frame_from_json, frame_to_json
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_URL_VARIABLE = "CLASSPULSE_TEST_POSTGRES_URL"
+SERVER_START_S = 120
+# Holding: the backlog may not grow by more than this many frames per classroom from halfway to the end.
+BACKLOG_GROWTH_PER_ROOM = 1.0
+
+
+@dataclass
+class Classroom:
+    """One teacher's capture: makes a frame a second, sends what waits, records each frame's commit latency."""
+
+    index: int
+    token: str
+    session: str
+    students: int
+    port: int
+    made: int = 0
+    acknowledged: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _made_at: dict[int, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, start: float, seconds: float, stop: threading.Event) -> None:
+        template = _frame_template(self.students, self.index)
+        self._post("open", json.dumps({"session": self.session, "source": "bench"}))
+        maker = threading.Thread(target=self._make, args=(start, seconds), daemon=True)
+        maker.start()
+        while not stop.is_set():
+            with self._lock:
+                waiting = list(range(self.acknowledged, self.made))[:MAX_BATCH]
+            if not waiting:
+                time.sleep(0.01)
+                continue
+            frames = ",".join(_frame_json(template, i) for i in waiting)
+            ok = self._post("frames", f'{{"session": {json.dumps(self.session)}, "frames": [{frames}]}}')
+            done = time.monotonic()
+            if ok:
+                with self._lock:
+                    self.latencies_ms.extend((done - self._made_at.pop(i)) * 1000 for i in waiting)
+                    self.acknowledged = waiting[-1] + 1
+
+    def backlog(self) -> int:
+        with self._lock:
+            return self.made - self.acknowledged
+
+    def _make(self, start: float, seconds: float) -> None:
+        for n in range(int(seconds)):
+            time.sleep(max(0.0, start + n + self.index / 997 - time.monotonic()))
+            with self._lock:
+                self._made_at[self.made] = time.monotonic()
+                self.made += 1
+
+    def _post(self, path: str, body: str) -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request(
+                "POST",
+                f"{INGEST_PATH}/{path}",
+                body=body.encode(),
+                headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            )
+            response = connection.getresponse()
+            answer = response.read()
+        except OSError as error:
+            self.errors.append(str(error))
+            return False
+        finally:
+            connection.close()
+        if response.status != 200:
+            self.errors.append(f"{response.status}: {answer[:200]!r}")
+        return response.status == 200
+
+
+def _synthetic_frame(students: int, seed: int, index: int = 0) -> FrameResult:
+    rng = np.random.default_rng(seed)
+    found = []
+    for student in range(students):
+        tile = Box((student % 7) * 274, (student // 7) * 154, 270, 150)
+        probabilities = rng.dirichlet(np.ones(len(EMOTIONS)))
+        signals = FaceSignals(Presence.FACE, float(rng.normal(0, 15)), float(rng.normal(0, 8)), 0.3, False, 0)
+        face = Box(tile.x + 100, tile.y + 30, 70, 70)
+        found.append(
+            Observation(f"tile-{student + 1}", tile, face, probabilities, int(probabilities.argmax()), signals)
+        )
+    names = {f"tile-{student + 1}": f"Student {student + 1}" for student in range(students)}
+    return FrameResult(index, FIRST_TS + timedelta(seconds=index), found, 140.0, student_names=names)
+
+
+FIRST_TS = datetime(2026, 12, 3, 9, tzinfo=UTC)
+
+
+def _frame_template(students: int, seed: int) -> str:
+    """One frame's JSON whose number and time `_frame_json` fills in: the classrooms' own CPU, which shares the
+    machine with the server, stays small."""
+    return json.dumps(frame_to_json(_synthetic_frame(students, seed)))
+
+
+def _frame_json(template: str, index: int) -> str:
+    ts = (FIRST_TS + timedelta(seconds=index)).isoformat()
+    return template.replace('"frame": 0', f'"frame": {index}', 1).replace(FIRST_TS.isoformat(), ts, 1)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    classrooms: int
+    frames_per_s: float
+    p50_ms: float
+    p95_ms: float
+    backlog_half: int
+    backlog_end: int
+    errors: int
+
+    @property
+    def holds(self) -> bool:
+        grown = self.backlog_end - self.backlog_half
+        return self.errors == 0 and grown <= BACKLOG_GROWTH_PER_ROOM * self.classrooms
+
+    def row(self) -> str:
+        return (
+            f"| {self.classrooms} | {self.frames_per_s:.1f} | {self.p50_ms:.0f} | "
+            f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
+            f"{'yes' if self.holds else 'no'} |"
+        )
+
+
+def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
+    step = uuid.uuid4().hex[:6]
+    rooms = [
+        Classroom(i, _teacher_token(engine, f"bench-{step}-{i}"), f"bench-{step}-room-{i}", students, port)
+        for i in range(classrooms)
+    ]
+    stop = threading.Event()
+    start = time.monotonic() + 1.0
+    threads = [threading.Thread(target=room.run, args=(start, seconds, stop), daemon=True) for room in rooms]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, start + seconds / 2 - time.monotonic()))
+    backlog_half = sum(room.backlog() for room in rooms)
+    time.sleep(max(0.0, start + seconds - time.monotonic()))
+    backlog_end = sum(room.backlog() for room in rooms)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    latencies = sorted(ms for room in rooms for ms in room.latencies_ms)
+    acknowledged = sum(room.acknowledged for room in rooms)
+    errors = [error for room in rooms for error in room.errors]
+    if errors:
+        print(f"  {len(errors)} request(s) failed, first: {errors[0]}", file=sys.stderr)
+    return StepResult(
+        classrooms,
+        acknowledged / seconds,
+        _percentile(latencies, 50),
+        _percentile(latencies, 95),
+        backlog_half,
+        backlog_end,
+        len(errors),
+    )
+
+
+def _teacher_token(engine: Engine, name: str) -> str:
+    """A teacher who cannot sign in (no password hash verifies "!") and a capture token for them."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(users).values(name=name, role="teacher", password_hash="!", created_at=datetime.now(UTC))
+        )
+    return issue_token(engine, name)[1]
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    if not values:
+        return float("nan")
+    return float(np.percentile(values, percent))
+
+
+def school_day_on_disk(engine: Engine, students: int) -> str:
+    """A school day's rows on disk, from the bytes per frame (its observations, the frame row, every index) that
+    the steps above wrote."""
+    with engine.connect() as connection:
+        stored = connection.scalar(select(func.count()).select_from(frames))
+        size = connection.scalar(
+            select(func.pg_total_relation_size("observations") + func.pg_total_relation_size("frames"))
+        )
+    per_frame = size / max(stored, 1)
+    day_frames = 100 * 6 * 50 * 60  # 100 classrooms x 6 periods x 50 min at 1 frame/s
+    return (
+        f"\non disk: {per_frame / 1024:.1f} KiB per frame of {students} students ({stored} frames stored); a school "
+        f"day of 100 classrooms x 6 periods x 50 min: {day_frames * per_frame / 2**30:.1f} GiB"
+    )
+
+
+def where_the_time_goes(engine: Engine, students: int, count: int = 60) -> dict[str, float]:
+    """Median ms per frame of each part of the server's work, the same code timed here in one thread."""
+    token = _teacher_token(engine, f"bench-parts-{uuid.uuid4().hex[:6]}")
+    bodies = [
+        json.dumps({"session": "x", "frames": [frame_to_json(_synthetic_frame(students, 7, i))]}) for i in range(count)
+    ]
+    parts: dict[str, list[float]] = {"token check": [], "JSON parse + validation": [], "recorder (inserts)": []}
+    with SessionRecorder.open(engine, f"bench-parts-{uuid.uuid4().hex[:6]}", "bench") as recorder:
+        for body in bodies:
+            started = time.perf_counter()
+            token_owner(engine, token)
+            checked = time.perf_counter()
+            result = frame_from_json(json.loads(body)["frames"][0])
+            parsed = time.perf_counter()
+            recorder.record(result)
+            recorded = time.perf_counter()
+            parts["token check"].append((checked - started) * 1000)
+            parts["JSON parse + validation"].append((parsed - checked) * 1000)
+            parts["recorder (inserts)"].append((recorded - parsed) * 1000)
+    return {name: statistics.median(values) for name, values in parts.items()}
+
+
+def serve(url: str, data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m dashboard` on `url`, on `port` (default: a free one), once it answers."""
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    log_path = data_dir / f"dashboard-{time.monotonic_ns()}.log"
+    command = [sys.executable, "-m", "dashboard", "--db", url, "--port", str(port), "--data-dir", str(data_dir)]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"bench.school: the dashboard exited: {log_path.read_text()}")
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/")
+            return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("bench.school: the dashboard did not start")
+
+
+def outage(url: str, engine: Engine, data_dir: Path, classrooms: int, students: int, down_s: float) -> None:
+    """`classrooms` real captures' senders (capture.sender, each with its own spool) at 1 frame/s; the server is
+    stopped for `down_s` mid-class and started again on its port. Prints frames made, stored, lost, duplicated."""
+    server, port = serve(url, data_dir)
+    step = uuid.uuid4().hex[:6]
+    names = [f"bench-{step}-outage-{i}" for i in range(classrooms)]
+    recorders = [
+        ServerRecorder.open(
+            f"http://127.0.0.1:{port}", _teacher_token(engine, name), name, "bench", data_dir / f"{name}.db", 120.0
+        )
+        for name in names
+    ]
+    templates = [_synthetic_frame(students, i) for i in range(classrooms)]
+    made = 0
+    before_s = after_s = 20.0
+    start = time.monotonic()
+    restarted_at: float | None = None
+    caught_up_s: float | None = None
+    while (now := time.monotonic() - start) < before_s + down_s + after_s:
+        if server is not None and before_s <= now < before_s + down_s:
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
+        if server is None and now >= before_s + down_s:
+            server, _ = serve(url, data_dir, port)
+            restarted_at = time.monotonic()
+        waiting = any(r.spool.waiting(r.client.server_url) for r in recorders)
+        if restarted_at is not None and caught_up_s is None and not waiting:
+            caught_up_s = time.monotonic() - restarted_at
+        for recorder, frame in zip(recorders, templates, strict=True):
+            recorder.record(dataclasses.replace(frame, frame_index=made, timestamp=FIRST_TS + timedelta(seconds=made)))
+        made += 1
+        time.sleep(max(0.0, start + made - time.monotonic()))
+    for recorder in recorders:
+        recorder.close()
+    assert server is not None
+    server.terminate()
+    server.wait(timeout=30)
+    with engine.connect() as connection:
+        in_bench = sessions.c.name.in_(names)
+        stored = connection.scalar(select(func.count()).select_from(frames.join(sessions)).where(in_bench))
+        rows = connection.scalar(select(func.count()).select_from(observations.join(sessions)).where(in_bench))
+    expected = made * classrooms
+    # frames holds one row per (session, frame number) (a unique constraint), and the numbers run 0..made-1.
+    print(
+        f"{classrooms} classrooms, server down {down_s:.0f} s: frames made {expected}, stored {stored}, "
+        f"lost {expected - stored}; observation rows {rows} (expected {expected * students}, so "
+        f"{rows - expected * students} duplicated); the backlog was sent "
+        f"{'by the end' if caught_up_s is None else f'within {caught_up_s:.0f} s'} of the restart"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.school", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(POSTGRES_URL_VARIABLE),
+        help=f"a PostgreSQL server URL whose user may create databases (default: ${POSTGRES_URL_VARIABLE})",
+    )
+    parser.add_argument("--classrooms", default="10,25,50,100", help="the N to try, in order (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long each N runs (default %(default)s)")
+    parser.add_argument("--students", type=int, default=50, help="students per classroom (default %(default)s)")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=120.0, help="server outage mid-class, s (default %(default)s; 0: none)"
+    )
+    parser.add_argument(
+        "--outage-classrooms", type=int, default=10, help="classrooms through the outage (default %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    if not args.db:
+        parser.error("no PostgreSQL: run under `scripts/postgres.sh run -- python -m bench.school`, or give --db")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    admin = sqlalchemy.create_engine(args.db, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    name = f"bench_school_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sqlalchemy.make_url(args.db).set(database=name).render_as_string(hide_password=False)
+    engine = upgrade(url)
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            server, port = serve(url, Path(data_dir))
+            try:
+                print(
+                    "| classrooms | frames/s acknowledged | p50 ms | p95 ms | backlog halfway "
+                    "| backlog at end | failed requests | holds |"
+                )
+                print("|---|---|---|---|---|---|---|---|")
+                for classrooms in (int(n) for n in args.classrooms.split(",")):
+                    result = run_step(engine, port, classrooms, args.students, args.seconds)
+                    print(result.row(), flush=True)
+                    if not result.holds:
+                        break
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            print(school_day_on_disk(engine, args.students))
+            if args.outage_seconds > 0:
+                print()
+                outage(url, engine, Path(data_dir), args.outage_classrooms, args.students, args.outage_seconds)
+        print("\nserver work per frame, median ms (the same code in one thread of this process):")
+        for part, ms in where_the_time_goes(engine, args.students).items():
+            print(f"  {part}: {ms:.2f}")
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

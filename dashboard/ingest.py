@@ -1,0 +1,322 @@
+"""The ingest API: teachers' captures (`python -m capture --server URL`) send their frames here, and this server
+writes them through the same recorder a local capture uses (db.recorder.SessionRecorder).
+
+A request is authorised by its capture token alone (`Authorization: Bearer ...`, db.tokens), never by a sign-in
+cookie: this is a Flask app of its own, mounted under INGEST_PATH beside the dashboard's (dashboard.app), so
+the dashboard's sign-in guard, session cookie and CSRF check never see these requests and these routes never
+read a cookie. A browser cannot attach an Authorization header to a cross-site request without CORS, which
+this app does not grant, so CSRF has nothing to forge here.
+
+Every request is a JSON object naming the session:
+- POST /open   {"session", "source"}: start the session, or continue it; answers {"next_frame"}.
+- POST /frames {"session", "frames": [...]}: up to MAX_BATCH frames (vocabulary.wire), in increasing order.
+  A frame already stored (same session, frame number and time) is acknowledged again and not written twice.
+- POST /close  {"session"}: the capture ended.
+A token may write only sessions its teacher owns (403); a revoked or unknown token is refused (401); a payload
+that is not valid is refused whole with one line saying why (400), and nothing of it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from flask import Flask, Response, g, request
+from sqlalchemy import Engine, select
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from db.errors import DatabaseError, reported_as
+from db.lease import LeaseLostError, SessionBusyError
+from db.recorder import SessionRecorder
+from db.schema import frames, sessions
+from db.tokens import token_owner
+from vocabulary.records import FrameResult
+from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, frame_from_json
+
+# 50 frames of 49 students are about 1 MB of JSON.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_SOURCE_LENGTH = 500  # sessions.source
+# A session no request has written for this long is closed (its end stamped, its lease released); a capture
+# that comes back later continues it.
+IDLE_CLOSE_S = 600.0
+
+
+class Refusal(Exception):
+    """A request answered with `status` and a one-line `message`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Writing:
+    recorder: SessionRecorder
+    teacher: str
+    last_used: float
+    # A database error may have come after a commit this server did not hear of: read the session back first.
+    stale: bool = False
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class IngestSessions:
+    """The sessions this server is writing for captures, each through its own SessionRecorder (which holds the
+    session's lease while it is open here). Raises Refusal, or DatabaseError when the database is unreachable."""
+
+    def __init__(self, engine: Engine, idle_close_s: float = IDLE_CLOSE_S) -> None:
+        self.engine = engine
+        self.idle_close_s = idle_close_s
+        self._writing: dict[str, _Writing] = {}
+        # Held while a session is looked up, opened or closed: one owner check and one open per session at a time.
+        self._lock = threading.Lock()
+
+    def open(self, teacher: str, name: str, source: str) -> int:
+        """Start or continue session `name` for `teacher`; the next frame number it expects."""
+        self._close_idle()
+        with self._held(teacher, name, source) as writing:
+            return writing.recorder.next_frame_index
+
+    def write(self, teacher: str, name: str, results: list[FrameResult]) -> tuple[list[int], list[int], int]:
+        """Record `results` in order; the frame numbers stored, those already stored before, and the next one."""
+        stored: list[int] = []
+        duplicates: list[int] = []
+        with self._held(teacher, name, None) as writing:
+            recorder = writing.recorder
+            try:
+                if writing.stale:
+                    recorder.reload()
+                    writing.stale = False
+                for result in results:
+                    if result.frame_index < recorder.next_frame_index:
+                        self._check_duplicate(recorder, result)
+                        duplicates.append(result.frame_index)
+                    else:
+                        recorder.record(result)
+                        stored.append(result.frame_index)
+            except LeaseLostError as error:
+                with suppress(DatabaseError):  # the lease is gone already; this only stops renewing it
+                    self._drop(name, writing)
+                raise Refusal(409, str(error)) from None
+            except DatabaseError:
+                writing.stale = True
+                raise
+            return stored, duplicates, recorder.next_frame_index
+
+    def close(self, teacher: str, name: str) -> None:
+        """End the session: its end time stamped, its lease released (opened first if this server restarted)."""
+        with self._held(teacher, name, None) as writing:
+            self._drop(name, writing)
+
+    @contextmanager
+    def _held(self, teacher: str, name: str, source: str | None) -> Iterator[_Writing]:
+        """The session being written, opened first if needed (`source` None: it must exist), its lock held."""
+        while True:
+            with self._lock:
+                writing = self._writing.get(name)
+                if writing is None:
+                    stored_source = self._check_owner(teacher, name, must_exist=source is None)
+                    try:
+                        recorder = SessionRecorder.open(self.engine, name, source or stored_source or "", teacher)
+                    except SessionBusyError as error:
+                        raise Refusal(409, str(error)) from None
+                    writing = self._writing[name] = _Writing(recorder, teacher, time.monotonic())
+                elif writing.teacher != teacher:
+                    raise _not_yours(name)
+            with writing.lock:
+                # Closed (idle, or its capture ended) between the lookup and the lock: look it up again.
+                if writing.closed:
+                    continue
+                writing.last_used = time.monotonic()
+                yield writing
+                return
+
+    def _close_idle(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            idle = [(name, w) for name, w in self._writing.items() if now - w.last_used > self.idle_close_s]
+        for name, writing in idle:
+            with writing.lock:
+                if not writing.closed and now - writing.last_used > self.idle_close_s:
+                    with suppress(DatabaseError):  # then the lease ends by itself
+                        self._drop(name, writing)
+
+    def _drop(self, name: str, writing: _Writing) -> None:
+        """Stop writing the session (its lock held): stamp its end and give up its lease."""
+        writing.closed = True
+        with self._lock:
+            if self._writing.get(name) is writing:
+                del self._writing[name]
+        writing.recorder.close()
+
+    def _check_owner(self, teacher: str, name: str, must_exist: bool) -> str | None:
+        """The stored source of session `name` when it exists (None when it does not); Refusal unless `teacher`
+        owns it. A session without an owner is an admin's: no token may write it."""
+        statement = select(sessions.c.teacher, sessions.c.source).where(sessions.c.name == name)
+        with reported_as("read a session from", self.engine.url), self.engine.connect() as connection:
+            row = connection.execute(statement).first()
+        if row is None:
+            if must_exist:
+                raise Refusal(404, f"no session named {name!r} on this server: open it first")
+            return None
+        if row.teacher != teacher:
+            raise _not_yours(name)
+        return row.source
+
+    def _check_duplicate(self, recorder: SessionRecorder, result: FrameResult) -> None:
+        """A frame below the next number must be the one stored under its number (a resend), nothing else."""
+        statement = select(frames.c.ts).where(
+            frames.c.session_id == recorder.session_id, frames.c.frame_index == result.frame_index
+        )
+        with reported_as("read a frame from", self.engine.url), self.engine.connect() as connection:
+            stored_ts = connection.scalar(statement)
+        if stored_ts != result.timestamp:
+            held = "another frame" if stored_ts is not None else "no frame, and later ones"
+            raise Refusal(
+                409,
+                f"frame {result.frame_index} of session {recorder.session_name!r}: the server holds {held} "
+                f"there; the session continues at frame {recorder.next_frame_index}",
+            )
+
+
+def _not_yours(name: str) -> Refusal:
+    return Refusal(403, f"session {name!r} belongs to another teacher: this token cannot write it")
+
+
+def mount_ingest(server: Flask, engine: Engine) -> None:
+    """Serve the ingest API at INGEST_PATH beside `server`'s own routes: requests there never reach `server`, so
+    its sign-in guard, session cookie and CSRF check neither apply nor can authorise them."""
+    server.wsgi_app = DispatcherMiddleware(server.wsgi_app, {INGEST_PATH: create_ingest_app(engine)})
+
+
+def create_ingest_app(engine: Engine) -> Flask:
+    """The ingest API as a Flask app of its own."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    writing = IngestSessions(engine)
+
+    def route(path: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], None]:
+        def register(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+            def answer() -> Response:
+                try:
+                    g.teacher = _authorised_teacher(engine)
+                    return _json(200, handle(_body()))
+                except Refusal as refusal:
+                    # An admin should see a revoked token still in use, or a capture aimed at another's session.
+                    who = g.get("teacher", "no valid token")
+                    print(
+                        f"dashboard: ingest refused {path} from {request.remote_addr} ({who}): {refusal.status} "
+                        f"{refusal.message}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return _json(refusal.status, {"error": refusal.message})
+                except DatabaseError as error:
+                    return _json(503, {"error": f"the database is unavailable, try again later: {error}"})
+
+            app.add_url_rule(path, path.strip("/"), answer, methods=["POST"])
+
+        return register
+
+    @route("/open")
+    def _open(body: dict[str, Any]) -> dict[str, Any]:
+        _check_fields(body, {"session", "source"})
+        return {"next_frame": writing.open(g.teacher, _name(body["session"]), _source(body["source"]))}
+
+    @route("/frames")
+    def _frames(body: dict[str, Any]) -> dict[str, Any]:
+        _check_fields(body, {"session", "frames"})
+        name, results = _name(body["session"]), _frames_of(body["frames"])
+        stored, duplicates, next_frame = writing.write(g.teacher, name, results)
+        return {"stored": stored, "duplicates": duplicates, "next_frame": next_frame}
+
+    @route("/close")
+    def _close(body: dict[str, Any]) -> dict[str, Any]:
+        _check_fields(body, {"session"})
+        writing.close(g.teacher, _name(body["session"]))
+        return {"closed": body["session"]}
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        return _json(error.code or 500, {"error": error.description or error.name})
+
+    return app
+
+
+def _authorised_teacher(engine: Engine) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal(401, "a capture token is required: Authorization: Bearer TOKEN")
+    teacher = token_owner(engine, token.strip())
+    if teacher is None:
+        raise Refusal(401, "this capture token is unknown or revoked; ask an admin for a new one")
+    return teacher
+
+
+def _body() -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise Refusal(400, "the body must be JSON (Content-Type: application/json)")
+    try:
+        body = json.loads(request.get_data(), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise Refusal(400, "the body is not valid JSON (UTF-8, no NaN or Infinity)") from None
+    if not isinstance(body, dict):
+        raise Refusal(400, "the body must be a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_fields(body: dict[str, Any], expected: set[str]) -> None:
+    unknown = sorted(set(body) - expected)
+    missing = sorted(expected - set(body))
+    if unknown or missing:
+        problem = f"unknown field {unknown[0]!r}" if unknown else f"missing field {missing[0]!r}"
+        raise Refusal(400, f"{problem} (expected {', '.join(sorted(expected))})")
+
+
+def _name(value: object) -> str:
+    return _short_text(value, "session", MAX_NAME_LENGTH)
+
+
+def _source(value: object) -> str:
+    return _short_text(value, "source", MAX_SOURCE_LENGTH)
+
+
+def _short_text(value: object, what: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise Refusal(400, f"{what} must be a non-blank string of at most {max_length} characters")
+    if any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise Refusal(400, f"{what} must not hold control characters or unpaired surrogates")
+    return value
+
+
+def _frames_of(raw: object) -> list[FrameResult]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH:
+        raise Refusal(400, f"frames must be a list of 1 to {MAX_BATCH} frames")
+    try:
+        results = [frame_from_json(frame, f"frames[{i}]") for i, frame in enumerate(raw)]
+    except WireError as error:
+        raise Refusal(400, str(error)) from None
+    numbers = [result.frame_index for result in results]
+    if any(later <= earlier for earlier, later in zip(numbers, numbers[1:], strict=False)):
+        raise Refusal(400, "frames must be in increasing order of their frame numbers")
+    return results
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    response = Response(json.dumps(body), status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="classpulse-ingest"'
+    return response
