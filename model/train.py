@@ -224,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ferplus", type=Path, help="FER+ votes CSV(.gz), one row per row of the --data CSV (soft targets)"
     )
+    parser.add_argument(
+        "--ferplus-weight",
+        type=float,
+        default=Recipe.ferplus_weight,
+        help="share of each target taken from the FER+ vote shares (0..1; default %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
     parser.add_argument("--out", type=Path, default=Path("runs/emotion"))
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
@@ -233,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    if not 0 <= args.ferplus_weight <= 1:
+        parser.error("--ferplus-weight must lie in 0..1")
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, ferplus_weight=args.ferplus_weight)
     try:
         data = load_fer2013(args.data, usages=("Training", "PublicTest"))
         votes = None
