@@ -21,4 +21,4 @@ run: setup-run
 	scripts/run.sh
 
 bench: setup-test
-	$(PYTHON) -m bench
+	scripts/postgres.sh run -- $(PYTHON) -m bench

@@ -1,9 +1,20 @@
-"""`python -m bench`: runs every benchmark in turn and prints their tables."""
+"""`python -m bench`: runs every benchmark in turn and prints their tables (`make bench` runs it with a
+throwaway PostgreSQL server, which `bench.school` needs)."""
 
 import importlib
 import sys
 
-BENCHMARKS = ("bench.pipeline", "bench.signals", "bench.identity", "bench.emotion_models", "bench.dashboard")
+BENCHMARKS = (
+    "bench.pipeline",
+    "bench.galleries",
+    "bench.signals",
+    "bench.identity",
+    "bench.emotion_models",
+    "bench.gallery_emotions",
+    "bench.flags",
+    "bench.dashboard",
+    "bench.school",
+)
 
 
 def main() -> int:
