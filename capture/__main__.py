@@ -31,6 +31,7 @@ from db.migrate import upgrade
 from db.purge import purge_older_than
 from db.queries import find_session
 from db.recorder import SessionRecorder
+from db.users import find_user
 from model.runtime import DEFAULT_MODEL, EmotionClassifier, ModelFileError
 
 
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             classifier = None if args.attention_only else EmotionClassifier(args.model)
             pipeline = FramePipeline(make_detector(args.detector), classifier, ocr_lang=args.ocr_lang)
             engine = None if args.server is not None else upgrade(args.db)
+            if engine is not None and args.teacher is not None and find_user(engine, args.teacher) is None:
+                # A typo would file the class under nobody the teacher can sign in as: invisible to them.
+                raise CaptureError(
+                    f"--teacher {args.teacher!r} is not a dashboard user; add it first with "
+                    f"python -m dashboard users add {args.teacher} --role teacher"
+                )
             with (
                 stop_on_signals() as stop,
                 (

@@ -13,7 +13,9 @@ from sqlalchemy import Engine, func, select, update
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
 from db.schema import frames, observations, sessions, students
+from db.users import Role, add_user
 from tests.cli import assert_one_clear_line, run_module
+from tests.dashboard_users import PASSWORD
 from tests.galleries import astronaut
 from tests.test_bad_input import assert_argument_refused
 from tests.test_timeline import HAPPY, PERIOD_1, T0, face, record
@@ -96,6 +98,7 @@ def test_a_purged_sqlite_session_leaves_no_bytes_in_the_files(tmp_path: Path) ->
 def test_capture_with_retain_days_purges_old_sessions_first(url: str, engine: Engine, tmp_path: Path) -> None:
     image = tmp_path / "astronaut.png"
     cv2.imwrite(str(image), astronaut())
+    add_user(engine, "alice", Role.TEACHER, PASSWORD)
     result = run_module(
         "capture", "--source", str(image), "--db", url, "--session", "now", "--retain-days", "5", "--teacher", "alice"
     )
@@ -132,3 +135,13 @@ def test_a_number_of_days_that_is_no_number_of_days_is_one_clear_line(url: str, 
     capture = run_module("capture", "--source", "nowhere.png", "--db", url, "--retain-days", days)
     assert_argument_refused(capture, "--retain-days")
     assert rows_per_session(engine) == before
+
+
+def test_capture_refuses_a_teacher_who_is_not_a_user_and_records_nothing(url: str, engine: Engine, tmp_path: Path):
+    # The typo: ms.garica for ms.garcia would file the class where the real teacher never sees it.
+    add_user(engine, "ms.garcia", Role.TEACHER, PASSWORD)
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), astronaut())
+    result = run_module("capture", "--source", str(image), "--db", url, "--session", "typo", "--teacher", "ms.garica")
+    assert_one_clear_line(result, "'ms.garica' is not a dashboard user")
+    assert "typo" not in rows_per_session(engine)
