@@ -9,18 +9,20 @@ PAGE = "page-content"
 SIGN_OUT = "sign-out"  # the top bar's sign-out button (a plain form post to /logout)
 
 LIVE_SESSION = "live-session"  # Store: {"id": ..., "name": ...} of the session on screen
-LIVE_STATE = "live-state"  # Store: dashboard.live.LiveState as JSON
+LIVE_STATE = "live-state"  # Store: analytics.live.LiveState as JSON
 LIVE_INTERVAL = "live-interval"
 LIVE_WINDOW = "live-window"  # RadioItems: seconds of history shown, or "all"
 LIVE_BANNER = "live-banner"
 LIVE_TIMELINE = "live-timeline"
-LIVE_NOW = "live-now"
+LIVE_NOW = "live-now"  # the card of the class now: engagement, its trend, who is there
 LIVE_NOW_CHART = "live-now-chart"
 LIVE_STUDENT_COUNT = "live-student-count"
 LIVE_ENGAGEMENT_NOW = "live-engagement-now"  # the class engagement score and its trend
+LIVE_PRESENCE = "live-presence"  # how many are in the call, attentive, with cameras off, away
+NEEDS_ATTENTION = "needs-attention"  # the flags needing attention, one line per kind
 FLAGS_CARD = "flags-card"
 FLAG_LIST = "flag-list"
-FLAG_ACK = "flag-ack"  # the type of each flag's Acknowledge button: {"type": FLAG_ACK, "index": live.flag_id}
+FLAG_ACK = "flag-ack"  # the type of each flag's Acknowledge button: {"type": FLAG_ACK, "index": pages.live.flag_id}
 STUDENT_GRID = "student-grid"
 
 SESSIONS_TABLE = "sessions-table"
@@ -47,6 +49,7 @@ MERGE_BUTTON = "merge-button"
 FIX_MESSAGE = "fix-message"  # what the last rename or merge did, or why it did not
 
 MESSAGE = "page-message"  # the text of a "nothing to show here" page
+TIME_ZONE = "time-zone"  # the label naming the time zone the page's times are in
 
 
 def student_card(student_key: str) -> str:

@@ -28,8 +28,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboard import ids
+from dashboard.components import live_path, report_path
 from dashboard.figures import SPARKLINE_HEIGHT_PX
-from dashboard.layout import live_path, report_path
+from dashboard.pages.live import ATTENTION_LINES, NOW_CHART_HEIGHT_PX, TIMELINE_HEIGHT_PX
 from tests.cli import count_rows, run_module
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
@@ -40,6 +41,7 @@ ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
 # A name that must be percent-encoded in URLs and cleaned up for file names.
 SESSION = "Year 9 / maths"
 CAMERA_OFF = "camera off"  # a second session, for the flag test
+CAMERA_OFF_AGAIN = "camera off again"  # the same class again, for the needs-attention list
 ADMIN = "head-of-year"
 GALLERY_FRAMES = 2
 # Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
@@ -207,6 +209,61 @@ def test_live_page_shows_the_timeline_and_new_rows_after_the_next_refresh(classr
     page.screenshot("live-after-new-rows")
 
 
+# Wraps the page's fetch before its scripts run: every live refresh answers SLOW_REFRESH_MS late, as from a
+# busy server, and the most refreshes in flight at once is counted.
+SLOW_REFRESH_MS = 5000
+SLOW_LIVE_REFRESHES = """
+window.liveRefreshes = {inFlight: 0, most: 0, answered: 0};
+const pageFetch = window.fetch;
+window.fetch = async function (url, options) {
+    const body = String(options && options.body);
+    if (!String(url).includes('_dash-update-component') || !body.includes('LIVE_STATE.data')) {
+        return pageFetch.apply(this, arguments);
+    }
+    liveRefreshes.inFlight += 1;
+    liveRefreshes.most = Math.max(liveRefreshes.most, liveRefreshes.inFlight);
+    try {
+        const response = await pageFetch.apply(this, arguments);
+        await new Promise(resolve => setTimeout(resolve, SLOW_MS));
+        return response;
+    } finally {
+        liveRefreshes.inFlight -= 1;
+        liveRefreshes.answered += 1;
+    }
+};
+""".replace("LIVE_STATE", ids.LIVE_STATE).replace("SLOW_MS", str(SLOW_REFRESH_MS))
+
+
+def test_a_slow_live_refresh_is_never_overlapped_and_the_charts_say_loading_at_their_fixed_height(page: Page) -> None:
+    script = page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SLOW_LIVE_REFRESHES})
+    try:
+        page.open(live_path(SESSION))
+        charts = {ids.LIVE_TIMELINE: TIMELINE_HEIGHT_PX, ids.LIVE_NOW_CHART: NOW_CHART_HEIGHT_PX}
+        # The first answer is held back: meanwhile every chart says so, at its own height, over no axes.
+        page.wait_for("the loading charts", lambda: all(loading_note(page, chart) for chart in charts))
+        assert page.text(ids.STUDENT_GRID) == "Loading…"
+        page.screenshot("live-loading")
+        # The timer (2 s) fires again and again while each answer takes 5 s: none may start before the last ends.
+        page.wait_for("three slow refreshes", lambda: page.driver.execute_script("return liveRefreshes.answered;") >= 3)
+        assert page.driver.execute_script("return liveRefreshes.most;") == 1
+        for chart, height in charts.items():
+            assert page.driver.find_element(By.ID, chart).size["height"] == height, chart
+            assert not loading_note(page, chart)
+    finally:
+        page.driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+
+
+def loading_note(page: Page, chart: str) -> bool:
+    """Whether the chart shows only its "Loading…" note (no traces, no axes)."""
+    script = """
+        const graph = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+        return Boolean(graph && graph.layout && (graph.data || []).length === 0
+            && (graph.layout.annotations || []).map(note => note.text).join() === 'Loading…'
+            && document.querySelectorAll('#' + arguments[0] + ' .xtick').length === 0);
+    """
+    return page.driver.execute_script(script, chart)
+
+
 def test_sessions_page_lists_the_session_with_its_counts(classroom: Classroom, page: Page) -> None:
     page.open("/sessions")
     row = page.wait_for("the session's row", lambda: session_row(page))
@@ -348,25 +405,30 @@ def test_the_report_prints_on_a4_without_its_controls_and_with_its_charts_fitted
     page.wait_for("printing to start", lambda: page.driver.execute_script("return window.printWidths.length;"))
 
 
-def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
-    classroom: Classroom, page: Page
-) -> None:
-    # After the tests that count whole tables. Its own session: a 2x2 gallery whose fourth
-    # tile has the camera off, one frame every 50 s of recording time (a folder's images are stamped i / fps
-    # apart), so that tile is absent for 100 s, over the 60 s rule.
-    frames = classroom.folder / "camera-off"
+def capture_camera_off(classroom: Classroom, session: str) -> None:
+    """`session` of its own: a 2x2 gallery whose fourth tile has the camera off, one frame every 50 s of
+    recording time (a folder's images are stamped i / fps apart), so that tile is absent for 100 s, over the
+    60 s rule."""
+    frames = classroom.folder / session.replace(" ", "-")
     frames.mkdir()
     gallery = compose_gallery(lfw_faces(3, start=90), 2, 2, seed=5, camera_off={3})
     for index in range(3):
         cv2.imwrite(str(frames / f"{index:03d}.png"), gallery.image)
     result = run_module(
-        "capture", "--source", str(frames), "--db", classroom.url, "--session", CAMERA_OFF, "--fps", "0.02"
+        "capture", "--source", str(frames), "--db", classroom.url, "--session", session, "--fps", "0.02"
     )
     assert result.returncode == 0, result.stderr
 
+
+def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
+    classroom: Classroom, page: Page
+) -> None:
+    # After the tests that count whole tables.
+    capture_camera_off(classroom, CAMERA_OFF)
+
     page.open(live_path(CAMERA_OFF))
-    flag_css = f"#{ids.FLAG_LIST} .flag[data-rule='absent']"
-    (flag,) = page.wait_for("an absent flag", lambda: page.elements(flag_css))
+    flag_css = f"#{ids.FLAG_LIST} .flag[data-rule='camera_off']"
+    (flag,) = page.wait_for("a camera-off flag", lambda: page.elements(flag_css))
     assert "camera off" in flag.text and "new" in flag.get_attribute("class").split()
     # Flagged students' cards come first (the faces' held expressions may raise "negative" flags too).
     flagged = {card.get_attribute("data-student"): card.get_attribute("data-flagged") == "true" for card in cards(page)}
@@ -376,6 +438,31 @@ def test_a_camera_off_student_is_flagged_first_and_the_flag_can_be_acknowledged(
     page.screenshot("live-flag")
     flag.find_element(By.CSS_SELECTOR, "button.acknowledge").click()
     page.wait_for("the acknowledged flag", lambda: page.elements(f"{flag_css}.acknowledged"))
+
+
+def test_the_camera_off_student_is_named_in_the_grouped_list_and_the_times_are_the_viewers(
+    classroom: Classroom, page: Page
+) -> None:
+    # A session of its own: CAMERA_OFF's flag has been acknowledged, which takes it off the list.
+    capture_camera_off(classroom, CAMERA_OFF_AGAIN)
+    # The browser says it is in New York; the server is not.
+    page.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    try:
+        page.open(live_path(CAMERA_OFF_AGAIN))
+        lines = page.wait_for("the needs-attention list", lambda: page.elements(f"#{ids.NEEDS_ATTENTION} .attention"))
+        flagged = [card for card in cards(page) if card.get_attribute("data-flagged") == "true"]
+        assert flagged and len(lines) <= ATTENTION_LINES
+        listed = " ".join(line.text for line in lines)
+        for card in flagged:  # each flagged student is in the list and their card says why
+            name = card.find_element(By.CSS_SELECTOR, ".student-name").text
+            assert name in listed and card.find_element(By.CSS_SELECTOR, ".flag-why").text.startswith("⚑ ")
+        camera_off = [card for card in cards(page) if card.get_attribute("data-state") == "camera_off"]
+        assert camera_off and all("engagement –" in card.text for card in camera_off)
+        assert page.text(ids.TIME_ZONE) == "times in America/New_York"
+        assert page.elements(".legend .legend-scale")  # the colours of the cards are explained
+        page.screenshot("live-needs-attention")
+    finally:
+        page.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
 
 
 def test_the_sign_out_button_ends_the_session_through_the_csrf_check(page: Page) -> None:

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -25,14 +27,30 @@ from plotly.utils import PlotlyJSONEncoder
 from sqlalchemy import Engine, update
 
 from analytics.export import CSV_COLUMNS
+from analytics.flags import Flag
+from analytics.live import ATTENTIVE, LiveState, engagement_config, refresh
 from analytics.report import engagement_drops, session_tables, write_report
 from analytics.timeline import emotion_counts, mood_now
 from dashboard import ids
 from dashboard.app import create_app, open_database
-from dashboard.callbacks import acknowledge, live_tick, rows_download, status_banner, students_download
 from dashboard.figures import mood_now_chart, mood_timeline, sparkline
-from dashboard.live import DEFAULT_WINDOW_SECONDS, LiveState, engagement_config, flag_id, refresh
-from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
+from dashboard.formatting import ZONE_COOKIE
+from dashboard.pages.live import (
+    ATTENTION_LINES,
+    DEFAULT_WINDOW_SECONDS,
+    NOW_CHART_HEIGHT_PX,
+    TIMELINE_HEIGHT_PX,
+    LiveOutputs,
+    acknowledge,
+    flag_id,
+    live_tick,
+    needs_attention,
+    presence_line,
+    status_banner,
+    student_cards,
+)
+from dashboard.pages.report import rows_download, students_download
+from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import acknowledged_flags, find_session, observation_rows
 from db.recorder import SessionRecorder
@@ -66,7 +84,7 @@ def client(engine: Engine) -> FlaskClient:
     return signed_in_client(create_app(engine), engine)
 
 
-# The live refresh callback's outputs, in the order dashboard/callbacks.py declares them.
+# The live refresh callback's outputs, in the order dashboard.pages.live.LiveOutputs declares them.
 LIVE_OUTPUTS = [
     (ids.LIVE_STATE, "data"),
     (ids.LIVE_TIMELINE, "figure"),
@@ -75,6 +93,8 @@ LIVE_OUTPUTS = [
     (ids.STUDENT_GRID, "children"),
     (ids.LIVE_BANNER, "children"),
     (ids.LIVE_BANNER, "hidden"),
+    (ids.LIVE_PRESENCE, "children"),
+    (ids.NEEDS_ATTENTION, "children"),
     (ids.LIVE_ENGAGEMENT_NOW, "children"),
     (ids.FLAG_LIST, "children"),
 ]
@@ -298,8 +318,34 @@ def test_sessions_page_of_an_empty_database_says_how_to_start(tmp_path: Path) ->
 def tick(
     engine: Engine, session: str, stored: dict[str, Any] | None, now: datetime, window: str = FIFTEEN_MINUTES
 ) -> tuple[Any, ...]:
+    """The live callback's answer as Dash sends it: LiveOutputs' fields in order."""
     info = find_session(engine, session)
-    return live_tick(engine, {"id": info.id, "name": info.name}, window, stored, now)
+    return tuple(live_tick(engine, {"id": info.id, "name": info.name}, window, stored, now))
+
+
+def test_the_live_callback_answers_the_outputs_live_outputs_declares_and_pauses_the_timer_while_it_runs(
+    client: FlaskClient,
+) -> None:
+    (live,) = [spec for spec in client.get("/_dash-dependencies").get_json() if LIVE_OUTPUTS[0][0] in spec["output"]]
+    declared = [name.split(".", 1) for name in live["output"].strip(".").split("...")]
+    typed = [field.metadata["output"] for field in dataclasses.fields(LiveOutputs)]
+    assert [tuple(pair) for pair in declared] == LIVE_OUTPUTS == typed
+    # The browser switches the timer off as a refresh starts and on when it has answered: none can overlap.
+    assert live["running"] == {
+        "running": {f"{ids.LIVE_INTERVAL}.disabled": True},
+        "runningOff": {f"{ids.LIVE_INTERVAL}.disabled": False},
+    }
+
+
+def test_the_live_page_says_loading_in_fixed_size_charts_until_its_first_refresh(client: FlaskClient) -> None:
+    tree = page(client, "/live/period-1")
+    for graph, height in ((ids.LIVE_TIMELINE, TIMELINE_HEIGHT_PX), (ids.LIVE_NOW_CHART, NOW_CHART_HEIGHT_PX)):
+        props = component(tree, graph)
+        assert props["style"] == {"height": f"{height}px"}, graph
+        assert [note["text"] for note in props["figure"]["layout"]["annotations"]] == ["Loading…"]
+        assert not props["figure"]["data"]  # no empty axes: nothing is drawn until there is something to draw
+    for waiting in (ids.LIVE_PRESENCE, ids.NEEDS_ATTENTION, ids.FLAG_LIST, ids.STUDENT_GRID):
+        assert text(component(tree, waiting)) == "Loading…", waiting
 
 
 def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskClient) -> None:
@@ -462,6 +508,80 @@ def test_live_state_survives_the_json_round_trip(engine: Engine) -> None:
     pd.testing.assert_frame_equal(back.student_counts, view.state.student_counts)
 
 
+def on_since(student: str, rule: str, minutes: float, name: str | None = None) -> Flag:
+    """A flag on now (NOW) whose condition began `minutes` ago."""
+    start = pd.Timestamp(NOW - timedelta(minutes=minutes))
+    return Flag(student, name, rule, f"{rule} reason", start, start + timedelta(seconds=60), None)
+
+
+NOW = T0 + timedelta(hours=1)
+
+
+def test_needs_attention_groups_flags_by_kind_most_serious_and_longest_first_in_a_few_lines() -> None:
+    flags = [on_since(f"tile-{n}", "camera_off", minutes=n, name=f"S{n}") for n in range(1, 8)]
+    flags += [on_since("tile-8", "looking_away", minutes=9), on_since("tile-9", "absent", minutes=2, name="Ana")]
+    lines = [serialised(line)["props"] for line in needs_attention(flags, NOW)]
+
+    assert [(line["data-rule"], line["data-count"]) for line in lines] == [
+        ("absent", "1"),
+        ("camera_off", "7"),
+        ("looking_away", "1"),
+    ]
+    assert text(lines[0]) == "1 student away  Ana  · longest 2 min"
+    # The longest-standing first, the rest counted.
+    assert text(lines[1]) == "7 cameras off  S7, S6, S5 +4  · longest 7 min"
+    assert "tile-8" in text(lines[2])  # a student without a name is named by their key
+
+
+def test_needs_attention_keeps_to_a_handful_of_lines_and_says_when_nobody_needs_it() -> None:
+    rules = ("absent", "camera_off", "eyes_closed", "looking_away", "drop", "negative", "a_new_rule")
+    lines = needs_attention([on_since(f"tile-{n}", rule, minutes=1) for n, rule in enumerate(rules)], NOW)
+    assert len(lines) == ATTENTION_LINES + 1
+    assert text(serialised(lines[-1])) == f"and {len(rules) - ATTENTION_LINES} more flag(s) in the list below"
+    assert "Nobody needs attention" in text(serialised(needs_attention([], NOW)))
+
+
+def test_presence_line_counts_who_is_in_the_call_attentive_and_not_seen() -> None:
+    states = {"a": ATTENTIVE, "b": ATTENTIVE, "c": "face", "d": "camera_off", "e": "empty", "f": "absent"}
+    assert presence_line(states) == (
+        "5 of 6 in the call · 2 attentive · 1 camera(s) off · 1 seat(s) empty · 1 not in the call"
+    )
+    assert presence_line({"a": ATTENTIVE}) == "1 of 1 in the call · 1 attentive"
+
+
+def test_a_flagged_card_says_why_in_words_and_a_camera_off_student_shows_that_not_an_engagement() -> None:
+    student = pd.DataFrame(
+        {"student": ["tile-4"], "name": ["Ana"], "first_seen": [T0], "last_seen": [NOW], "emotion": [None]}
+    )
+    state = dataclasses.replace(
+        LiveState.start(1, None),
+        scores={"tile-4": 0.0},
+        states={"tile-4": "camera_off"},
+        flags=[on_since("tile-4", "camera_off", minutes=6)],
+    )
+    (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state)]
+
+    assert "camera off for 6 min" in text(card) and "camera off" in text(card["children"][1])
+    assert "engagement –" in text(card) and "engagement 0.00" not in text(card)
+    assert (card["data-state"], card["data-flagged"]) == ("camera_off", "true")
+    assert card["style"]["borderLeft"].endswith(ABSENT_COLOR)
+
+
+def test_times_are_shown_in_the_viewers_time_zone_named_on_the_page(engine: Engine, client: FlaskClient) -> None:
+    def subtitle(zone: str) -> str:
+        client.set_cookie(ZONE_COOKIE, quote(zone, safe=""))  # as assets/time_zone.js sets it
+        tree = page(client, "/live/period-1")
+        return text(next(node for node in walk(tree) if node["props"].get("className") == "subtitle"))
+
+    shown = subtitle("America/New_York")
+    assert "times in America/New_York" in shown
+    started = pd.Timestamp(find_session(engine, "period-1").started_at).tz_convert("America/New_York")
+    assert f"started {started:%Y-%m-%d %H:%M}" in shown
+    machine = datetime.now().astimezone().strftime("%Z")
+    for unusable in ("Not/AZone", "../../etc/passwd"):  # the cookie comes from the browser
+        assert f"times in {machine}" in subtitle(unusable)
+
+
 def test_status_banner(engine: Engine) -> None:
     ended = find_session(engine, "period-1")
     running = dataclasses.replace(ended, ended_at=None)
@@ -499,8 +619,10 @@ def test_mood_now_chart_and_sparkline_use_the_emotions_colours(engine: Engine) -
     assert list(bars.marker.color) == [EMOTION_COLORS[e] for e in EMOTIONS]
 
     dominant = pd.Series(["happy", "sad"], index=pd.DatetimeIndex([T0, T0 + timedelta(seconds=10)]))
-    strip = sparkline(dominant, T0, T0 + timedelta(minutes=5))["data"][0]
-    assert strip["marker"]["color"] == [EMOTION_COLORS["happy"], EMOTION_COLORS["sad"]]
+    # An HTML strip (dashboard.figures.sparkline): each bar in its emotion's colour, at its bin's place.
+    strip = sparkline(dominant, T0, T0 + timedelta(minutes=5)).style["backgroundImage"]
+    bars = re.findall(r"(#[0-9A-F]{6}) ([0-9.]+)% ([0-9.]+)%", strip)
+    assert bars == [(EMOTION_COLORS["happy"], "0.00", "3.00"), (EMOTION_COLORS["sad"], "3.33", "6.33")]  # 10 s of 300
 
 
 # Renaming and merging students on the report page.

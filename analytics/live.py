@@ -1,20 +1,26 @@
-"""The live page's incremental refresh: what the browser keeps between ticks, and one tick's reads.
+"""The live class's tables, kept up to date one refresh at a time: emotion counts per bin, the class
+engagement line, each student's current score and the flags on.
 
-Each tick reads only the rows newer than the last one seen (less the "now" window, which the mood panel
-needs again), so its cost follows the rows added since the previous tick, not the session's length; the
-first tick has the database count the shown window. The browser keeps emotion counts per time bin,
-trimmed to the shown window, never raw rows.
+Each refresh reads only the rows newer than the last one seen (less the "now" window, which the mood panel
+needs again), so its cost follows the rows added since the previous refresh, not the session's length; the
+first refresh has the database count the shown window. The caller keeps a LiveState between refreshes (the
+dashboard keeps it in the browser, as JSON): emotion counts per time bin, trimmed to the shown window, never
+raw rows.
 
 Engagement and flags (analytics.engagement, analytics.flags) need the longest flag rule's span of history
-(`lookback_seconds`, about 3 minutes of rows, ~10 000 for 50 students), which costs more than one tick
-may, so they are recomputed once per new time bin (every 5th tick) and kept in between. A pass replaces
-the kept class engagement line from the previous pass's bin on; earlier bins were complete then. A flag
-on at the previous pass and still on keeps the start it had then, so one that began before the lookback
-keeps its "since when"; on opening the page a flag older than the lookback shows the lookback's start.
+(`lookback_seconds`, a few minutes of rows, ~20 000 for 50 students), which costs more than one refresh may,
+so `rescore` recomputes them once per new time bin (every 5th refresh at 2 s) and the state keeps them in
+between. The rows of that span are kept in memory per session (RecentRows): a pass reads only the frames
+written since the last one (reading the span was most of a pass's cost). A pass replaces the kept class
+engagement line from the previous pass's bin on; earlier bins were complete then. A flag on at the previous
+pass and still on keeps the start it had then, so one that began before the lookback keeps its "since
+when"; on opening the page a flag older than the lookback shows the lookback's start.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -24,7 +30,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.engagement import class_bins, frame_signals, student_bins
-from analytics.flags import Flag, session_flags
+from analytics.flags import Flag, history_seconds, session_flags
 from analytics.settings import EngagementConfig, load_config
 from analytics.timeline import (
     NOW_SECONDS,
@@ -35,30 +41,27 @@ from analytics.timeline import (
     mood_now,
     student_states,
 )
-from db.queries import (
-    acknowledged_flags,
-    emotion_tally,
-    engagement_rows,
-    latest_frame_time,
-    observation_rows,
-    student_rows,
-)
+from db.queries import emotion_tally, engagement_rows, latest_frame_time, observation_rows, student_rows
 from vocabulary.emotions import EMOTIONS
 
-DEFAULT_WINDOW_SECONDS = 15 * 60
 SPARKLINE_SECONDS = 5 * 60
+ATTENTIVE = "attentive"  # LiveState.states: a face, turned to the screen
+# Sessions whose recent rows RecentRows keeps: a school server shows a few classes at once.
+KEPT_SESSIONS = 8
 
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the browser keeps between ticks (in a dcc.Store, as JSON).
+    """What the caller keeps between refreshes (JSON-safe through to_json / from_json).
 
     window_s: seconds of history kept and shown; None keeps the whole session.
     last_seen: every observation up to this time is counted; None before the first read.
     counts: the class's emotion_counts per bin; student_counts: the same per student, last SPARKLINE_SECONDS only.
     engagement: the class engagement score per bin (index bin, UTC), over the shown window;
     scores: each student's engagement over the NOW_SECONDS before scored_at, by student key;
-    flags: the flags on at scored_at, the last frame these three were computed at (None: not yet).
+    states: each student's state at scored_at, by student key: ATTENTIVE, or else their presence there
+    (analytics.engagement: "face" for a face not attentive, "camera_off", "empty", "absent");
+    flags: the flags on at scored_at, the last frame these four were computed at (None: not yet).
     """
 
     session_id: int
@@ -68,6 +71,7 @@ class LiveState:
     student_counts: pd.DataFrame
     engagement: pd.Series
     scores: dict[str, float]
+    states: dict[str, str]
     flags: list[Flag]
     scored_at: datetime | None
 
@@ -81,6 +85,7 @@ class LiveState:
             emotion_counts(_NO_ROWS, by=("student",)),
             _NO_ENGAGEMENT,
             {},
+            {},
             [],
             None,
         )
@@ -93,10 +98,11 @@ class LiveState:
             "counts": _counts_to_json(self.counts),
             "student_counts": _counts_to_json(self.student_counts),
             "engagement": {
-                "bin": [int(moment.timestamp()) for moment in self.engagement.index],
+                "bin": _epoch_seconds(self.engagement.index),
                 "score": self.engagement.tolist(),
             },
             "scores": self.scores,
+            "states": self.states,
             "flags": [_flag_to_json(flag) for flag in self.flags],
             "scored_at": None if self.scored_at is None else self.scored_at.isoformat(),
         }
@@ -112,6 +118,7 @@ class LiveState:
             student_counts=_counts_from_json(data["student_counts"], ("student",)),
             engagement=_engagement_from_json(data["engagement"]),
             scores=data["scores"],
+            states=data["states"],
             flags=[_flag_from_json(flag) for flag in data["flags"]],
             scored_at=None if data["scored_at"] is None else datetime.fromisoformat(data["scored_at"]),
         )
@@ -119,24 +126,12 @@ class LiveState:
 
 @dataclass(frozen=True)
 class LiveView:
-    """One tick's result: the state to keep and what the page shows."""
+    """One refresh's result: the state to keep and the tables the page shows."""
 
     state: LiveState
     latest_frame: datetime | None  # the newest frame written, with or without faces
     mood: MoodNow
     students: pd.DataFrame  # analytics.timeline.student_states
-    acknowledged: set[str]  # flag_id of each acknowledged flag; the flags themselves are state.flags
-
-
-def flag_id(student: str, rule: str, start: datetime) -> str:
-    """What names one flag (analytics.flags.Flag) to the browser: student key, rule and start (ISO 8601 UTC)."""
-    return f"{student}|{rule}|{pd.Timestamp(start).isoformat()}"
-
-
-def parse_flag_id(text: str) -> tuple[str, str, datetime]:
-    """flag_id's (student, rule, start); student keys may hold "|", rules and times do not."""
-    student, rule, start = text.rsplit("|", 2)
-    return student, rule, datetime.fromisoformat(start)
 
 
 @cache
@@ -146,20 +141,12 @@ def engagement_config() -> EngagementConfig:
 
 
 def lookback_seconds(config: EngagementConfig) -> float:
-    """The signal history one tick scores: enough for every flag rule to see its whole span, plus a bin."""
-    flags = config.flags
-    spans = (
-        flags.absent_seconds,
-        flags.looking_away_window_seconds,
-        flags.eyes_closed_seconds,
-        flags.negative_seconds,
-        flags.drop_window_seconds + flags.baseline_seconds,
-    )
-    return max(spans) + config.score.bin_seconds
+    """The signal history one pass scores: enough for every flag rule to see its whole span, plus a bin."""
+    return history_seconds(config.flags) + config.score.bin_seconds
 
 
 def refresh(engine: Engine, state: LiveState) -> LiveView:
-    """Read what arrived since `state` and return the updated state with the page's new content."""
+    """Read what arrived since `state` and return the updated state with the page's new tables."""
     latest_frame = latest_frame_time(engine, state.session_id)
     if state.last_seen is None:
         rows, counts = _first_read(engine, state, latest_frame)
@@ -178,42 +165,38 @@ def refresh(engine: Engine, state: LiveState) -> LiveView:
             counts = counts_since(counts, latest - timedelta(seconds=state.window_s))
         student_counts = counts_since(student_counts, latest - timedelta(seconds=SPARKLINE_SECONDS))
     now = latest or datetime.now().astimezone()
-    engagement, scores, flags, scored_at = _engagement(engine, state, latest_frame)
+    scored = rescore(engine, state, latest_frame)
+    engagement = scored.engagement
     if latest is not None and state.window_s is not None:
         engagement = engagement[engagement.index > pd.Timestamp(latest - timedelta(seconds=state.window_s))]
-    updated = LiveState(
-        state.session_id, state.window_s, last_seen, counts, student_counts, engagement, scores, flags, scored_at
-    )
+    updated = replace(scored, last_seen=last_seen, counts=counts, student_counts=student_counts, engagement=engagement)
     return LiveView(
         state=updated,
         latest_frame=latest_frame,
         mood=mood_now(rows, now),
         students=student_states(student_rows(engine, state.session_id), rows, now),
-        acknowledged={flag_id(*flag) for flag in acknowledged_flags(engine, state.session_id)},
     )
 
 
-def _engagement(
-    engine: Engine, state: LiveState, latest_frame: datetime | None
-) -> tuple[pd.Series, dict[str, float], list[Flag], datetime | None]:
-    """The class engagement line, each student's current score, the flags on, and the frame they were
-    computed at: recomputed when a new bin has begun since the last pass, else kept (module docstring)."""
+def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> LiveState:
+    """The incremental scorer: `state` with the class engagement line, each student's current score and
+    state, the flags on, and the frame they were computed at, recomputed from the last lookback_seconds of
+    rows when a new bin has begun since `state`'s pass; else `state` as it is (module docstring)."""
     config = engagement_config()
     bin_width = f"{config.score.bin_seconds}s"
-    kept = state.engagement, state.scores, state.flags, state.scored_at
     if latest_frame is None or (
         state.scored_at is not None
         and pd.Timestamp(latest_frame).floor(bin_width) <= pd.Timestamp(state.scored_at).floor(bin_width)
     ):
-        return kept
+        return state
     history = timedelta(seconds=lookback_seconds(config))
     if state.scored_at is not None:
         since = state.scored_at - history
     else:
         since = None if state.window_s is None else latest_frame - max(timedelta(seconds=state.window_s), history)
-    rows, frames = engagement_rows(engine, state.session_id, config.score.negative_emotions, since=since)
+    rows, frames = RECENT_ROWS.read(engine, state.session_id, config.score.negative_emotions, since)
     if rows.empty:
-        return kept
+        return state
     signals = frame_signals(rows, frames, config.score)
     line = class_bins(student_bins(signals, config.score.bin_seconds)).set_index("bin")["score"].astype(float)
     if state.scored_at is not None:
@@ -222,6 +205,8 @@ def _engagement(
         line = pd.concat([state.engagement[state.engagement.index < first_new], line[line.index >= first_new]])
     recent = signals[signals["ts"] > pd.Timestamp(latest_frame - timedelta(seconds=NOW_SECONDS))]
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
+    last = signals[signals["frame"] == signals["frame"].max()]
+    states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
     before = {(flag.student, flag.rule): flag.start for flag in state.flags}
     flags = []
     for flag in session_flags(signals[signals["ts"] > pd.Timestamp(latest_frame - history)], config.flags):
@@ -231,7 +216,76 @@ def _engagement(
         if earlier is not None and state.scored_at is not None and flag.start <= pd.Timestamp(state.scored_at):
             flag = replace(flag, start=min(flag.start, earlier))
         flags.append(flag)
-    return line.rename("score"), scores, flags, latest_frame
+    return replace(
+        state, engagement=line.rename("score"), scores=scores, states=states, flags=flags, scored_at=latest_frame
+    )
+
+
+class RecentRows:
+    """db.queries.engagement_rows of each session's last scoring span, kept between passes so that the next
+    pass reads only the frames written since (a frame and its rows are committed together, so none is
+    half-read). The students' names are looked up again at each pass, as a fresh read would give them; a
+    session whose students or frame numbers no longer match what was kept (a merge, a purge, another
+    session under a reused id) is read afresh, as is a span reaching further back than the kept one."""
+
+    def __init__(self, sessions: int = KEPT_SESSIONS) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, int], tuple[datetime | None, pd.DataFrame, pd.DataFrame]] = OrderedDict()
+
+    def read(
+        self, engine: Engine, session_id: int, negative_emotions: tuple[str, ...], since: datetime | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """engagement_rows(engine, session_id, negative_emotions, since)'s rows and frames."""
+        key = (engine.url.render_as_string(hide_password=False), session_id)
+        with self._lock:
+            kept = self._kept.get(key)
+        found = None
+        if kept is not None and kept[2].size and (kept[0] is None or (since is not None and kept[0] <= since)):
+            found = self._continued(engine, session_id, negative_emotions, kept[1], kept[2])
+        rows, frames = found or engagement_rows(engine, session_id, negative_emotions, since=since)
+        if since is not None:
+            start = pd.Timestamp(since)
+            rows = rows[rows["ts"] > start].reset_index(drop=True)
+            frames = frames[frames["ts"] > start].reset_index(drop=True)
+        with self._lock:
+            self._kept[key] = (since, rows, frames)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._sessions:
+                self._kept.popitem(last=False)
+        return rows, frames
+
+    def forget(self) -> None:
+        """Drop every kept span (the benchmark times passes that read afresh)."""
+        with self._lock:
+            self._kept.clear()
+
+    @staticmethod
+    def _continued(
+        engine: Engine, session_id: int, negative_emotions: tuple[str, ...], rows: pd.DataFrame, frames: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The kept rows and frames with those written since; None when they no longer fit the session."""
+        people = student_rows(engine, session_id).set_index("student_id")
+        last = frames.iloc[-1]
+        new_rows, new_frames = engagement_rows(engine, session_id, negative_emotions, since=last["ts"].to_pydatetime())
+        if not rows["student_id"].isin(people.index).all() or (
+            len(new_frames) and new_frames["frame"].iat[0] <= last["frame"]
+        ):
+            return None
+        rows, frames = _appended(rows, new_rows), _appended(frames, new_frames)
+        names = rows["student_id"].map(people["name"])
+        return rows.assign(name=names.where(names.notna(), None).astype(object)), frames
+
+
+def _appended(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """`new` under `kept`, column by column: pd.concat of whole frames checks every value of a column that is
+    all missing (a class without names), which cost more than reading the new rows."""
+    if new.empty:
+        return kept
+    return pd.DataFrame({column: pd.concat([kept[column], new[column]], ignore_index=True) for column in kept.columns})
+
+
+RECENT_ROWS = RecentRows()
 
 
 def _first_read(engine: Engine, state: LiveState, latest_frame: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -276,8 +330,13 @@ def _engagement_from_json(data: dict[str, list[Any]]) -> pd.Series:
 def _counts_to_json(counts: pd.DataFrame) -> dict[str, list[Any]]:
     """Column lists, bins as epoch seconds: compact, and exact for 10 s bins."""
     table = counts.reset_index()
-    table["bin"] = table["bin"].map(lambda moment: int(moment.timestamp()))
+    table["bin"] = _epoch_seconds(pd.DatetimeIndex(table["bin"]))
     return {str(column): table[column].tolist() for column in table.columns}
+
+
+def _epoch_seconds(times: pd.DatetimeIndex) -> list[int]:
+    # Whole arrays: one Timestamp object per bin cost more than the rest of the state's JSON.
+    return times.as_unit("s").asi8.tolist()
 
 
 def _counts_from_json(data: dict[str, list[Any]], by: tuple[str, ...]) -> pd.DataFrame:

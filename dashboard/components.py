@@ -1,0 +1,65 @@
+"""Page pieces more than one page uses: the pages' paths, a "nothing to show" message page, a session's
+heading, an emotion badge and the charts' settings."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.formatting import local_time, zone_label
+from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
+from db.queries import SessionInfo
+
+STATIC_GRAPH = {"displayModeBar": False, "staticPlot": True}
+TIMELINE_GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+ELSEWHERE = {"All sessions": "/sessions", "Newest session": "/"}
+
+
+def live_path(session_name: str) -> str:
+    return f"/live/{quote(session_name, safe='')}"
+
+
+def report_path(session_name: str) -> str:
+    return f"/report/{quote(session_name, safe='')}"
+
+
+def message_page(title: str, text: str, links: dict[str, str] | None = None) -> html.Div:
+    """A page that explains why there is nothing to show and where to go instead."""
+    shown_links = [dcc.Link(label, href=href) for label, href in (links or {}).items()]
+    return html.Div(
+        [html.H1(title), html.P(text, id=ids.MESSAGE), html.P(shown_links, className="links")], className="message"
+    )
+
+
+def no_sessions_page() -> html.Div:
+    return message_page(
+        "No sessions yet",
+        "No class has been recorded in this database yet — start `python -m capture` and this page will show it.",
+    )
+
+
+def session_heading(session: SessionInfo, links: dict[str, str]) -> html.Div:
+    return html.Div(
+        [
+            html.H1(session.name),
+            html.P(
+                [
+                    f"{session.source} · started {local_time(session.started_at, with_date=True)} · ",
+                    html.Span(f"times in {zone_label()}", id=ids.TIME_ZONE, title="your browser's time zone"),
+                ],
+                className="subtitle",
+            ),
+            html.P([dcc.Link(label, href=href) for label, href in links.items()], className="links"),
+        ],
+        className="session-heading",
+    )
+
+
+def emotion_badge(emotion: str) -> html.Span:
+    return html.Span(
+        emotion,
+        className="badge",
+        style={"backgroundColor": EMOTION_COLORS[emotion], "color": EMOTION_TEXT_COLORS[emotion]},
+    )

@@ -1,0 +1,543 @@
+"""The live class page, refreshed every REFRESH_MS from analytics.live. Above the fold on a laptop: the class
+now (engagement, its trend, who is there and attentive) and what needs attention (the flags grouped by kind,
+most serious and longest first, a handful of lines), then a card per student saying in words why they are
+flagged. Below: the class mood over time with its engagement line, the emotions of the last seconds, and
+every flag with its Acknowledge button.
+
+A refresh never starts while the previous one runs: the timer is switched off for the length of each
+refresh (Dash's `running`), so a slow server or a busy machine makes refreshes less frequent instead of
+queueing them. Every chart has a fixed height and shows "Loading…" until its first refresh answers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html
+from dash.exceptions import PreventUpdate
+from sqlalchemy import Engine
+
+from analytics.flags import Flag
+from analytics.live import ATTENTIVE, SPARKLINE_SECONDS, LiveState, LiveView, refresh
+from analytics.live_flags import RULE_ORDER
+from analytics.timeline import NOW_SECONDS, dominant_emotions
+from dashboard import ids
+from dashboard.access import current_user
+from dashboard.checks import checked_session
+from dashboard.components import STATIC_GRAPH, TIMELINE_GRAPH, emotion_badge, report_path, session_heading
+from dashboard.figures import message_figure, mood_now_chart, mood_timeline, sparkline
+from dashboard.formatting import duration, local_time
+from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, engagement_color, engagement_text_color
+from db.errors import DatabaseError
+from db.queries import SessionInfo, acknowledge_flag, acknowledged_flags, find_session, student_rows
+from db.schema import flag_acknowledgements
+from db.users import User
+from vocabulary.emotions import EMOTIONS
+
+REFRESH_MS = 2000
+DEFAULT_WINDOW_SECONDS = 15 * 60
+WHOLE_SESSION = "all"
+WINDOW_CHOICES = {"Last 15 min": str(DEFAULT_WINDOW_SECONDS), "Last hour": "3600", "Whole session": WHOLE_SESSION}
+# Fixed chart heights: a graph sized by its container grew on every refresh while the page loaded.
+TIMELINE_HEIGHT_PX = 360
+NOW_CHART_HEIGHT_PX = 260
+# A running capture writes a frame every second or so; this much silence means it has stopped.
+STALE_SECONDS = 10
+# A flag raised this recently, and not acknowledged, stands out in the list.
+NEW_FLAG_SECONDS = 60
+# The "Now" panel's trend compares the class score with this long ago; a smaller change reads as steady.
+TREND_SECONDS = 60
+TREND_STEADY = 0.02
+# The "needs attention" list: at most this many kinds of flag, and this many names on a line.
+ATTENTION_LINES = 5
+NAMES_PER_LINE = 3
+# How a flag's rule reads: on a card (with "for 3 min"), and counted in the "needs attention" list.
+RULE_WORDS: dict[str, tuple[str, str, str]] = {
+    "absent": ("away", "student away", "students away"),
+    "camera_off": ("camera off", "camera off", "cameras off"),
+    "eyes_closed": ("eyes closed", "student with eyes closed", "students with eyes closed"),
+    "looking_away": ("looking away", "student looking away", "students looking away"),
+    "drop": ("engagement dropped", "engagement drop", "engagement drops"),
+    "negative": ("looking unhappy", "student looking unhappy", "students looking unhappy"),
+}
+# How a student's state (analytics.live.LiveState.states) reads on their card when they show no face.
+UNSEEN_STATES = {"camera_off": "camera off", "empty": "seat empty", "absent": "not in the call"}
+# The longest rule name an acknowledgement can store: a longer one in a browser's button id is refused.
+MAX_RULE_LENGTH: int = flag_acknowledgements.c.rule.type.length
+
+
+def flag_id(student: str, rule: str, start: datetime) -> str:
+    """What names one flag (analytics.flags.Flag) to the browser: student key, rule and start (ISO 8601 UTC)."""
+    return f"{student}|{rule}|{pd.Timestamp(start).isoformat()}"
+
+
+def parse_flag_id(text: str) -> tuple[str, str, datetime]:
+    """flag_id's (student, rule, start); student keys may hold "|", rules and times do not."""
+    student, rule, start = text.rsplit("|", 2)
+    return student, rule, datetime.fromisoformat(start)
+
+
+def _shows(component: str, prop: str) -> Any:
+    return field(metadata={"output": (component, prop)})
+
+
+@dataclass(frozen=True)
+class LiveOutputs:
+    """What one refresh puts on the page: each field is the Dash output named in its metadata, so the
+    callback's outputs and its answer come from one declaration (Dash takes them in field order)."""
+
+    state: dict[str, Any] | None = _shows(ids.LIVE_STATE, "data")  # analytics.live.LiveState as JSON
+    timeline: Any = _shows(ids.LIVE_TIMELINE, "figure")
+    student_count: str = _shows(ids.LIVE_STUDENT_COUNT, "children")
+    now_chart: Any = _shows(ids.LIVE_NOW_CHART, "figure")
+    student_grid: list[Any] = _shows(ids.STUDENT_GRID, "children")
+    banner: str | None = _shows(ids.LIVE_BANNER, "children")
+    banner_hidden: bool = _shows(ids.LIVE_BANNER, "hidden")
+    presence: str = _shows(ids.LIVE_PRESENCE, "children")
+    needs_attention: list[Any] = _shows(ids.NEEDS_ATTENTION, "children")
+    engagement_now: str = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
+    flag_list: list[Any] = _shows(ids.FLAG_LIST, "children")
+
+    @classmethod
+    def outputs(cls) -> list[Output]:
+        return [Output(*item.metadata["output"]) for item in fields(cls)]
+
+    def __iter__(self) -> Any:
+        # Not dataclasses.astuple: it deep-copies every figure.
+        return iter([getattr(self, item.name) for item in fields(self)])
+
+
+def register(app: Dash, engine: Engine) -> None:
+    app.callback(
+        *LiveOutputs.outputs(),
+        Input(ids.LIVE_INTERVAL, "n_intervals"),
+        Input(ids.LIVE_WINDOW, "value"),
+        State(ids.LIVE_SESSION, "data"),
+        State(ids.LIVE_STATE, "data"),
+        running=[(Output(ids.LIVE_INTERVAL, "disabled"), True, False)],
+    )(
+        lambda _tick, window, session, stored: tuple(
+            live_tick(engine, checked_session(engine, session), window, stored, datetime.now(UTC))
+        )
+    )
+    # Each button answers for itself; the next refresh redraws the list from the database.
+    app.callback(
+        Output({"type": ids.FLAG_ACK, "index": MATCH}, "children"),
+        Output({"type": ids.FLAG_ACK, "index": MATCH}, "disabled"),
+        Input({"type": ids.FLAG_ACK, "index": MATCH}, "n_clicks"),
+        State(ids.LIVE_SESSION, "data"),
+        prevent_initial_call=True,
+    )(
+        lambda clicks, session: acknowledge(
+            engine, checked_session(engine, session), callback_context.triggered_id["index"], clicks, current_user()
+        )
+    )
+
+
+def layout(session: SessionInfo) -> html.Div:
+    """The live class page, its charts and lists saying "Loading…" until the first refresh fills them."""
+    return html.Div(
+        [
+            dcc.Store(id=ids.LIVE_SESSION, data={"id": session.id, "name": session.name}),
+            dcc.Store(id=ids.LIVE_STATE),
+            dcc.Interval(id=ids.LIVE_INTERVAL, interval=REFRESH_MS),
+            session_heading(session, {"Session report": report_path(session.name), "All sessions": "/sessions"}),
+            html.Div(id=ids.LIVE_BANNER, className="banner", hidden=True),
+            html.Div(
+                [
+                    html.Section(
+                        [
+                            html.H2("The class now"),
+                            html.P(id=ids.LIVE_ENGAGEMENT_NOW, className="engagement-now"),
+                            html.P("Loading…", id=ids.LIVE_PRESENCE, className="presence"),
+                            html.P(id=ids.LIVE_STUDENT_COUNT, className="absent"),
+                        ],
+                        id=ids.LIVE_NOW,
+                        className="card",
+                    ),
+                    html.Section(
+                        [
+                            html.H2("Needs attention"),
+                            html.Ul(html.Li("Loading…", className="absent"), id=ids.NEEDS_ATTENTION),
+                        ],
+                        className="card needs-attention",
+                    ),
+                ],
+                className="row now-row",
+            ),
+            html.Section(
+                [
+                    html.Div([html.H2("Students"), _legend()], className="section-heading"),
+                    html.Div(html.P("Loading…", className="absent"), id=ids.STUDENT_GRID, className="student-grid"),
+                ],
+                className="card",
+            ),
+            html.Section(
+                [
+                    html.Div(
+                        [
+                            html.H2("Class mood"),
+                            dcc.RadioItems(
+                                id=ids.LIVE_WINDOW,
+                                options=[{"label": k, "value": v} for k, v in WINDOW_CHOICES.items()],
+                                value=str(DEFAULT_WINDOW_SECONDS),
+                                inline=True,
+                                className="window-choice",
+                            ),
+                        ],
+                        className="section-heading",
+                    ),
+                    _fixed_graph(ids.LIVE_TIMELINE, TIMELINE_HEIGHT_PX, TIMELINE_GRAPH),
+                ],
+                className="card",
+            ),
+            html.Div(
+                [
+                    html.Section(
+                        [
+                            html.H2(f"Emotions in the last {NOW_SECONDS} s"),
+                            _fixed_graph(ids.LIVE_NOW_CHART, NOW_CHART_HEIGHT_PX, STATIC_GRAPH),
+                        ],
+                        className="card",
+                    ),
+                    html.Section(
+                        [
+                            html.H2("Flags"),
+                            html.Ul(html.Li("Loading…", className="absent"), id=ids.FLAG_LIST, className="flag-list"),
+                        ],
+                        id=ids.FLAGS_CARD,
+                        className="card",
+                    ),
+                ],
+                className="row",
+            ),
+        ]
+    )
+
+
+def _legend() -> html.Div:
+    """What the cards' colours mean: the engagement scale of their edge and badge, and the emotions of
+    their strip."""
+    steps = [engagement_color(step / 10) for step in range(11)]
+    return html.Div(
+        [
+            html.Span("engagement 0", className="legend-end"),
+            html.Span(className="legend-scale", style={"background": f"linear-gradient(to right, {', '.join(steps)})"}),
+            html.Span("1", className="legend-end"),
+            html.Span(className="legend-swatch", style={"background": ABSENT_COLOR}),
+            html.Span("not measured (camera off, away)", className="legend-end"),
+            html.Span(f"· strip: last {SPARKLINE_SECONDS // 60} min, by emotion", className="legend-end"),
+            *[
+                html.Span(
+                    [html.Span(className="legend-swatch", style={"background": EMOTION_COLORS[emotion]}), emotion],
+                    className="legend-end",
+                )
+                for emotion in EMOTIONS
+            ],
+        ],
+        className="legend",
+    )
+
+
+def _fixed_graph(graph_id: str, height_px: int, config: dict[str, Any]) -> dcc.Graph:
+    """A chart of a fixed height that says it is loading until a refresh draws it."""
+    return dcc.Graph(
+        id=graph_id,
+        figure=message_figure("Loading…"),
+        config=config,
+        responsive=True,
+        style={"height": f"{height_px}px"},
+    )
+
+
+def live_tick(
+    engine: Engine, session: dict[str, Any], window: str, stored: dict[str, Any] | None, now: datetime
+) -> LiveOutputs:
+    """One refresh of the live page of `session` (checked by the caller), from the state the browser kept."""
+    window_s = None if window == WHOLE_SESSION else int(window)
+    state = LiveState.from_json(stored) if stored else None
+    if state is None or state.session_id != session["id"] or state.window_s != window_s:
+        state = LiveState.start(session["id"], window_s)
+    try:
+        info = find_session(engine, session["name"])
+        view = refresh(engine, state)
+        acknowledged = {
+            flag_id(student, rule, start) for student, rule, start in acknowledged_flags(engine, session["id"])
+        }
+    except DatabaseError as error:
+        problem = f"Cannot read the database: {error}"
+        return LiveOutputs(stored, message_figure(problem), "", message_figure(""), [], problem, False, "", [], "", [])
+    banner = status_banner(info, view.latest_frame, now)
+    return LiveOutputs(
+        state=view.state.to_json(),
+        timeline=_live_timeline(view),
+        student_count=f"{view.mood.students} student(s) seen, {view.mood.faces} face observation(s)",
+        now_chart=mood_now_chart(view.mood),
+        student_grid=_student_grid(view),
+        banner=banner,
+        banner_hidden=banner is None,
+        presence=presence_line(view.state.states),
+        needs_attention=needs_attention(
+            [flag for flag in view.state.flags if flag_id(flag.student, flag.rule, flag.start) not in acknowledged],
+            view.latest_frame or now,
+        ),
+        engagement_now=engagement_now(*_engagement_trend(view.state.engagement)),
+        flag_list=flag_list(view.state.flags, acknowledged, view.latest_frame or now),
+    )
+
+
+def acknowledge(
+    engine: Engine, session: dict[str, Any], flag: str, clicks: int | None, viewer: User
+) -> tuple[str, bool]:
+    """Store that `viewer` acknowledged `flag` (a flag_id) of `session`; the button's new label and that
+    it is disabled."""
+    if not clicks:
+        raise PreventUpdate
+    try:
+        student, rule, start = parse_flag_id(flag)
+    except ValueError:
+        raise PreventUpdate from None
+    try:
+        # The id comes from the browser: only a student of this session, and a rule name that fits its column.
+        if student not in set(student_rows(engine, session["id"])["student"]) or len(rule) > MAX_RULE_LENGTH:
+            raise PreventUpdate
+        acknowledge_flag(engine, session["id"], student, rule, start, viewer.name)
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Acknowledged", True
+
+
+def status_banner(session: SessionInfo, latest_frame: datetime | None, now: datetime) -> str | None:
+    """A plain sentence when the page is not showing a class as it happens; None when it is."""
+    if latest_frame is None:
+        return "Waiting for the first frame: capture has not sent any rows for this session yet."
+    if session.ended_at is not None:
+        return f"This session ended at {local_time(session.ended_at)}; showing its last recorded minutes."
+    silence = now - latest_frame
+    if silence > timedelta(seconds=STALE_SECONDS):
+        return (
+            f"Capture is not sending rows: the last one arrived at {local_time(latest_frame)} "
+            f"({duration(silence)} ago). Check that `python -m capture` is still running."
+        )
+    return None
+
+
+def engagement_now(score: float | None, change: float | None) -> str:
+    """The "Now" panel's line: the class score and how it moved since TREND_SECONDS ago."""
+    if score is None:
+        return "Class engagement: not measured yet."
+    if change is None:
+        return f"Class engagement {score:.2f}"
+    arrow = "↑" if change > TREND_STEADY else "↓" if change < -TREND_STEADY else "→"
+    change = round(change, 2) + 0.0  # a change that rounds to zero reads +0.00, not -0.00
+    return f"Class engagement {score:.2f} {arrow} {change:+.2f} in the last {TREND_SECONDS // 60} min"
+
+
+def presence_line(states: dict[str, str]) -> str:
+    """How many students are in the call, attentive, with their camera off, and away (analytics.live states)."""
+    if not states:
+        return "Nobody measured yet."
+    counted = Counter(states.values())
+    parts = [f"{len(states) - counted['absent']} of {len(states)} in the call", f"{counted[ATTENTIVE]} attentive"]
+    others = {"camera_off": "camera(s) off", "empty": "seat(s) empty", "absent": "not in the call"}
+    parts += [f"{counted[state]} {words}" for state, words in others.items() if counted[state]]
+    return " · ".join(parts)
+
+
+def needs_attention(flags: list[Flag], now: datetime) -> list[html.Li]:
+    """The flags not yet acknowledged, one line per kind ("5 cameras off"): the most serious kind first
+    (analytics.live_flags.RULE_ORDER), then the one standing longest; at most ATTENTION_LINES lines."""
+    if not flags:
+        return [html.Li("Nobody needs attention right now.", className="absent")]
+    kinds: dict[str, list[Flag]] = {}
+    for flag in sorted(flags, key=lambda flag: flag.start):
+        kinds.setdefault(flag.rule, []).append(flag)
+    order = sorted(kinds, key=lambda rule: (_severity(rule), kinds[rule][0].start))
+    lines = [_attention_line(rule, kinds[rule], now) for rule in order[:ATTENTION_LINES]]
+    if len(order) > ATTENTION_LINES:
+        more = sum(len(kinds[rule]) for rule in order[ATTENTION_LINES:])
+        lines.append(html.Li(f"and {more} more flag(s) in the list below", className="absent"))
+    return lines
+
+
+def _attention_line(rule: str, flags: list[Flag], now: datetime) -> html.Li:
+    """`flags`: one rule's, longest-standing first."""
+    _, one, many = _rule_words(rule)
+    names = [flag.name or flag.student for flag in flags]
+    shown = ", ".join(names[:NAMES_PER_LINE]) + (
+        f" +{len(names) - NAMES_PER_LINE}" if len(names) > NAMES_PER_LINE else ""
+    )
+    return html.Li(
+        [
+            html.Strong(f"{len(flags)} {one if len(flags) == 1 else many}"),
+            html.Span(f" {shown}", className="attention-names"),
+            html.Span(f" · longest {duration(pd.Timestamp(now) - flags[0].start)}", className="absent"),
+        ],
+        className="attention",
+        **{"data-rule": rule, "data-count": str(len(flags))},
+    )
+
+
+def _rule_words(rule: str) -> tuple[str, str, str]:
+    """RULE_WORDS' words, or the rule's own name for a rule analytics.flags has added since."""
+    return RULE_WORDS.get(rule, (rule.replace("_", " "),) * 3)
+
+
+def _severity(rule: str) -> int:
+    return RULE_ORDER.index(rule) if rule in RULE_ORDER else len(RULE_ORDER)
+
+
+def flag_list(flags: list[Flag], acknowledged: set[str], now: datetime) -> list[html.Li]:
+    """One line per flag on now: who, what, since when, and an Acknowledge button (`acknowledged`: the
+    flag_id of each acknowledged flag). A flag raised in the last NEW_FLAG_SECONDS and not acknowledged
+    stands out."""
+    if not flags:
+        return [html.Li("No flags: nobody needs attention right now.", className="absent")]
+    return [_flag_item(flag, acknowledged, now) for flag in flags]
+
+
+def _flag_item(flag: Flag, acknowledged_ids: set[str], now: datetime) -> html.Li:
+    key = flag_id(flag.student, flag.rule, flag.start)
+    acknowledged = key in acknowledged_ids
+    new = not acknowledged and (pd.Timestamp(now) - flag.raised).total_seconds() <= NEW_FLAG_SECONDS
+    action = (
+        html.Span("acknowledged", className="absent")
+        if acknowledged
+        else html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge")
+    )
+    return html.Li(
+        [
+            html.Strong(flag.name or flag.student, title=flag.student),
+            html.Span(f" {flag.rule.replace('_', ' ')}", className="flag-rule"),
+            html.Span(f" since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
+            action,
+        ],
+        className="flag" + (" new" if new else "") + (" acknowledged" if acknowledged else ""),
+        **{"data-student": flag.student, "data-rule": flag.rule},
+    )
+
+
+def student_cards(
+    students: pd.DataFrame,
+    sparklines: dict[str, pd.Series],
+    start: datetime,
+    end: datetime,
+    state: LiveState,
+) -> list[html.Div]:
+    """One card per student (analytics.timeline.student_states rows), flagged students first, each with a
+    strip of their recent emotions, their engagement or why it is not measured, and why they are flagged
+    (from `state`: scores, states and flags by student key)."""
+    flags: dict[str, list[Flag]] = {}
+    for flag in sorted(state.flags, key=lambda flag: _severity(flag.rule)):
+        flags.setdefault(flag.student, []).append(flag)
+    ordered = sorted(students.itertuples(index=False), key=lambda row: row.student not in flags)
+    return [
+        student_card(
+            row,
+            sparklines.get(row.student),
+            start,
+            end,
+            state.scores.get(row.student),
+            flags.get(row.student, []),
+            state.states.get(row.student),
+        )
+        for row in ordered
+    ]
+
+
+def student_card(
+    student: Any,
+    dominant: pd.Series | None,
+    start: datetime,
+    end: datetime,
+    score: float | None,
+    flags: list[Flag],
+    state: str | None,
+) -> html.Div:
+    """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately;
+    `score`: their current engagement, None when not scored; `flags`: theirs on now, most serious first;
+    `state`: analytics.live.LiveState.states' (None: not measured)."""
+    strip = dominant if dominant is not None else pd.Series(dtype=object, index=pd.DatetimeIndex([], tz="UTC"))
+    unseen = UNSEEN_STATES.get(state or "")
+    if unseen:
+        # Their own state, not an engagement of 0: nobody can be measured without a face.
+        now_badge = html.Span(unseen, className="badge unseen")
+    elif student.emotion:
+        now_badge = emotion_badge(student.emotion)
+    else:
+        now_badge = html.Span(f"not seen in {NOW_SECONDS} s (last {local_time(student.last_seen)})", className="absent")
+    measured = score is not None and not unseen
+    engagement = (
+        html.Span(
+            f"engagement {score:.2f}",
+            className="badge",
+            style={"backgroundColor": engagement_color(score), "color": engagement_text_color(score)},
+        )
+        if measured
+        else html.Span("engagement –", className="absent")
+    )
+    why = [
+        f"{RULE_WORDS.get(flag.rule, (flag.rule,))[0]} for {duration(pd.Timestamp(end) - flag.start)}" for flag in flags
+    ]
+    return html.Div(
+        [
+            html.Div(student.name or student.student, className="student-name", title=student.student),
+            html.Div([now_badge, engagement], className="badges"),
+            html.Div("⚑ " + "; ".join(why), className="flag-why", title="; ".join(flag.reason for flag in flags))
+            if why
+            else None,
+            sparkline(strip, start, end),
+        ],
+        id=ids.student_card(student.student),
+        className="student-card" + (" flagged" if flags else ""),
+        # The card's edge carries the engagement colour, so the grid reads at a glance.
+        style={"borderLeft": f"6px solid {engagement_color(score) if measured else ABSENT_COLOR}"},
+        **{
+            "data-student": student.student,
+            "data-emotion": student.emotion or "absent",
+            "data-state": state or "",
+            "data-engagement": "" if score is None else f"{score:.2f}",
+            "data-flagged": str(bool(flags)).lower(),
+        },
+    )
+
+
+def _live_timeline(view: LiveView) -> Any:
+    latest, window_s = view.latest_frame, view.state.window_s
+    if latest is None:
+        return message_figure("No frames yet.")
+    shown = None if window_s is None else (latest - timedelta(seconds=window_s), latest)
+    return mood_timeline(view.state.counts, shown, engagement=view.state.engagement)
+
+
+def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
+    """The latest class score, and its change since TREND_SECONDS before it (None without that history)."""
+    if line.empty:
+        return None, None
+    latest = float(line.iloc[-1])
+    earlier = line[line.index <= line.index[-1] - timedelta(seconds=TREND_SECONDS)]
+    return latest, None if earlier.empty else latest - float(earlier.iloc[-1])
+
+
+def _student_grid(view: LiveView) -> list[Any]:
+    if view.students.empty:
+        return [
+            html.P(
+                "No faces found yet in this session. Check that the video call shows the gallery view and that "
+                "the capture covers it.",
+                className="absent",
+            )
+        ]
+    end = view.latest_frame or view.state.last_seen or datetime.now(UTC)
+    dominant = dominant_emotions(view.state.student_counts)
+    bins = dominant.index.get_level_values("bin")
+    # One pass over the table: a droplevel per student cost more than drawing their card.
+    strips = {
+        key: pd.Series(dominant.to_numpy()[rows], index=bins[rows])
+        for key, rows in dominant.groupby(level="student").indices.items()
+    }
+    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end, view.state)
