@@ -4,8 +4,10 @@ In a gallery each tile is one student. Tiles reshuffle when students join, leave
 so a tile is matched to the students seen before by, in this order of trust: the name on its label (read
 by capture/names.py), then the face's appearance (a 16x16 grey patch, normalised: cheap, and it tells the
 faces of one class apart), then its place (the same tile box, or for a faceless tile the same place in
-reading order). A tile matching nobody is a new student, keyed `tile-<n>` after the place it
-was first seen in. A camera-off tile that carries a known name is that student, present but unseen.
+reading order). A name the app cut short ("Christopher Colq…") matches the full name it begins, either
+way round, and the student is shown by the full name once it was seen. A tile matching nobody is a new
+student, keyed `tile-<n>` after the place it was first seen in. A camera-off tile that carries a known
+name is that student, present but unseen.
 
 Without a grid (a webcam, a screen share) faces are tracked by their centres: a face continues the
 nearest track that was close to it last time, else it opens a new `track-<n>`, shown as "student <n>".
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from capture.names import ELLIPSIS
 from capture.signals import keypoint_pose
 from vocabulary.records import Box, FaceDetections
 
@@ -54,6 +57,8 @@ APPEARANCE_DIFFERENT = 0.5
 FRONTAL_DEGREES = 20.0
 # Names at least this similar (difflib ratio) are one name read slightly differently.
 NAME_MATCH = 0.85
+# A name cut short ("Christopher Colq…") is the name it starts, from this many characters on.
+MIN_CUT_PREFIX = 4
 # Match costs: a worse tier of evidence always loses to a better one; within a tier appearance decides,
 # then the distance moved (in frame diagonals) breaks ties.
 TIER_COST = 10.0
@@ -201,7 +206,8 @@ class StudentTracker:
         return student
 
     def _update(self, student: _Student, tile: _Tile) -> None:
-        if tile.name and not student.name:
+        # A name the app cut short gives way to the full name once a wider tile shows it.
+        if tile.name and (not student.name or _completes(student.name, tile.name)):
             student.name = self._names[student.key] = tile.name
         student.look = _blend(student.look, tile.look)
         student.tile, student.rank = tile.box, tile.rank
@@ -316,7 +322,11 @@ def _cost(tile: _Tile, student: _Student, diagonal: float, patch_likeness: float
     if tile.name and student.name:
         if tile.name.casefold() == student.name.casefold():
             tier = 0
-        elif _name_likeness(tile.name.casefold(), student.name.casefold()) >= NAME_MATCH:
+        elif (
+            _name_likeness(tile.name.casefold(), student.name.casefold()) >= NAME_MATCH
+            or _completes(tile.name, student.name)
+            or _completes(student.name, tile.name)
+        ):
             tier = 1
         elif likeness is not None and likeness >= APPEARANCE_SURE:
             tier = 2  # a misread name: the face says who it is
@@ -333,6 +343,15 @@ def _cost(tile: _Tile, student: _Student, diagonal: float, patch_likeness: float
     else:
         return None
     return tier * TIER_COST + (1 - likeness if likeness is not None else 1.0) + POSITION_WEIGHT * moved
+
+
+def _completes(short: str, name: str) -> bool:
+    """Whether `name` is longer than `short`, a name cut short ("Christopher Colq…"), and starts as it does
+    (at least MIN_CUT_PREFIX characters of it, so a lone initial matches nobody)."""
+    if not short.endswith(ELLIPSIS):
+        return False
+    prefix, rest = short[: -len(ELLIPSIS)].casefold(), name.removesuffix(ELLIPSIS).casefold()
+    return len(prefix) >= MIN_CUT_PREFIX and len(rest) > len(prefix) and rest.startswith(prefix)
 
 
 @functools.lru_cache(maxsize=1 << 16)

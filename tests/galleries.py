@@ -54,15 +54,23 @@ LABEL_BGR = (22, 22, 22)
 LABEL_OPACITY = 0.8
 NAME_BGR = (245, 245, 245)
 MUTE_BGR = (40, 40, 230)
+TITLE_BAR_BGR = (90, 90, 90)
 
 
 @dataclass(frozen=True)
 class LabelStyle:
-    """How name labels are drawn: an OpenCV Hershey font, its scale and stroke thickness."""
+    """How name labels are drawn: an OpenCV Hershey font, its scale and stroke thickness, and where.
+
+    place: "label", Zoom's and Teams' dark box in the bottom-left corner; "over-video", Meet's white text
+    on the picture itself, bottom left; "bottom-centre", Nextcloud Talk's larger white text centred along
+    the bottom; "title-bar", BigBlueButton's grey bar above the tile (the gallery's gap must hold it);
+    "none", no label (camera-off tiles still show their name in the middle).
+    """
 
     font: int = cv2.FONT_HERSHEY_SIMPLEX
     scale: float = 0.5
     thickness: int = 1
+    place: str = "label"
 
 
 ZOOM_LABEL = LabelStyle()
@@ -117,8 +125,14 @@ def compose_gallery(
             _draw_room(view, rng)
             face = _paste_face(view, next(face_images), rng)
             pasted.append(Box(tile.x + face.x, tile.y + face.y, face.w, face.h))
-        if names is not None:
+        if names is None or label.place == "none":
+            continue
+        if label.place == "title-bar":
+            _draw_title_bar(image, tile, names[index], label)
+        elif label.place == "label":
             _draw_name_label(view, names[index], label, index in muted)
+        else:
+            _draw_name_on_video(view, names[index], label, centred=label.place == "bottom-centre")
     return Gallery(image=image, tiles=tiles, faces=pasted)
 
 
@@ -243,6 +257,26 @@ def _draw_name_label(view: np.ndarray, name: str, style: LabelStyle, muted: bool
         cv2.line(view, (cx - r, cy + r), (cx + r, cy - r), MUTE_BGR, 1, cv2.LINE_AA)
     origin = (left + pad + icon, top + pad + text_h)
     cv2.putText(view, name, origin, style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
+
+
+def _draw_name_on_video(view: np.ndarray, name: str, style: LabelStyle, centred: bool) -> None:
+    """The name in white straight on the picture near the bottom, with the faint shadow apps give it."""
+    (text_w, text_h), baseline = cv2.getTextSize(name, style.font, style.scale, style.thickness)
+    x = (view.shape[1] - text_w) // 2 if centred else max(4, text_h // 2)
+    y = view.shape[0] - baseline - max(4, text_h // 2)
+    cv2.putText(view, name, (x + 1, y + 1), style.font, style.scale, (40, 40, 40), style.thickness, cv2.LINE_AA)
+    cv2.putText(view, name, (x, y), style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
+
+
+def _draw_title_bar(image: np.ndarray, tile: Box, name: str, style: LabelStyle) -> None:
+    """A grey bar as wide as the tile just above it, with the name in white at its left."""
+    (_, text_h), baseline = cv2.getTextSize(name, style.font, style.scale, style.thickness)
+    bar_h = text_h + baseline + 6
+    if bar_h > tile.y:
+        raise ValueError("the gallery's gap is too small for a title bar above the tiles")
+    image[tile.y - bar_h : tile.y, tile.x : tile.x + tile.w] = TITLE_BAR_BGR
+    origin = (tile.x + 6, tile.y - baseline - 3)
+    cv2.putText(image, name, origin, style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
 
 
 def _draw_room(view: np.ndarray, rng: np.random.Generator) -> None:

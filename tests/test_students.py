@@ -41,3 +41,37 @@ def test_a_track_unseen_for_too_long_is_not_revived():
     for _ in range(TRACK_PATIENCE + 1):
         tracker.assign(None, detections([]))
     assert tracker.assign(None, detections([[100, 100, 50, 50]])) == ["track-2"]
+
+
+def named(tracker: StudentTracker, names: list[str]) -> list[str]:
+    """Keys of a row of camera-off tiles showing these names (no faces: the names alone decide)."""
+    tiles = [Box(i * 100, 0, 100, 60) for i in range(len(names))]
+    tracker.assign(tiles, detections([]), None, names)
+    return [tracker.tile_key(i) for i in range(len(names))]
+
+
+def test_a_label_cut_short_is_the_student_with_the_full_name():
+    tracker = StudentTracker()
+    first = named(tracker, ["Christopher Colquhoun", "Ada Lovelace", "Li Wei"])
+    # A fourth student joins, the tiles narrow and reshuffle, and the app cuts the long name short.
+    second = named(tracker, ["Li Wei", "Christopher Colq…", "Ada Lovelace", "Olga Petrova"])
+    assert second[:3] == [first[2], first[0], first[1]]
+    assert second[3] not in first
+    assert tracker.display_names()[first[0]] == "Christopher Colquhoun"
+
+
+def test_a_name_first_seen_cut_short_takes_the_full_name_when_it_shows():
+    tracker = StudentTracker()
+    first = named(tracker, ["Ada Lovelace", "Christopher Colq…", "Li Wei", "Olga Petrova"])
+    assert tracker.display_names()[first[1]] == "Christopher Colq…"
+    second = named(tracker, ["Christopher Colquhoun", "Li Wei", "Ada Lovelace"])
+    assert second == [first[1], first[2], first[0]]
+    assert tracker.display_names()[first[1]] == "Christopher Colquhoun"
+
+
+def test_a_label_cut_short_does_not_match_another_name():
+    tracker = StudentTracker()
+    first = named(tracker, ["Christina Colby", "Ada Lovelace"])
+    second = named(tracker, ["Ada Lovelace", "Christopher Colq…"])
+    assert second[0] == first[1]
+    assert second[1] not in first
