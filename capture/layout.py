@@ -17,16 +17,20 @@ abruptly across them, against a gap, the window around it, the next tile or the 
    wall inside the video);
 4. a tile shows video (many distinct colours) or is the size of the video tiles and in line with them (a
    camera-off tile); where the tiles form a lattice, its cells that hold something (an avatar, a name) on
-   the gaps' colour are camera-off tiles too.
+   the gaps' colour are camera-off tiles too, and so are the tile-like cells of further rows or columns of
+   the lattice (a last row of camera-off tiles, video tiles too alike to show an edge between them).
 
 The regular gap grid of capture/grid.py (1-2 ms, exact on the gallery views it knows) is kept when it
 finds at least as many tiles. Measured on the ten real screenshots of ../shared/galleries
-(`python -m bench.galleries`): 135 of 148 tiles (19 with the gap grid alone). The search costs 50-300 ms
-a frame on 2 busy cores, so TileFinder runs it again only when a tile's sides stop being edges.
+(`python -m bench.galleries`): 146 of 148 tiles (19 with the gap grid alone). The search costs 45-110 ms
+of CPU a frame here (a 7x7 1080p gallery: 107 ms), so TileFinder runs it again only when a tile's sides
+stop being edges, or for a frame without tiles when the screen changes as a whole.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -70,9 +74,19 @@ SIZE_TOLERANCE = 0.1
 TILE_OVERLAP = 0.1
 # A lattice cell holds a camera-off tile when this share of its pixels differ from the gaps' colour.
 CELL_CONTENT = 0.01
+# ... and, beyond the tiles found, when at most this share differs (more is a panel or a wallpaper) or it
+# shows video.
+CAMERA_OFF_CONTENT = 0.5
+# ... and the cell's outermost pixels are this share the gaps' colour (its content is inside it).
+CAMERA_OFF_BORDER = 0.9
 BACKGROUND_TOLERANCE = 12
 # A layout found is searched for again after this many frames even while its tiles stay.
 RECHECK = 30
+# A frame without tiles is searched again sooner when its THUMBNAIL differs from the one searched by this
+# many grey levels on average: a layout switch redraws most of the screen (tens of levels), a person moving
+# in a webcam view changes a few.
+THUMBNAIL = (64, 36)
+SCREEN_CHANGE = 12
 # A strip's tiles cover less than this share of the frame (a screen share or speaker beside them).
 STRIP_AREA = 0.35
 
@@ -108,25 +122,29 @@ def find_tiles(image: np.ndarray) -> TileLayout:
 
 class TileFinder:
     """find_tiles for a stream of frames: a layout stays until its tiles' sides stop being edges, so the
-    full search runs when the layout changes (or every RECHECK frames), not on every frame."""
+    full search runs when the layout changes (or every RECHECK frames), not on every frame. A frame with no
+    tiles (a webcam, a screen share) is searched again when it changes as a whole: a new layout redraws the
+    screen, a person moving in a webcam view does not."""
 
     def __init__(self) -> None:
         self._last: TileLayout | None = None
         self._shape: tuple[int, ...] = ()
+        self._thumbnail = np.zeros(0)
         self._age = 0
 
     def find(self, image: np.ndarray) -> TileLayout:
         self._age += 1
-        if (
-            self._last is not None
-            and self._last.tiles
-            and image.shape == self._shape
-            and self._age < RECHECK
-            and _still_there(image, self._last.tiles)
-        ):
-            return self._last
-        self._last, self._shape, self._age = find_tiles(image), image.shape, 0
+        if self._last is not None and image.shape == self._shape and self._age < RECHECK:
+            if self._last.tiles and _still_there(image, self._last.tiles):
+                return self._last
+            if not self._last.tiles and float(np.mean(cv2.absdiff(_thumbnail(image), self._thumbnail))) < SCREEN_CHANGE:
+                return self._last
+        self._last, self._shape, self._thumbnail, self._age = find_tiles(image), image.shape, _thumbnail(image), 0
         return self._last
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
 
 
 def _still_there(image: np.ndarray, tiles: list[Box]) -> bool:
@@ -183,24 +201,33 @@ def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
     found = []
     for q in np.flatnonzero(covered.sum(axis=0) >= 2):
         at = np.flatnonzero(covered[:, q])
-        a, b = np.triu_indices(len(at), k=1)
+        a, b = _upper_pairs(len(at))
         top, bottom = at[a], at[b]
         h = ys[bottom] - ys[top]
         w = x2[q] - x1[q]
-        keep = (h >= min_side) & (w / np.maximum(h, 1) >= ASPECT_RANGE[0]) & (w / np.maximum(h, 1) <= ASPECT_RANGE[1])
+        # Aspect limits as heights: w / h within ASPECT_RANGE.
+        keep = (h >= min_side) & (h * ASPECT_RANGE[0] <= w) & (h * ASPECT_RANGE[1] >= w)
         top, bottom, h = top[keep], bottom[keep], h[keep]
         if not len(top):
             continue
         left = (along_y[x_pairs[q, 0], ys[bottom]] - along_y[x_pairs[q, 0], ys[top]]) / h
         right = (along_y[x_pairs[q, 1], ys[bottom]] - along_y[x_pairs[q, 1], ys[top]]) / h
-        sides = np.stack([rows[top, q], rows[bottom, q], left, right])
-        good = (sides.min(axis=0) >= SIDE_COVERAGE) & (sides.mean(axis=0) >= SIDES_MEAN)
-        for k in np.flatnonzero(good):
+        upper, lower = rows[top, q], rows[bottom, q]
+        # Elementwise, not np.stack(...).min(axis=0): this loop runs thousands of times a search.
+        lowest = np.minimum(np.minimum(upper, lower), np.minimum(left, right))
+        mean = (upper + lower + left + right) / 4
+        for k in np.flatnonzero((lowest >= SIDE_COVERAGE) & (mean >= SIDES_MEAN)):
             if _cut_across(rows, q, top[k], bottom[k]) or _cut_down(along_y, ys, x_pairs[q], top[k], bottom[k]):
                 continue
             box = Box(int(x1[q]), int(ys[top[k]]), int(w), int(h[k]))
-            found.append((box, float(sides[:, k].mean())))
+            found.append((box, float(mean[k])))
     return found
+
+
+@functools.cache
+def _upper_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) of count items; asked for thousands of times a search, for a few distinct counts."""
+    return np.triu_indices(count, k=1)
 
 
 def _cut_across(rows: np.ndarray, q: int, top: int, bottom: int) -> bool:
@@ -296,37 +323,79 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]
 
 
 def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
-    """Camera-off tiles with no edge of their own (drawn on the gaps' colour), in the lattice of equal tiles."""
+    """Camera-off tiles with no edge of their own (drawn on the gaps' colour), in the lattice of equal tiles,
+    and tiles in rows or columns of the lattice beyond the tiles found (every tile of a last row on camera
+    off, or too alike its neighbours to show an edge)."""
     if len(tiles) < 3:
         return []
     w = int(np.median([t.w for t in tiles]))
     h = int(np.median([t.h for t in tiles]))
     same = [t for t in tiles if abs(t.w - w) <= SIZE_TOLERANCE * w and abs(t.h - h) <= SIZE_TOLERANCE * h]
     xs, ys = _lattice_axis([t.x for t in same], w), _lattice_axis([t.y for t in same], h)
-    if xs is None or ys is None or len(xs) * len(ys) <= len(same):
+    if xs is None or ys is None or len(xs) < 2 or len(ys) < 2:
         return []
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     occupied = np.zeros(grey.shape, bool)
     for tile in tiles:
         occupied[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w] = True
-    # The gaps' colour: what the lattice's cells show where no tile is, most often.
+    # The gaps' colour: what the lattice's cells show where no tile is, most often (or, in a lattice of
+    # tiles found edge to edge, the rest of the frame).
     inside = grey[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w][~occupied[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w]]
+    if inside.size == 0:
+        inside = grey[~occupied]
     if inside.size == 0:
         return []
     background = int(np.bincount(inside.ravel(), minlength=256).argmax())
+
+    def content(cell: Box) -> float:
+        view = grey[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w]
+        return float((np.abs(view.astype(np.int16) - background) > BACKGROUND_TOLERANCE).mean())
+
+    def tile_like(cell: Box) -> bool:
+        """A camera-off tile (something small inside a cell of the gaps' colour) or video; not a panel, a
+        wallpaper, or a piece of a window's frame."""
+        view = grey[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w]
+        border = np.concatenate([view[0], view[-1], view[:, 0], view[:, -1]]).astype(np.int16)
+        plain_border = float((np.abs(border - background) <= BACKGROUND_TOLERANCE).mean()) >= CAMERA_OFF_BORDER
+        share = content(cell)
+        camera_off = plain_border and CELL_CONTENT <= share <= CAMERA_OFF_CONTENT
+        return camera_off or _distinct_colours(image, cell) >= VIDEO_COLOURS
+
+    def free(cell: Box) -> bool:
+        return not any(_overlap(cell, t) > 0.2 for t in tiles)
+
+    ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in xs], tile_like, free)
+    xs = _extended(xs, w, grey.shape[1], lambda x: [Box(x, y, w, h) for y in ys], tile_like, free)
     cells = []
     for y in ys:
         for x in xs:
             cell = Box(int(x), int(y), w, h)
-            if any(_overlap(cell, t) > 0.2 for t in tiles):
-                continue
-            view = grey[y : y + h, x : x + w]
-            if view.shape != (h, w):
-                continue
-            differs = np.abs(view.astype(np.int16) - background) > BACKGROUND_TOLERANCE
-            if differs.mean() >= CELL_CONTENT:
-                cells.append(cell)
+            if free(cell) and cell.y + h <= grey.shape[0] and cell.x + w <= grey.shape[1]:
+                inner = ys[0] <= y <= ys[-1] and xs[0] <= x <= xs[-1]
+                if content(cell) >= CELL_CONTENT and (inner or tile_like(cell)):
+                    cells.append(cell)
     return cells
+
+
+def _extended(
+    starts: list[int],
+    size: int,
+    limit: int,
+    line_of: Callable[[int], list[Box]],
+    tile_like: Callable[[Box], bool],
+    free: Callable[[Box], bool],
+) -> list[int]:
+    """The lattice's starts along one axis, grown outward by whole pitches while the next row (or column)
+    fits in the frame and holds a tile-like cell that no tile found covers."""
+    pitch = (starts[-1] - starts[0]) / (len(starts) - 1)
+    grown = list(starts)
+    for step in (-1, 1):
+        while True:
+            nxt = round((grown[0] if step < 0 else grown[-1]) + step * pitch)
+            if nxt < 0 or nxt + size > limit or not any(free(c) and tile_like(c) for c in line_of(nxt)):
+                break
+            grown = [nxt, *grown] if step < 0 else [*grown, nxt]
+    return grown
 
 
 def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
@@ -344,7 +413,10 @@ def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
     counts = steps / pitch
     if np.abs(counts - np.round(counts)).max() > 0.1:
         return None
-    return [round(unique[0] + k * pitch) for k in range(int(round((unique[-1] - unique[0]) / pitch)) + 1)]
+    # The pitch over the whole span: one step alone is a pixel or two off, which adds up over many rows.
+    cells = int(round((unique[-1] - unique[0]) / pitch))
+    pitch = (unique[-1] - unique[0]) / cells
+    return [round(unique[0] + k * pitch) for k in range(cells + 1)]
 
 
 def _distinct_colours(image: np.ndarray, box: Box) -> int:
