@@ -1,21 +1,51 @@
 """Frame -> observations: find the tile grid, detect faces per tile, measure every face's attention signals
-and classify its emotion in one batch each, key faces (and faceless tiles) to students."""
+and classify its emotion in one batch each, key faces (and faceless tiles) to students.
+
+Thread pools are pinned, because a teacher's laptop is busy with the video call itself: a frame is many
+small steps (49 tile resizes, a few small matrix products, one LiteRT call per model), each too short to
+gain from a second thread, and pool threads that spin while they wait for work take the core the next
+step needs. So OpenCV runs on the calling thread, OpenBLAS on one thread, BlazeFace and the landmark models
+on one LiteRT thread each (their num_threads), and Tesseract on one OpenMP thread (capture/names.py).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import time
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from capture.detect import FaceDetector
-from capture.detect.regions import find_faces
+from capture.detect.regions import FaceFinder
 from capture.layout import TileFinder
 from capture.names import NameReader, check_languages
 from capture.signals import SignalEstimator
 from capture.students import StudentTracker
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
-from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation
+from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation, Presence
+
+# numpy's bundled OpenBLAS names its thread setter with a prefix and suffix; a system OpenBLAS does not.
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def pin_threads() -> None:
+    """One thread for OpenCV and for every OpenBLAS loaded in this process (see the module docstring)."""
+    cv2.setNumThreads(1)
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        return
+    libraries = {line.split()[-1] for line in maps.read_text().splitlines() if "openblas" in line.lower()}
+    for library in sorted(libraries):
+        try:
+            loaded = ctypes.CDLL(library)
+        except OSError:
+            continue
+        setter = next((getattr(loaded, name) for name in _OPENBLAS_SETTERS if hasattr(loaded, name)), None)
+        if setter is not None:
+            setter(1)
 
 
 class FramePipeline:
@@ -35,12 +65,14 @@ class FramePipeline:
     ):
         if ocr_lang != "eng":
             check_languages(ocr_lang)
+        pin_threads()
         self.detector = detector
         self.classifier = classifier
         self.signals = signals if signals is not None else SignalEstimator()
         self.students = StudentTracker()
         self.names = NameReader(languages=ocr_lang)
         self.tiles = TileFinder()
+        self.faces = FaceFinder(detector)
 
     def locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections]:
         """The frame's layout, its tiles (None without any) and every face in them: the stages before identity."""
@@ -48,7 +80,10 @@ class FramePipeline:
         tiles = found.tiles or None
         # The gap grid sees every tile of the galleries it knows; other layouts may miss some.
         outside = found.layout is not Layout.GRID
-        return found.layout, tiles, find_faces(self.detector, image, tiles, outside)
+        # A camera-off tile (a flat fill with a name, initials or a profile photo) shows no face: not looked at.
+        presence = self.signals.empty_tiles(image, tiles, FaceDetections.empty()) if tiles else {}
+        off = [tile for tile, seen in presence.items() if seen is Presence.CAMERA_OFF]
+        return found.layout, tiles, self.faces.find(image, tiles, outside, off)
 
     def analyse(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()

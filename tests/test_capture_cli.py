@@ -18,7 +18,15 @@ import pytest
 from model.preprocess import CROP_LIFT, CROP_SCALE, face_crops
 from model.runtime import EmotionClassifier
 from tests.cli import REPO, assert_one_clear_line, count_rows, run_module, sqlite_rows
-from tests.galleries import ASTRONAUT_FACE, Gallery, astronaut, compose_gallery, fer_faces, lfw_faces
+from tests.galleries import (
+    ASTRONAUT_FACE,
+    Gallery,
+    astronaut,
+    compose_gallery,
+    faces_found_alone,
+    fer_faces,
+    lfw_faces,
+)
 from tests.screen import showing_fullscreen
 from vocabulary.emotions import EMOTIONS
 
@@ -47,7 +55,7 @@ def inside(box: tuple[float, float, float, float], x: float, y: float) -> bool:
 
 @pytest.fixture(scope="module")
 def fer_gallery(fer_csv: Path) -> tuple[Gallery, np.ndarray, np.ndarray]:
-    """A 7x7 gallery of 40 FER2013 PublicTest faces (a draw BlazeFace finds all of) and 9 camera-off tiles."""
+    """A 7x7 gallery of 40 FER2013 PublicTest faces and 9 camera-off tiles."""
     faces, labels = fer_faces(40, seed=1)
     return compose_gallery(list(faces), 7, 7, camera_off=set(range(40, 49))), faces, labels
 
@@ -63,7 +71,10 @@ def test_folder_of_fer_galleries_gives_one_row_per_face_in_its_tile_with_sensibl
 
     result = capture(folder, tmp_path / "class.db")
     assert result.returncode == 0, result.stderr
-    assert f"frames={GALLERY_FRAMES} faces={40 * GALLERY_FRAMES}" in result.stdout
+    # Which FER2013 faces BlazeFace finds depends on the draw: exactly those it finds on their tile alone.
+    findable = faces_found_alone(gallery)
+    assert len(findable) >= 34  # 387 of 400 measured (tests/test_detect.py)
+    assert f"frames={GALLERY_FRAMES} faces={len(findable) * GALLERY_FRAMES}" in result.stdout
 
     rows = export(tmp_path / "class.db", tmp_path / "class.csv")
     assert list(rows[0]) == [
@@ -71,10 +82,13 @@ def test_folder_of_fer_galleries_gives_one_row_per_face_in_its_tile_with_sensibl
         *(f"p_{emotion}" for emotion in EMOTIONS),
         "presence", "yaw", "pitch", "eye_ratio", "eyes_closed", "landmarks_age",
     ]  # fmt: skip
-    # One row per face: the 9 camera-off tiles are observations (see the report), not faces.
-    assert len(rows) == 40 * GALLERY_FRAMES and {row["presence"] for row in rows} == {"face"}
+    # One row per face: the 9 camera-off tiles are observations (see the report), not faces, and so are the
+    # face tiles whose face was not found (their tile is a student without a face).
+    assert len(rows) == len(findable) * GALLERY_FRAMES and {row["presence"] for row in rows} == {"face"}
+    assert {tile_of(gallery, row["student"]) for row in rows} == findable
     unseen = sqlite_rows(tmp_path / "class.db", "SELECT presence, emotion FROM observations WHERE presence != 'face'")
-    assert unseen == [("camera_off", None)] * 9 * GALLERY_FRAMES
+    assert unseen.count(("camera_off", None)) == 9 * GALLERY_FRAMES
+    assert len(unseen) == (49 - len(findable)) * GALLERY_FRAMES
     assert sorted({int(row["frame"]) for row in rows}) == list(range(GALLERY_FRAMES))
     direct = EmotionClassifier().predict(faces).argmax(axis=1)
     agree = correct = 0

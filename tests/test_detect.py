@@ -10,7 +10,7 @@ import pytest
 from capture.detect import FaceDetector, make_detector
 from capture.detect.blazeface import INPUT_SIZE, NUM_ANCHORS, BlazeFace, decode_boxes, ssd_anchors
 from capture.detect.boxes import iou, weighted_nms
-from capture.detect.regions import find_faces, sliding_windows
+from capture.detect.regions import FaceFinder, find_faces, sliding_windows
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
 from capture.layout import find_tiles
@@ -168,6 +168,40 @@ def test_fer_gallery_recall_on_random_draws(detector: FaceDetector, seed: int) -
     assert len(set(found.tiles.tolist())) >= 36, "fewer than 90% of the faces found"
     for box, tile in zip(found.boxes, found.tiles, strict=True):
         assert_centred_on(box, gallery.faces[tile])
+
+
+class CountingDetector:
+    """The real detector, counting its calls and the views it was given."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector, self.calls, self.views = detector, 0, 0
+
+    def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
+        self.calls, self.views = self.calls + 1, self.views + len(regions)
+        return self.detector.detect(image, regions)
+
+
+def test_every_view_of_a_frame_goes_to_the_detector_in_one_call(detector: FaceDetector) -> None:
+    gallery = compose_gallery(lfw_faces(9), 4, 3, camera_off={2, 5, 11})
+    counting = CountingDetector(detector)
+    finder = FaceFinder(counting)
+    first = finder.find(gallery.image, gallery.tiles)
+    assert counting.calls == 2  # the camera-off tiles' centre squares showed nothing: seen whole after
+    for _ in range(2):
+        counting.calls = 0
+        found = finder.find(gallery.image, gallery.tiles)
+        assert counting.calls == 1
+        # The same faces as the two-pass order finds.
+        assert np.array_equal(found.boxes, first.boxes) and np.array_equal(found.tiles, first.tiles)
+    assert np.array_equal(first.boxes, find_faces(detector, gallery.image, gallery.tiles).boxes)
+
+
+def test_tiles_skipped_are_not_looked_at(detector: FaceDetector) -> None:
+    gallery = compose_gallery(lfw_faces(9), 4, 3, camera_off={2, 5, 11})
+    counting = CountingDetector(detector)
+    found = find_faces(counting, gallery.image, gallery.tiles, skip={2, 5, 11})
+    assert counting.calls == 1 and counting.views == 9
+    assert set(found.tiles.tolist()) == set(range(12)) - {2, 5, 11}
 
 
 def test_window_fallback_finds_a_face_in_a_corner(detector: FaceDetector) -> None:

