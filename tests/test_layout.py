@@ -11,10 +11,11 @@ import pytest
 
 from bench.galleries import DEFAULT_FOLDER
 from bench.galleries import main as bench_main
+from capture import layout
 from capture.errors import CaptureError
 from capture.layout import TileFinder, TileLayout, find_tiles
 from capture.names import check_languages
-from tests.galleries import astronaut, compose_gallery, grace_hopper, lfw_faces
+from tests.galleries import BACKGROUND_BGR, astronaut, compose_gallery, grace_hopper, lfw_faces
 from vocabulary.records import Box, Layout
 
 TOLERANCE_PX = 3
@@ -67,6 +68,18 @@ def test_strip_of_thumbnails_beside_a_screen_share() -> None:
     assert_tiles(found.tiles, shifted(gallery.tiles, 1600, 200))
 
 
+def test_a_last_row_of_camera_off_tiles_drawn_on_the_background_is_found() -> None:
+    # Meet's grid: no gaps, and camera-off tiles are the page's own colour with an avatar and a name, so
+    # they have no edge of their own; they are found as the next row of the lattice of video tiles.
+    gallery = compose_gallery(lfw_faces(12), 4, 3, size=(1280, 720), gap=0)
+    image = gallery.image.copy()
+    for tile in gallery.tiles[8:]:
+        image[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w] = BACKGROUND_BGR
+        cv2.circle(image, (tile.x + tile.w // 2, tile.y + tile.h // 2), tile.h // 6, (180, 160, 150), -1)
+        cv2.putText(image, "Ada", (tile.x + 8, tile.y + tile.h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235))
+    assert_tiles(find_tiles(image).tiles, gallery.tiles)
+
+
 def test_a_photo_has_no_tiles() -> None:
     for image in (astronaut(), grace_hopper()):
         if image is not None:
@@ -80,6 +93,24 @@ def test_a_layout_is_kept_while_its_tiles_stay_and_found_again_when_they_change(
     assert_tiles(finder.find(first.image).tiles, first.tiles)
     assert_tiles(finder.find(first.image).tiles, first.tiles)
     assert_tiles(finder.find(second.image).tiles, second.tiles)
+
+
+def test_a_frame_without_tiles_is_searched_again_only_when_the_screen_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    searches = []
+    real = layout.find_tiles
+    monkeypatch.setattr(layout, "find_tiles", lambda image: searches.append(1) or real(image))
+    webcam = cv2.resize(astronaut(), (640, 360))
+    finder = TileFinder()
+    rng = np.random.default_rng(0)
+    for shift in range(3):  # a webcam view frame after frame: sensor noise, a person moving a little
+        frame = np.clip(np.roll(webcam, shift, axis=1) + rng.normal(0, 4, webcam.shape), 0, 255).astype(np.uint8)
+        assert finder.find(frame).layout is Layout.NONE
+    assert len(searches) == 1
+    gallery = compose_gallery(lfw_faces(4), 2, 2, size=(640, 360), gap=0)
+    assert_tiles(finder.find(gallery.image).tiles, gallery.tiles)
+    assert len(searches) == 2
 
 
 def test_unknown_ocr_language_is_one_clear_error() -> None:
@@ -96,15 +127,16 @@ needs_screenshots = pytest.mark.skipif(
 def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main([]) == 0
     total = capsys.readouterr().out.strip().splitlines()[-1]
-    # Measured 2026-12-03 (bench.galleries): tiles 135/148 (+1 extra), faces 93/99 (+0), names 36/121;
+    # Measured 2026-12-03 (bench.galleries): tiles 146/148 (+0 extra), faces 94/96 (+1) with profile photos
+    # not counted as faces, names 87/121; before the name search by glyphs: tiles 135, faces 93/99, names 36;
     # before issue 15's layout search: tiles 19, faces 84 (+2), names 0.
     counts = re.fullmatch(
-        r"total: tiles (\d+)/148 \(\+(\d+) extra\), faces (\d+)/99 = .* \(\+(\d+) extra = .*\), "
+        r"total: tiles (\d+)/148 \(\+(\d+) extra\), faces (\d+)/96 = .* \(\+(\d+) extra = .*\), "
         r"names read exactly (\d+)/121 = .*",
         total,
     )
     assert counts is not None, total
     tiles, extra_tiles, faces, extra_faces, names = (int(n) for n in counts.groups())
-    assert tiles >= 133 and extra_tiles <= 2, total
-    assert faces >= 92 and extra_faces <= 1, total
-    assert names >= 34, total
+    assert tiles >= 145 and extra_tiles <= 1, total
+    assert faces >= 93 and extra_faces <= 2, total
+    assert names >= 84, total
