@@ -15,6 +15,7 @@ setup-test:
 test: setup-test
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 	scripts/postgres.sh run -- $(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 run: setup-run

@@ -63,8 +63,8 @@ def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig)
     found = keys.get_indexer(student_id * stride + frame[at])
     missing = found < 0
 
-    def signal(column: str, fill: object, dtype: object = float) -> np.ndarray:
-        values = observed[column].to_numpy(dtype=dtype, na_value=fill).take(found)
+    def signal(column: str, fill: str | float, dtype: type[object] = float) -> np.ndarray:
+        values: np.ndarray = observed[column].to_numpy(dtype=dtype, na_value=fill).take(found)
         values[missing] = fill
         return values
 
@@ -99,7 +99,7 @@ def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig)
     return table
 
 
-def frame_seconds(ts: pd.Series) -> pd.Series:
+def frame_seconds(ts: pd.Series[pd.Timestamp]) -> pd.Series[float]:
     """The time each frame stands for: until the next frame, capped at MAX_GAP_INTERVALS typical intervals;
     the last frame gets the typical interval (1 s for a single frame)."""
     gaps = ts.diff().dt.total_seconds().shift(-1)

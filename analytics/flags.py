@@ -44,9 +44,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from analytics.engagement import ABSENT
 from analytics.settings import FlagConfig
@@ -107,19 +109,21 @@ def session_flags(signals: pd.DataFrame, config: FlagConfig) -> list[Flag]:
     raised = _Rules(frames, config).raised()
     flags = []
     last_row = _last_rows(frames)
-    ts = frames["ts"]
+    students: pd.Series[str] = frames["student"]
+    names: pd.Series[str] = frames["name"]  # NaN where the student has no name
+    ts: pd.Series[pd.Timestamp] = frames["ts"]
     for flag in raised:
-        name = frames["name"].iat[flag.start]
+        name = names.iloc[flag.start]
         reaches_end = flag.stop > last_row[flag.start]
         flags.append(
             Flag(
-                frames["student"].iat[flag.start],
+                students.iloc[flag.start],
                 None if pd.isna(name) else name,
                 flag.rule,
                 flag.reason,
-                ts.iat[flag.start],
-                ts.iat[flag.raised],
-                None if reaches_end else ts.iat[flag.stop],
+                ts.iloc[flag.start],
+                ts.iloc[flag.raised],
+                None if reaches_end else ts.iloc[flag.stop],
             )
         )
     return sorted(flags, key=lambda flag: (flag.start, flag.student, flag.rule))
@@ -187,7 +191,7 @@ def _runs(
             yield start, start + int(long_enough[0]), end, bool(new_student[end])
 
 
-def _seconds(times: pd.Series, ts: pd.Series) -> np.ndarray:
+def _seconds(times: pd.Series[pd.Timestamp], ts: pd.Series[pd.Timestamp]) -> NDArray[np.floating[Any]]:
     """Seconds from the first of `ts` (exact for whole seconds, unlike seconds since the epoch); NaT -> NaN."""
     return (times - ts.iloc[0]).dt.total_seconds().to_numpy()
 
@@ -244,7 +248,10 @@ class _Rules:
     def window_sum(self, values: np.ndarray, window_seconds: float, lag_seconds: float = 0.0) -> np.ndarray:
         """The sum of `values` over each row's (t - lag - window, t - lag] of its own student."""
         running = np.r_[0.0, np.cumsum(values)]
-        return running[self.first_after(lag_seconds)] - running[self.window_first(window_seconds, lag_seconds)]
+        sums: NDArray[np.float64] = (
+            running[self.first_after(lag_seconds)] - running[self.window_first(window_seconds, lag_seconds)]
+        )
+        return sums
 
     def window_mean(
         self, values: np.ndarray, weights: np.ndarray, window_seconds: float, lag_seconds: float = 0.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -99,13 +100,15 @@ def engagement_drops(per_bin: pd.DataFrame | None, top: int = 3, span_seconds: i
     candidates = pd.DataFrame({"before": highest, "after": score, "drop": highest - score})
     candidates = candidates[candidates["drop"] > 0].sort_values("drop", ascending=False, kind="stable")
     chosen: list[tuple[pd.Timestamp, pd.Timestamp, float, float, float]] = []
-    for end, row in candidates.iterrows():
+    # pandas-stubs type row labels as Hashable (iterrows) or int | str (idxmax); these are the bins' Timestamps.
+    for label, row in candidates.iterrows():
+        end = cast(pd.Timestamp, label)
         if len(chosen) == top:
             break
         if any(abs((end - earlier[1]).total_seconds()) < span_seconds for earlier in chosen):
             continue
         window = score[(score.index >= end - pd.Timedelta(seconds=span_seconds)) & (score.index < end)]
-        chosen.append((window.idxmax(), end, row["before"], row["after"], row["drop"]))
+        chosen.append((cast(pd.Timestamp, window.idxmax()), end, row["before"], row["after"], row["drop"]))
     return pd.DataFrame(chosen, columns=columns)
 
 

@@ -12,9 +12,12 @@ import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vocabulary.emotions import EMOTIONS
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("engagement.toml")
 # Upper bounds by the key's unit: longer than a day is no class, a head turns at most 90 degrees either way,
@@ -22,7 +25,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().with_name("engagement.toml")
 MAX_SECONDS = 86_400
 MAX_DEGREES = 90
 MAX_WEIGHT = 1_000
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class ConfigError(ValueError):
@@ -138,7 +141,7 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{table}: expected a table")
     hints = typing.get_type_hints(cls)
-    fields = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {field.name for field in dataclasses.fields(cls)}
     if unknown := sorted(set(raw) - fields):
         raise ConfigError(f"{table}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}")
     if missing := sorted(fields - set(raw)):
@@ -147,8 +150,8 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
 
 
 def _value(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)  # type: ignore[arg-type]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{key}: expected a list of strings, got {value!r}")

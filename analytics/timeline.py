@@ -7,6 +7,7 @@ emotion the model ranked first (its `emotion` column), so a share reads as "this
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,7 +104,7 @@ def _within(rows: pd.DataFrame, until: datetime, seconds: int) -> pd.DataFrame:
     return rows[(rows["ts"] > end - timedelta(seconds=seconds)) & (rows["ts"] <= end)]
 
 
-def _typed_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _typed_counts(counts: pd.DataFrame, keys: Sequence[Hashable]) -> pd.DataFrame:
     """Integer counts with a fixed column order, including for an empty table (which groupby leaves untyped)."""
     if counts.empty:
         levels = [pd.Index([], dtype=object, name=key) for key in keys[:-1]]

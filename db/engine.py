@@ -69,7 +69,7 @@ def _parse(url: str) -> URL:
 
 
 def _prepare_sqlite_file(url: URL, create: bool) -> None:
-    if url.database in (None, "", ":memory:"):
+    if url.database is None or url.database in ("", ":memory:"):
         return
     path = Path(url.database)
     if path.exists():

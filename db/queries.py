@@ -121,7 +121,7 @@ def engagement_rows(
     """
     negative = sum((observations.c[f"p_{emotion}"] for emotion in negative_emotions), start=literal(0.0))
     columns = ("emotion", negative.label("negative"), *(c for c in SIGNAL_COLUMNS if c != "eye_ratio"))
-    only = [] if student_ids is None else [observations.c.student_id.in_(list(student_ids))]
+    only: list[ColumnElement[bool]] = [] if student_ids is None else [observations.c.student_id.in_(list(student_ids))]
     if rows_until is not None:
         only.append(observations.c.ts <= rows_until)
     table, frames_read = _read_observations(engine, session_id, columns, since, *only)
@@ -165,7 +165,8 @@ def _read_observations(
     people = student_rows(engine, session_id).set_index("student_id")
     table.insert(3, "student", table["student_id"].map(people["student"]))
     names = table["student_id"].map(people["name"]).astype(object)
-    table.insert(4, "name", names.where(names.notna(), None))
+    # pandas-stubs leave None out of `other`; pandas puts None itself into an object column, as wanted here.
+    table.insert(4, "name", names.where(names.notna(), None))  # type: ignore[call-overload]
     integers = dict.fromkeys(("frame", "student_id", *(c for c in BOX_COLUMNS if c in table)), "int64")
     table = table.astype(integers | dict.fromkeys((c for c in PROBABILITY_COLUMNS if c in table), "float64"))
     return table.sort_values(["frame", "student_id"], kind="stable", ignore_index=True), frames_read
@@ -187,7 +188,7 @@ def frame_count(engine: Engine, session_id: int) -> int:
     """How many frames of the session were analysed, faces or not."""
     statement = select(func.count()).select_from(frames).where(frames.c.session_id == session_id)
     with reported_as("read", engine.url), engine.connect() as connection:
-        return connection.scalar(statement)
+        return connection.execute(statement).scalar_one()
 
 
 def emotion_tally(
@@ -209,7 +210,7 @@ def emotion_tally(
     return _read_frame(engine, statement, {"emotion": "int64", "observations": "int64"})
 
 
-def _read_frame(engine: Engine, statement: Select, dtypes: dict[str, str]) -> pd.DataFrame:
+def _read_frame(engine: Engine, statement: Select[Any], dtypes: dict[str, str]) -> pd.DataFrame:
     # Typed even when empty, so callers can filter and resample without special cases.
     return _read_table(engine, statement, ("ts",)).astype(dtypes)
 
@@ -230,7 +231,8 @@ def latest_frame_time(engine: Engine, session_id: int) -> datetime | None:
     """
     statement = select(func.max(frames.c.ts)).where(frames.c.session_id == session_id)
     with reported_as("read", engine.url), engine.connect() as connection:
-        return connection.scalar(statement)
+        latest: datetime | None = connection.scalar(statement)
+        return latest
 
 
 def session_version(engine: Engine, session_id: int) -> tuple[Any, ...]:
@@ -354,7 +356,7 @@ def _bulk_time(column: ColumnElement[datetime]) -> ColumnElement[datetime]:
     return type_coerce(column, DateTime(timezone=True))
 
 
-def _read_table(engine: Engine, statement: Select, time_columns: tuple[str, ...]) -> pd.DataFrame:
+def _read_table(engine: Engine, statement: Select[Any], time_columns: tuple[str, ...]) -> pd.DataFrame:
     with reported_as("read", engine.url), engine.connect() as connection:
         result = connection.execute(statement)
         # The driver's plain tuples: building SQLAlchemy Row objects cost more than the query on a long
@@ -395,15 +397,18 @@ def silence_flags(
     for the rest of the session when None (a mute)."""
     with reported_as("write to", engine.url), write_transaction(engine) as connection:
         now = datetime.now(UTC)
-        until = None
+        until: datetime | None = None
         if seconds is not None:
-            latest = connection.scalar(select(func.max(frames.c.ts)).where(frames.c.session_id == session_id))
+            latest: datetime | None = connection.scalar(
+                select(func.max(frames.c.ts)).where(frames.c.session_id == session_id)
+            )
             until = (now if latest is None else latest) + timedelta(seconds=seconds)
-        values = {"student": student, "rule": rule, "until": until, "created_by": by, "created_at": now}
-        silence_id = connection.scalar(
-            insert(flag_silences).values(session_id=session_id, **values).returning(flag_silences.c.id)
-        )
-    return FlagSilence(id=silence_id, **values)
+        silence_id = connection.execute(
+            insert(flag_silences)
+            .values(session_id=session_id, student=student, rule=rule, until=until, created_by=by, created_at=now)
+            .returning(flag_silences.c.id)
+        ).scalar_one()
+    return FlagSilence(id=silence_id, student=student, rule=rule, until=until, created_by=by, created_at=now)
 
 
 def lift_silence(engine: Engine, session_id: int, silence_id: int, by: str) -> None:

@@ -57,11 +57,11 @@ class SessionRecorder:
         # transaction (db.lease).
         session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == session_name).with_for_update())
         if session_id is None:
-            session_id = connection.scalar(
+            session_id = connection.execute(
                 insert(sessions)
                 .values(name=session_name, source=source, started_at=datetime.now(UTC), teacher=teacher)
                 .returning(sessions.c.id)
-            )
+            ).scalar_one()
             take(connection, session_id, session_name, writer)
             return cls(engine, session_id, session_name, next_frame_index=0)
         take(connection, session_id, session_name, writer)

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -63,11 +64,13 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
+        # The impl (DateTime) has already turned the driver's value into a datetime.
+        stored: datetime | None = value
+        if stored is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        if stored.tzinfo is None:
+            return stored.replace(tzinfo=UTC)
+        return stored.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -144,7 +147,12 @@ class FrameRecord(Base):
 
 # One float column per emotion class, built from EMOTIONS rather than typed out. NULL when no emotion was
 # inferred: a faceless tile, or a session captured in attention-only mode.
-_Probabilities = type("_Probabilities", (), {name: mapped_column(Float, nullable=True) for name in PROBABILITY_COLUMNS})
+class _Probabilities:
+    pass
+
+
+for _name in PROBABILITY_COLUMNS:
+    setattr(_Probabilities, _name, mapped_column(Float, nullable=True))
 
 
 class ObservationRecord(_Probabilities, Base):
@@ -231,6 +239,14 @@ users = cast(Table, UserRecord.__table__)
 flag_acknowledgements = cast(Table, FlagAcknowledgementRecord.__table__)
 session_writers = cast(Table, SessionWriterRecord.__table__)
 flag_silences = cast(Table, FlagSilenceRecord.__table__)
+
+
+def string_length(column: Column[Any]) -> int:
+    """A String column's declared length, for checks that must hold on SQLite too (it stores longer text)."""
+    column_type = column.type
+    if not isinstance(column_type, String) or column_type.length is None:
+        raise TypeError(f"{column} is not a String column with a length")
+    return column_type.length
 
 
 class CaptureTokenRecord(Base):

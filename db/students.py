@@ -11,10 +11,10 @@ from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
 from db.lease import leases
 from db.queries import UnknownSessionError
-from db.schema import observations, sessions, students
+from db.schema import observations, sessions, string_length, students
 
 # The display_name column's length: refused here alike on SQLite (which would store more) and PostgreSQL.
-MAX_NAME_LENGTH = students.c.display_name.type.length
+MAX_NAME_LENGTH = string_length(students.c.display_name)
 # How many student names an "unknown student" message lists.
 KNOWN_STUDENTS_SHOWN = 10
 
@@ -38,7 +38,8 @@ def rename_student(engine: Engine, session_name: str, student: str, new_name: st
         session_id = _session_id(connection, session_name)
         row = _student(connection, session_id, student)
         connection.execute(update(students).where(students.c.id == row.id).values(display_name=new_name.strip()))
-        return row.key
+        key: str = row.key
+        return key
 
 
 def merge_students(engine: Engine, session_name: str, keep: str, drop: str) -> int:
@@ -79,7 +80,7 @@ def merge_students(engine: Engine, session_name: str, keep: str, drop: str) -> i
 
 
 def _session_id(connection: Connection, name: str) -> int:
-    session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == name))
+    session_id: int | None = connection.scalar(select(sessions.c.id).where(sessions.c.name == name))
     if session_id is None:
         raise UnknownSessionError(f"no session named {name!r}")
     return session_id

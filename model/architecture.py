@@ -22,7 +22,7 @@ DEFAULT_WIDTHS = (32, 64, 128, 256)
 OUTPUT_LAYER = "emotion"
 
 
-def _conv_bn_relu(x, filters: int, name: str):
+def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from vocabulary.emotions import FACE_SIZE
 
@@ -32,8 +33,8 @@ class Views:
 DEFAULT_VIEWS = Views()
 
 
-def augment(faces: np.ndarray, rng: np.random.Generator, views: Views = DEFAULT_VIEWS) -> np.ndarray:
-    """(N, 48, 48) uint8 -> (N, 48, 48) float32 in 0..255: each face mirrored at random, turned, scaled and
+def augment(faces: np.ndarray, rng: np.random.Generator, views: Views = DEFAULT_VIEWS) -> NDArray[np.float64]:
+    """(N, 48, 48) uint8 -> (N, 48, 48) float64 in 0..255: each face mirrored at random, turned, scaled and
     shifted (borders mirrored), its contrast and brightness jittered, and sometimes a patch erased."""
     count = len(faces)
     out = np.empty(faces.shape, np.float32)
@@ -51,11 +52,13 @@ def augment(faces: np.ndarray, rng: np.random.Generator, views: Views = DEFAULT_
     brightness = rng.uniform(-views.max_brightness_change, views.max_brightness_change, (count, 1, 1))
     means = out.mean(axis=(1, 2), keepdims=True)
     out = (out - means) * contrast + means + brightness
-    for i in np.flatnonzero(rng.random(count) < views.erase_probability):
+    for erased in np.flatnonzero(rng.random(count) < views.erase_probability):
         area = rng.uniform(*views.erase_area) * FACE_SIZE**2
         aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3)))
         h = int(min(FACE_SIZE, round(np.sqrt(area * aspect))))
         w = int(min(FACE_SIZE, round(np.sqrt(area / aspect))))
         y, x = rng.integers(0, FACE_SIZE - h + 1), rng.integers(0, FACE_SIZE - w + 1)
-        out[i, y : y + h, x : x + w] = rng.uniform(0, 255, (h, w))
-    return np.clip(out, 0, 255)
+        out[erased, y : y + h, x : x + w] = rng.uniform(0, 255, (h, w))
+    # The jitter's float64 draws made `out` float64 (it starts float32).
+    clipped: NDArray[np.float64] = np.clip(out, 0, 255)
+    return clipped

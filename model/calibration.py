@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 ECE_BINS = 15
 # Temperatures searched (log-spaced, then refined): far beyond anything a trained CNN needs either way.
 TEMPERATURE_RANGE = (0.05, 20.0)
 
 
-def rescale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+def rescale(probabilities: NDArray[np.floating[Any]], temperature: float) -> NDArray[np.floating[Any]]:
     """softmax(log p / T): the probabilities a temperature T gives the same logits."""
     logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+    rescaled: NDArray[np.floating[Any]] = exp / exp.sum(axis=1, keepdims=True)
+    return rescaled
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -37,7 +40,10 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     NLL is convex in 1/T)."""
     low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
     golden = (np.sqrt(5) - 1) / 2
-    cost = lambda log_t: negative_log_likelihood(rescale(probabilities, float(np.exp(log_t))), labels)  # noqa: E731
+
+    def cost(log_t: float) -> float:
+        return negative_log_likelihood(rescale(probabilities, float(np.exp(log_t))), labels)
+
     a, b = high - golden * (high - low), low + golden * (high - low)
     cost_a, cost_b = cost(a), cost(b)
     while high - low > 1e-4:

@@ -54,7 +54,7 @@ class FerData:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, index: np.ndarray) -> FerData:
+    def take(self, index: np.ndarray | slice) -> FerData:
         return FerData(self.images[index], self.labels[index], self.usage[index], self.row[index])
 
     def subset(self, usage: str) -> FerData:

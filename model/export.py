@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -65,10 +66,11 @@ def convert(keras_path: Path, quantisation: str, calibration: np.ndarray) -> byt
                 [face[None, ..., None].astype(np.float32)] for face in calibration
             )
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        return converter.convert()
+        flatbuffer: bytes = converter.convert()
+        return flatbuffer
 
 
-def export(keras_path: Path, data_path: Path, out: Path) -> dict:
+def export(keras_path: Path, data_path: Path, out: Path) -> dict[str, Any]:
     select = load_fer2013(data_path, usages=("PublicTest",))
     if not len(select):
         raise FerDataError(f"{data_path}: export needs PublicTest rows to check the exported file")
@@ -125,7 +127,7 @@ def _with_temperature(keras_path: Path, temperature: float, calibrated_path: Pat
     return calibrated_path
 
 
-def _choose(report: dict) -> str:
+def _choose(report: dict[str, Any]) -> str:
     affordable = [
         name
         for name in QUANTISATIONS[1:]
@@ -145,7 +147,9 @@ def _refine_threshold(fast: np.ndarray, refine: np.ndarray, keras_probs: np.ndar
     return float(MARGIN_GRID[-1])
 
 
-def _live_report(runtime_file: Path, faces: FerData, keras_probs: np.ndarray, with_labels: bool = True) -> dict:
+def _live_report(
+    runtime_file: Path, faces: FerData, keras_probs: np.ndarray, with_labels: bool = True
+) -> dict[str, Any]:
     """The shipped runtime as the live path runs it, in 49-face batches."""
     classifier = EmotionClassifier(runtime_file)
     probs = predict_all(classifier.predict, faces.images, batch=LIVE_BATCH)
@@ -164,7 +168,7 @@ def _agreement(probs: np.ndarray, keras_probs: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == keras_probs.argmax(axis=1)).mean())
 
 
-def _report(select: FerData, probs: np.ndarray, keras_probs: np.ndarray) -> dict:
+def _report(select: FerData, probs: np.ndarray, keras_probs: np.ndarray) -> dict[str, Any]:
     scores = score(select.labels, probs.argmax(axis=1))
     return {
         "accuracy": round(scores.accuracy, 4),

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 Predict = Callable[[np.ndarray], np.ndarray]
 EVAL_BATCH = 256
@@ -28,7 +32,7 @@ def load_predictor(path: str | Path) -> Predict:
     raise ValueError(f"{path}: unknown model file type (expected .keras or .tflite)")
 
 
-def load_keras_model(path: str | Path):
+def load_keras_model(path: str | Path) -> keras.Model:
     import keras
 
     return keras.saving.load_model(path, compile=False)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from model.litert import BatchModel
 from vocabulary.emotions import FACE_SIZE, NUM_CLASSES
@@ -39,7 +40,8 @@ class EmotionClassifier:
         self.model_path = Path(model_path)
         self._fast = _load(self.model_path, threads)
         # Without a refine file no margin is below 0: every face keeps the fast answer.
-        self._refine, self.refine_below = None, 0.0
+        self._refine: BatchModel | None = None
+        self.refine_below = 0.0
         # Running totals, for the export's and the benchmark's report of how often the refine file runs.
         self.faces_seen = self.faces_refined = 0
         settings = self.model_path.with_suffix(".json")
@@ -53,7 +55,7 @@ class EmotionClassifier:
                 self._refine = _load(self.model_path.with_name(str(refine_file)), threads)
                 self.refine_below = refine_below
 
-    def predict(self, faces: np.ndarray) -> np.ndarray:
+    def predict(self, faces: np.ndarray) -> NDArray[np.float32]:
         """faces: (N, 48, 48) uint8 grey -> (N, 7) float32 probabilities, calibrated (see `model.calibration`)."""
         if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
             raise ValueError(f"expected (N, {FACE_SIZE}, {FACE_SIZE}) faces, got {faces.shape}")
@@ -62,12 +64,12 @@ class EmotionClassifier:
         # Exact batch sizes, no padding: the refine batch changes size every frame, yet re-planning these
         # files costs less than padding does (5-8 faces a call: 4.9 ms exact, 5.4 ms padded to 8).
         inputs = faces[..., None].astype(np.float32)
-        probabilities = self._fast.run(inputs)[0]
+        probabilities: NDArray[np.float32] = self._fast.run(inputs)[0]
         # A full-int8 softmax comes back in steps of 1/256 that need not sum to 1; rescale so they do.
         probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
         unsure = top_margin(probabilities) < self.refine_below
         self.faces_seen, self.faces_refined = self.faces_seen + len(faces), self.faces_refined + int(unsure.sum())
-        if unsure.any():
+        if self._refine is not None and unsure.any():
             probabilities[unsure] = self._refine.run(inputs[unsure])[0]
         return probabilities
 

@@ -16,12 +16,17 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from model.augment import augment
 from model.data import FerData, FerDataError, count_rows, load_fer2013, load_ferplus_votes
 from vocabulary.emotions import NUM_CLASSES
+
+if TYPE_CHECKING:
+    import keras
 
 # Keras (and TensorFlow under it) is imported only once the data has loaded: a bad file is then reported
 # in one line, without TensorFlow's start-up chatter on stderr.
@@ -54,25 +59,27 @@ def split_for_training(data: FerData, seed: int) -> tuple[FerData, FerData]:
     return train.take(order[cut:]), train.take(order[:cut])
 
 
-def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+def class_weights(labels: np.ndarray, power: float) -> NDArray[np.float64]:
     """(7,) weights, mean 1 over the rows."""
     counts = np.maximum(np.bincount(labels, minlength=NUM_CLASSES), 1)
-    weights = (counts.max() / counts) ** power
-    return weights / ((weights * counts).sum() / counts.sum())
+    weights: NDArray[np.float64] = (counts.max() / counts) ** power
+    normalised: NDArray[np.float64] = weights / ((weights * counts).sum() / counts.sum())
+    return normalised
 
 
-def training_targets(labels: np.ndarray, votes: np.ndarray | None, ferplus_weight: float) -> np.ndarray:
+def training_targets(labels: np.ndarray, votes: np.ndarray | None, ferplus_weight: float) -> NDArray[np.float32]:
     """(N, 7) targets: the one-hot FER2013 label, mixed with the FER+ vote shares where a face has votes
     for any of the 7 classes."""
-    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    one_hot: NDArray[np.float32] = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     if votes is None:
         return one_hot
     totals = votes.sum(axis=1, keepdims=True)
     shares = np.divide(votes, totals, out=one_hot.copy(), where=totals > 0)
-    return (1 - ferplus_weight) * one_hot + ferplus_weight * shares
+    mixed: NDArray[np.float32] = (1 - ferplus_weight) * one_hot + ferplus_weight * shares
+    return mixed
 
 
-def build_compiled_model(recipe: Recipe, steps_per_epoch: int):
+def build_compiled_model(recipe: Recipe, steps_per_epoch: int) -> keras.Model:
     import keras
 
     from model.architecture import build_classifier
@@ -92,23 +99,26 @@ def build_compiled_model(recipe: Recipe, steps_per_epoch: int):
     return model
 
 
-def augmented_batches(faces: np.ndarray, targets: np.ndarray, weights: np.ndarray, recipe: Recipe, first_epoch: int):
+def augmented_batches(
+    faces: np.ndarray, targets: np.ndarray, weights: np.ndarray, recipe: Recipe, first_epoch: int
+) -> keras.utils.PyDataset:
     """A Keras PyDataset of fresh augmented views each epoch, in an order and with views seeded by the epoch."""
     import keras
 
-    class AugmentedFaces(keras.utils.PyDataset):
+    # Keras ships no type information, so its base class is Any to mypy.
+    class AugmentedFaces(keras.utils.PyDataset):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.epoch = first_epoch
             self._order = self._draw()
 
-        def _draw(self) -> np.ndarray:
+        def _draw(self) -> NDArray[np.int64]:
             return np.random.default_rng((recipe.seed, self.epoch)).permutation(len(faces))
 
         def __len__(self) -> int:
             return int(np.ceil(len(faces) / recipe.batch_size))
 
-        def __getitem__(self, index: int):
+        def __getitem__(self, index: int) -> tuple[NDArray[np.float64], np.ndarray, np.ndarray]:
             rows = self._order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
             rng = np.random.default_rng((recipe.seed, self.epoch, index))
             return augment(faces[rows], rng)[..., None], targets[rows], weights[rows]

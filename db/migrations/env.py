@@ -17,9 +17,16 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _configure(**options: object) -> None:
+def _configure(connection: Connection | None = None, url: str | None = None, literal_binds: bool = False) -> None:
     # Batch mode lets SQLite, which can't ALTER most things, change tables by copying them.
-    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **options)
+    context.configure(
+        connection=connection,
+        url=url,
+        literal_binds=literal_binds,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
 
 
 def _run_on(connection: Connection) -> None:

@@ -23,11 +23,11 @@ depends_on: str | Sequence[str] | None = None
 TIMESTAMP = sa.DateTime(timezone=True)
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", sa.Integer(), nullable=False)
 
 
-def _session_id() -> sa.Column:
+def _session_id() -> sa.Column[int]:
     return sa.Column("session_id", sa.Integer(), nullable=False)
 
 

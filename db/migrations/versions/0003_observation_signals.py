@@ -8,6 +8,7 @@ Create Date: 2026-11-24
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 # Written out, not imported from db/schema.py: a migration is a frozen record of what it changed.
 EMOTION_COLUMNS = ("emotion", "p_angry", "p_disgust", "p_fear", "p_happy", "p_sad", "p_surprise", "p_neutral")
-SIGNAL_TYPES: dict[str, sa.types.TypeEngine] = {
+SIGNAL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "presence": sa.String(12),
     "yaw": sa.Float(),
     "pitch": sa.Float(),
@@ -28,7 +29,7 @@ SIGNAL_TYPES: dict[str, sa.types.TypeEngine] = {
 }
 
 
-def _emotion_type(column: str) -> sa.types.TypeEngine:
+def _emotion_type(column: str) -> sa.types.TypeEngine[Any]:
     return sa.SmallInteger() if column == "emotion" else sa.Float()
 
 
