@@ -12,9 +12,10 @@ Engagement and flags (analytics.engagement, analytics.flags) need the longest fl
 so `rescore` recomputes them once per new time bin (every 5th refresh at 2 s) and the state keeps them in
 between. The rows of that span are kept in memory per session (RecentRows): a pass reads only the frames
 written since the last one (reading the span was most of a pass's cost). A pass replaces the kept class
-engagement line from the previous pass's bin on; earlier bins were complete then. A flag on at the previous
-pass and still on keeps the start it had then, so one that began before the lookback keeps its "since
-when"; on opening the page a flag older than the lookback shows the lookback's start.
+engagement line from the previous pass's bin on; earlier bins were complete then. The flags come from
+analytics.live_flags.current_flags, which reads further back for a flag that began before the lookback, so
+"since when" is when the condition began in the data, the same after a reload; the previous pass's flags
+spare it those reads for flags still on.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.engagement import class_bins, frame_signals, student_bins
-from analytics.flags import Flag, history_seconds, session_flags
+from analytics.flags import Flag, history_seconds
+from analytics.live_flags import current_flags
 from analytics.settings import EngagementConfig, load_config
 from analytics.timeline import (
     NOW_SECONDS,
@@ -207,15 +209,7 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
     last = signals[signals["frame"] == signals["frame"].max()]
     states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
-    before = {(flag.student, flag.rule): flag.start for flag in state.flags}
-    flags = []
-    for flag in session_flags(signals[signals["ts"] > pd.Timestamp(latest_frame - history)], config.flags):
-        if not flag.active:
-            continue
-        earlier = before.get((flag.student, flag.rule))
-        if earlier is not None and state.scored_at is not None and flag.start <= pd.Timestamp(state.scored_at):
-            flag = replace(flag, start=min(flag.start, earlier))
-        flags.append(flag)
+    flags = current_flags(engine, state.session_id, config, known=state.flags)
     return replace(
         state, engagement=line.rename("score"), scores=scores, states=states, flags=flags, scored_at=latest_frame
     )

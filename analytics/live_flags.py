@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -57,9 +57,23 @@ def flag_board(
     flags = current_flags(engine, session_id, config, known)
     if not flags:
         return []
-    at = latest_frame_time(engine, session_id)
-    acknowledged = acknowledged_flags(engine, session_id)
-    silences = flag_silences_of(engine, session_id)
+    return decided(
+        flags,
+        acknowledged_flags(engine, session_id),
+        flag_silences_of(engine, session_id),
+        latest_frame_time(engine, session_id),
+    )
+
+
+def decided(
+    flags: Sequence[Flag],
+    acknowledged: set[tuple[str, str, datetime]],
+    silences: Sequence[FlagSilence],
+    at: datetime | None,
+) -> list[ShownFlag]:
+    """flag_board of `flags`, given the session's acknowledged_flags, flag_silences_of and latest frame `at`.
+    The live page scores flags once per time bin (current_flags reads minutes of rows) but applies the
+    teacher's decisions at every refresh, so a click shows at the next one."""
     shown = [
         ShownFlag(
             flag,

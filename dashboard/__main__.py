@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import ipaddress
 import signal
 import socket
@@ -66,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
         engagement_config()  # a broken engagement.toml stops the start, not every refresh
-        server = listen(create_app(engine, secret_key, args.behind_tls_proxy).server, args.host, args.port)
+        app = create_app(engine, secret_key, args.behind_tls_proxy)
+        # Everything built so far (modules, layouts, callbacks) lives as long as the process: frozen, the
+        # collector's full passes stop walking it, which paused refreshes ~70 ms every 6-20 of them.
+        gc.freeze()
+        server = listen(app.server, args.host, args.port)
     except (DatabaseError, ServeError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -23,6 +23,10 @@ NEEDS_ATTENTION = "needs-attention"  # the flags needing attention, one line per
 FLAGS_CARD = "flags-card"
 FLAG_LIST = "flag-list"
 FLAG_ACK = "flag-ack"  # the type of each flag's Acknowledge button: {"type": FLAG_ACK, "index": pages.live.flag_id}
+FLAG_SNOOZE = "flag-snooze"  # each flag's "Snooze 10 min" button (its student): {"type": FLAG_SNOOZE, "index": flag_id}
+FLAG_MUTE = "flag-mute"  # each flag's "Mute" button (its rule, for the class): {"type": FLAG_MUTE, "index": flag_id}
+SILENCED = "silenced"  # the line of snoozes and mutes in force, each with its undo button
+LIFT_SILENCE = "lift-silence"  # each undo button there: {"type": LIFT_SILENCE, "index": str(db.queries.FlagSilence.id)}
 STUDENT_GRID = "student-grid"
 
 SESSIONS_TABLE = "sessions-table"

@@ -32,7 +32,7 @@ from dashboard.auth import CSRF_COOKIE, CSRF_FIELD, SECRET_KEY_FILE, LoginThrott
 from dashboard.pages.live import flag_id
 from db.engine import connect
 from db.migrate import ALEMBIC_INI, upgrade
-from db.queries import acknowledged_flags, find_session
+from db.queries import acknowledged_flags, find_session, flag_silences_of
 from db.schema import sessions, students, users
 from db.users import Role, add_user, check_login, find_user, set_password
 from tests.cli import REPO, assert_one_clear_line
@@ -678,8 +678,9 @@ FORGED_VALUES: dict[tuple[str, str], Any] = {
     (ids.MERGE_KEEP, "value"): "tile-0",
     (ids.MERGE_DROP, "value"): "tile-1",
 }
-# The one pattern-matching component: a flag's Acknowledge button.
-FLAG_BUTTON = {"index": "tile-1|absent|x", "type": ids.FLAG_ACK}
+# The pattern-matching components: a flag's buttons (Acknowledge, Snooze, Mute), a silence's undo; each
+# request gets its callback's own type.
+FLAG_BUTTON = {"index": "tile-1|absent|x"}
 # Values no page ever sends, for every input and state in turn.
 CRAFTED_VALUES = [[1, 2], {"id": "x"}, "' OR 1=1 --", 10**30, -1, True, {"id": [], "name": {}}]
 
@@ -693,7 +694,7 @@ def callback_requests(client: FlaskClient, values: dict[tuple[str, str], Any]) -
         outputs = [name.split(".", 1) for name in callback["output"].strip(".").split("...")]
 
         def concrete(component: str) -> Any:
-            return FLAG_BUTTON if component.startswith("{") else component
+            return FLAG_BUTTON | {"type": json.loads(component)["type"]} if component.startswith("{") else component
 
         def given(spec: dict[str, str]) -> dict[str, Any]:
             value = values.get((spec["id"], spec["property"]), 1)
@@ -741,7 +742,7 @@ def test_no_callback_shows_or_changes_another_teachers_session(app: Dash, engine
         assert response.status_code in (200, 204), (output, response.status_code, body)
         assert "tile-0" not in body and "renamed by alice" not in body, output
     assert report_tables_of(engine, "bob-history") == before
-    assert acknowledged_flags(engine, bob_id) == set()
+    assert acknowledged_flags(engine, bob_id) == set() and flag_silences_of(engine, bob_id) == []
 
 
 def report_tables_of(engine: Engine, name: str) -> list[tuple]:

@@ -42,6 +42,7 @@ ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
 SESSION = "Year 9 / maths"
 CAMERA_OFF = "camera off"  # a second session, for the flag test
 CAMERA_OFF_AGAIN = "camera off again"  # the same class again, for the needs-attention list
+TWO_CAMERAS_OFF = "two cameras off"  # two flagged students, for decisions that must survive a reload
 ADMIN = "head-of-year"
 GALLERY_FRAMES = 2
 # Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
@@ -405,13 +406,14 @@ def test_the_report_prints_on_a4_without_its_controls_and_with_its_charts_fitted
     page.wait_for("printing to start", lambda: page.driver.execute_script("return window.printWidths.length;"))
 
 
-def capture_camera_off(classroom: Classroom, session: str) -> None:
-    """`session` of its own: a 2x2 gallery whose fourth tile has the camera off, one frame every 50 s of
-    recording time (a folder's images are stamped i / fps apart), so that tile is absent for 100 s, over the
-    60 s rule."""
+def capture_camera_off(classroom: Classroom, session: str, cameras_off: int = 1) -> None:
+    """`session` of its own: a 2x2 gallery whose last `cameras_off` tiles have the camera off, one frame every
+    50 s of recording time (a folder's images are stamped i / fps apart), so those tiles are absent for 100 s,
+    over the 60 s rule."""
     frames = classroom.folder / session.replace(" ", "-")
     frames.mkdir()
-    gallery = compose_gallery(lfw_faces(3, start=90), 2, 2, seed=5, camera_off={3})
+    off = set(range(4 - cameras_off, 4))
+    gallery = compose_gallery(lfw_faces(4 - cameras_off, start=90), 2, 2, seed=5, camera_off=off)
     for index in range(3):
         cv2.imwrite(str(frames / f"{index:03d}.png"), gallery.image)
     result = run_module(
@@ -463,6 +465,36 @@ def test_the_camera_off_student_is_named_in_the_grouped_list_and_the_times_are_t
         page.screenshot("live-needs-attention")
     finally:
         page.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
+def test_an_acknowledgement_and_a_snooze_survive_a_reload(classroom: Classroom, page: Page) -> None:
+    capture_camera_off(classroom, TWO_CAMERAS_OFF, cameras_off=2)
+    page.open(live_path(TWO_CAMERAS_OFF))
+    flag_css = f"#{ids.FLAG_LIST} .flag[data-rule='camera_off']"
+    flags = page.wait_for("two camera-off flags", lambda: len(page.elements(flag_css)) == 2 and page.elements(flag_css))
+    acknowledged, snoozed = (flag.get_attribute("data-student") for flag in flags)
+    flags[0].find_element(By.CSS_SELECTOR, "button.acknowledge").click()
+    page.wait_for("the acknowledgement", lambda: page.elements(f"{flag_css}.acknowledged"))
+    # The list is redrawn from the database at every refresh: find the other flag's line again.
+    line = page.wait_for(
+        "the other flag's buttons",
+        lambda: page.elements(f"{flag_css}[data-student='{snoozed}']:not(.acknowledged) button.snooze"),
+    )
+    line[0].click()
+    page.wait_for("the snooze", lambda: page.elements(f"{flag_css}[data-student='{snoozed}'].silenced"))
+
+    page.driver.refresh()  # F5: the page starts again from nothing but the database
+    page.wait_for(
+        "the acknowledged flag again", lambda: page.elements(f"{flag_css}[data-student='{acknowledged}'].acknowledged")
+    )
+    page.wait_for("the snoozed flag again", lambda: page.elements(f"{flag_css}[data-student='{snoozed}'].silenced"))
+    silenced = page.wait_for("the silenced line", lambda: page.elements(f"#{ids.SILENCED} .silence"))
+    assert [
+        (item.get_attribute("data-student"), item.find_element(By.TAG_NAME, "button").text) for item in silenced
+    ] == [(snoozed, "Unsnooze")]
+    # Neither is on the needs-attention list any more: nothing there about cameras off.
+    assert not page.elements(f"#{ids.NEEDS_ATTENTION} .attention[data-rule='camera_off']")
+    page.screenshot("live-silenced")
 
 
 def test_the_sign_out_button_ends_the_session_through_the_csrf_check(page: Page) -> None:

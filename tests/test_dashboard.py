@@ -29,6 +29,7 @@ from sqlalchemy import Engine, update
 from analytics.export import CSV_COLUMNS
 from analytics.flags import Flag
 from analytics.live import ATTENTIVE, LiveState, engagement_config, refresh
+from analytics.live_flags import ShownFlag
 from analytics.report import engagement_drops, session_tables, write_report
 from analytics.timeline import emotion_counts, mood_now
 from dashboard import ids
@@ -39,6 +40,7 @@ from dashboard.pages.live import (
     ATTENTION_LINES,
     DEFAULT_WINDOW_SECONDS,
     NOW_CHART_HEIGHT_PX,
+    SNOOZE_SECONDS,
     TIMELINE_HEIGHT_PX,
     LiveOutputs,
     acknowledge,
@@ -52,7 +54,7 @@ from dashboard.pages.live import (
 from dashboard.pages.report import rows_download, students_download
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
 from db.migrate import current_revision, head_revision, upgrade
-from db.queries import acknowledged_flags, find_session, observation_rows
+from db.queries import FlagSilence, acknowledged_flags, find_session, flag_silences_of, observation_rows
 from db.recorder import SessionRecorder
 from db.schema import sessions
 from db.users import Role, User
@@ -97,6 +99,7 @@ LIVE_OUTPUTS = [
     (ids.NEEDS_ATTENTION, "children"),
     (ids.LIVE_ENGAGEMENT_NOW, "children"),
     (ids.FLAG_LIST, "children"),
+    (ids.SILENCED, "children"),
 ]
 
 
@@ -409,7 +412,7 @@ def test_the_kept_counts_are_bounded_by_the_window(engine: Engine) -> None:
 
 
 def test_the_live_timeline_carries_the_class_engagement_line_and_the_now_panel_its_score(engine: Engine) -> None:
-    _, timeline, *_, engagement_now, flags = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
+    _, timeline, *_, engagement_now, flags, _ = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
 
     line = timeline.data[-1]
     assert (line.name, line.yaxis) == ("engagement", "y2") and list(timeline.layout.yaxis2.range) == [0, 1]
@@ -428,7 +431,7 @@ def test_a_flag_is_listed_its_student_comes_first_and_an_acknowledgement_is_stor
     record(engine, "absence", ABSENCE, start=ABSENCE_START)
     session = find_session(engine, "absence")
     now = ABSENCE_START + timedelta(seconds=101)
-    stored, _, _, _, grid, *_, flags = tick(engine, "absence", None, now)
+    stored, _, _, _, grid, *_, flags, _ = tick(engine, "absence", None, now)
 
     (item,) = [serialised(flag)["props"] for flag in flags]
     assert (item["data-student"], item["data-rule"]) == ("tile-1", "absent")
@@ -446,29 +449,133 @@ def test_a_flag_is_listed_its_student_comes_first_and_an_acknowledgement_is_stor
         acknowledge(engine, {"id": session.id, "name": "absence"}, flag.replace("tile-1", "tile-9"), 1, TEACHER)
     assert acknowledged_flags(engine, session.id) == {("tile-1", "absent", ABSENCE_START + timedelta(seconds=15))}
 
-    *_, flags = tick(engine, "absence", stored, now + timedelta(seconds=2))
+    *_, flags, _ = tick(engine, "absence", stored, now + timedelta(seconds=2))
     (item,) = [serialised(flag)["props"] for flag in flags]
     assert item["className"].split() == ["flag", "acknowledged"] and "acknowledged" in text(item)
+
+
+def click(
+    client: FlaskClient, button_type: str, index: str, session: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Click one of the live page's buttons of a flag or a silence through Dash's endpoint, as the browser
+    does, on the page of `session` ({"id", "name"}): the HTTP status and the button's new props ([] when the
+    server updated nothing)."""
+    button = {"index": index, "type": button_type}
+    # A pattern-matching callback is named by its pattern; the concrete ids travel in outputs and inputs.
+    pattern = json.dumps({"index": ["MATCH"], "type": button_type}, separators=(",", ":"))
+    payload = {
+        "output": f"..{pattern}.children...{pattern}.disabled..",
+        "outputs": [{"id": button, "property": "children"}, {"id": button, "property": "disabled"}],
+        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+        "state": [{"id": ids.LIVE_SESSION, "property": "data", "value": session}],
+        "changedPropIds": [json.dumps(button, separators=(",", ":")) + ".n_clicks"],
+    }
+    response = client.post("/_dash-update-component", json=payload)
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    return response.status_code, list(response.get_json()["response"].values()) if response.status_code == 200 else []
 
 
 def test_acknowledge_through_the_dash_endpoint(engine: Engine, client: FlaskClient) -> None:
     record(engine, "absence", ABSENCE, start=ABSENCE_START)
     session = find_session(engine, "absence")
     flag = flag_id("tile-1", "absent", ABSENCE_START + timedelta(seconds=15))
-    button = {"index": flag, "type": ids.FLAG_ACK}
-    # A pattern-matching callback is named by its pattern; the concrete ids travel in outputs and inputs.
-    pattern = json.dumps({"index": ["MATCH"], "type": ids.FLAG_ACK}, separators=(",", ":"))
-    payload = {
-        "output": f"..{pattern}.children...{pattern}.disabled..",
-        "outputs": [{"id": button, "property": "children"}, {"id": button, "property": "disabled"}],
-        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
-        "state": [{"id": ids.LIVE_SESSION, "property": "data", "value": {"id": session.id, "name": session.name}}],
-        "changedPropIds": [json.dumps(button, separators=(",", ":")) + ".n_clicks"],
-    }
-    response = client.post("/_dash-update-component", json=payload)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert list(response.get_json()["response"].values()) == [{"children": "Acknowledged", "disabled": True}]
+    status, answer = click(client, ids.FLAG_ACK, flag, {"id": session.id, "name": session.name})
+    assert (status, answer) == (200, [{"children": "Acknowledged", "disabled": True}])
     assert len(acknowledged_flags(engine, session.id)) == 1
+
+
+# tile-1 and tile-2 leave after 10 s and stay away: both flagged absent from 15 s on, as ABSENCE's tile-1.
+TWO_LEAVE = [
+    (seconds, {"tile-0": HAPPY} | ({"tile-1": HAPPY, "tile-2": HAPPY} if seconds <= 10 else {}))
+    for seconds in range(0, 101, 5)
+]
+
+
+def opened(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:
+    """The live page's first refresh in a new app instance, as after a reload or a server restart: nothing
+    kept in the page or the process; {component id: {property: value}}."""
+    return dash_call(
+        signed_in_client(create_app(engine), engine),
+        LIVE_OUTPUTS,
+        [(ids.LIVE_INTERVAL, "n_intervals", 0), (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES)],
+        [(ids.LIVE_SESSION, "data", session), (ids.LIVE_STATE, "data", None)],
+    )
+
+
+def attention(outputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The needs-attention list's lines as (rule, how many students)."""
+    lines = [line["props"] for line in outputs[ids.NEEDS_ATTENTION]["children"]]
+    return [(line["data-rule"], line["data-count"]) for line in lines if "data-rule" in line]
+
+
+def button_of(tree: Any, button_type: str, student: str) -> str:
+    """The index of the `button_type` button in the line of `student`'s flag."""
+    line = next(node for node in walk(tree) if node["props"].get("data-student") == student)
+    return next(
+        node["props"]["id"]["index"]
+        for node in walk(line["props"]["children"])
+        if isinstance(node["props"].get("id"), dict) and node["props"]["id"]["type"] == button_type
+    )
+
+
+def test_a_snooze_and_a_mute_take_flags_off_needs_attention_after_a_reload_until_undone(engine: Engine) -> None:
+    record(engine, "two-leave", TWO_LEAVE, start=ABSENCE_START)
+    info = find_session(engine, "two-leave")
+    session = {"id": info.id, "name": info.name}
+    client = signed_in_client(create_app(engine), engine)
+    shown = opened(engine, session)
+    assert attention(shown) == [("absent", "2")]
+
+    snooze = button_of(shown[ids.FLAG_LIST]["children"], ids.FLAG_SNOOZE, "tile-1")
+    assert click(client, ids.FLAG_SNOOZE, snooze, session) == (200, [{"children": "Snoozed", "disabled": True}])
+    shown = opened(engine, session)
+    assert attention(shown) == [("absent", "1")] and "tile-2" in text(shown[ids.NEEDS_ATTENTION]["children"])
+    snoozed = next(
+        node["props"]
+        for node in walk(shown[ids.FLAG_LIST]["children"])
+        if node["props"].get("data-student") == "tile-1"
+    )
+    assert "silenced" in snoozed["className"].split() and "snoozed, 10 min left" in text(snoozed)
+    assert not [node for node in walk(snoozed["children"]) if isinstance(node["props"].get("id"), dict)]
+
+    # Mute from tile-2's flag: "absent" for the whole class, tile-1 included.
+    mute = button_of(shown[ids.FLAG_LIST]["children"], ids.FLAG_MUTE, "tile-2")
+    assert click(client, ids.FLAG_MUTE, mute, session) == (200, [{"children": "Muted", "disabled": True}])
+    shown = opened(engine, session)
+    assert attention(shown) == [] and "Nobody needs attention" in text(shown[ids.NEEDS_ATTENTION]["children"])
+    silenced = shown[ids.SILENCED]["children"]
+    assert " ".join(text(silenced).split()) == "Silenced: tile-1 snoozed, 10 min left Unsnooze “away” muted Unmute"
+
+    undo = [node["props"]["id"]["index"] for node in walk(silenced) if isinstance(node["props"].get("id"), dict)]
+    for index in undo:
+        assert click(client, ids.LIFT_SILENCE, index, session) == (200, [{"children": "Undone", "disabled": True}])
+    assert click(client, ids.LIFT_SILENCE, "999", session) == (204, [])  # no such silence in this session
+    shown = opened(engine, session)
+    assert attention(shown) == [("absent", "2")] and shown[ids.SILENCED]["children"] == []
+    assert flag_silences_of(engine, info.id) == []
+
+
+def test_only_an_admin_or_the_teacher_who_owns_the_session_may_snooze_mute_or_undo(engine: Engine) -> None:
+    record(engine, "two-leave", TWO_LEAVE, start=ABSENCE_START)
+    with engine.begin() as connection:
+        connection.execute(update(sessions).where(sessions.c.name == "two-leave").values(teacher="alice"))
+    info = find_session(engine, "two-leave")
+    session = {"id": info.id, "name": info.name}
+    flag = flag_id("tile-1", "absent", ABSENCE_START + timedelta(seconds=15))
+    app = create_app(engine)
+    bob = signed_in_client(app, engine, "bob", Role.TEACHER)
+    # Another teacher cannot see the session, so the server answers as for any refused callback: no update.
+    for button in (ids.FLAG_SNOOZE, ids.FLAG_MUTE, ids.FLAG_ACK):
+        assert click(bob, button, flag, session) == (204, []), button
+    assert flag_silences_of(engine, info.id) == [] and acknowledged_flags(engine, info.id) == set()
+
+    alice = signed_in_client(app, engine, "alice", Role.TEACHER)
+    assert click(alice, ids.FLAG_SNOOZE, flag, session)[0] == 200
+    (snooze,) = flag_silences_of(engine, info.id)
+    assert (snooze.student, snooze.rule, snooze.created_by) == ("tile-1", None, "alice")
+    assert snooze.until == ABSENCE_START + timedelta(seconds=100 + SNOOZE_SECONDS)  # the session's time
+    assert click(bob, ids.LIFT_SILENCE, str(snooze.id), session) == (204, [])
+    assert flag_silences_of(engine, info.id) == [snooze]
 
 
 def test_changing_the_window_starts_a_fresh_state(engine: Engine) -> None:
@@ -517,6 +624,11 @@ def on_since(student: str, rule: str, minutes: float, name: str | None = None) -
 NOW = T0 + timedelta(hours=1)
 
 
+def on(flag: Flag) -> ShownFlag:
+    """`flag` needing attention: nobody has acknowledged, snoozed or muted it."""
+    return ShownFlag(flag, acknowledged=False, silenced_by=None)
+
+
 def test_needs_attention_groups_flags_by_kind_most_serious_and_longest_first_in_a_few_lines() -> None:
     flags = [on_since(f"tile-{n}", "camera_off", minutes=n, name=f"S{n}") for n in range(1, 8)]
     flags += [on_since("tile-8", "looking_away", minutes=9), on_since("tile-9", "absent", minutes=2, name="Ana")]
@@ -553,18 +665,23 @@ def test_a_flagged_card_says_why_in_words_and_a_camera_off_student_shows_that_no
     student = pd.DataFrame(
         {"student": ["tile-4"], "name": ["Ana"], "first_seen": [T0], "last_seen": [NOW], "emotion": [None]}
     )
+    flag = on_since("tile-4", "camera_off", minutes=6)
     state = dataclasses.replace(
-        LiveState.start(1, None),
-        scores={"tile-4": 0.0},
-        states={"tile-4": "camera_off"},
-        flags=[on_since("tile-4", "camera_off", minutes=6)],
+        LiveState.start(1, None), scores={"tile-4": 0.0}, states={"tile-4": "camera_off"}, flags=[flag]
     )
-    (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state)]
+    (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, [on(flag)])]
 
     assert "camera off for 6 min" in text(card) and "camera off" in text(card["children"][1])
     assert "engagement –" in text(card) and "engagement 0.00" not in text(card)
     assert (card["data-state"], card["data-flagged"]) == ("camera_off", "true")
+    assert "flagged" in card["className"].split()
     assert card["style"]["borderLeft"].endswith(ABSENT_COLOR)
+
+    # Seen to: the card still says why, and what was done, but no longer stands out.
+    mute = FlagSilence(1, None, "camera_off", None, "teacher", T0)
+    for board, done in (([ShownFlag(flag, True, None)], "acknowledged"), ([ShownFlag(flag, False, mute)], "muted")):
+        (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, board)]
+        assert f"camera off for 6 min ({done})" in text(card) and "flagged" not in card["className"].split()
 
 
 def test_times_are_shown_in_the_viewers_time_zone_named_on_the_page(engine: Engine, client: FlaskClient) -> None:

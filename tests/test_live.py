@@ -1,5 +1,5 @@
-"""analytics.live's kept rows against real SQLite files: a pass that reads only the new frames must see what
-a fresh read of the same span sees, renames and merges included."""
+"""analytics.live against real SQLite files: a pass that reads only the new frames must see what a fresh read
+of the same span sees, renames and merges included; a pass's flags start when their condition began."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from analytics.live import RecentRows, engagement_config
+from analytics.live import LiveState, RecentRows, engagement_config, lookback_seconds, rescore
 from db.migrate import upgrade
 from db.purge import purge_session
 from db.queries import engagement_rows, find_session
@@ -63,3 +63,23 @@ def test_another_session_under_a_purged_ones_id_is_read_afresh(engine: Engine) -
     record(engine, "period-2", [(40, {"tile-5": HAPPY}), (44, {"tile-5": SAD})])
     assert find_session(engine, "period-2").id == 1  # SQLite gave the new session the purged one's id
     assert_reads_alike(engine, kept, since_seconds=6, session="period-2")
+
+
+def test_a_flag_shows_since_its_condition_began_after_a_reload_not_since_the_scoring_lookback(engine: Engine) -> None:
+    # tile-1 leaves after 10 s; the page is opened half an hour later, far past what one pass scores.
+    frames = [
+        (seconds, {"tile-0": HAPPY} | ({"tile-1": HAPPY} if seconds <= 10 else {})) for seconds in range(0, 1801, 10)
+    ]
+    record(engine, "long-gone", frames)
+    session_id = find_session(engine, "long-gone").id
+    latest = T0 + timedelta(seconds=1800)
+    assert lookback_seconds(engagement_config()) < 1800 - 20
+    opened = [("tile-1", "absent", pd.Timestamp(T0 + timedelta(seconds=20)))]  # the first frame without them
+    for _ in range(2):  # opened, then reloaded: a fresh state each time, the same start
+        state = rescore(engine, LiveState.start(session_id, 15 * 60), latest)
+        assert [(flag.student, flag.rule, flag.start) for flag in state.flags] == opened
+
+    record(engine, "long-gone", [(1810, {"tile-0": HAPPY})], first_index=len(frames))
+    later = rescore(engine, state, latest + timedelta(seconds=10))  # the next pass, in a new bin
+    assert later.scored_at == latest + timedelta(seconds=10)
+    assert [(flag.student, flag.rule, flag.start) for flag in later.flags] == opened

@@ -2,7 +2,9 @@
 now (engagement, its trend, who is there and attentive) and what needs attention (the flags grouped by kind,
 most serious and longest first, a handful of lines), then a card per student saying in words why they are
 flagged. Below: the class mood over time with its engagement line, the emotions of the last seconds, and
-every flag with its Acknowledge button.
+every flag with what the teacher can do about it: acknowledge it, snooze its student for SNOOZE_SECONDS, or
+mute its kind for the class; the snoozes and mutes in force are named under the needs-attention list, each
+with its undo. These decisions are stored (db.queries), so they hold after a reload and in other tabs.
 
 A refresh never starts while the previous one runs: the timer is switched off for the length of each
 refresh (Dash's `running`), so a slow server or a busy machine makes refreshes less frequent instead of
@@ -23,7 +25,7 @@ from sqlalchemy import Engine
 
 from analytics.flags import Flag
 from analytics.live import ATTENTIVE, SPARKLINE_SECONDS, LiveState, LiveView, refresh
-from analytics.live_flags import RULE_ORDER
+from analytics.live_flags import RULE_ORDER, ShownFlag, decided
 from analytics.timeline import NOW_SECONDS, dominant_emotions
 from dashboard import ids
 from dashboard.access import current_user
@@ -33,8 +35,19 @@ from dashboard.figures import message_figure, mood_now_chart, mood_timeline, spa
 from dashboard.formatting import duration, local_time
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, engagement_color, engagement_text_color
 from db.errors import DatabaseError
-from db.queries import SessionInfo, acknowledge_flag, acknowledged_flags, find_session, student_rows
-from db.schema import flag_acknowledgements
+from db.queries import (
+    FlagSilence,
+    SessionInfo,
+    UnknownSilenceError,
+    acknowledge_flag,
+    acknowledged_flags,
+    find_session,
+    flag_silences_of,
+    lift_silence,
+    silence_flags,
+    student_rows,
+)
+from db.schema import flag_acknowledgements, flag_silences
 from db.users import User
 from vocabulary.emotions import EMOTIONS
 
@@ -66,8 +79,10 @@ RULE_WORDS: dict[str, tuple[str, str, str]] = {
 }
 # How a student's state (analytics.live.LiveState.states) reads on their card when they show no face.
 UNSEEN_STATES = {"camera_off": "camera off", "empty": "seat empty", "absent": "not in the call"}
-# The longest rule name an acknowledgement can store: a longer one in a browser's button id is refused.
-MAX_RULE_LENGTH: int = flag_acknowledgements.c.rule.type.length
+# The longest rule name an acknowledgement and a mute can store: a longer one in a browser's button id is refused.
+MAX_RULE_LENGTH: int = min(flag_acknowledgements.c.rule.type.length, flag_silences.c.rule.type.length)
+# "Snooze": no flags of that student for this long (of the session's time), whatever the rule.
+SNOOZE_SECONDS = 10 * 60
 
 
 def flag_id(student: str, rule: str, start: datetime) -> str:
@@ -101,6 +116,7 @@ class LiveOutputs:
     needs_attention: list[Any] = _shows(ids.NEEDS_ATTENTION, "children")
     engagement_now: str = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
     flag_list: list[Any] = _shows(ids.FLAG_LIST, "children")
+    silenced: list[Any] = _shows(ids.SILENCED, "children")
 
     @classmethod
     def outputs(cls) -> list[Output]:
@@ -124,18 +140,25 @@ def register(app: Dash, engine: Engine) -> None:
             live_tick(engine, checked_session(engine, session), window, stored, datetime.now(UTC))
         )
     )
-    # Each button answers for itself; the next refresh redraws the list from the database.
-    app.callback(
-        Output({"type": ids.FLAG_ACK, "index": MATCH}, "children"),
-        Output({"type": ids.FLAG_ACK, "index": MATCH}, "disabled"),
-        Input({"type": ids.FLAG_ACK, "index": MATCH}, "n_clicks"),
-        State(ids.LIVE_SESSION, "data"),
-        prevent_initial_call=True,
-    )(
-        lambda clicks, session: acknowledge(
-            engine, checked_session(engine, session), callback_context.triggered_id["index"], clicks, current_user()
+    # Each button answers for itself; the next refresh redraws the lists from the database. The session is
+    # checked again at every click: the store, and the button's id, come from the browser.
+    for button, act in (
+        (ids.FLAG_ACK, acknowledge),
+        (ids.FLAG_SNOOZE, snooze),
+        (ids.FLAG_MUTE, mute),
+        (ids.LIFT_SILENCE, lift),
+    ):
+        app.callback(
+            Output({"type": button, "index": MATCH}, "children"),
+            Output({"type": button, "index": MATCH}, "disabled"),
+            Input({"type": button, "index": MATCH}, "n_clicks"),
+            State(ids.LIVE_SESSION, "data"),
+            prevent_initial_call=True,
+        )(
+            lambda clicks, session, act=act: act(
+                engine, checked_session(engine, session), callback_context.triggered_id["index"], clicks, current_user()
+            )
         )
-    )
 
 
 def layout(session: SessionInfo) -> html.Div:
@@ -163,6 +186,11 @@ def layout(session: SessionInfo) -> html.Div:
                         [
                             html.H2("Needs attention"),
                             html.Ul(html.Li("Loading…", className="absent"), id=ids.NEEDS_ATTENTION),
+                            html.P(id=ids.SILENCED, className="silenced-line"),
+                            # The buttons are on each flag, below the fold on a laptop.
+                            html.A(
+                                "Acknowledge, snooze or mute a flag ↓", href=f"#{ids.FLAGS_CARD}", className="to-flags"
+                            ),
                         ],
                         className="card needs-attention",
                     ),
@@ -265,28 +293,29 @@ def live_tick(
     try:
         info = find_session(engine, session["name"])
         view = refresh(engine, state)
-        acknowledged = {
-            flag_id(student, rule, start) for student, rule, start in acknowledged_flags(engine, session["id"])
-        }
+        silences = flag_silences_of(engine, session["id"])
+        # The flags come from the last scoring pass; the decisions about them are read at every refresh.
+        board = decided(view.state.flags, acknowledged_flags(engine, session["id"]), silences, view.latest_frame)
     except DatabaseError as error:
         problem = f"Cannot read the database: {error}"
-        return LiveOutputs(stored, message_figure(problem), "", message_figure(""), [], problem, False, "", [], "", [])
+        return LiveOutputs(
+            stored, message_figure(problem), "", message_figure(""), [], problem, False, "", [], "", [], []
+        )
     banner = status_banner(info, view.latest_frame, now)
+    at = view.latest_frame or now
     return LiveOutputs(
         state=view.state.to_json(),
         timeline=_live_timeline(view),
         student_count=f"{view.mood.students} student(s) seen, {view.mood.faces} face observation(s)",
         now_chart=mood_now_chart(view.mood),
-        student_grid=_student_grid(view),
+        student_grid=_student_grid(view, board),
         banner=banner,
         banner_hidden=banner is None,
         presence=presence_line(view.state.states),
-        needs_attention=needs_attention(
-            [flag for flag in view.state.flags if flag_id(flag.student, flag.rule, flag.start) not in acknowledged],
-            view.latest_frame or now,
-        ),
+        needs_attention=needs_attention([shown.flag for shown in board if shown.needs_attention], at),
         engagement_now=engagement_now(*_engagement_trend(view.state.engagement)),
-        flag_list=flag_list(view.state.flags, acknowledged, view.latest_frame or now),
+        flag_list=flag_list(board, at),
+        silenced=silenced_line(silences, _names(view.students), at),
     )
 
 
@@ -295,20 +324,61 @@ def acknowledge(
 ) -> tuple[str, bool]:
     """Store that `viewer` acknowledged `flag` (a flag_id) of `session`; the button's new label and that
     it is disabled."""
+    try:
+        student, rule, start = _clicked_flag(engine, session, flag, clicks)
+        acknowledge_flag(engine, session["id"], student, rule, start, viewer.name)
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Acknowledged", True
+
+
+def snooze(engine: Engine, session: dict[str, Any], flag: str, clicks: int | None, viewer: User) -> tuple[str, bool]:
+    """Silence every flag of `flag`'s student for SNOOZE_SECONDS: a teacher who has seen to a student wants
+    no more about them for a while, whatever the rule. The button's new label and that it is disabled."""
+    try:
+        student, _, _ = _clicked_flag(engine, session, flag, clicks)
+        silence_flags(engine, session["id"], viewer.name, student=student, seconds=SNOOZE_SECONDS)
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Snoozed", True
+
+
+def mute(engine: Engine, session: dict[str, Any], flag: str, clicks: int | None, viewer: User) -> tuple[str, bool]:
+    """Silence `flag`'s rule for every student for the rest of the session; the button's new label and that
+    it is disabled."""
+    try:
+        _, rule, _ = _clicked_flag(engine, session, flag, clicks)
+        silence_flags(engine, session["id"], viewer.name, rule=rule)
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Muted", True
+
+
+def lift(engine: Engine, session: dict[str, Any], silence: str, clicks: int | None, viewer: User) -> tuple[str, bool]:
+    """Undo the snooze or mute whose id is `silence`; the button's new label and that it is disabled."""
+    if not clicks or not silence.isdigit():
+        raise PreventUpdate
+    try:
+        lift_silence(engine, session["id"], int(silence), viewer.name)
+    except UnknownSilenceError:  # another session's, or made up in the browser
+        raise PreventUpdate from None
+    except DatabaseError:
+        return "Not saved, try again", False
+    return "Undone", True
+
+
+def _clicked_flag(engine: Engine, session: dict[str, Any], flag: str, clicks: int | None) -> tuple[str, str, datetime]:
+    """parse_flag_id of a clicked button's `flag`, if it names a student of `session` and a rule name that
+    fits the columns (the id comes from the browser); else the callback updates nothing."""
     if not clicks:
         raise PreventUpdate
     try:
         student, rule, start = parse_flag_id(flag)
     except ValueError:
         raise PreventUpdate from None
-    try:
-        # The id comes from the browser: only a student of this session, and a rule name that fits its column.
-        if student not in set(student_rows(engine, session["id"])["student"]) or len(rule) > MAX_RULE_LENGTH:
-            raise PreventUpdate
-        acknowledge_flag(engine, session["id"], student, rule, start, viewer.name)
-    except DatabaseError:
-        return "Not saved, try again", False
-    return "Acknowledged", True
+    if student not in set(student_rows(engine, session["id"])["student"]) or len(rule) > MAX_RULE_LENGTH:
+        raise PreventUpdate
+    return student, rule, start
 
 
 def status_banner(session: SessionInfo, latest_frame: datetime | None, now: datetime) -> str | None:
@@ -349,8 +419,9 @@ def presence_line(states: dict[str, str]) -> str:
 
 
 def needs_attention(flags: list[Flag], now: datetime) -> list[html.Li]:
-    """The flags not yet acknowledged, one line per kind ("5 cameras off"): the most serious kind first
-    (analytics.live_flags.RULE_ORDER), then the one standing longest; at most ATTENTION_LINES lines."""
+    """The flags needing attention (not acknowledged, snoozed or muted), one line per kind ("5 cameras off"):
+    the most serious kind first (analytics.live_flags.RULE_ORDER), then the one standing longest; at most
+    ATTENTION_LINES lines."""
     if not flags:
         return [html.Li("Nobody needs attention right now.", className="absent")]
     kinds: dict[str, list[Flag]] = {}
@@ -391,34 +462,103 @@ def _severity(rule: str) -> int:
     return RULE_ORDER.index(rule) if rule in RULE_ORDER else len(RULE_ORDER)
 
 
-def flag_list(flags: list[Flag], acknowledged: set[str], now: datetime) -> list[html.Li]:
-    """One line per flag on now: who, what, since when, and an Acknowledge button (`acknowledged`: the
-    flag_id of each acknowledged flag). A flag raised in the last NEW_FLAG_SECONDS and not acknowledged
-    stands out."""
-    if not flags:
+def flag_list(board: list[ShownFlag], now: datetime) -> list[html.Li]:
+    """One line per flag on now (analytics.live_flags.decided's order): who, what, since when, and what can be
+    done about it, or what was. A flag raised in the last NEW_FLAG_SECONDS that needs attention stands out."""
+    if not board:
         return [html.Li("No flags: nobody needs attention right now.", className="absent")]
-    return [_flag_item(flag, acknowledged, now) for flag in flags]
+    return [_flag_item(shown, now) for shown in board]
 
 
-def _flag_item(flag: Flag, acknowledged_ids: set[str], now: datetime) -> html.Li:
+def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
+    flag = shown.flag
     key = flag_id(flag.student, flag.rule, flag.start)
-    acknowledged = key in acknowledged_ids
-    new = not acknowledged and (pd.Timestamp(now) - flag.raised).total_seconds() <= NEW_FLAG_SECONDS
-    action = (
-        html.Span("acknowledged", className="absent")
-        if acknowledged
-        else html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge")
-    )
+    new = shown.needs_attention and (pd.Timestamp(now) - flag.raised).total_seconds() <= NEW_FLAG_SECONDS
+    kind = _rule_words(flag.rule)[0]
+    if not shown.needs_attention:
+        actions: list[Any] = [html.Span(_decision(shown, now), className="absent")]
+    else:
+        actions = [
+            html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge"),
+            html.Button(
+                f"Snooze {SNOOZE_SECONDS // 60} min",
+                id={"type": ids.FLAG_SNOOZE, "index": key},
+                className="snooze",
+                title=f"No flags about {flag.name or flag.student} for {SNOOZE_SECONDS // 60} minutes",
+            ),
+            html.Button(
+                f"Mute “{kind}” for all",
+                id={"type": ids.FLAG_MUTE, "index": key},
+                className="mute",
+                title=f"No more “{kind}” flags for anyone in this lesson",
+            ),
+        ]
+    quiet = " acknowledged" if shown.acknowledged else " silenced" if shown.silenced_by is not None else ""
     return html.Li(
         [
             html.Strong(flag.name or flag.student, title=flag.student),
-            html.Span(f" {flag.rule.replace('_', ' ')}", className="flag-rule"),
-            html.Span(f" since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
-            action,
+            html.Span(f" {kind}", className="flag-rule"),
+            html.Div(actions, className="flag-actions"),
+            html.Span(f"since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
         ],
-        className="flag" + (" new" if new else "") + (" acknowledged" if acknowledged else ""),
+        className="flag" + (" new" if new else "") + quiet,
         **{"data-student": flag.student, "data-rule": flag.rule},
     )
+
+
+def silenced_line(silences: list[FlagSilence], names: dict[str, str], now: datetime) -> list[Any]:
+    """The snoozes and mutes in force at `now` (db.queries.flag_silences_of; `names`: display name by
+    student key), each with its undo button; nothing when there are none."""
+    held = [silence for silence in silences if silence.until is None or silence.until > now]
+    if not held:
+        return []
+    items: list[Any] = ["Silenced: "]
+    for silence in held:
+        undo = "Unmute" if silence.until is None else "Unsnooze"
+        items.append(
+            html.Span(
+                [
+                    _silence_words(silence, names, now),
+                    html.Button(
+                        undo, id={"type": ids.LIFT_SILENCE, "index": str(silence.id)}, className="lift", title=undo
+                    ),
+                ],
+                className="silence",
+                **{"data-student": silence.student or "", "data-rule": silence.rule or ""},
+            )
+        )
+    return items
+
+
+def _silence_words(silence: FlagSilence, names: dict[str, str], now: datetime) -> str:
+    """What a snooze or mute does, in words: "Ana snoozed, 9 min left", "“looking away” muted"."""
+    who = "" if silence.student is None else names.get(silence.student, silence.student) + " "
+    what = "" if silence.rule is None else f"“{_rule_words(silence.rule)[0]}” "
+    return who + what + _silence_state(silence, now)
+
+
+def _silence_state(silence: FlagSilence, now: datetime) -> str:
+    if silence.until is None:
+        return "muted"
+    left = max(pd.Timestamp(silence.until) - pd.Timestamp(now), pd.Timedelta(0))
+    return f"snoozed, {duration(left)} left"
+
+
+def _decision(shown: ShownFlag, now: datetime | None = None) -> str:
+    """What the teacher did about a flag that no longer needs attention: "acknowledged", "muted", "snoozed"
+    (with the time left when `now` is given)."""
+    if shown.acknowledged:
+        return "acknowledged"
+    assert shown.silenced_by is not None
+    if now is None:
+        return "muted" if shown.silenced_by.until is None else "snoozed"
+    return _silence_state(shown.silenced_by, now)
+
+
+def _names(students: pd.DataFrame) -> dict[str, str]:
+    """Display names by student key (analytics.timeline.student_states rows), for students who have one."""
+    named = students.dropna(subset=["name"])
+    return dict(zip(named["student"], named["name"], strict=True))
 
 
 def student_cards(
@@ -427,14 +567,22 @@ def student_cards(
     start: datetime,
     end: datetime,
     state: LiveState,
+    board: list[ShownFlag],
 ) -> list[html.Div]:
-    """One card per student (analytics.timeline.student_states rows), flagged students first, each with a
-    strip of their recent emotions, their engagement or why it is not measured, and why they are flagged
-    (from `state`: scores, states and flags by student key)."""
-    flags: dict[str, list[Flag]] = {}
-    for flag in sorted(state.flags, key=lambda flag: _severity(flag.rule)):
-        flags.setdefault(flag.student, []).append(flag)
-    ordered = sorted(students.itertuples(index=False), key=lambda row: row.student not in flags)
+    """One card per student (analytics.timeline.student_states rows), each with a strip of their recent
+    emotions, their engagement or why it is not measured (from `state`: scores and states by student key),
+    and why they are flagged (`board`: the flags on, with the teacher's decisions). Students with a flag
+    needing attention come first, then those whose flags were seen to."""
+    flags: dict[str, list[ShownFlag]] = {}
+    for shown in sorted(board, key=lambda shown: _severity(shown.flag.rule)):
+        flags.setdefault(shown.flag.student, []).append(shown)
+    ordered = sorted(
+        students.itertuples(index=False),
+        key=lambda row: (
+            not any(shown.needs_attention for shown in flags.get(row.student, [])),
+            row.student not in flags,
+        ),
+    )
     return [
         student_card(
             row,
@@ -455,12 +603,13 @@ def student_card(
     start: datetime,
     end: datetime,
     score: float | None,
-    flags: list[Flag],
+    flags: list[ShownFlag],
     state: str | None,
 ) -> html.Div:
     """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately;
     `score`: their current engagement, None when not scored; `flags`: theirs on now, most serious first;
-    `state`: analytics.live.LiveState.states' (None: not measured)."""
+    `state`: analytics.live.LiveState.states' (None: not measured). The card stands out only while one of
+    their flags needs attention."""
     strip = dominant if dominant is not None else pd.Series(dtype=object, index=pd.DatetimeIndex([], tz="UTC"))
     unseen = UNSEEN_STATES.get(state or "")
     if unseen:
@@ -481,19 +630,20 @@ def student_card(
         else html.Span("engagement –", className="absent")
     )
     why = [
-        f"{RULE_WORDS.get(flag.rule, (flag.rule,))[0]} for {duration(pd.Timestamp(end) - flag.start)}" for flag in flags
+        f"{_rule_words(shown.flag.rule)[0]} for {duration(pd.Timestamp(end) - shown.flag.start)}"
+        + ("" if shown.needs_attention else f" ({_decision(shown)})")
+        for shown in flags
     ]
+    reasons = "; ".join(shown.flag.reason for shown in flags)
     return html.Div(
         [
             html.Div(student.name or student.student, className="student-name", title=student.student),
             html.Div([now_badge, engagement], className="badges"),
-            html.Div("⚑ " + "; ".join(why), className="flag-why", title="; ".join(flag.reason for flag in flags))
-            if why
-            else None,
+            html.Div("⚑ " + "; ".join(why), className="flag-why", title=reasons) if why else None,
             sparkline(strip, start, end),
         ],
         id=ids.student_card(student.student),
-        className="student-card" + (" flagged" if flags else ""),
+        className="student-card" + (" flagged" if any(shown.needs_attention for shown in flags) else ""),
         # The card's edge carries the engagement colour, so the grid reads at a glance.
         style={"borderLeft": f"6px solid {engagement_color(score) if measured else ABSENT_COLOR}"},
         **{
@@ -523,7 +673,7 @@ def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
     return latest, None if earlier.empty else latest - float(earlier.iloc[-1])
 
 
-def _student_grid(view: LiveView) -> list[Any]:
+def _student_grid(view: LiveView, board: list[ShownFlag]) -> list[Any]:
     if view.students.empty:
         return [
             html.P(
@@ -540,4 +690,4 @@ def _student_grid(view: LiveView) -> list[Any]:
         key: pd.Series(dominant.to_numpy()[rows], index=bins[rows])
         for key, rows in dominant.groupby(level="student").indices.items()
     }
-    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end, view.state)
+    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end, view.state, board)
