@@ -15,7 +15,8 @@ written since the last one (reading the span was most of a pass's cost). A pass 
 engagement line from the previous pass's bin on; earlier bins were complete then. The flags come from
 analytics.live_flags.current_flags, which reads further back for a flag that began before the lookback, so
 "since when" is when the condition began in the data, the same after a reload; the previous pass's flags
-spare it those reads for flags still on.
+spare it those reads for flags still on. The kept rows reach back two flag spans (analytics.live_flags.flag_span),
+so current_flags takes its first read from them rather than from the database.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import Engine
 
 from analytics.engagement import class_bins, frame_signals, student_bins
 from analytics.flags import Flag, history_seconds
-from analytics.live_flags import current_flags
+from analytics.live_flags import HeldRows, current_flags, flag_span
 from analytics.settings import EngagementConfig, load_config
 from analytics.timeline import (
     NOW_SECONDS,
@@ -196,7 +197,14 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
         since = state.scored_at - history
     else:
         since = None if state.window_s is None else latest_frame - max(timedelta(seconds=state.window_s), history)
-    rows, frames = RECENT_ROWS.read(engine, state.session_id, config.score.negative_emotions, since)
+    # Kept from far enough back for current_flags' first read too, which then reads no rows of its own.
+    kept_since = None if since is None else min(since, latest_frame - 2 * flag_span(config))
+    kept_rows, kept_frames = RECENT_ROWS.read(engine, state.session_id, config.score.negative_emotions, kept_since)
+    rows, frames = kept_rows, kept_frames
+    if since is not None and kept_since is not None and kept_since < since:
+        start = pd.Timestamp(since)
+        rows = rows[rows["ts"] > start].reset_index(drop=True)
+        frames = frames[frames["ts"] > start].reset_index(drop=True)
     if rows.empty:
         return state
     signals = frame_signals(rows, frames, config.score)
@@ -209,7 +217,9 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
     last = signals[signals["frame"] == signals["frame"].max()]
     states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
-    flags = current_flags(engine, state.session_id, config, known=state.flags)
+    flags = current_flags(
+        engine, state.session_id, config, known=state.flags, recent=HeldRows(kept_since, kept_rows, kept_frames)
+    )
     return replace(
         state, engagement=line.rename("score"), scores=scores, states=states, flags=flags, scored_at=latest_frame
     )

@@ -8,7 +8,9 @@ student's rows are read again from twice as far back, until the start is clear o
 reaches the session's first frame. A student who left the call has no rows at all in a short read and is
 read from just before their last row. So a flag's start, raise and identity (student, rule, start) are
 those of the after-class report (analytics.report), the same after a reload, in another tab, and however
-often they are recomputed; `known` (the previous call's flags) spares the reads back for flags still on.
+often they are recomputed; `known` (the previous call's flags) spares the reads back for flags still on, and
+`recent` (rows the caller already holds, analytics.live) spares the first read. Students gone at the same
+time are read back together.
 """
 
 from __future__ import annotations
@@ -93,43 +95,84 @@ class _Read:
     rows_until: pd.Timestamp | None = None  # no rows of theirs later than this (gone students); None: any
 
 
-def current_flags(engine: Engine, session_id: int, config: EngagementConfig, known: Sequence[Flag] = ()) -> list[Flag]:
+@dataclass(frozen=True)
+class HeldRows:
+    """engagement_rows of a session the caller already holds (analytics.live keeps them between passes):
+    every row and frame strictly after `since` (None: the whole session) up to the last frame written."""
+
+    since: datetime | None
+    rows: pd.DataFrame
+    frames: pd.DataFrame
+
+
+def flag_span(config: EngagementConfig) -> timedelta:
+    """The rules' span, and the smoothing and eye readings carried from before it (analytics.engagement):
+    current_flags reads the last two of these first."""
+    return timedelta(
+        seconds=history_seconds(config.flags) + config.score.emotion_window_seconds + config.flags.eyes_closed_seconds
+    )
+
+
+def current_flags(
+    engine: Engine,
+    session_id: int,
+    config: EngagementConfig,
+    known: Sequence[Flag] = (),
+    recent: HeldRows | None = None,
+) -> list[Flag]:
     """The flags on at the session's latest frame, each as session_flags over the whole session gives it
     (module docstring), ordered by start. known: the flags of a call made at most a few minutes before
-    (history_seconds): a flag still on keeps their start without reading back for it."""
-    latest = latest_frame_time(engine, session_id)
-    if latest is None:
-        return []
-    latest = pd.Timestamp(latest)
+    (history_seconds): a flag still on keeps their start without reading back for it. recent: rows already
+    in memory; when they reach back two flag_spans from their last frame (which then counts as the latest),
+    the first read is taken from them instead of the database."""
+    if recent is not None and len(recent.frames):
+        latest = pd.Timestamp(recent.frames["ts"].max())
+        if recent.since is not None and pd.Timestamp(recent.since) > latest - 2 * flag_span(config):
+            recent = None
+    else:
+        recent = None
+        found_latest = latest_frame_time(engine, session_id)
+        if found_latest is None:
+            return []
+        latest = pd.Timestamp(found_latest)
     people = student_rows(engine, session_id)
     ids = dict(zip(people["student"], people["student_id"].astype(int), strict=True))
     opened = people["first_seen"].min()
-    # The rules' span, and the smoothing and eye readings carried from before it (analytics.engagement).
-    span = timedelta(
-        seconds=history_seconds(config.flags) + config.score.emotion_window_seconds + config.flags.eyes_closed_seconds
-    )
+    span = flag_span(config)
     earlier = {(flag.student, flag.rule): flag for flag in known if flag.active}
     found: list[Flag] = []
-    reads = [_Read(latest - 2 * span, None, None)]
+    first = _Read(latest - 2 * span, None, None)
+    reads = [first]
+    # Students gone at the same time are read together: every rule but `negative` looks at one student's rows
+    # only, and a gone student's negative flag cannot be on (no face over its window at the latest frame).
+    gone: dict[pd.Timestamp, list[int]] = {}
     for key, last in zip(people["student"], people["last_seen"], strict=True):
-        if last > reads[0].since:
+        if last > first.since:
             continue
         # Gone from the call before that read, so absent since: nothing about them changes until they are back.
         if (key, "absent") in earlier:
             found.append(earlier[key, "absent"])
         else:
-            reads.append(_Read(last - span, [ids[key]], {ids[key]}, last))
+            gone.setdefault(pd.Timestamp(last), []).append(ids[key])
+    for last, students in gone.items():
+        reads.append(_Read(last - span, sorted(students), set(students), last))
     while reads:
         read = reads.pop()
         whole = read.since <= opened
-        rows, frames = engagement_rows(
-            engine,
-            session_id,
-            config.score.negative_emotions,
-            None if whole else read.since.to_pydatetime(),
-            read.students,
-            None if read.rows_until is None else read.rows_until.to_pydatetime(),
-        )
+        if read is first and recent is not None and (recent.since is None or not whole):
+            rows, frames = recent.rows, recent.frames
+            if not whole:
+                rows = rows[rows["ts"] > read.since].reset_index(drop=True)
+                frames = frames[frames["ts"] > read.since].reset_index(drop=True)
+        else:
+            rows, frames = engagement_rows(
+                engine,
+                session_id,
+                config.score.negative_emotions,
+                None if whole else read.since.to_pydatetime(),
+                read.students,
+                None if read.rows_until is None else read.rows_until.to_pydatetime(),
+            )
         if rows.empty:
             continue
         flags = [flag for flag in session_flags(frame_signals(rows, frames, config.score), config.flags) if flag.active]
