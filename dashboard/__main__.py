@@ -113,8 +113,11 @@ def listen(app: Flask, host: str, port: int) -> BaseWSGIServer | MultiSocketServ
 
 def serve_until_stopped(server: BaseWSGIServer | MultiSocketServer) -> None:
     """Serve until Ctrl-C or SIGTERM; requests being answered get up to waitress's 5 s to finish."""
-    # Waitress's loop stops cleanly on KeyboardInterrupt only: SIGTERM raises it too.
+    # Waitress's loop stops cleanly on KeyboardInterrupt only: SIGTERM raises it too, and so does SIGINT even
+    # when the server was started in the background by a shell without job control, which starts it ignoring
+    # SIGINT (Python then keeps ignoring it and Ctrl-C / kill -INT would never stop the server).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):  # a second signal while waitress waits for those requests
         server.run()
 
