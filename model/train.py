@@ -5,7 +5,9 @@ of Training). PrivateTest rows are never read here. Every epoch writes `last.ker
 so `--resume` continues exactly), `best.keras` (highest selection accuracy), `log.csv` and `curves.png`;
 the end writes `classifier.keras`, the best classifier without optimizer state, ready for `model.export`.
 With `--ferplus`, each Training face's target mixes its FER2013 label with the FER+ annotators' vote
-shares (`Recipe.ferplus_weight`); selection is always scored against the FER2013 labels.
+shares (`Recipe.ferplus_weight`); with `--teacher`, a share of every target (`Recipe.teacher_weight`) comes
+from a trained classifier's softened, flip-averaged probabilities on the face (distillation: the student
+learns which wrong classes are close). Selection is always scored against the FER2013 labels.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Recipe:
     # Class weights are (largest count / count) ** this: 0.5 lifts Disgust (435 rows) ~4x, not ~16x,
     # which keeps the common classes' precision from collapsing.
     class_weight_power: float = 0.5
+    # Share of each target taken from the teacher's probabilities (only with a teacher), and the
+    # temperature that softens them: 2 keeps the runner-up classes visible without flattening the winner.
+    teacher_weight: float = 0.5
+    teacher_temperature: float = 2.0
     seed: int = 1337
 
 
@@ -77,6 +83,19 @@ def training_targets(labels: np.ndarray, votes: np.ndarray | None, ferplus_weigh
     shares = np.divide(votes, totals, out=one_hot.copy(), where=totals > 0)
     mixed: NDArray[np.float32] = (1 - ferplus_weight) * one_hot + ferplus_weight * shares
     return mixed
+
+
+def teacher_targets(teacher: keras.Model, faces: np.ndarray, temperature: float) -> NDArray[np.float32]:
+    """(N, 7) the teacher's probabilities on each face and its mirror image, averaged, then softened."""
+    views = faces[..., None].astype(np.float32)
+    probabilities = (
+        teacher.predict(views, batch_size=512, verbose=0)
+        + teacher.predict(views[:, :, ::-1], batch_size=512, verbose=0)
+    ) / 2
+    logits = np.log(np.clip(probabilities, 1e-7, 1.0)) / temperature
+    soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softened: NDArray[np.float32] = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
+    return softened
 
 
 def build_compiled_model(recipe: Recipe, steps_per_epoch: int) -> keras.Model:
@@ -164,7 +183,13 @@ def plot_learning_curves(log_path: Path, png_path: Path) -> None:
 
 
 def train(
-    data: FerData, out: Path, recipe: Recipe, resume: bool, votes: np.ndarray | None = None, limit: int | None = None
+    data: FerData,
+    out: Path,
+    recipe: Recipe,
+    resume: bool,
+    votes: np.ndarray | None = None,
+    limit: int | None = None,
+    teacher_path: Path | None = None,
 ) -> Path:
     import keras
 
@@ -174,6 +199,9 @@ def train(
         train_rows, select_rows = train_rows.take(slice(0, limit)), select_rows.take(slice(0, limit))
     train_votes = votes[train_rows.row] if votes is not None else None
     targets = training_targets(train_rows.labels, train_votes, recipe.ferplus_weight)
+    if teacher_path is not None:
+        taught = teacher_targets(keras.saving.load_model(teacher_path), train_rows.images, recipe.teacher_temperature)
+        targets = (1 - recipe.teacher_weight) * targets + recipe.teacher_weight * taught
     weights = class_weights(train_rows.labels, recipe.class_weight_power)[train_rows.labels].astype(np.float32)
     x_select = select_rows.images[..., None].astype(np.float32)
     y_select = np.eye(NUM_CLASSES, dtype=np.float32)[select_rows.labels]
@@ -189,6 +217,8 @@ def train(
         log.unlink(missing_ok=True)
         model = build_compiled_model(recipe, steps)
     targets_from = "FER2013 labels mixed with FER+ votes" if votes is not None else "FER2013 labels"
+    if teacher_path is not None:
+        targets_from += f", {recipe.teacher_weight:.0%} from the teacher {teacher_path.name}"
     print(
         f"training on {len(train_rows)} rows ({targets_from}), selecting on {len(select_rows)}; "
         f"{model.count_params():,} parameters"
@@ -240,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Recipe.ferplus_weight,
         help="share of each target taken from the FER+ vote shares (0..1; default %(default)s)",
     )
+    parser.add_argument("--teacher", type=Path, help="a trained classifier (.keras) to distil from")
+    parser.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=Recipe.teacher_weight,
+        help="share of each target taken from the teacher's probabilities (0..1; default %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
     parser.add_argument("--out", type=Path, default=Path("runs/emotion"))
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
@@ -251,8 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 1")
     if not 0 <= args.ferplus_weight <= 1:
         parser.error("--ferplus-weight must lie in 0..1")
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, ferplus_weight=args.ferplus_weight)
+    if not 0 <= args.teacher_weight <= 1:
+        parser.error("--teacher-weight must lie in 0..1")
+    recipe = Recipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        ferplus_weight=args.ferplus_weight,
+        teacher_weight=args.teacher_weight,
+    )
     try:
+        if args.teacher is not None and not (args.teacher.is_file() and args.teacher.suffix == ".keras"):
+            raise FerDataError(f"--teacher {args.teacher}: not a trained classifier (.keras) file")
         data = load_fer2013(args.data, usages=("Training", "PublicTest"))
         votes = None
         if args.ferplus:
@@ -262,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     except FerDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = train(data, args.out, recipe, args.resume, votes, args.limit)
+    path = train(data, args.out, recipe, args.resume, votes, args.limit, args.teacher)
     print(f"wrote {path}")
     return 0
 

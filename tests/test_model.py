@@ -19,7 +19,7 @@ from model.calibration import fit_temperature, negative_log_likelihood, reliabil
 from model.data import FERPLUS_COLUMNS, FerDataError, load_fer2013, load_ferplus_votes
 from model.litert import BatchModel
 from model.runtime import DEFAULT_MODEL, WEIGHTS_DIR, EmotionClassifier
-from model.train import training_targets
+from model.train import teacher_targets, training_targets
 from tests.cli import assert_one_clear_line, run_module
 from tests.galleries import fer_faces, lfw_faces
 from vocabulary.emotions import EMOTIONS, FACE_SIZE
@@ -138,6 +138,20 @@ def test_training_targets_mix_the_label_with_the_vote_shares() -> None:
     assert targets[1, EMOTIONS.index("fear")] == 1.0
 
 
+def test_teacher_targets_are_mirror_invariant_softened_probabilities() -> None:
+    import keras
+
+    teacher = keras.saving.load_model(WEIGHTS_DIR / "emotion.keras")
+    faces, _ = face_rows(32, seed=12)
+    sharp, soft = teacher_targets(teacher, faces, 1.0), teacher_targets(teacher, faces, 3.0)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+    # Averaged over a face and its mirror image, so the mirror image gets the same target.
+    np.testing.assert_allclose(teacher_targets(teacher, faces[:, :, ::-1], 1.0), sharp, atol=1e-4)
+    # Softening keeps each face's winner and spreads the rest of the mass to the runners-up.
+    np.testing.assert_array_equal(soft.argmax(axis=1), sharp.argmax(axis=1))
+    assert (soft.max(axis=1) < sharp.max(axis=1)).all()
+
+
 def test_training_views_are_faces_of_the_same_size_and_repeat_for_the_same_seed() -> None:
     faces, _ = face_rows(32, seed=8)
     first = augment(faces, np.random.default_rng((1, 2)))
@@ -222,6 +236,19 @@ def test_training_smoke_run_writes_checkpoints_log_curves_and_resumes(smoke_csv:
     assert "resuming after epoch 2" in result.stdout
     with (smoke_run / "log.csv").open() as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+
+
+def test_distillation_run_takes_targets_from_a_teacher_and_refuses_a_missing_one(
+    smoke_csv: Path, smoke_run: Path, tmp_path: Path
+) -> None:
+    teacher = smoke_run / "classifier.keras"
+    args = ("--data", str(smoke_csv), "--epochs", "1", "--out", str(tmp_path / "student"))
+    result = run_module("model.train", *args, "--teacher", str(teacher), "--teacher-weight", "0.7", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "70% from the teacher classifier.keras" in result.stdout
+    assert (tmp_path / "student" / "classifier.keras").is_file()
+    missing = tmp_path / "no-such.keras"
+    assert_one_clear_line(run_module("model.train", *args, "--teacher", str(missing)), str(missing))
 
 
 def test_export_round_trip_keeps_the_keras_predictions(smoke_csv: Path, smoke_run: Path, tmp_path: Path) -> None:
