@@ -9,16 +9,27 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from config import CaptureConfig
 from db.errors import DatabaseError
-from db.recorder import SessionRecorder
 from vocabulary.records import FrameResult
 
-# An hour of a live class at 1 frame/s; a frame with 49 faces is about 10 KB here.
-DEFAULT_MAX_PENDING = 3600
+# The configuration's capture.buffer_frames (config/classpulse.toml says why).
+DEFAULT_MAX_PENDING = CaptureConfig().buffer_frames
 RETRY_EVERY_S = 2.0
+
+
+class Recorder(Protocol):
+    """Where frames go: the database (db.recorder.SessionRecorder) or the school's server (capture.sender)."""
+
+    next_frame_index: int
+
+    def record(self, result: FrameResult) -> None: ...
+
+    def reload(self) -> None: ...
 
 
 def warn_on_stderr(message: str) -> None:
@@ -38,7 +49,7 @@ class BufferedWriter:
     When the queue is full, `write` waits for the database (or `stop`) instead of dropping frames.
     """
 
-    recorder: SessionRecorder
+    recorder: Recorder
     stop: threading.Event
     max_pending: int = DEFAULT_MAX_PENDING
     retry_every_s: float = RETRY_EVERY_S

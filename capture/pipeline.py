@@ -23,6 +23,7 @@ from capture.layout import TileFinder
 from capture.names import NameReader, check_languages
 from capture.signals import SignalEstimator
 from capture.students import StudentTracker
+from config import RegionSettings
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
 from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation, Presence
@@ -53,7 +54,8 @@ class FramePipeline:
 
     classifier None: attention-only mode, no emotion is inferred (emotion recognition in education is
     restricted in some jurisdictions, EU AI Act Art. 5(1)(f)). signals: the default estimator when None.
-    ocr_lang: Tesseract languages for the name labels ("eng+kor"); other than eng, checked here.
+    ocr_lang: Tesseract languages for the name labels ("eng+kor"); other than eng, checked here. regions:
+    where the detector looks (the configuration's [capture.regions]; its defaults when None).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class FramePipeline:
         classifier: EmotionClassifier | None,
         signals: SignalEstimator | None = None,
         ocr_lang: str = "eng",
+        regions: RegionSettings | None = None,
     ):
         if ocr_lang != "eng":
             check_languages(ocr_lang)
@@ -72,7 +75,7 @@ class FramePipeline:
         self.students = StudentTracker()
         self.names = NameReader(languages=ocr_lang)
         self.tiles = TileFinder()
-        self.faces = FaceFinder(detector)
+        self.faces = FaceFinder(detector, regions or RegionSettings())
 
     def locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections]:
         """The frame's layout, its tiles (None without any) and every face in them: the stages before identity."""

@@ -29,16 +29,19 @@ from urllib.parse import urlsplit
 
 from capture.errors import CaptureError
 from capture.spool import DEFAULT_SPOOL, Spool, SpoolError
+from config import CaptureConfig
 from db.errors import DatabaseError
 from db.tokens import hash_token
 from vocabulary.records import FrameResult
 from vocabulary.wire import INGEST_PATH, MAX_BATCH, frame_to_json
 
 TOKEN_VARIABLE = "CLASSPULSE_TOKEN"
-REQUEST_TIMEOUT_S = 10.0
+# The configuration's capture.server_timeout_seconds.
+REQUEST_TIMEOUT_S = CaptureConfig().server_timeout_seconds
 RETRY_EVERY_S = 2.0
-# How long a stopping capture keeps trying an unreachable server; its frames stay in the spool either way.
-DRAIN_SECONDS = 10.0
+# How long a stopping capture keeps trying an unreachable server; its frames stay in the spool either way
+# (config: capture.server_drain_seconds).
+DRAIN_SECONDS = CaptureConfig().server_drain_seconds
 
 
 class ServerError(DatabaseError):
@@ -107,7 +110,7 @@ class IngestClient:
     def __init__(self, server_url: str, token: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.server_url = server_url
         self.token = token
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(_NoRedirects)
 
     def open(self, session: str, source: str) -> int:
@@ -132,7 +135,7 @@ class IngestClient:
             method="POST",
         )
         try:
-            with self._opener.open(request, timeout=self._timeout_s) as response:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as error:
             message = _error_message(error)
@@ -194,11 +197,12 @@ class ServerRecorder:
         source: str,
         spool_path: Path = DEFAULT_SPOOL,
         drain_s: float = DRAIN_SECONDS,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> ServerRecorder:
         """Start or continue `session_name` on the server; while the server cannot be reached, in the spool only
         (numbered after its frames there, and renumbered if the server holds more: capture.spool.Spool.confirm).
         ServerError when the server refuses (a revoked token, another teacher's session)."""
-        client = IngestClient(check_server_url(server_url), token)
+        client = IngestClient(check_server_url(server_url), token, timeout_s)
         spool = Spool(spool_path)
         server_next: int | None = None
         down: ServerUnreachable | None = None
@@ -251,7 +255,7 @@ class ServerRecorder:
         self._abandoned.set()
         self._wake.set()
         # A request in flight may still be acknowledged: its frames then leave the spool before it is counted.
-        self._thread.join(REQUEST_TIMEOUT_S + 1)
+        self._thread.join(self.client.timeout_s + 1)
         try:
             waiting = sum(self.spool.waiting(self._server, self._token).values())
             if self._refused is not None or waiting:

@@ -51,6 +51,7 @@ import numpy as np
 
 from capture.detect.blazeface import default_model_path
 from capture.errors import CaptureError
+from config import SignalSettings as SignalSettings
 from model.litert import BatchModel
 from vocabulary.records import Box, FaceDetections, FaceSignals, Presence
 
@@ -91,27 +92,6 @@ EYE_SEARCH = 5
 
 
 @dataclass(frozen=True)
-class SignalSettings:
-    """The capture-side thresholds. Engagement weights and flag thresholds live in analytics/engagement.toml."""
-
-    # Open eyes read 0.28-0.37 (astronaut, Grace Hopper), the astronaut's eyes painted shut 0.11-0.12.
-    eyes_closed_ratio: float = 0.2
-    # The mesh's face-presence logit; below it the crop holds no face the mesh can fit.
-    mesh_min_logit: float = 0.0
-    # A faceless tile is "camera off" when this share of it is one flat colour (a name or avatar on a
-    # plain background), "empty" otherwise (a live camera showing a room without anyone).
-    camera_off_flat_share: float = 0.9
-    flat_tolerance: int = 8
-    # Students given the landmark models per frame (at least 1). 6 of 49 cost a tenth of all 49: ~20 ms on a
-    # busy 2-core machine, where identity takes another ~13 ms of the 30 ms a frame; 8 cost ~27 ms (bench/signals.py).
-    landmark_faces: int = 6
-    # A face whose eye region moved this far from its template (1 - correlation) is visited before the rotation's
-    # turn, most moved first: between the 0.19 that noise reached and the 0.23 of eyes shutting. Above 2 (it is
-    # at most 2): the rotation alone.
-    eye_change: float = 0.2
-
-
-@dataclass(frozen=True)
 class _Visit:
     """What the landmark models said of one student at their last visit; None where the mesh found no face."""
 
@@ -124,8 +104,9 @@ class _Visit:
 class SignalEstimator:
     """Computes FaceSignals for every face of a frame and the presence of every faceless gallery tile.
 
-    Holds each student's last landmark visit across frames. use_landmarks=False skips the face mesh and iris
-    models: pose from BlazeFace keypoints only, eyes unknown.
+    Holds each student's last landmark visit across frames. settings: the `[capture.signals]` table of the
+    configuration (config/classpulse.toml says what each does). use_landmarks=False skips the face mesh and
+    iris models: pose from BlazeFace keypoints only, eyes unknown.
     """
 
     def __init__(self, settings: SignalSettings | None = None, use_landmarks: bool = True, num_threads: int = 1):

@@ -99,6 +99,8 @@ class FrameSource(ABC):
     """An iterator of Frames numbered 0, 1, 2, ...; close it (or use `with`) to release the device or file."""
 
     is_live: bool = False
+    # Frames the source will give, where it knows (a folder's images, a video's frame count), for the progress bar.
+    total_frames: int | None = None
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -320,6 +322,9 @@ class VideoSource(_FileSource):
             self._capture.release()
             raise CaptureError(f"cannot open {path} as a video: it is corrupt or not a video format OpenCV reads")
         self._start = start
+        # The container's own count: an estimate for some formats, but close enough for a progress bar.
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.total_frames = count if count > 0 else None
         super().__init__(f"video {path}")
         if not self._read_first():
             self._capture.release()
@@ -350,6 +355,7 @@ class ImageSource(FrameSource):
             )
         self._image = image
         self._start = start
+        self.total_frames = 1
         super().__init__(f"image {shown_path(path)}")
 
     def _read(self) -> StampedImages:
@@ -371,6 +377,7 @@ class FolderSource(_FileSource):
         self._start = start
         self._period = timedelta(seconds=1 / fps)
         self._position = 0
+        self.total_frames = len(self._paths)
         super().__init__(f"folder {shown_path(path)} ({len(self._paths)} images)")
         if not self._read_first():
             raise CaptureError(

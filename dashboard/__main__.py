@@ -1,4 +1,5 @@
-"""`python -m dashboard [--db URL] [--host 127.0.0.1] [--port 8050]`: serve the dashboard (sign-in required).
+"""`python -m dashboard [--db URL] [--host 127.0.0.1] [--port 8050] [--config PATH]`: serve the dashboard
+(sign-in required). The host, port and TLS proxy come from the configuration's [dashboard] table unless given.
 
 `python -m dashboard users add|list|remove|passwd|role ...` manages who may sign in (dashboard.users_cli).
 The server is waitress (a production WSGI server, not Flask's development one); Ctrl-C or SIGTERM stop it.
@@ -18,7 +19,8 @@ from pathlib import Path
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from analytics.settings import ConfigError
+import config
+from config import ConfigError, DashboardConfig
 from dashboard import tokens_cli, users_cli
 from dashboard.auth import load_secret_key
 from db.engine import DATA_DIR, DEFAULT_URL
@@ -32,21 +34,37 @@ class ServeError(Exception):
     """The web server cannot start (address in use, unknown host)."""
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+# The options that override a configuration value, by the value's dotted key.
+OVERRIDES = {"host": "dashboard.host", "port": "dashboard.port", "behind_tls_proxy": "dashboard.behind_tls_proxy"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = DashboardConfig()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve the dashboard (sign-in required).",
+        epilog=f"{PROG} users ... and {PROG} tokens ... manage who signs in and capture tokens (their own --help).",
+    )
     parser.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    parser.add_argument("--port", type=int, default=8050, help="port to listen on (default %(default)s)")
+    parser.add_argument("--host", default=None, help=f"address to listen on (default {defaults.host})")
+    parser.add_argument("--port", type=int, default=None, help=f"port to listen on (default {defaults.port})")
     parser.add_argument(
         "--data-dir", type=Path, default=DATA_DIR, help="where the cookie-signing key is kept (default %(default)s)"
     )
     parser.add_argument(
         "--behind-tls-proxy",
         action="store_true",
+        default=None,
         help="browsers reach the dashboard over HTTPS through a proxy: cookies get Secure, requests must be https",
     )
+    config.add_options(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
+    if args.port is not None and not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return args
 
@@ -62,16 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.app import create_app, open_database
 
     args = parse_args(argv)
+    changes = {key: getattr(args, name) for name, key in OVERRIDES.items() if getattr(args, name) is not None}
+    try:
+        # Before anything reads it: the pages read the engagement settings of the configuration chosen here.
+        served = config.choose(args.config, changes).dashboard
+    except ConfigError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(config.to_toml(config.chosen(), config.origin(args.config, changes)), end="")
+        return 0
     try:
         engine = open_database(args.db)
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
-        engagement_config()  # a broken engagement.toml stops the start, not every refresh
-        app = create_app(engine, secret_key, args.behind_tls_proxy)
+        engagement_config()  # read once here, as every refresh then reuses it
+        app = create_app(engine, secret_key, served.behind_tls_proxy)
         # Everything built so far (modules, layouts, callbacks) lives as long as the process: frozen, the
         # collector's full passes stop walking it, which paused refreshes ~70 ms every 6-20 of them.
         gc.freeze()
-        server = listen(app.server, args.host, args.port)
+        server = listen(app.server, served.host, served.port)
     except (DatabaseError, ServeError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -82,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{PROG}: warning: nobody can sign in yet; add someone: {PROG} users add NAME --role admin", file=sys.stderr
         )
-    if not is_loopback(args.host) and not args.behind_tls_proxy:
+    if not is_loopback(served.host) and not served.behind_tls_proxy:
         print(
-            f"{PROG}: warning: listening on {args.host}, reachable from other machines; put a TLS proxy in front, "
+            f"{PROG}: warning: listening on {served.host}, reachable from other machines; put a TLS proxy in front, "
             "or passwords and session cookies cross the network in clear text",
             file=sys.stderr,
         )
-    print(f"{PROG}: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    print(f"{PROG}: serving on http://{served.host}:{served.port} (Ctrl-C stops)", file=sys.stderr)
     serve_until_stopped(server)
     return 0
 
@@ -96,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def is_loopback(host: str) -> bool:
     """Whether `host` is reachable from this machine only (a name is resolved: it may point anywhere)."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return False
     return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)

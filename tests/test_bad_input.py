@@ -360,7 +360,7 @@ def test_an_absurd_or_non_finite_setting_is_one_clear_line_naming_its_key(
     tmp_path: Path, line: str, words: tuple[str, ...]
 ) -> None:
     key = line.split(" ", 1)[0]
-    default = (REPO / "analytics" / "engagement.toml").read_text()
+    default = (REPO / "config" / "classpulse.toml").read_text()
     config = tmp_path / "engagement.toml"
     config.write_text("\n".join(line if row.startswith(f"{key} =") else row for row in default.splitlines()))
     result = run_module(

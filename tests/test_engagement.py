@@ -156,7 +156,6 @@ def edited(tmp_path: Path, edit: Callable[[str], str]) -> Path:
         (lambda text: text.replace("bin_seconds = 10", "bin_seconds = 2.5"), "score.bin_seconds: expected an integer"),
         (lambda text: text.replace("present = 0.4", 'present = "high"'), "score.weights.present: expected a number"),
         (lambda text: text.replace('"sad"]', '"bored"]'), "negative_emotions: unknown ['bored']"),
-        (lambda text: text.replace("eyes_closed_seconds = 10\n", ""), "missing key(s) eyes_closed_seconds"),
         (lambda text: text.replace("bin_seconds = 10", "bin_seconds = 0"), "score.bin_seconds: must be more than 0"),
         (
             lambda text: text.replace("drop_fraction = 0.4", "drop_fraction = 40"),
@@ -167,6 +166,15 @@ def edited(tmp_path: Path, edit: Callable[[str], str]) -> Path:
 def test_a_bad_config_is_rejected_naming_the_key(tmp_path: Path, edit: Callable[[str], str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         load_config(edited(tmp_path, edit))
+
+
+def test_a_file_that_names_only_some_settings_keeps_the_defaults_of_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "school.toml"
+    path.write_text("[flags]\neyes_closed_seconds = 20\n")
+    config = load_config(path)
+    assert config.flags.eyes_closed_seconds == 20
+    assert config.flags.absent_seconds == CONFIG.flags.absent_seconds
+    assert config.score == CONFIG.score
 
 
 def test_a_changed_threshold_takes_effect(tmp_path: Path) -> None:
@@ -336,7 +344,7 @@ def slump(seconds: int) -> list[Second]:
 
 
 def test_a_drop_against_the_own_baseline_that_no_other_flag_explains_is_flagged_and_clears() -> None:
-    config = dataclasses.replace(CONFIG, flags=dataclasses.replace(CONFIG.flags, drop_fraction=0.2))
+    config = CONFIG.model_copy(update={"flags": CONFIG.flags.model_copy(update={"drop_fraction": 0.2})})
     flags = flags_of([attentive()] * 300 + slump(120) + [attentive()] * 200, config=config)
     (flag,) = flags
     assert flag.rule == "drop" and "own 1.00" in flag.reason

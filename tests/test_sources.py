@@ -55,6 +55,7 @@ def test_folder_gives_images_in_natural_order_spaced_by_fps(tmp_path: Path) -> N
     ]
     assert source.skipped_frames == 0
     assert not source.is_live
+    assert source.total_frames == 3  # the progress bar's total: images only
 
 
 def test_natural_sort_orders_numbers_by_value() -> None:
@@ -118,7 +119,7 @@ def test_single_image_is_one_exact_frame(tmp_path: Path) -> None:
     with open_source(str(path), start=START) as source:
         frames = list(source)
 
-    assert len(frames) == 1
+    assert len(frames) == 1 and source.total_frames == 1
     assert frames[0].index == 0 and frames[0].timestamp == START
     assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == astronaut.shape
     assert np.array_equal(frames[0].image, astronaut)
@@ -161,6 +162,7 @@ def test_video_frames_are_stamped_with_their_position(video: Path) -> None:
     assert levels(frames) == pytest.approx(VIDEO_LEVELS, abs=3)  # JPEG is lossy
     assert frames[0].image.shape == (240, 320, 3)
     assert source.skipped_frames == 0
+    assert source.total_frames == 10
 
 
 def test_video_frame_that_fails_to_decode_is_skipped_and_counted(video: Path) -> None:
@@ -334,7 +336,7 @@ def test_screen_grab_matches_the_shown_image(shown_gallery: np.ndarray, spec: st
     with open_source(spec, fps=20.0, start=START) as source:
         frames = [next(source) for _ in range(3)]
 
-    assert source.is_live
+    assert source.is_live and source.total_frames is None
     assert [frame.index for frame in frames] == [0, 1, 2]
     assert frames[0].timestamp >= START
     assert frames[0].timestamp < frames[1].timestamp < frames[2].timestamp

@@ -19,26 +19,18 @@ import numpy as np
 
 from capture.detect import FaceDetector
 from capture.detect.boxes import to_detections, weighted_nms
+from config import RegionSettings
 from vocabulary.records import Box, FaceDetections
 
 # Window sides as fractions of the frame's short side: whole-height views for close faces, thirds for
 # faces of about a tenth of the frame height.
 WINDOW_FRACTIONS = (1.0, 1 / 2, 1 / 3)
-WINDOW_OVERLAP = 0.5
-# Views of one face overlap a lot; distinct faces (two people in one tile) hardly at all.
-MERGE_IOU = 0.3
-# Tiles at least this much wider than tall are first looked at through their centre square.
-MIN_ASPECT_FOR_CENTRE_VIEW = 1.1
-# A face is a photo on a flat fill when the ring from RING_INNER to RING_OUTER face sizes around its centre is
-# this share within FLAT_LEVELS grey levels of one level: a UI fill is one colour, video has noise and shading.
-RING_INNER = 1.0
-RING_OUTER = 1.4
-FLAT_SHARE = 0.6
-FLAT_LEVELS = 2
+# The rest is the configuration's [capture.regions] (config/classpulse.toml says why each has its value).
+DEFAULT = RegionSettings()
 
 
 def sliding_windows(
-    width: int, height: int, fractions: Sequence[float] = WINDOW_FRACTIONS, overlap: float = WINDOW_OVERLAP
+    width: int, height: int, fractions: Sequence[float] = WINDOW_FRACTIONS, overlap: float = DEFAULT.window_overlap
 ) -> list[Box]:
     """Overlapping square windows covering the frame at each size; the last window of a row or column
     is moved flush with the frame edge so nothing is left uncovered."""
@@ -51,9 +43,10 @@ def sliding_windows(
     return windows
 
 
-def centre_view(tile: Box) -> Box:
-    """The first region a detector sees of a tile: its centre square when the tile is wide, else the tile."""
-    if tile.w < tile.h * MIN_ASPECT_FOR_CENTRE_VIEW:
+def centre_view(tile: Box, min_aspect: float = DEFAULT.centre_view_aspect) -> Box:
+    """The first region a detector sees of a tile: its centre square when the tile is at least `min_aspect`
+    times wider than tall, else the tile."""
+    if tile.w < tile.h * min_aspect:
         return tile
     return Box(tile.x + (tile.w - tile.h) // 2, tile.y, tile.h, tile.h)
 
@@ -65,6 +58,7 @@ def find_faces(
     outside: bool = False,
     whole: Collection[int] = (),
     skip: Collection[int] = (),
+    settings: RegionSettings = DEFAULT,
 ) -> FaceDetections:
     """Faces in a frame: per gallery tile (tiles = tile index) or, without a grid, per window (tiles = -1).
 
@@ -73,7 +67,7 @@ def find_faces(
     (FaceFinder: those whose centre square showed no face last frame); skip: indices of tiles not to look
     at (camera-off tiles: a flat fill shows no face, and a profile photo on one is none).
     """
-    return _find(detector, image, grid, outside, whole, skip)[0]
+    return _find(detector, image, grid, outside, whole, skip, settings)[0]
 
 
 class FaceFinder:
@@ -86,8 +80,9 @@ class FaceFinder:
     here, as much as the whole call).
     """
 
-    def __init__(self, detector: FaceDetector) -> None:
+    def __init__(self, detector: FaceDetector, settings: RegionSettings = DEFAULT) -> None:
         self.detector = detector
+        self.settings = settings
         self._grid: list[Box] = []
         self._whole: set[int] = set()
 
@@ -96,7 +91,7 @@ class FaceFinder:
     ) -> FaceDetections:
         tiles = list(grid or [])
         whole = self._whole if tiles == self._grid else set()
-        found, self._whole = _find(self.detector, image, grid, outside, whole, skip)
+        found, self._whole = _find(self.detector, image, grid, outside, whole, skip, self.settings)
         self._grid = tiles
         return found
 
@@ -108,17 +103,19 @@ def _find(
     outside: bool,
     whole: Collection[int],
     skip: Collection[int],
+    settings: RegionSettings,
 ) -> tuple[FaceDetections, set[int]]:
     """find_faces, and the tiles whose centre square showed no face."""
     height, width = image.shape[:2]
+    merge_iou = settings.merge_iou
     if not grid:
-        found = detector.detect(image, sliding_windows(width, height))
-        return _merge(found, np.full(len(found), -1, np.int32), width, height), set()
+        found = detector.detect(image, sliding_windows(width, height, overlap=settings.window_overlap))
+        return _merge(found, np.full(len(found), -1, np.int32), width, height, merge_iou), set()
     skipped = set(skip)
     looked = [i for i in range(len(grid)) if i not in skipped]
-    views = {i: centre_view(grid[i]) for i in looked}
+    views = {i: centre_view(grid[i], settings.centre_view_aspect) for i in looked}
     wide = [i for i in sorted(whole) if i in views and views[i] != grid[i]]
-    windows = sliding_windows(width, height) if outside else []
+    windows = sliding_windows(width, height, overlap=settings.window_overlap) if outside else []
     regions = [*views.values(), *(grid[i] for i in wide), *windows]
     found = detector.detect(image, regions)
     # Region index -> tile index (-1 for windows) and which view it was.
@@ -136,8 +133,8 @@ def _find(
     if len(retry):
         again = detector.detect(image, [grid[i] for i in retry])
         on_tiles = _concatenate(on_tiles, again, retry[again.tiles])
-    merged = _merge(on_tiles, on_tiles.tiles, width, height)
-    merged = _subset(merged, np.array([not _photo(image, box) for box in merged.boxes], bool))
+    merged = _merge(on_tiles, on_tiles.tiles, width, height, merge_iou)
+    merged = _subset(merged, np.array([not _photo(image, box, settings) for box in merged.boxes], bool))
     if not outside:
         return merged, missed
     # Tiles the layout search missed (a dialog over them, no edge to see) still show their faces: the
@@ -147,7 +144,7 @@ def _find(
     loose = np.array([not any(_contains(tile, c) for tile in grid) for c in centres], bool)
     if not loose.any():
         return merged, missed
-    extra = _merge(_subset(loose_windows, loose), np.full(int(loose.sum()), -1, np.int32), width, height)
+    extra = _merge(_subset(loose_windows, loose), np.full(int(loose.sum()), -1, np.int32), width, height, merge_iou)
     return _concatenate(merged, extra, extra.tiles), missed
 
 
@@ -160,13 +157,16 @@ def _concatenate(first: FaceDetections, second: FaceDetections, second_tiles: np
     )
 
 
-def _photo(image: np.ndarray, box: np.ndarray) -> bool:
+def _photo(image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool:
     """Whether a face sits on one flat colour: a profile photo on a camera-off tile (Meet, Teams draw it in a
-    circle), not a person on camera, who has a room, hair and shoulders around the face."""
+    circle), not a person on camera, who has a room, hair and shoulders around the face. Flat: the ring
+    between the face box and `photo_ring` face sizes around its centre is mostly (`photo_flat_share`) within
+    `photo_flat_levels` grey levels of one level; a UI fill is one colour, video has noise and shading."""
     x, y, w, h = (int(v) for v in box)
     cx, cy = x + w / 2, y + h / 2
-    outer = _around(cx, cy, RING_OUTER * w, RING_OUTER * h, image.shape)
-    inner = _around(cx, cy, RING_INNER * w, RING_INNER * h, image.shape)
+    ring = settings.photo_ring
+    outer = _around(cx, cy, ring * w, ring * h, image.shape)
+    inner = _around(cx, cy, w, h, image.shape)
     view = image[outer[1] : outer[3], outer[0] : outer[2]]
     if view.size == 0:
         return False
@@ -179,7 +179,8 @@ def _photo(image: np.ndarray, box: np.ndarray) -> bool:
     if total == 0:
         return False
     mode = int(counts.argmax())
-    return counts[max(0, mode - FLAT_LEVELS) : mode + FLAT_LEVELS + 1].sum() >= FLAT_SHARE * total
+    levels = settings.photo_flat_levels
+    return counts[max(0, mode - levels) : mode + levels + 1].sum() >= settings.photo_flat_share * total
 
 
 def _around(cx: float, cy: float, half_w: float, half_h: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -197,14 +198,14 @@ def _subset(found: FaceDetections, keep: np.ndarray) -> FaceDetections:
     return FaceDetections(found.boxes[keep], found.scores[keep], found.keypoints[keep], found.tiles[keep])
 
 
-def _merge(found: FaceDetections, groups: np.ndarray, width: int, height: int) -> FaceDetections:
+def _merge(found: FaceDetections, groups: np.ndarray, width: int, height: int, merge_iou: float) -> FaceDetections:
     """Weighted NMS within each group (a tile, or the whole frame); the group becomes the face's tile."""
     corners = np.concatenate([found.boxes[:, :2], found.boxes[:, :2] + found.boxes[:, 2:]], axis=1)
     corners = corners.astype(np.float32)
     parts = []
     for group in np.unique(groups):
         mine = groups == group
-        boxes, keypoints, scores = weighted_nms(corners[mine], found.keypoints[mine], found.scores[mine], MERGE_IOU)
+        boxes, keypoints, scores = weighted_nms(corners[mine], found.keypoints[mine], found.scores[mine], merge_iou)
         parts.append((boxes, keypoints, scores, np.full(len(scores), group)))
     if not parts:
         return FaceDetections.empty()
