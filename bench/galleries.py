@@ -12,8 +12,8 @@ pipeline's own stages (tiles, faces, names) once.
   Meet's 48 photos so but Teams' 3 round photos as faces; PROFILE_PHOTOS takes those out of its count;
 - names: of the names in Latin script that the app did not cut short, how many were read exactly (one read
   name per expected name, compared case-, accent-spacing- and bracket-insensitively: "Fred Dixon (you)" is
-  "fred dixon"); with --ocr-lang other than eng, the names in other scripts are graded too, on a line of
-  their own.
+  "fred dixon"), per screenshot, per app and in all; with --ocr-lang other than eng, the names in other
+  scripts are graded too, on a line of their own.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'screenshot':<44}{'layout':>10}{'tiles':>8}{'faces':>8}{'extra':>6}{'names':>8}{'ms':>7}{'ocr ms':>8}"
     print(header)
     totals = Counter()
+    by_app: dict[str, Counter[str]] = {}
     for item in expected:
         try:
             found = analyse(pipeline, args.folder / item.file)
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             other_names=len(others := [name for name in item.names if other_script(name)]),
             other_names_read=names_matched(others, found.names),
         )
+        by_app.setdefault(item.app, Counter()).update(names=len(gradable_names), read=named)
         print(
             f"{item.file[:43]:<44}{found.layout:>10}{found.tiles:>4}/{item.tiles:<3}{found.faces:>4}/{item.faces:<3}"
             f"{max(0, found.faces - item.faces):>6}{named:>4}/{len(gradable_names):<3}"
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             f"names in other scripts read exactly ({args.ocr_lang}): "
             f"{totals['other_names_read']}/{totals['other_names']}"
         )
+    print(
+        "names read exactly by app: "
+        + ", ".join(f"{app} {count['read']}/{count['names']}" for app, count in by_app.items() if count["names"])
+    )
     print(
         f"total: tiles {totals['tiles_found']}/{totals['tiles']} (+{totals['tiles_extra']} extra), "
         f"faces {totals['faces_found']}/{totals['faces']} = {totals['faces_found'] / totals['faces']:.1%} "

@@ -15,14 +15,18 @@ abruptly across them, against a gap, the window around it, the next tile or the 
    in families of one size in rows or columns, so the rectangles with the most equal neighbours are taken
    first, then the larger of overlapping ones (an active-speaker border inside its tile, a picture on the
    wall inside the video);
-4. a tile shows video (many distinct colours) or is the size of the video tiles and in line with them (a
-   camera-off tile); where the tiles form a lattice, its cells that hold something (an avatar, a name) on
-   the gaps' colour are camera-off tiles too, and so are the tile-like cells of further rows or columns of
-   the lattice (a last row of camera-off tiles, video tiles too alike to show an edge between them).
+4. a tile shows video (many distinct colours, and not mostly flat: a shared screen, a whiteboard or a chat
+   panel is drawn, not filmed, and is no student's tile) or is the size of the video tiles and in line with
+   them (a camera-off tile); where the tiles form a lattice, its cells that hold something (an avatar, a
+   name) on the gaps' colour are camera-off tiles too, and so are the tile-like cells of further rows or
+   columns of the lattice (a last row of camera-off tiles, video tiles too alike to show an edge between
+   them, a last row the screenshot cuts a few pixels short); a small rectangle inside such a cell is part of
+   its picture (a shelf, a picture frame).
 
 The regular gap grid of capture/grid.py (1-2 ms, exact on the gallery views it knows) is kept when it
 finds at least as many tiles. Measured on the ten real screenshots of ../shared/galleries
-(`python -m bench.galleries`): 146 of 148 tiles (19 with the gap grid alone). The search costs 45-110 ms
+(`python -m bench.galleries`): 145 of 148 tiles, none of them a shared screen or a chat panel (19 with
+the gap grid alone). The search costs 45-110 ms
 of CPU a frame here (a 7x7 1080p gallery: 107 ms), so TileFinder runs it again only when a tile's sides
 stop being edges, or for a frame without tiles when the screen changes as a whole.
 """
@@ -68,8 +72,16 @@ ASPECT_RANGE = (0.45, 2.6)
 # UI panels, text and camera-off tiles show tens.
 VIDEO_COLOURS = 100
 DISTINCT_SAMPLES = 4096
+# Screen content (a shared screen, a whiteboard, a chat panel) is drawn, not filmed: at least this share of
+# its pixels equals its neighbours exactly. Measured on ../shared/galleries: shares and whiteboards 0.68-0.91,
+# video tiles 0.00-0.63 (dark, flat-lit ones the most); a camera-off tile is flat too, but is found as one
+# of the video tiles' size in their row or column, not as video.
+SCREEN_FLAT = 0.75
 # Tiles of one size: within this fraction of each other's width and height.
 SIZE_TOLERANCE = 0.1
+# A rectangle smaller than this share of the lattice's tiles, inside one of its cells, is part of that
+# tile's picture (a bookshelf, a picture frame), not a tile of its own.
+PART_OF_TILE = 0.5
 # Tiles overlap by at most this share of the smaller one (a border drawn over the next tile's edge).
 TILE_OVERLAP = 0.1
 # A lattice cell holds a camera-off tile when this share of its pixels differ from the gaps' colour.
@@ -313,13 +325,15 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]
         box = found[i][0]
         if all(_overlap(box, other) <= TILE_OVERLAP for other in kept):
             kept.append(box)
-    video = [box for box in kept if _distinct_colours(image, box) >= VIDEO_COLOURS]
+    video = [box for box in kept if _is_video(image, box)]
     if not video:
         return []
     # Camera-off tiles: the size of a video tile and in its row or column.
     flat = [box for box in kept if box not in video and any(_same_size(box, v) and _in_line(box, v) for v in video)]
     tiles = video + flat
-    return tiles + _lattice_cells(image, tiles)
+    cells = _lattice_cells(image, tiles)
+    # A small rectangle in a lattice cell was a picture in that tile's video (a shelf, a frame), not a tile.
+    return [t for t in tiles if not any(_overlap(t, c) > TILE_OVERLAP for c in cells)] + cells
 
 
 def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
@@ -359,18 +373,19 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
         plain_border = float((np.abs(border - background) <= BACKGROUND_TOLERANCE).mean()) >= CAMERA_OFF_BORDER
         share = content(cell)
         camera_off = plain_border and CELL_CONTENT <= share <= CAMERA_OFF_CONTENT
-        return camera_off or _distinct_colours(image, cell) >= VIDEO_COLOURS
+        return camera_off or _is_video(image, cell)
 
     def free(cell: Box) -> bool:
-        return not any(_overlap(cell, t) > 0.2 for t in tiles)
+        return not any(_overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= PART_OF_TILE * w * h)
 
     ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in xs], tile_like, free)
     xs = _extended(xs, w, grey.shape[1], lambda x: [Box(x, y, w, h) for y in ys], tile_like, free)
     cells = []
     for y in ys:
         for x in xs:
-            cell = Box(int(x), int(y), w, h)
-            if free(cell) and cell.y + h <= grey.shape[0] and cell.x + w <= grey.shape[1]:
+            # The last row or column may be cut a few pixels short by the frame's edge.
+            cell = Box(int(x), int(y), min(w, grey.shape[1] - int(x)), min(h, grey.shape[0] - int(y)))
+            if free(cell) and cell.h >= (1 - SIZE_TOLERANCE) * h and cell.w >= (1 - SIZE_TOLERANCE) * w:
                 inner = ys[0] <= y <= ys[-1] and xs[0] <= x <= xs[-1]
                 if content(cell) >= CELL_CONTENT and (inner or tile_like(cell)):
                     cells.append(cell)
@@ -417,6 +432,20 @@ def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
     cells = int(round((unique[-1] - unique[0]) / pitch))
     pitch = (unique[-1] - unique[0]) / cells
     return [round(unique[0] + k * pitch) for k in range(cells + 1)]
+
+
+def _is_video(image: np.ndarray, box: Box) -> bool:
+    """Many distinct colours, and not mostly flat: a shared screen, a whiteboard or a chat panel is colourful
+    too, but drawn, not filmed."""
+    return _distinct_colours(image, box) >= VIDEO_COLOURS and _flat_share(image, box) < SCREEN_FLAT
+
+
+def _flat_share(image: np.ndarray, box: Box) -> float:
+    """The share of a box's pixels equal to their right and lower neighbours in every channel."""
+    crop = image[box.y : box.y + box.h, box.x : box.x + box.w]
+    right = _channel_max(cv2.absdiff(crop[:-1, 1:], crop[:-1, :-1]))
+    below = _channel_max(cv2.absdiff(crop[1:, :-1], crop[:-1, :-1]))
+    return float(np.mean((right == 0) & (below == 0))) if right.size else 1.0
 
 
 def _distinct_colours(image: np.ndarray, box: Box) -> int:

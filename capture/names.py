@@ -12,7 +12,9 @@ the video around them adds nothing.
 Tesseract is slow (a process per call), so a tile's label is read only when it is new: each frame, a tile
 read before is checked by one small crop where its text was (its text mask, its "fingerprint", must not
 have changed); only new tiles, and tiles whose label changed, are searched again, and those whose text
-is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here).
+is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here). Names drawn
+straight on the video that this call reads with low confidence (white letters crossing a light part of the
+picture) are read once more, binarised, in one more call, and the surer reading is kept.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ INK_FULL_PERCENTILE = 95
 # Label text is enlarged (Lanczos) to this many pixels high for Tesseract. Measured on 540 drawn labels
 # in 4 fonts: 36 px cubic 97.6 % exact, 36 px Lanczos 98.1 %, 44 px Lanczos 99.3 %.
 OCR_TEXT_HEIGHT = 44
+# A name over the video whose least sure word Tesseract gives less than this confidence (0-100) is read a
+# second time, binarised. Names on a plain label are not: on small JPEG labels the binarised reading is the
+# worse one (composed 7 px labels: 55 of 72 read exactly with it, 58 without).
+SECOND_READING_CONFIDENCE = 60
+# ... and the second reading wins when Tesseract is surer of it by more than this: on clean text the two
+# differ by a few points either way (a composed "Mary-Kate" read right at 37, binarised "Wary-Kate" at 44).
+SECOND_READING_MARGIN = 10
 # Labels are stacked into one image for a single Tesseract call, this many text heights apart.
 STACK_GAP = 1.0
 # A label whose text mask (on a FINGERPRINT grid) differs from the cached one in more than this
@@ -137,6 +146,8 @@ class Label:
     right: int  # frame x up to which a longer name that starts the same would show more letters
     fingerprint: np.ndarray  # FINGERPRINT-shaped bool mask of the box's light (TEXT_MIN) pixels
     beyond: int  # light pixels between the text and `right` when it was found (a label's lit edge)
+    grey: np.ndarray  # the box's grey levels as the frame shows them (binarised for a second reading)
+    over_video: bool  # straight on the picture, not on a plain label or fill
 
 
 @dataclass
@@ -221,13 +232,11 @@ def find_label(image: np.ndarray, tile: Box, others: Sequence[Box] = ()) -> Labe
     """
     # Letters scale with the tile; the kernel must be wider than their strokes.
     kernel = int(np.clip(tile.h // STROKE_DIVISOR, MIN_KERNEL, MAX_KERNEL)) | 1
-    found = [_line_in(image, region, pick, kernel) for region, pick in _label_regions(tile, image.shape, others)]
-    lines = [line for line in found if line is not None]
-    bottom = found[0] if found else None
-    if bottom is not None and (bottom[1] or len(bottom[2]) >= MIN_GLYPHS_OVER_VIDEO):
-        return bottom[0]
-    plain = [label for label, on_plain, _ in lines if on_plain]
-    return plain[0] if plain else None
+    for region, pick in _label_regions(tile, image.shape, others):
+        label = _line_in(image, region, pick, kernel)
+        if label is not None:
+            return label
+    return None
 
 
 def _label_regions(tile: Box, shape: tuple[int, ...], others: Sequence[Box]) -> list[tuple[Box, str]]:
@@ -277,9 +286,13 @@ def _text(colour: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, np.n
     return grey, ink, mask
 
 
-def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> tuple[Label, bool, list[Glyph]] | None:
-    """The chosen line of glyph-like marks in one region of the frame, cut out for OCR; whether it stands on
-    a plain background; its glyphs."""
+def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> Label | None:
+    """The name's line of glyph-like marks in one region of the frame, cut out for OCR.
+
+    Lines are tried in the order `pick` gives (the lowest first along the bottom edge, ...); the first that
+    may be a name is it: along the bottom edge a line on a plain background or of MIN_GLYPHS_OVER_VIDEO
+    glyphs (a pattern on a shirt below a label is neither), elsewhere only one on a plain background.
+    """
     grey, _, mask = _text(image[region.y : region.y + region.h, region.x : region.x + region.w], kernel)
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     # Text stands clear of the tile's sides; a strip of bright video around a label touches them.
@@ -299,27 +312,45 @@ def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> tuple[La
     if not lines:
         return None
     if pick in ("lowest", "bar"):
-        edge = max(lines, key=lambda line: max(g[1] + g[3] for g in line))
+        order = sorted(lines, key=lambda line: -max(g[1] + g[3] for g in line))
     elif pick == "highest":
-        edge = min(lines, key=lambda line: min(g[1] for g in line))
+        order = sorted(lines, key=lambda line: min(g[1] for g in line))
     else:
-        edge = min(lines, key=lambda line: abs(np.mean([g[1] + g[3] / 2 for g in line]) - region.h / 2))
-    # Icons beside the name (a microphone, a camera) may form a short line at its height: the widest wins.
-    line = max((line for line in lines if _overlap(line, edge) > 0), key=lambda line: sum(g[2] for g in line))
-    x0 = min(g[0] for g in line)
-    x1 = max(g[0] + g[2] for g in line)
-    y0 = min(g[1] for g in line)
-    y1 = max(g[1] + g[3] for g in line)
-    # A title bar's text sits right above the tile, within a line's height; higher up is other UI (a
-    # browser's address bar above the top row).
-    if pick == "bar" and region.h - y1 > y1 - y0:
-        return None
-    # The background is looked at between the letters and a little around them, where a label's fill is.
-    pad = max(2, (y1 - y0) // 4)
-    rows, cols = slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad)
-    around = ~cv2.dilate(mask[rows, cols].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    background = grey[rows, cols][around]
-    plain = background.size > 0 and float(np.ptp(np.percentile(background, PLAIN_PERCENTILES))) <= PLAIN_RANGE
+        order = sorted(lines, key=lambda line: abs(np.mean([g[1] + g[3] / 2 for g in line]) - region.h / 2))
+    for edge in order:
+        # Icons beside the name (a microphone, a camera) may form a short line at its height: the widest wins.
+        line = max((line for line in lines if _overlap(line, edge) > 0), key=lambda line: sum(g[2] for g in line))
+        x0, y0, x1, y1 = _extent(line)
+        # A title bar's text sits right above the tile, within a line's height; higher up is other UI (a
+        # browser's address bar above the top row).
+        if pick == "bar" and region.h - y1 > y1 - y0:
+            return None
+        # The background is looked at between the letters and a little around them, where a label's fill is.
+        pad = max(2, (y1 - y0) // 4)
+        rows, cols = slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad)
+        around = ~cv2.dilate(mask[rows, cols].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        background = grey[rows, cols][around]
+        plain = background.size > 0 and float(np.ptp(np.percentile(background, PLAIN_PERCENTILES))) <= PLAIN_RANGE
+        if plain or (pick == "lowest" and len(line) >= MIN_GLYPHS_OVER_VIDEO):
+            return _cut_out(image, region, kernel, stats, line, not plain)
+    return None
+
+
+def _extent(line: list[Glyph]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of a line's glyphs."""
+    return (
+        min(g[0] for g in line),
+        min(g[1] for g in line),
+        max(g[0] + g[2] for g in line),
+        max(g[1] + g[3] for g in line),
+    )
+
+
+def _cut_out(
+    image: np.ndarray, region: Box, kernel: int, stats: np.ndarray, line: list[Glyph], over_video: bool
+) -> Label | None:
+    """A line of text in a region cut out of the frame for OCR; stats: the region's light marks."""
+    x0, y0, x1, y1 = _extent(line)
     # A full stop ends a name ("Jr."): a mark too small for a glyph, right after the line and within it.
     size = max(g[3] for g in line)
     for x, y, w, h, _ in stats[1:]:
@@ -337,7 +368,9 @@ def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> tuple[La
     light = _letters(image, box, right)
     if light is None:
         return None
-    return Label(pixels, box, right, _fingerprint(light[:, : box.w]), int(light[:, box.w :].sum())), plain, line
+    grey_box = cv2.cvtColor(image[box.y : box.y + box.h, box.x : box.x + box.w], cv2.COLOR_BGR2GRAY)
+    fingerprint = _fingerprint(light[:, : box.w])
+    return Label(pixels, box, right, fingerprint, int(light[:, box.w :].sum()), grey_box, over_video)
 
 
 def _text_pixels(image: np.ndarray, box: Box, kernel: int) -> np.ndarray:
@@ -422,8 +455,36 @@ def _icons(colour: np.ndarray) -> np.ndarray:
 
 
 def ocr_labels(labels: list[Label], languages: str = "eng") -> list[str]:
-    """The raw text of each label, in one Tesseract call over all of them stacked one above the other."""
-    lines = [_for_ocr(label.pixels) for label in labels]
+    """The raw text of each label: one Tesseract call over all of them stacked one above the other, and a
+    second one over those over the video read with low confidence, binarised (see _binarised); the surer
+    reading wins."""
+    read = _ocr_sheet([_for_ocr(label.pixels) for label in labels], languages)
+    unsure = [
+        i for i, (_, confidence) in enumerate(read) if labels[i].over_video and confidence < SECOND_READING_CONFIDENCE
+    ]
+    if unsure:
+        again = _ocr_sheet([_for_ocr(_binarised(labels[i])) for i in unsure], languages)
+        for i, reading in zip(unsure, again, strict=True):
+            if reading[1] > read[i][1] + SECOND_READING_MARGIN:
+                read[i] = reading
+    return [text for text, _ in read]
+
+
+def _binarised(label: Label) -> np.ndarray:
+    """The label's letters as the frame's own grey levels split in two by Otsu's threshold, light = text.
+
+    Where white letters cross a light part of the picture (a pale shirt, a lit wall) their ink is weak next
+    to the letters over a dark part; one threshold chosen for this label keeps them all whole, and the
+    letter mask keeps the picture around them out.
+    """
+    _, light = cv2.threshold(label.grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    near = cv2.dilate((label.pixels > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return np.where(near, light, 0).astype(np.uint8)
+
+
+def _ocr_sheet(lines: list[np.ndarray], languages: str) -> list[tuple[str, float]]:
+    """Each line's text and the confidence of its least sure word (0 when nothing was read), from one
+    Tesseract call over all of them stacked."""
     gap = int(OCR_TEXT_HEIGHT * STACK_GAP)
     width = max(line.shape[1] for line in lines) + 2 * gap
     height = sum(line.shape[0] for line in lines) + gap * (len(lines) + 1)
@@ -440,7 +501,7 @@ def ocr_labels(labels: list[Label], languages: str = "eng") -> list[str]:
         )
     except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError) as error:
         raise CaptureError(f"cannot read names with Tesseract: {error}") from error
-    words: list[list[tuple[int, str]]] = [[] for _ in lines]
+    words: list[list[tuple[int, str, float]]] = [[] for _ in lines]
     for text, top, h, left, conf in zip(
         data["text"], data["top"], data["height"], data["left"], data["conf"], strict=True
     ):
@@ -449,9 +510,12 @@ def ocr_labels(labels: list[Label], languages: str = "eng") -> list[str]:
         middle = top + h / 2
         for i, (start, end) in enumerate(spans):
             if start - gap / 2 <= middle < end + gap / 2:
-                words[i].append((left, text))
+                words[i].append((left, text, float(conf)))
                 break
-    return [" ".join(text for _, text in sorted(found)) for found in words]
+    return [
+        (" ".join(text for _, text, _ in sorted(found)), min((conf for *_, conf in found), default=0.0))
+        for found in words
+    ]
 
 
 def clean_name(text: str) -> str:

@@ -127,9 +127,13 @@ needs_screenshots = pytest.mark.skipif(
 def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main([]) == 0
     total = capsys.readouterr().out.strip().splitlines()[-1]
-    # Measured 2026-12-03 (bench.galleries): tiles 146/148 (+0 extra), faces 94/96 (+1) with profile photos
-    # not counted as faces, names 87/121; before the name search by glyphs: tiles 135, faces 93/99, names 36;
-    # before issue 15's layout search: tiles 19, faces 84 (+2), names 0.
+    # Measured 2026-12-03 (bench.galleries): tiles 145/148 (+0 extra), faces 94/96 (+1) with profile photos
+    # not counted as faces, names 89-91/121 over runs (Tesseract reads a stack of labels a little differently
+    # with its neighbours): a shared screen and a chat panel are no longer tiles, so Nextcloud Talk's last row
+    # is found; a pattern under a label no longer hides it; names over the video read with low confidence get
+    # a second, binarised reading. Earlier that day tiles 146 (two shared screens among them), names 87; before
+    # the name search by glyphs: tiles 135, faces 93/99, names 36; before issue 15's layout search: tiles 19,
+    # faces 84 (+2), names 0.
     counts = re.fullmatch(
         r"total: tiles (\d+)/148 \(\+(\d+) extra\), faces (\d+)/96 = .* \(\+(\d+) extra = .*\), "
         r"names read exactly (\d+)/121 = .*",
@@ -139,4 +143,46 @@ def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture
     tiles, extra_tiles, faces, extra_faces, names = (int(n) for n in counts.groups())
     assert tiles >= 145 and extra_tiles <= 1, total
     assert faces >= 93 and extra_faces <= 2, total
-    assert names >= 84, total
+    assert names >= 87, total
+
+
+def shared_whiteboard(width: int, height: int) -> np.ndarray:
+    """A whiteboard as a call shares it: white, with coloured marker strokes, sticky notes and typed text,
+    drawn (anti-aliased, so a few hundred distinct colours), not filmed."""
+    board = np.full((height, width, 3), 255, np.uint8)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        start = tuple(int(v) for v in rng.integers(0, [width, height]))
+        end = tuple(int(v) for v in rng.integers(0, [width, height]))
+        cv2.line(board, start, end, colour, 3, cv2.LINE_AA)
+    for k in range(6):
+        x, y = 60 + 180 * k, 80 + 60 * (k % 3)
+        board[y : y + 120, x : x + 150] = (120 + 20 * k, 220, 250)
+        cv2.putText(
+            board, f"Idea {k + 1}", (x + 10, y + 60), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (40, 40, 40), 2, cv2.LINE_AA
+        )
+    return board
+
+
+def test_a_shared_whiteboard_beside_the_strip_is_not_a_tile() -> None:
+    gallery = compose_gallery(lfw_faces(4), 1, 4, size=(300, 700))
+    screen = np.full((1080, 1920, 3), 32, np.uint8)
+    screen[150:950, 100:1500] = shared_whiteboard(1400, 800)
+    screen[200:900, 1600:1900] = gallery.image
+    found = find_tiles(screen)
+    assert found.layout is Layout.STRIP
+    assert_tiles(found.tiles, shifted(gallery.tiles, 1600, 200))
+
+
+def test_a_last_row_cut_by_the_frame_edge_is_found_though_a_shelf_and_a_picture_split_its_tiles() -> None:
+    """Nextcloud Talk, edge to edge: a screenshot ends 3 px into the last row; in two of its tiles a shelf
+    runs right across the picture (so neither is a rectangle of its own) below a framed picture (a small
+    rectangle of its own). The lattice of the other tiles gives both, cut at the frame's edge."""
+    gallery = compose_gallery(lfw_faces(9), 3, 3, size=(1200, 675), gap=0)
+    image = gallery.image[:-3].copy()
+    for tile in gallery.tiles[6:8]:
+        image[tile.y + 130 : tile.y + 134, tile.x : tile.x + tile.w] = (200, 220, 240)
+        cv2.rectangle(image, (tile.x + 10, tile.y + 20), (tile.x + 150, tile.y + 100), (250, 250, 250), 3)
+    cut = [Box(t.x, t.y, t.w, min(t.h, image.shape[0] - t.y)) for t in gallery.tiles]
+    assert_tiles(find_tiles(image).tiles, cut)

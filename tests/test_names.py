@@ -161,3 +161,24 @@ def test_names_in_the_middle_of_camera_off_tiles_are_read() -> None:
     read = NameReader().read(drawn.image, drawn.tiles)
     assert [read[i] for i in (0, 2, 3, 5)] == [names[i] for i in (0, 2, 3, 5)]
     assert read[1] == read[4] == ""
+
+
+def test_a_name_above_marks_on_a_patterned_shirt_is_read() -> None:
+    """Teams draws its label a little above the tile's bottom; below it a checked shirt's light marks line up
+    like two letters over the video. The lowest line that looks like a name (on a plain label) is the name."""
+    names = [name for name in NAMES if "(" not in name][:6]
+    drawn = compose_gallery(lfw_faces(6), 3, 2)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.55
+    for tile, name in zip(drawn.tiles, names, strict=True):
+        view = drawn.image[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w]
+        shirt = view[-16:]
+        shirt[:] = (40, 60, 90)
+        shirt[:, ::6] = (100, 110, 120)  # the checks: darker than any letter
+        for x in (150, 180):  # two light buttons side by side
+            shirt[3:13, x : x + 8] = (235, 235, 235)
+        (width, height), _ = cv2.getTextSize(name, font, scale, 1)
+        top = tile.h - 16 - height - 16
+        view[top : top + height + 12, 6 : 6 + width + 12] = (30, 30, 30)
+        cv2.putText(view, name, (12, top + height + 5), font, scale, (245, 245, 245), 1, cv2.LINE_AA)
+    read = NameReader().read(drawn.image, drawn.tiles)
+    assert sum(got == clean_name(name) for got, name in zip(read, names, strict=True)) >= 5, read
