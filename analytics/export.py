@@ -63,7 +63,8 @@ def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "frame": rows["frame"],
-            "ts": rows["ts"].map(lambda ts: ts.isoformat()),
+            # Frames of a recording can be less than a second apart: their times keep the milliseconds.
+            "ts": rows["ts"].map(lambda ts: iso_utc(ts, milliseconds=True)),
             "student": rows["student"],
             "name": rows["name"].fillna(""),
             "x": rows["x"],
@@ -81,6 +82,16 @@ def as_csv_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["eyes_closed"] = rows["eyes_closed"].map(lambda closed: "" if pd.isna(closed) else str(int(closed)))
     table["landmarks_age"] = rows["landmarks_age"].map(lambda age: "" if pd.isna(age) else str(int(age)))
     return table[list(CSV_COLUMNS)]
+
+
+def iso_utc(ts: pd.Timestamp | None, milliseconds: bool = False) -> str:
+    """A time as every CSV writes it: ISO 8601 in UTC with a Z, to the second ('2025-03-04T09:00:00Z', rounded
+    down) or to the millisecond ('2025-03-04T09:00:00.250Z'); '' for no time."""
+    if ts is None or pd.isna(ts):
+        return ""
+    utc = pd.Timestamp(ts).tz_convert("UTC")
+    fraction = f".{utc.microsecond // 1000:03d}" if milliseconds else ""
+    return f"{utc.strftime('%Y-%m-%dT%H:%M:%S')}{fraction}Z"
 
 
 def _decimals(values: pd.Series, decimals: int) -> pd.Series:

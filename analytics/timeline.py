@@ -11,6 +11,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from vocabulary.emotions import EMOTIONS
@@ -114,3 +115,46 @@ def _typed_counts(counts: pd.DataFrame, keys: Sequence[Hashable]) -> pd.DataFram
     counts = counts.fillna(0).astype("int64")
     counts.columns = pd.Index(list(EMOTIONS))
     return counts
+
+
+# A student's state in a time bin, for the report's heatmap and the per-student timeline: their face showing
+# (coloured by engagement), or one of the states without a score.
+STATES = ("face", "camera_off", "empty", "absent")
+STATE_COLUMNS = ["student_id", "student", "name", "bin", "state", "score", "attentive"]
+
+
+def state_bins(signals: pd.DataFrame, bin_seconds: int = BIN_SECONDS) -> pd.DataFrame:
+    """Per student per time bin, from analytics.engagement.frame_signals: student_id, student, name, bin,
+    state (of STATES: the one that held longest in the bin), score (engagement over the bin's face time; NaN
+    without any), attentive (the attentive share of that face time). Bins before a student's first appearance
+    are left out."""
+    seconds = signals["seconds"].to_numpy(dtype=float)
+    presence = signals["presence"].to_numpy(dtype=object)
+    present = signals["present"].to_numpy(dtype=bool)
+    # Numbers only, summed in one pass: grouping the presence text itself cost more than the rest together.
+    sums = pd.DataFrame(
+        {
+            "student_id": signals["student_id"].to_numpy(),
+            "bin": signals["ts"].dt.floor(f"{bin_seconds}s").array,
+            **{state: seconds * (presence == state) for state in STATES},
+            "face_score": seconds * present * signals["score"].to_numpy(dtype=float),
+            "attentive_seconds": seconds * signals["attentive"].to_numpy(dtype=bool),
+        }
+    )
+    table = sums.groupby(["student_id", "bin"], sort=True).sum()
+    # Ties go to the first of STATES: a bin half face, half camera off reads as face.
+    state = np.asarray(STATES, dtype=object)[table[list(STATES)].to_numpy().argmax(axis=1)]
+    face_time = table["face"].where(table["face"] > 0)
+    people = signals.drop_duplicates("student_id").set_index("student_id")
+    table = table.reset_index()
+    return pd.DataFrame(
+        {
+            "student_id": table["student_id"],
+            "student": table["student_id"].map(people["student"]),
+            "name": table["student_id"].map(people["name"]),
+            "bin": table["bin"],
+            "state": state,
+            "score": (table["face_score"] / face_time.to_numpy()).to_numpy(),
+            "attentive": (table["attentive_seconds"] / face_time.to_numpy()).to_numpy(),
+        }
+    )[STATE_COLUMNS]

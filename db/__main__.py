@@ -3,6 +3,7 @@
 `python -m db purge --db URL (--older-than-days N | --session NAME)`: remove sessions completely.
 `python -m db students rename --db URL --session NAME OLD NEW`: give a student a display name.
 `python -m db students merge --db URL --session NAME KEEP DROP`: make two students one.
+`python -m db students undo-merge --db URL --session NAME [MERGE]`: undo the session's latest merge (or MERGE).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
 from db.purge import purge_older_than, purge_session
-from db.students import merge_students, rename_student
+from db.students import merge_students, rename_student, undo_merge
 
 PROG = "python -m db"
 
@@ -45,7 +46,11 @@ def _add_students_commands(commands: argparse._SubParsersAction[argparse.Argumen
     merge = actions.add_parser("merge", help="make DROP's observations KEEP's and remove DROP")
     merge.add_argument("keep", type=text, metavar="KEEP", help="the student's key or name that stays")
     merge.add_argument("drop", type=text, metavar="DROP", help="the student's key or name that goes")
-    for action in (rename, merge):
+    undo = actions.add_parser("undo-merge", help="bring back a merged student exactly as they were")
+    undo.add_argument(
+        "merge", type=int, nargs="?", metavar="MERGE", help="the merge's number (printed by merge); default: the latest"
+    )
+    for action in (rename, merge, undo):
         action.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
         action.add_argument(
             "--session", type=text, required=True, metavar="NAME", help="the session the students are in"
@@ -58,9 +63,15 @@ def _students(args: argparse.Namespace) -> int:
         if args.action == "rename":
             key = rename_student(engine, args.session, args.old, args.new)
             print(f"renamed {key} to {args.new.strip()!r}")
+        elif args.action == "merge":
+            merge = merge_students(engine, args.session, args.keep, args.drop)
+            print(
+                f"merged {args.drop!r} into {args.keep!r}: {merge.moved} observation(s) moved "
+                f"(merge {merge.id}; undo-merge {merge.id} undoes it)"
+            )
         else:
-            moved = merge_students(engine, args.session, args.keep, args.drop)
-            print(f"merged {args.drop!r} into {args.keep!r}: {moved} observation(s) moved")
+            for undone in undo_merge(engine, args.session, args.merge):
+                print(f"undid merge {undone.id}: {undone.dropped} is back with {undone.moved} observation(s)")
     except DatabaseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

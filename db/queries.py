@@ -128,6 +128,21 @@ def engagement_rows(
     return _with_signal_types(table.astype({"negative": "float64"})), frames_read
 
 
+def student_emotions(engine: Engine, session_id: int, student_id: int) -> pd.DataFrame:
+    """One student's classified faces, ordered by frame: frame, ts, emotion (class index), confidence (the
+    probability the model gave that class: how sure it was)."""
+    table, _ = _read_observations(
+        engine,
+        session_id,
+        ("emotion", *PROBABILITY_COLUMNS),
+        None,
+        observations.c.student_id == student_id,
+        observations.c.emotion.is_not(None),
+    )
+    confidence = table[list(PROBABILITY_COLUMNS)].astype("float64").max(axis=1)
+    return table[["frame", "ts"]].assign(emotion=table["emotion"].astype("int64"), confidence=confidence)
+
+
 def _with_signal_types(table: pd.DataFrame) -> pd.DataFrame:
     floats = [column for column in ("emotion", "yaw", "pitch", "eye_ratio") if column in table]
     table = table.astype(dict.fromkeys(floats, "float64") | {"eyes_closed": "boolean"})

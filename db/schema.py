@@ -230,6 +230,46 @@ class FlagSilenceRecord(Base):
     lifted_at: Mapped[datetime | None]
 
 
+class StudentMergeRecord(Base):
+    """A merge of two students (db.students.merge_students), kept so that it can be undone exactly: the
+    dropped student as they were (same id, key, name, tile, first and last seen) and the kept student's name
+    and times before the merge. Removed when undone; which observations moved is in student_merge_rows."""
+
+    __tablename__ = "student_merges"
+    __table_args__ = (Index(None, "session_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = _session_fk()
+    # By key, not by id: a kept student merged away later and brought back by an undo keeps their key.
+    kept_key: Mapped[str] = mapped_column(String(64))
+    kept_name: Mapped[str | None] = mapped_column(String(200))  # the kept student's display name before
+    kept_first_seen: Mapped[datetime]
+    kept_last_seen: Mapped[datetime]
+    dropped_id: Mapped[int]  # students.id of the dropped student, given back to them by an undo
+    dropped_key: Mapped[str] = mapped_column(String(64))
+    dropped_name: Mapped[str | None] = mapped_column(String(200))
+    dropped_tile_x: Mapped[int | None]
+    dropped_tile_y: Mapped[int | None]
+    dropped_tile_w: Mapped[int | None]
+    dropped_tile_h: Mapped[int | None]
+    dropped_first_seen: Mapped[datetime]
+    dropped_last_seen: Mapped[datetime]
+    moved: Mapped[int]  # observations moved
+    merged_by: Mapped[str | None] = mapped_column(String(100))  # the dashboard user; NULL from the command line
+    merged_at: Mapped[datetime]
+
+
+class StudentMergeRowRecord(Base):
+    """One observation a merge moved from the dropped student to the kept one. No foreign key to observations:
+    a purge deletes a session's observations in bulk, and a key checked per deleted row would slow it; the
+    merge's own row goes with its session."""
+
+    __tablename__ = "student_merge_rows"
+
+    merge_id: Mapped[int] = mapped_column(ForeignKey("student_merges.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(primary_key=True)
+
+
 # The Core tables, for the bulk inserts and queries (declarative types them as plain FromClause).
 sessions = cast(Table, SessionRecord.__table__)
 students = cast(Table, StudentRecord.__table__)
@@ -239,6 +279,8 @@ users = cast(Table, UserRecord.__table__)
 flag_acknowledgements = cast(Table, FlagAcknowledgementRecord.__table__)
 session_writers = cast(Table, SessionWriterRecord.__table__)
 flag_silences = cast(Table, FlagSilenceRecord.__table__)
+student_merges = cast(Table, StudentMergeRecord.__table__)
+student_merge_rows = cast(Table, StudentMergeRowRecord.__table__)
 
 
 def string_length(column: Column[Any]) -> int:

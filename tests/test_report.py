@@ -82,11 +82,21 @@ def test_report_writes_students_class_and_flags(database: str, tmp_path: Path) -
     assert list(class_rows[0]) == ["bin", "students", "present", "attentive", "engagement"]
     assert float(class_rows[0]["engagement"]) == pytest.approx(1.0)
     assert float(class_rows[-1]["present"]) == pytest.approx(0.5)
-    assert class_rows[0]["bin"] == T0.isoformat()
+    assert class_rows[0]["bin"] == "2025-03-04T09:00:00Z"
 
     (flag,) = read_csv(out / "flags.csv")
     assert (flag["student"], flag["rule"], flag["end"]) == ("tile-2", "camera_off", "")
-    assert flag["start"] == (T0 + timedelta(seconds=90)).isoformat()
+    assert flag["start"] == "2025-03-04T09:01:30Z"
+
+    # tile-2 never left: 180 s present, the last 90 s with the camera off.
+    attendance = read_csv(out / "attendance.csv")
+    assert [(row["student"], row["joined"], row["left"], row["seconds_camera_off"]) for row in attendance] == [
+        ("tile-1", "2025-03-04T09:00:00Z", "2025-03-04T09:03:00Z", "0.000"),
+        ("tile-2", "2025-03-04T09:00:00Z", "2025-03-04T09:03:00Z", "90.000"),
+    ]
+    assert [(row["seconds_present"], row["times_away"], row["away"]) for row in attendance] == [
+        ("180.000", "0", "")
+    ] * 2
 
 
 def test_report_of_an_unknown_session_exits_2_with_one_line(database: str, tmp_path: Path) -> None:
@@ -139,3 +149,47 @@ def test_student_table_times_each_students_faces_shares_and_dominant_emotion(tmp
     empty = session_tables(engine, find_session(engine, "cameras-off").id, load_config()).students
     assert empty.empty and {"student", "first_seen", "seconds_present", "dominant"} <= set(empty.columns)
     engine.dispose()
+
+
+def empty_seat(key: str, tile: Box) -> Observation:
+    return Observation(key, tile, tile, None, None, FaceSignals(Presence.EMPTY))
+
+
+def test_attendance_gives_joined_left_camera_off_and_each_spell_away(tmp_path: Path) -> None:
+    """tile-2, second by second: a face 0-9, camera off 10-19, out of the call 20-29, a face 30-39, an empty
+    seat 40-44, a face 45-49, gone from 50 while tile-1 stays until 60."""
+    engine = upgrade(f"sqlite:///{tmp_path / 'class.db'}")
+    with SessionRecorder.open(engine, "period-1", "screen") as recorder:
+        for second in range(60):
+            second_student = (
+                [face("tile-2", TILE_2)] if second < 10 or 30 <= second < 40 or 45 <= second < 50
+                else [camera_off("tile-2", TILE_2)] if second < 20
+                else [empty_seat("tile-2", TILE_2)] if 40 <= second < 45
+                else []
+            )  # fmt: skip
+            recorder.record(
+                FrameResult(second, T0 + timedelta(seconds=second), [face("tile-1", TILE_1), *second_student], 20.0)
+            )
+    tables = session_tables(engine, find_session(engine, "period-1").id, load_config())
+    engine.dispose()
+    first, second = tables.attendance.itertuples(index=False)
+    assert (first.joined, first.left, first.seconds_present, first.times_away) == (
+        T0,
+        T0 + timedelta(seconds=60),
+        60,
+        0,
+    )
+    assert (second.joined, second.left) == (T0, T0 + timedelta(seconds=50))
+    assert (second.seconds_present, second.seconds_camera_off, second.seconds_away) == (35, 10, 15)
+    assert second.times_away == 2
+    assert second.away == [
+        (T0 + timedelta(seconds=20), T0 + timedelta(seconds=30)),
+        (T0 + timedelta(seconds=40), T0 + timedelta(seconds=45)),
+    ]
+    # On the heatmap, bin by bin: the state that held longest (a tie, 5 s empty and 5 s face, reads as face),
+    # scored only where the face showed.
+    states = tables.states[tables.states["student"] == "tile-2"]
+    assert list(states["state"]) == ["face", "camera_off", "absent", "face", "face", "absent"]
+    assert states["score"].notna().tolist() == [True, False, False, True, True, False]
+    # Engagement is scored over the time their face showed, not diluted by the time away or unseen.
+    assert tables.students.set_index("student").loc["tile-2", "engagement"] == pytest.approx(1.0)

@@ -14,7 +14,7 @@ from analytics.settings import load_config
 from dashboard.report_cache import report_tables
 from db.migrate import upgrade
 from db.queries import find_session
-from db.students import merge_students, rename_student
+from db.students import merge_students, rename_student, undo_merge
 from tests.test_timeline import PERIOD_1, T0, record
 
 CONFIG = load_config()
@@ -71,3 +71,18 @@ def test_a_report_stores_the_average_engagement_until_more_frames_or_a_merge_cha
     assert find_session(engine, "period-1").mean_engagement is not None
     merge_students(engine, "period-1", "tile-0", "tile-2")
     assert find_session(engine, "period-1").mean_engagement is None
+
+
+def test_a_merge_and_its_undo_each_give_a_report_computed_afresh(databases: tuple[Engine, Engine]) -> None:
+    engine = databases[0]
+    record(engine, "period-1", PERIOD_1)
+    session = find_session(engine, "period-1")
+    before = report_tables(engine, session, CONFIG)
+    merge = merge_students(engine, "period-1", "tile-0", "tile-2")
+    merged = report_tables(engine, session, CONFIG)
+    assert list(merged.students["student"]) == ["tile-0", "tile-1"]
+    undo_merge(engine, "period-1", merge.id)
+    assert find_session(engine, "period-1").mean_engagement is None  # the class score changes back with it
+    undone = report_tables(engine, session, CONFIG)
+    assert undone is not merged and undone is not before
+    assert undone.students.equals(before.students) and undone.attendance.equals(before.attendance)

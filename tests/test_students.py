@@ -1,9 +1,33 @@
-"""Student keys: tiles in reading order, centroid tracks without a grid."""
+"""Student keys: tiles in reading order, centroid tracks without a grid; merging students after class and
+undoing it."""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+from sqlalchemy import Engine, select
 
 from capture.students import TRACK_PATIENCE, StudentTracker
-from vocabulary.records import Box, FaceDetections
+from db.migrate import upgrade
+from db.queries import find_session
+from db.recorder import SessionRecorder
+from db.schema import observations, students
+from db.students import (
+    LiveSessionError,
+    UnknownMergeError,
+    merge_many,
+    merge_students,
+    rename_student,
+    standing_merges,
+    undo_merge,
+    undo_merges,
+)
+from tests.cli import assert_one_clear_line, run_module
+from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, T0, record
+from tests.test_timeline import face as timeline_face
+from vocabulary.records import Box, FaceDetections, FrameResult
 
 
 def detections(boxes, tiles=None):
@@ -75,3 +99,117 @@ def test_a_label_cut_short_does_not_match_another_name():
     second = named(tracker, ["Ada Lovelace", "Christopher Colq…"])
     assert second[0] == first[1]
     assert second[1] not in first
+
+
+# Merging students after class, and undoing it exactly, on a real SQLite file and a real PostgreSQL database.
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'class.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def snapshot(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every student as stored, and which student each observation belongs to."""
+    with engine.connect() as connection:
+        people = connection.execute(select(students).order_by(students.c.id)).all()
+        owners = connection.execute(
+            select(observations.c.id, observations.c.student_id).order_by(observations.c.id)
+        ).all()
+    return [tuple(row) for row in people], [tuple(row) for row in owners]
+
+
+# tile-0 and tile-2 both in frames 0-3 (one person on two devices), tile-1 throughout; tile-3 from 16 s.
+TWO_DEVICES = [(seconds, faces | ({"tile-3": NEUTRAL} if seconds >= 16 else {})) for seconds, faces in PERIOD_1]
+
+
+def test_a_merge_of_several_students_is_undone_to_exactly_what_was_there(database_url: str) -> None:
+    engine = upgrade(database_url)
+    try:
+        record(engine, "period-1", TWO_DEVICES)
+        rename_student(engine, "period-1", "tile-2", "Ada (tablet)")
+        before = snapshot(engine)
+        session_id = find_session(engine, "period-1").id
+
+        merges = merge_many(engine, "period-1", "tile-0", ["tile-2", "tile-3"], merged_by="ms-garcia")
+        assert [(m.kept, m.dropped, m.dropped_name, m.moved) for m in merges] == [
+            ("tile-0", "tile-2", "Ada (tablet)", 4),
+            ("tile-0", "tile-3", None, 3),
+        ]
+        people, owners = snapshot(engine)
+        assert [row[2] for row in people] == ["tile-0", "tile-1"]
+        kept = people[0]
+        # The kept student had no name of their own: they take the tablet's; their first seen stays 0 s.
+        assert kept[3] == "Ada (tablet)" and kept[8] == T0 and kept[9] == T0 + timedelta(seconds=24)
+        assert sum(1 for _, owner in owners if owner == kept[0]) == 7 + 4 + 3
+        assert [m.id for m in standing_merges(engine, session_id)] == [merges[1].id, merges[0].id]
+
+        undone = undo_merges(engine, "period-1", [m.id for m in merges])
+        assert [m.dropped for m in undone] == ["tile-3", "tile-2"]
+        assert snapshot(engine) == before
+        assert standing_merges(engine, session_id) == []
+    finally:
+        engine.dispose()
+
+
+def test_undo_keeps_a_name_given_after_the_merge_and_refuses_out_of_order(database_url: str) -> None:
+    engine = upgrade(database_url)
+    try:
+        record(engine, "period-1", TWO_DEVICES)
+        people_before, owners_before = snapshot(engine)
+        first = merge_students(engine, "period-1", "tile-0", "tile-2")
+        second = merge_students(engine, "period-1", "tile-1", "tile-0")  # then the kept one merged away too
+        with pytest.raises(UnknownMergeError, match="tile-0 was merged into tile-1 after this merge; undo that"):
+            undo_merge(engine, "period-1", first.id)
+        assert undo_merge(engine, "period-1")[0].id == second.id  # the latest
+        rename_student(engine, "period-1", "tile-0", "Ada Lovelace")
+        undo_merge(engine, "period-1", first.id)
+        people, owners = snapshot(engine)
+        assert owners == owners_before
+        assert [row[3] for row in people] == ["Ada Lovelace", None, None, None]
+        assert [row[:3] + row[4:] for row in people] == [row[:3] + row[4:] for row in people_before]
+        with pytest.raises(UnknownMergeError, match="no merge to undo"):
+            undo_merge(engine, "period-1")
+    finally:
+        engine.dispose()
+
+
+def test_merge_and_undo_are_refused_while_the_session_is_captured(tmp_path: Path) -> None:
+    engine = upgrade(f"sqlite:///{tmp_path / 'class.db'}")
+    try:
+        record(engine, "period-1", PERIOD_1)
+        merge = merge_students(engine, "period-1", "tile-0", "tile-2")
+        with SessionRecorder.open(engine, "period-1", "screen:1") as recorder:  # the class goes on
+            with pytest.raises(LiveSessionError, match="stop it, then undo a merge"):
+                undo_merge(engine, "period-1", merge.id)
+            with pytest.raises(LiveSessionError, match="then merge"):
+                merge_students(engine, "period-1", "tile-0", "tile-1")
+            recorder.record(FrameResult(99, T0 + timedelta(seconds=30), [timeline_face("tile-0", HAPPY)], 5.0))
+        # The class went on after the merge: tile-0's last seen is now their own, and stays after the undo.
+        undo_merge(engine, "period-1", merge.id)
+        people, _ = snapshot(engine)
+        assert [row[2] for row in people] == ["tile-0", "tile-1", "tile-2"]
+        assert people[0][9] == T0 + timedelta(seconds=30)
+    finally:
+        engine.dispose()
+
+
+def test_undo_merge_on_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    engine = upgrade(url)
+    record(engine, "period-1", PERIOD_1)
+    before = snapshot(engine)
+    engine.dispose()
+    merged = run_module("db", "students", "merge", "--db", url, "--session", "period-1", "tile-0", "tile-2")
+    assert merged.returncode == 0, merged.stderr
+    assert "4 observation(s) moved (merge 1; undo-merge 1 undoes it)" in merged.stdout
+    undone = run_module("db", "students", "undo-merge", "--db", url, "--session", "period-1")
+    assert undone.returncode == 0, undone.stderr
+    assert undone.stdout.strip() == "undid merge 1: tile-2 is back with 4 observation(s)"
+    engine = upgrade(url)
+    assert snapshot(engine) == before
+    engine.dispose()
+    again = run_module("db", "students", "undo-merge", "--db", url, "--session", "period-1", "1")
+    assert_one_clear_line(again, "no merge 1 to undo")
