@@ -8,11 +8,15 @@ that makes one frame a second and sends what waits, oldest first, up to 50 frame
 time, on a new connection each, as capture.sender does. For each N: frames acknowledged per second, frame
 commit latency (from the frame's making to the server's acknowledgement, so time waiting behind others counts)
 p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N holds when the end
-backlog is at most one frame per classroom more than halfway. Then an outage: `--outage-classrooms` real
-capture senders (capture.sender, each with its own spool) while the server is stopped for `--outage-seconds`
-and started again: frames made, stored, lost and duplicated. Last, where a frame's server time goes: the same
-server code timed in this process (token check, JSON parsing and validation, the recorder's inserts).
-The classrooms run on the same machine as the server and the database, and take CPU from them.
+backlog is at most one frame per classroom more than halfway. During each N, an admin's school view (every
+running class, dashboard.pages.school: analytics.school's scoring and the rows and JSON the browser gets) is
+refreshed at its page's period and a teacher's live page (dashboard.pages.live.live_tick, classroom 0) at its
+own, both in this process on the same database, and timed: their p95 against the targets. Then an outage:
+`--outage-classrooms` real capture senders (capture.sender, each with its own spool) while the server is
+stopped for `--outage-seconds` and started again: frames made, stored, lost and duplicated. Last, where a
+frame's server time goes: the same server code timed in this process (token check, JSON parsing and
+validation, the recorder's inserts). The classrooms run on the same machine as the server and the database,
+and take CPU from them.
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy
+from plotly.io.json import to_json_plotly
 from sqlalchemy import Engine, func, insert, select
 
+from analytics.school import SchoolBoard
 from capture.sender import ServerRecorder
+from dashboard.pages import school
+from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, REFRESH_MS, live_tick
 from db.migrate import upgrade
+from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.schema import frames, observations, sessions, users
 from db.tokens import issue_token, token_owner
@@ -52,6 +62,8 @@ POSTGRES_URL_VARIABLE = "CLASSPULSE_TEST_POSTGRES_URL"
 SERVER_START_S = 120
 # Holding: the backlog may not grow by more than this many frames per classroom from halfway to the end.
 BACKLOG_GROWTH_PER_ROOM = 1.0
+TARGET_SCHOOL_MS = 500
+TARGET_LIVE_MS = 150
 
 
 @dataclass
@@ -88,6 +100,8 @@ class Classroom:
                 with self._lock:
                     self.latencies_ms.extend((done - self._made_at.pop(i)) * 1000 for i in waiting)
                     self.acknowledged = waiting[-1] + 1
+        # The capture ends: the school view no longer lists the class in the next N's run.
+        self._post("close", json.dumps({"session": self.session}))
 
     def backlog(self) -> int:
         with self._lock:
@@ -136,7 +150,9 @@ def _synthetic_frame(students: int, seed: int, index: int = 0) -> FrameResult:
     return FrameResult(index, FIRST_TS + timedelta(seconds=index), found, 140.0, student_names=names)
 
 
-FIRST_TS = datetime(2026, 12, 3, 9, tzinfo=UTC)
+# The frames' times start when the benchmark does, as a real class's would: the school view shows how long ago
+# each class's last frame came.
+FIRST_TS = datetime.now(UTC).replace(microsecond=0)
 
 
 def _frame_template(students: int, seed: int) -> str:
@@ -159,6 +175,7 @@ class StepResult:
     backlog_half: int
     backlog_end: int
     errors: int
+    views: dict[str, list[float]]
 
     @property
     def holds(self) -> bool:
@@ -166,11 +183,46 @@ class StepResult:
         return self.errors == 0 and grown <= BACKLOG_GROWTH_PER_ROOM * self.classrooms
 
     def row(self) -> str:
+        school, live = self.views["school"], self.views["live"]
+        first = f"{school[0]:.0f}" if school else "-"
         return (
             f"| {self.classrooms} | {self.frames_per_s:.1f} | {self.p50_ms:.0f} | "
             f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
-            f"{'yes' if self.holds else 'no'} |"
+            f"{'yes' if self.holds else 'no'} | {first} | {_percentile(school[1:], 95):.0f} ({len(school) - 1}) | "
+            f"{_percentile(self.views['lag'], 95):.0f} | {_percentile(live, 95):.0f} ({len(live)}) |"
         )
+
+
+def time_views(engine: Engine, session_name: str, start: float, seconds: float) -> dict[str, list[float]]:
+    """Wall ms of each refresh of an admin's school view (every school.REFRESH_MS) and of a teacher's live page of
+    `session_name` (every live REFRESH_MS, keeping what the browser keeps) from `start` for `seconds`; and "lag",
+    per school refresh, how many seconds the most lagging class's numbers were behind its latest frame. The
+    school view's board is new, as after a server start."""
+    board = SchoolBoard()
+    timings: dict[str, list[float]] = {"school": [], "live": [], "lag": []}
+    next_at = {"school": start + 2.0, "live": start + 2.0}
+    shown: Any = None
+    while (now := time.monotonic()) < start + seconds:
+        view = min(next_at, key=lambda name: next_at[name])
+        time.sleep(max(0.0, next_at[view] - now))
+        began = time.perf_counter()
+        if view == "school":
+            classes = board.refresh(engine)
+            to_json_plotly(list(school.now_rows(classes)))
+            timings[view].append((time.perf_counter() - began) * 1000)
+            lags = [seen.session.latest_frame - (seen.scored_at or seen.session.started_at) for seen in classes]
+            timings["lag"].append(max((lag.total_seconds() for lag in lags), default=0.0))
+            next_at[view] += school.REFRESH_MS / 1000
+        else:
+            info = find_session(engine, session_name)
+            outputs = live_tick(
+                engine, {"id": info.id, "name": info.name}, str(DEFAULT_WINDOW_SECONDS), shown, datetime.now(UTC)
+            )
+            to_json_plotly(list(outputs))
+            timings[view].append((time.perf_counter() - began) * 1000)
+            shown = outputs.state
+            next_at[view] += REFRESH_MS / 1000
+    return timings
 
 
 def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
@@ -184,10 +236,16 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
     threads = [threading.Thread(target=room.run, args=(start, seconds, stop), daemon=True) for room in rooms]
     for thread in threads:
         thread.start()
+    views: dict[str, list[float]] = {}
+    timer = threading.Thread(
+        target=lambda: views.update(time_views(engine, rooms[0].session, start, seconds)), daemon=True
+    )
+    timer.start()
     time.sleep(max(0.0, start + seconds / 2 - time.monotonic()))
     backlog_half = sum(room.backlog() for room in rooms)
     time.sleep(max(0.0, start + seconds - time.monotonic()))
     backlog_end = sum(room.backlog() for room in rooms)
+    timer.join(timeout=60)
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
@@ -204,6 +262,7 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         backlog_half,
         backlog_end,
         len(errors),
+        {view: views.get(view, []) for view in ("school", "live", "lag")},
     )
 
 
@@ -371,9 +430,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print(
                     "| classrooms | frames/s acknowledged | p50 ms | p95 ms | backlog halfway "
-                    "| backlog at end | failed requests | holds |"
+                    "| backlog at end | failed requests | holds | school view, first refresh ms | school view, "
+                    f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers' lag p95 "
+                    f"s | live page p95 ms (count; target {TARGET_LIVE_MS}) |"
                 )
-                print("|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|")
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
                     result = run_step(engine, port, classrooms, args.students, args.seconds)
                     print(result.row(), flush=True)

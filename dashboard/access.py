@@ -1,8 +1,10 @@
-"""Who sees which session: an admin sees every session, a teacher only the sessions they own."""
+"""Who sees what: an admin sees every session and the admin pages (school view, users and tokens), a teacher
+only the sessions they own."""
 
 from __future__ import annotations
 
 import pandas as pd
+from dash.exceptions import PreventUpdate
 from flask import g
 from sqlalchemy import Engine
 
@@ -16,7 +18,7 @@ def current_user() -> User:
 
 
 def can_see(user: User, session: SessionInfo) -> bool:
-    return user.role is Role.ADMIN or session.teacher == user.name
+    return is_admin(user) or session.teacher == user.name
 
 
 def visible_session(engine: Engine, user: User, name: str) -> SessionInfo:
@@ -25,7 +27,7 @@ def visible_session(engine: Engine, user: User, name: str) -> SessionInfo:
     try:
         session = find_session(engine, name)
     except UnknownSessionError:
-        if user.role is Role.ADMIN:
+        if is_admin(user):
             raise
         session = None
     if session is None or not can_see(user, session):
@@ -40,4 +42,17 @@ def visible_sessions(engine: Engine, user: User) -> list[SessionInfo]:
 
 def visible_summaries(summaries: pd.DataFrame, user: User) -> pd.DataFrame:
     """The rows of db.queries.session_summaries that `user` may see."""
-    return summaries if user.role is Role.ADMIN else summaries[summaries["teacher"] == user.name]
+    return summaries if is_admin(user) else summaries[summaries["teacher"] == user.name]
+
+
+def is_admin(user: User) -> bool:
+    return user.role is Role.ADMIN
+
+
+def admin_only() -> User:
+    """The signed-in user if they are an admin; for anyone else a callback of an admin page updates nothing
+    (PreventUpdate), as a callback naming another teacher's session does."""
+    user = current_user()
+    if not is_admin(user):
+        raise PreventUpdate
+    return user

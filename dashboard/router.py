@@ -1,6 +1,8 @@
 """The frame around every page (navigation bar, sign-out, page slot) and the router that puts the page
 of the URL in it: / and /live/<session> (dashboard.pages.live), /sessions (pages.sessions),
-/report/<session> (pages.report), or a message saying why there is nothing to show.
+/report/<session> (pages.report), for admins /school (pages.school) and /admin (pages.admin), or a message
+saying why there is nothing to show. A teacher asking for an admin page gets the answer for a page that does
+not exist, and the navigation bar names those pages to admins only.
 
 Each callback is a plain function of the engine and its inputs (tested directly); `register_callbacks`
 wires the router and every page's callbacks to the app. Each callback serves the signed-in user only the
@@ -15,12 +17,14 @@ from dash import Dash, Input, Output, dcc, html
 from sqlalchemy import Engine
 
 from dashboard import ids
-from dashboard.access import current_user, visible_session, visible_sessions, visible_summaries
+from dashboard.access import current_user, is_admin, visible_session, visible_sessions, visible_summaries
 from dashboard.components import ELSEWHERE, message_page, no_sessions_page
-from dashboard.pages import live, report, sessions
+from dashboard.pages import admin, live, report, school, sessions
 from db.errors import DatabaseError
 from db.queries import UnknownSessionError, session_summaries
 from db.users import User
+
+ADMIN_LINKS = "admin-links"  # the navigation bar's links to the admin pages, filled in for admins
 
 
 def app_shell() -> html.Div:
@@ -31,7 +35,13 @@ def app_shell() -> html.Div:
             html.Header(
                 [
                     dcc.Link("ClassPulse", href="/", className="brand"),
-                    html.Nav([dcc.Link("Live class", href="/"), dcc.Link("Sessions", href="/sessions")]),
+                    html.Nav(
+                        [
+                            dcc.Link("Live class", href="/"),
+                            dcc.Link("Sessions", href="/sessions"),
+                            html.Span(id=ADMIN_LINKS),
+                        ]
+                    ),
                     # A real form post (not a Dash callback): the server clears the session cookie. Its CSRF
                     # token is filled in as it is sent (assets/sign_out.js).
                     html.Form(
@@ -55,8 +65,15 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
     app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"))(
         lambda pathname: render_page(engine, pathname, current_user())
     )
-    for page in (live, sessions, report):
+    app.callback(Output(ADMIN_LINKS, "children"), Input(ids.URL, "pathname"))(lambda _: admin_links(current_user()))
+    for page in (live, sessions, report, school, admin):
         page.register(app, engine)
+
+
+def admin_links(viewer: User) -> list[dcc.Link]:
+    if not is_admin(viewer):
+        return []
+    return [dcc.Link("School", href="/school"), dcc.Link("Users and tokens", href="/admin")]
 
 
 def render_page(engine: Engine, pathname: str | None, viewer: User) -> html.Div:
@@ -74,6 +91,10 @@ def render_page(engine: Engine, pathname: str | None, viewer: User) -> html.Div:
                 return live.layout(visible_session(engine, viewer, name))
             case ["report", name]:
                 return report.session_report(engine, visible_session(engine, viewer, name))
+            case ["school"] if is_admin(viewer):
+                return school.layout()
+            case ["admin"] if is_admin(viewer):
+                return admin.layout(engine)
     except UnknownSessionError as error:
         return message_page("Unknown session", f"{error}.", ELSEWHERE)
     except DatabaseError as error:

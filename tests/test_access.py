@@ -38,7 +38,7 @@ from db.users import Role, add_user, check_login, find_user, set_password
 from tests.cli import REPO, assert_one_clear_line
 from tests.dashboard_server import free_port, running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, csrf_token, post_form, sign_in, signed_in_client
-from tests.test_dashboard import ABSENCE, ABSENCE_START, LIVE_OUTPUTS, dash_call, page, text
+from tests.test_dashboard import ABSENCE, ABSENCE_START, dash_call, page, text
 from tests.test_timeline import PERIOD_1, T0, record
 
 
@@ -223,22 +223,12 @@ def test_a_teacher_cannot_read_another_session_by_forging_the_pages_stores(app: 
     alice = signed_in_client(app, engine, "alice")
     bob_id = session_id(engine, "bob-history")
     for forged in ({"id": bob_id, "name": "bob-history"}, {"id": bob_id, "name": "alice-maths"}):
-        response = alice.post(
-            "/_dash-update-component",
-            json={
-                "output": ".." + "...".join(f"{i}.{p}" for i, p in LIVE_OUTPUTS) + "..",
-                "outputs": [{"id": i, "property": p} for i, p in LIVE_OUTPUTS],
-                "inputs": [
-                    {"id": ids.LIVE_INTERVAL, "property": "n_intervals", "value": 1},
-                    {"id": ids.LIVE_WINDOW, "property": "value", "value": "all"},
-                ],
-                "state": [
-                    {"id": ids.LIVE_SESSION, "property": "data", "value": forged},
-                    {"id": ids.LIVE_STATE, "property": "data", "value": None},
-                ],
-                "changedPropIds": [f"{ids.LIVE_INTERVAL}.n_intervals"],
-            },
-        )
+        # The live page's refresh as the page declares it (its inputs and states), with the forged store.
+        values = {(ids.LIVE_SESSION, "data"): forged, (ids.LIVE_STATE, "data"): None, (ids.LIVE_WINDOW, "value"): "all"}
+        (request,) = [
+            request for output, request in callback_requests(alice, values) if f"{ids.LIVE_STATE}.data" in output
+        ]
+        response = alice.post("/_dash-update-component", json=request)
         assert response.status_code == 204, forged  # Dash's "no update": nothing of the session is sent
     for button, download in (
         (ids.DOWNLOAD_ROWS_BUTTON, ids.DOWNLOAD_ROWS),

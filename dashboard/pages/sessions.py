@@ -1,4 +1,4 @@
-"""The sessions page: every session the user may see, newest first, with a filter by words."""
+"""The sessions page: every session the user may see, newest first, with its teacher, and a filter by words."""
 
 from __future__ import annotations
 
@@ -29,7 +29,17 @@ def layout(summaries: pd.DataFrame) -> html.Div:
     header = html.Tr(
         [
             html.Th(label)
-            for label in ("Started", "Session", "Source", "Duration", "Students", "Engagement", "Observations", "")
+            for label in (
+                "Started",
+                "Session",
+                "Teacher",
+                "Source",
+                "Duration",
+                "Students",
+                "Engagement",
+                "Observations",
+                "",
+            )
         ]
     )
     return html.Div(
@@ -55,7 +65,7 @@ def layout(summaries: pd.DataFrame) -> html.Div:
 def session_rows(summaries: pd.DataFrame) -> list[html.Tr]:
     """One table row per db.queries.session_summaries row; a message row when none is left by the filter."""
     if summaries.empty:
-        return [html.Tr(html.Td("No session matches the filter.", colSpan=8))]
+        return [html.Tr(html.Td("No session matches the filter.", colSpan=9))]
     return [_session_row(row) for row in summaries.itertuples(index=False)]
 
 
@@ -91,6 +101,14 @@ def _average_engagement(session: Any) -> html.Td:
     return html.Td(f"{score:.2f}", className="number", style=colours)
 
 
+def _teacher(teacher: str | None) -> html.Td:
+    """The session's owner; a session without one is seen by admins only (its teacher was removed, or capture
+    named none)."""
+    if teacher is None or pd.isna(teacher):
+        return html.Td("—", className="absent", title="no teacher: admins only")
+    return html.Td(teacher)
+
+
 def _session_row(session: Any) -> html.Tr:
     """`session`: a session_summaries row. Its duration runs from the first frame to the last."""
     recorded = (
@@ -100,6 +118,7 @@ def _session_row(session: Any) -> html.Tr:
         [
             html.Td(local_time(session.started_at, with_date=True)),
             html.Td(dcc.Link(session.name, href=live_path(session.name))),
+            _teacher(session.teacher),
             html.Td(session.source),
             html.Td(recorded + ("" if not pd.isna(session.ended_at) else " (no end recorded)")),
             html.Td(session.students, className="number"),

@@ -1,0 +1,167 @@
+"""The school view and the admin page in a real browser: headless Chromium, driven by Selenium, against
+`python -m dashboard` on localhost over a SQLite file of two running classes and a finished one (written through
+the real recorder, tests.test_school). An admin sees both classes and the trends and downloads the trend CSV,
+adds a user and issues and revokes a capture token by clicking; a teacher finds neither page.
+
+Screenshots at 1366×768 and 1920×1080 go to $CLASSPULSE_TEST_ARTIFACTS (default: a pytest temporary folder).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from dashboard import ids
+from dashboard.formatting import local_time
+from dashboard.pages import admin, school
+from db.migrate import upgrade
+from db.tokens import list_tokens
+from db.users import Role, add_user, find_user
+from tests.dashboard_server import running_dashboard
+from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in_browser
+from tests.test_browser import Page, artifacts, choose  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+from tests.test_school import FRAMES, LATE_FRAMES, NOW, RUNNING, scripted_class
+
+ADMIN = "head-of-school"
+SIZES = ((1366, 768), (1920, 1080))
+NEW_PASSWORD = "lantern orchard seventeen"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
+    return needs_tool("chromium"), needs_tool("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def school_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('school') / 'classpulse.db'}"
+    engine = upgrade(url)
+    for name in ("alice", "bob"):
+        add_user(engine, name, Role.TEACHER, PASSWORD)
+    for name, teacher, start, seed in RUNNING:
+        scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
+    scripted_class(engine, "maths-7b 2026-11-26", "alice", NOW - timedelta(days=7), seed=3)
+    engine.dispose()
+    add_user_with_cli(url, ADMIN)
+    return url
+
+
+@pytest.fixture(scope="module")
+def dashboard(school_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_dashboard(school_db, tmp_path_factory.mktemp("dashboard")) as (base_url, _):
+        yield base_url
+
+
+@pytest.fixture
+def browser(
+    browser_programs: tuple[str, str],
+    dashboard: str,
+    artifacts: Path,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> Iterator[Page]:
+    chromium, chromedriver = browser_programs
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768"):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        yield Page(driver, dashboard, tmp_path, artifacts)
+    finally:
+        driver.quit()
+
+
+def shots(page: Page, name: str) -> None:
+    """The page at each of SIZES, as a laptop and a desktop show it (the whole page, below the fold too)."""
+    for width, height in SIZES:
+        page.driver.set_window_size(width, height)
+        page.driver.execute_script("return document.body.offsetHeight")  # lays the page out at the new size
+        page.screenshot(f"{name}-{width}x{height}")
+
+
+def test_an_admin_sees_every_running_class_and_the_trends_and_downloads_them(browser: Page, school_db: str) -> None:
+    sign_in_browser(browser.driver, browser.base_url, ADMIN)
+    browser.open("/school")
+    rows = f"#{school.NOW_ROWS} tr"
+
+    def counted() -> list[str] | None:
+        texts = [row.text for row in browser.elements(rows)]
+        done = len(texts) == 2 and not any("…" in text for text in texts)
+        return texts if done else None
+
+    texts = browser.wait_for("both classes scored and their flags counted", counted)
+    assert texts[0].startswith("alice maths-7b 2026-12-03 · report 8 in the call, 6 on camera"), texts
+    assert texts[1].startswith("bob history-9 2026-12-03"), texts
+    # The two cameras off are each class's open flags.
+    flag_cells = [row.find_elements(By.CSS_SELECTOR, "td")[5].text for row in browser.elements(rows)]
+    assert flag_cells == ["2", "2"]
+    trend = browser.wait_for("the trend table", lambda: browser.elements(f"#{school.TREND_ROWS} table tbody tr"))
+    assert {row.find_elements(By.CSS_SELECTOR, "td")[1].text for row in trend} == {"alice", "bob"}
+    assert "School" in browser.driver.find_element(By.CSS_SELECTOR, ".topbar nav").text
+    shots(browser, "school")
+
+    downloaded = browser.download(school.DOWNLOAD_BUTTON, ".csv")
+    with downloaded.open(newline="") as file:
+        table = list(csv.DictReader(file))
+    assert {row["teacher"] for row in table} == {"alice", "bob"}
+    assert sum(int(row["sessions"]) for row in table) == 3
+
+    # The sessions list names each session's teacher.
+    browser.open("/sessions")
+    listed = browser.wait_for("the sessions list", lambda: browser.elements(f"#{ids.SESSIONS_ROWS} tr"))
+    teachers = {
+        row.find_elements(By.TAG_NAME, "td")[1].text: row.find_elements(By.TAG_NAME, "td")[2].text for row in listed
+    }
+    assert teachers == {"maths-7b 2026-12-03": "alice", "history-9 2026-12-03": "bob", "maths-7b 2026-11-26": "alice"}
+    shots(browser, "sessions")
+
+
+def test_an_admin_adds_a_user_and_issues_and_revokes_a_token_by_clicking(browser: Page, school_db: str) -> None:
+    sign_in_browser(browser.driver, browser.base_url, ADMIN)
+    browser.open("/admin")
+    find = browser.driver.find_element
+    browser.wait_for("the add-user form", lambda: browser.elements(f"#{admin.ADD_NAME}"))
+    find(By.ID, admin.ADD_NAME).send_keys("carol")
+    find(By.ID, admin.ADD_PASSWORD).send_keys(NEW_PASSWORD)
+    find(By.ID, admin.ADD_BUTTON).click()
+    message = browser.wait_for("the add message", lambda: browser.text(admin.USER_MESSAGE))
+    assert message.startswith("Added carol as teacher."), message
+    assert find(By.ID, admin.ADD_PASSWORD).get_attribute("value") == ""
+    engine = upgrade(school_db)
+    assert find_user(engine, "carol") is not None
+
+    choose(browser, admin.ISSUE_USER, "carol (teacher)")
+    find(By.ID, admin.ISSUE_BUTTON).click()
+    token = browser.wait_for("the new token", lambda: browser.text(admin.NEW_TOKEN))
+    assert token.startswith("cpt_")
+    assert browser.text(admin.TOKEN_MESSAGE).startswith("Issued token")
+    shots(browser, "admin-token-issued")
+
+    (record,) = [record for record in list_tokens(engine) if record.teacher == "carol"]
+    choose(browser, admin.REVOKE_TOKEN, f"{record.id}: carol, issued {local_time(record.created_at, with_date=True)}")
+    find(By.ID, admin.REVOKE_BUTTON).click()
+    revoked = browser.wait_for("the revoke message", lambda: "Revoked" in browser.text(admin.TOKEN_MESSAGE))
+    assert revoked and browser.text(admin.NEW_TOKEN) == ""  # the token is not shown again
+    assert [record.revoked_at is not None for record in list_tokens(engine) if record.teacher == "carol"] == [True]
+    engine.dispose()
+
+
+def test_a_teacher_finds_no_school_or_admin_page(browser: Page) -> None:
+    sign_in_browser(browser.driver, browser.base_url, "alice")
+    for path in ("/school", "/admin"):
+        browser.open(path)
+        shown = browser.wait_for("the page", lambda: browser.text(ids.MESSAGE))
+        assert shown == f"There is no page at {path}."
+    assert "School" not in browser.driver.find_element(By.CSS_SELECTOR, ".topbar nav").text
+    browser.screenshot("school-as-teacher")

@@ -1,0 +1,425 @@
+"""The admin's school view and admin page: teachers never reach them (pages or callbacks), the running classes'
+numbers and the trends agree with a recomputation from the raw rows, and users and capture tokens are managed
+from the page through the app's real callback requests (CSRF token included)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from dash import Dash
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select, update
+from werkzeug.test import TestResponse
+
+import analytics.school
+from analytics.engagement import class_bins, frame_signals, student_bins
+from analytics.live import engagement_config
+from analytics.school import SCHOOL_BOARD, TREND_SECONDS, ClassNow, SchoolBoard, class_name, session_trends, trends
+from dashboard.app import create_app
+from dashboard.pages import admin, school
+from dashboard.router import ADMIN_LINKS
+from db.migrate import upgrade
+from db.queries import engagement_rows, find_session
+from db.recorder import SessionRecorder
+from db.schema import frames, observations, sessions
+from db.tokens import issue_token, list_tokens, token_owner
+from db.users import Role, add_user, check_login, find_user
+from tests.dashboard_users import PASSWORD, signed_in_client
+from tests.test_dashboard import dash_call, page, text
+from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
+
+STUDENTS = 8
+FRAMES = 420  # 7 minutes at 1 frame/s: longer than the trend line and the flags' spans
+CAMERA_OFF = ("tile-6", "tile-7")  # their cameras go off CAMERA_OFF_AT s before the end: one flag each
+CAMERA_OFF_AT = 150
+LATE_FRAMES = 45  # the running classes' last frames, written after the school view has scored the others
+NEW_PASSWORD = "violet tractor umbrella"
+
+
+def scripted_class(
+    engine: Engine,
+    name: str,
+    teacher: str,
+    start: datetime,
+    seed: int,
+    indices: range = range(FRAMES),
+    running: bool = False,
+) -> None:
+    """Frames `indices` of a class of STUDENTS through the real recorder: faces with varied pose, eyes and
+    expressions (no flag between them: heads within the attentive angles, eyes open, mild expressions), and
+    CAMERA_OFF's cameras off for the last CAMERA_OFF_AT s of FRAMES. `running`: its end is cleared afterwards,
+    as while capture still runs."""
+    rng = np.random.default_rng([seed, indices.start])
+    with SessionRecorder.open(engine, name, "screen:1", teacher=teacher) as recorder:
+        for index in indices:
+            found = []
+            for n in range(STUDENTS):
+                key = f"tile-{n}"
+                tile = Box(100 * n, 0, 100, 100)
+                if key in CAMERA_OFF and index >= FRAMES - CAMERA_OFF_AT:
+                    signals = FaceSignals(Presence.CAMERA_OFF, None, None, None, None, None)
+                    found.append(Observation(key, tile, tile, None, None, signals))
+                    continue
+                probabilities = rng.dirichlet(np.array([1, 1, 1, 6, 1, 2, 6], float))
+                yaw, pitch = float(rng.normal(0, 8)), float(rng.normal(0, 5))
+                signals = FaceSignals(Presence.FACE, yaw, pitch, 0.3, False, int(index % 3))
+                face = Box(tile.x + 20, 20, 50, 60)
+                found.append(Observation(key, tile, face, probabilities, int(probabilities.argmax()), signals))
+            recorder.record(FrameResult(index, start + timedelta(seconds=index), found, 5.0))
+    with engine.begin() as connection:
+        # Recorded now, as if it had begun at `start` (capture stamps a session's start with the wall clock).
+        named = sessions.c.name == name
+        connection.execute(update(sessions).where(named, sessions.c.started_at > start).values(started_at=start))
+        if running:
+            connection.execute(update(sessions).where(named).values(ended_at=None))
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+RUNNING = (
+    ("maths-7b 2026-12-03", "alice", NOW - timedelta(seconds=FRAMES), 1),
+    ("history-9 2026-12-03", "bob", NOW - timedelta(seconds=FRAMES + 30), 2),
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """alice's 'maths-7b 2026-12-03' and bob's 'history-9 2026-12-03' running, all but their LATE_FRAMES written;
+    a finished earlier maths-7b."""
+    migrated = upgrade(f"sqlite:///{tmp_path / 'classpulse.db'}")
+    for name in ("alice", "bob"):
+        add_user(migrated, name, Role.TEACHER, PASSWORD)
+    for name, teacher, start, seed in RUNNING:
+        scripted_class(migrated, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
+    scripted_class(migrated, "maths-7b 2026-11-26", "alice", NOW - timedelta(days=7), seed=3)
+    yield migrated
+    migrated.dispose()
+
+
+@pytest.fixture
+def app(engine: Engine) -> Dash:
+    return create_app(engine)
+
+
+def up_to_date(engine: Engine) -> list[ClassNow]:
+    """SCHOOL_BOARD's refreshes until every class is scored and counted at its latest frame (each refresh does
+    the passes its time allows)."""
+    for _ in range(20):
+        classes = SCHOOL_BOARD.refresh(engine)
+        latest = [seen.session.latest_frame for seen in classes]
+        if all(seen.scored_at == seen.flags_at == at for seen, at in zip(classes, latest, strict=True)):
+            return classes
+    raise AssertionError("the school view did not catch up in 20 refreshes")
+
+
+def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: Engine) -> None:
+    config = engagement_config()
+    assert len(up_to_date(engine)) == 2
+    # The later passes keep the complete bins of the first and score the rest.
+    for name, teacher, start, seed in RUNNING:
+        scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
+    classes = {seen.session.name: seen for seen in up_to_date(engine)}
+    assert sorted(classes) == ["history-9 2026-12-03", "maths-7b 2026-12-03"]
+    for name, seen in classes.items():
+        session = find_session(engine, name)
+        assert seen.session.teacher == session.teacher
+        # The whole session's rows, scored as its report scores them.
+        rows, frame_table = engagement_rows(engine, session.id, config.score.negative_emotions)
+        whole = class_bins(student_bins(frame_signals(rows, frame_table, config.score), config.score.bin_seconds))
+        whole = whole.set_index("bin")["score"]
+        latest = frame_table["ts"].max()
+        assert seen.session.latest_frame == latest.to_pydatetime()
+        expected = whole[whole.index >= (latest - timedelta(seconds=TREND_SECONDS)).ceil("10s")]
+        assert len(seen.line) == len(expected) >= 29
+        np.testing.assert_allclose(seen.line.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-12)
+        assert list(seen.line.index) == list(expected.index)
+        last_minute = whole[whole.index > latest - timedelta(seconds=60)]
+        assert seen.engagement == pytest.approx(float(last_minute.mean()), abs=1e-12)
+        first_minute = expected[expected.index < expected.index[0] + timedelta(seconds=60)]
+        assert seen.change == pytest.approx(float(last_minute.mean() - first_minute.mean()), abs=1e-12)
+        with engine.connect() as connection:
+            last = connection.execute(
+                select(observations.c.presence).where(
+                    observations.c.session_id == session.id, observations.c.ts == latest.to_pydatetime()
+                )
+            ).all()
+        assert (seen.in_call, seen.on_camera) == (len(last), sum(p == "face" for (p,) in last)) == (8, 6)
+        assert seen.open_flags == len(CAMERA_OFF)  # the two cameras off, and nothing else happened
+
+
+def test_a_refresh_over_its_time_does_the_longest_waiting_pass_and_shows_the_rest_as_they_were(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics.school, "REFRESH_BUDGET_S", 0.0)
+    board = SchoolBoard()
+    steps = []
+    for _ in range(4):
+        classes = board.refresh(engine)
+        steps.append([(seen.scored_at is not None, seen.flags_at is not None) for seen in classes])
+    # Newest frame first: maths-7b, then history-9 (which started 30 s earlier); one pass per refresh.
+    assert steps == [
+        [(True, False), (False, False)],
+        [(True, True), (False, False)],
+        [(True, True), (True, False)],
+        [(True, True), (True, True)],
+    ]
+    # Nothing new: a refresh then does no pass, and shows the same numbers.
+    assert [seen.line.tolist() for seen in board.refresh(engine)] == [seen.line.tolist() for seen in classes]
+
+
+def test_the_page_refreshes_within_a_second_until_every_class_has_numbers_then_at_its_period(
+    app: Dash, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics.school, "REFRESH_BUDGET_S", 0.0)
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    outputs = [(school.NOW_ROWS, "children"), (school.NOW_STATUS, "children"), (school.INTERVAL, "interval")]
+    periods = [
+        dash_call(head, outputs, [(school.INTERVAL, "n_intervals", n)])[school.INTERVAL]["interval"] for n in range(5)
+    ]
+    # Two classes, each a scoring pass and a flag count, one pass a refresh.
+    assert periods == [school.FILLING_MS] * 3 + [school.REFRESH_MS] * 2
+    answer = dash_call(head, outputs, [(school.INTERVAL, "n_intervals", 5)])
+    assert answer[school.NOW_STATUS]["children"].startswith("2 class(es) running")
+    assert "8 in the call, 6 on camera" in str(answer[school.NOW_ROWS]["children"])
+
+
+def test_a_class_that_ends_or_falls_silent_leaves_the_running_list(engine: Engine) -> None:
+    assert len(up_to_date(engine)) == 2
+    with engine.begin() as connection:  # a killed capture: no end, and its last frame 11 minutes ago
+        connection.execute(
+            update(frames)
+            .where(frames.c.session_id == find_session(engine, "maths-7b 2026-11-26").id)
+            .values(ts=datetime.now(UTC) - timedelta(minutes=11))
+        )
+        connection.execute(update(sessions).where(sessions.c.name == "maths-7b 2026-11-26").values(ended_at=None))
+    assert len(up_to_date(engine)) == 2
+    with engine.begin() as connection:
+        connection.execute(
+            update(sessions).where(sessions.c.name == "history-9 2026-12-03").values(ended_at=datetime.now(UTC))
+        )
+    assert [seen.session.name for seen in SCHOOL_BOARD.refresh(engine)] == ["maths-7b 2026-12-03"]
+
+
+def test_trends_agree_with_a_recomputation_from_every_raw_row(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(sessions).where(sessions.c.name == "maths-7b 2026-11-26").values(mean_engagement=0.8))
+        connection.execute(update(sessions).where(sessions.c.name == "maths-7b 2026-12-03").values(mean_engagement=0.6))
+        presence = pd.DataFrame(
+            connection.execute(select(observations.c.session_id, observations.c.presence)).all(),
+            columns=["session_id", "presence"],
+        )
+        frame_counts = pd.DataFrame(connection.execute(select(frames.c.session_id)).all(), columns=["session_id"])
+        names = dict(connection.execute(select(sessions.c.id, sessions.c.name)).all())
+    now = datetime.now(UTC)
+    per_session = session_trends(engine, now - timedelta(days=30), now)
+    assert len(per_session) == 3
+    for row in per_session.itertuples(index=False):
+        session_id = next(key for key, value in names.items() if value == row.session)
+        mine = presence[presence["session_id"] == session_id]
+        assert row.camera_off == pytest.approx((mine["presence"] == "camera_off").mean())
+        assert row.attendance == pytest.approx(len(mine) / (frame_counts["session_id"] == session_id).sum())
+    by_class = trends(per_session, "class")
+    assert set(by_class["class"]) == {"maths-7b", "history-9"}
+    # Asked twice: an ended session's totals are kept, and give the same table.
+    again = trends(session_trends(engine, now - timedelta(days=30), now), "class")
+    pd.testing.assert_frame_equal(by_class, again)
+    by_teacher = trends(per_session, "teacher")
+    alice = by_teacher[by_teacher["teacher"] == "alice"]
+    # One session a week, newest week first; weeks begin on Mondays.
+    assert alice["week"].dt.weekday.tolist() == [0, 0] and alice["week"].diff().iloc[1] == timedelta(days=-7)
+    assert alice["sessions"].tolist() == [1, 1] and alice["scored"].tolist() == [1, 1]
+    assert alice["engagement"].tolist() == pytest.approx([0.6, 0.8])
+    ended = per_session[per_session["session"] == "maths-7b 2026-11-26"]
+    assert ended["camera_off"].tolist() == pytest.approx([CAMERA_OFF_AT * len(CAMERA_OFF) / (FRAMES * STUDENTS)])
+
+
+def test_the_trend_csv_goes_through_the_one_csv_writer(app: Dash, engine: Engine) -> None:
+    with engine.begin() as connection:
+        # A teacher name cannot start with "=" (db.users), but a session name can: the class column is written safe.
+        connection.execute(update(sessions).where(sessions.c.name == "history-9 2026-12-03").values(name="=cmd|x"))
+    client = signed_in_client(app, engine, "head", Role.ADMIN)
+    answer = dash_call(
+        client,
+        [(school.DOWNLOAD, "data")],
+        [(school.DOWNLOAD_BUTTON, "n_clicks", 1)],
+        [(school.TREND_BY, "value", "class"), (school.TREND_WEEKS, "value", 4)],
+    )[school.DOWNLOAD]["data"]
+    lines = answer["content"].splitlines()
+    assert lines[0] == "week,class,sessions,scored,engagement,attendance,camera_off"
+    assert any(line.split(",")[1] == "'=cmd|x" for line in lines[1:]), lines
+    assert answer["filename"] == "classpulse-trends-per-class-4w.csv"
+
+
+def test_class_names_are_session_names_without_a_date_at_the_end() -> None:
+    assert class_name("maths-7b 2026-12-03") == "maths-7b"
+    assert class_name("maths-7b_20261203-0900") == "maths-7b"
+    assert class_name("history 9 2026-12-03 14:00") == "history 9"
+    assert class_name("2026-12-03") == "2026-12-03"
+    assert class_name("physics") == "physics"
+
+
+def test_a_teacher_gets_the_unknown_page_answer_and_no_admin_links(app: Dash, engine: Engine) -> None:
+    alice = signed_in_client(app, engine, "alice")
+    unknown = text(page(alice, "/no-such-page"))
+    for path in ("/school", "/admin"):
+        shown = text(page(alice, path))
+        assert shown == unknown.replace("/no-such-page", path) and "Page not found" in shown
+        assert "history-9" not in shown and "bob" not in shown
+    links = dash_call(alice, [(ADMIN_LINKS, "children")], [("url", "pathname", "/")])[ADMIN_LINKS]["children"]
+    assert links == []
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    assert "Running now" in text(page(head, "/school")) and "Capture tokens" in text(page(head, "/admin"))
+    links = dash_call(head, [(ADMIN_LINKS, "children")], [("url", "pathname", "/")])[ADMIN_LINKS]["children"]
+    assert [link["props"]["href"] for link in links] == ["/school", "/admin"]
+
+
+def test_no_school_or_admin_callback_answers_a_teacher_or_changes_anything(app: Dash, engine: Engine) -> None:
+    issue_token(engine, "bob")
+    before = (list_tokens(engine), find_user(engine, "bob"))
+    alice = signed_in_client(app, engine, "alice")
+    calls = [
+        (
+            [(school.NOW_ROWS, "children"), (school.NOW_STATUS, "children"), (school.INTERVAL, "interval")],
+            [(school.INTERVAL, "n_intervals", 1)],
+            [],
+        ),
+        (
+            [(school.TREND_ROWS, "children")],
+            [(school.TREND_BY, "value", "teacher"), (school.TREND_WEEKS, "value", 4)],
+            [],
+        ),
+        (
+            [(school.DOWNLOAD, "data")],
+            [(school.DOWNLOAD_BUTTON, "n_clicks", 1)],
+            [(school.TREND_BY, "value", "teacher"), (school.TREND_WEEKS, "value", 4)],
+        ),
+        (*_user_call(admin.ADD_BUTTON, name="mallory", role="admin", password=NEW_PASSWORD),),
+        (*_user_call(admin.ROLE_BUTTON, role_user="alice", new_role="admin"),),
+        (*_user_call(admin.REMOVE_BUTTON, removed="bob"),),
+        (*_token_call(admin.ISSUE_BUTTON, teacher="alice"),),
+        (*_token_call(admin.REVOKE_BUTTON, token_id=1),),
+    ]
+    for outputs, inputs, state in calls:
+        response = _post(alice, outputs, inputs, state)
+        # 204: Dash's "no update", as for a callback naming another teacher's session.
+        assert response.status_code == 204, (outputs, response.status_code, response.get_data(as_text=True))
+    assert (list_tokens(engine), find_user(engine, "bob")) == before
+    assert find_user(engine, "mallory") is None and find_user(engine, "alice").role is Role.TEACHER
+
+
+def test_an_admin_adds_a_user_changes_a_role_and_removes_a_user_from_the_page(app: Dash, engine: Engine) -> None:
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    answer = _user_answer(head, admin.ADD_BUTTON, name="carol", role="teacher", password="password123")
+    assert answer[admin.USER_MESSAGE]["children"].startswith("Nothing changed: the password is too weak")
+    assert find_user(engine, "carol") is None
+    assert admin.ADD_NAME not in answer  # the name stays, to try another password
+
+    answer = _user_answer(head, admin.ADD_BUTTON, name="carol", role="teacher", password=NEW_PASSWORD)
+    assert answer[admin.USER_MESSAGE]["children"].startswith("Added carol as teacher.")
+    assert answer[admin.ADD_PASSWORD]["value"] == ""  # the password does not stay on screen
+    assert answer[admin.ADD_NAME]["value"] == ""
+    assert check_login(engine, "carol", NEW_PASSWORD) is not None
+    assert "carol" in [option["value"] for option in answer[admin.ISSUE_USER]["options"]]
+
+    answer = _user_answer(head, admin.ROLE_BUTTON, role_user="carol", new_role="admin")
+    assert answer[admin.USER_MESSAGE]["children"] == "carol is now admin, and has been signed out everywhere."
+    assert find_user(engine, "carol").role is Role.ADMIN
+    answer = _user_answer(head, admin.ROLE_BUTTON, role_user="head", new_role="teacher")
+    assert "cannot change your own role" in answer[admin.USER_MESSAGE]["children"]
+    assert find_user(engine, "head").role is Role.ADMIN
+
+    answer = _user_answer(head, admin.REMOVE_BUTTON, removed="bob")
+    assert answer[admin.USER_MESSAGE]["children"].startswith("Removed bob:")
+    assert "their 1 session(s) are now seen by admins only" in answer[admin.USER_MESSAGE]["children"]
+    assert find_user(engine, "bob") is None and find_session(engine, "history-9 2026-12-03").teacher is None
+
+
+def test_an_admin_issues_a_token_shown_once_and_revokes_it_from_the_page(app: Dash, engine: Engine) -> None:
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    answer = _token_answer(head, admin.ISSUE_BUTTON, teacher="alice")
+    token = answer[admin.NEW_TOKEN]["children"]
+    assert token.startswith("cpt_") and token_owner(engine, token) == "alice"
+    assert answer[admin.TOKEN_MESSAGE]["children"].startswith("Issued token 1 to alice. It is shown below only now")
+    assert [option["value"] for option in answer[admin.REVOKE_TOKEN]["options"]] == [1]
+    # The list shows the token's id and owner, never the token.
+    assert token not in str(answer[admin.TOKENS_TABLE]) and "alice" in str(answer[admin.TOKENS_TABLE])
+
+    answer = _token_answer(head, admin.REVOKE_BUTTON, token_id=1)
+    assert answer[admin.TOKEN_MESSAGE]["children"].startswith("Revoked token 1 of alice")
+    assert answer[admin.NEW_TOKEN]["children"] == "" and answer[admin.REVOKE_TOKEN]["options"] == []
+    assert token_owner(engine, token) is None
+    answer = _token_answer(head, admin.REVOKE_BUTTON, token_id=1)
+    assert answer[admin.TOKEN_MESSAGE]["children"] == "Token 1 of alice was already revoked."
+    answer = _token_answer(head, admin.ISSUE_BUTTON, teacher="nobody")
+    assert answer[admin.TOKEN_MESSAGE]["children"].startswith("Nothing changed: no user named 'nobody'")
+
+
+def test_an_admin_action_without_the_csrf_token_is_refused_and_changes_nothing(app: Dash, engine: Engine) -> None:
+    head = signed_in_client(app, engine, "head", Role.ADMIN)
+    del head.environ_base["HTTP_X_CSRFTOKEN"]
+    response = _post(head, *_token_call(admin.ISSUE_BUTTON, teacher="alice"))
+    assert response.status_code == 400 and list_tokens(engine) == []
+
+
+def _user_call(button: str, **values: str | None) -> tuple[list, list, list]:
+    fields = {"name": None, "role": "teacher", "password": None, "role_user": None, "new_role": None, "removed": None}
+    fields |= values
+    ids_in_order = (
+        admin.ADD_NAME,
+        admin.ADD_ROLE,
+        admin.ADD_PASSWORD,
+        admin.ROLE_USER,
+        admin.ROLE_VALUE,
+        admin.REMOVE_USER,
+    )
+    outputs = [
+        (admin.USER_MESSAGE, "children"),
+        (admin.USERS_TABLE, "children"),
+        (admin.ROLE_USER, "options"),
+        (admin.REMOVE_USER, "options"),
+        (admin.ISSUE_USER, "options"),
+        (admin.ADD_PASSWORD, "value"),
+        (admin.ADD_NAME, "value"),
+    ]
+    buttons = (admin.ADD_BUTTON, admin.ROLE_BUTTON, admin.REMOVE_BUTTON)
+    inputs = [(button, "n_clicks", 1)] + [(other, "n_clicks", None) for other in buttons if other != button]
+    state = [(component, "value", value) for component, value in zip(ids_in_order, fields.values(), strict=True)]
+    return outputs, inputs, state
+
+
+def _token_call(button: str, teacher: str | None = None, token_id: int | None = None) -> tuple[list, list, list]:
+    outputs = [
+        (admin.TOKEN_MESSAGE, "children"),
+        (admin.NEW_TOKEN, "children"),
+        (admin.TOKENS_TABLE, "children"),
+        (admin.REVOKE_TOKEN, "options"),
+    ]
+    other = admin.REVOKE_BUTTON if button == admin.ISSUE_BUTTON else admin.ISSUE_BUTTON
+    inputs = [(button, "n_clicks", 1), (other, "n_clicks", None)]
+    return outputs, inputs, [(admin.ISSUE_USER, "value", teacher), (admin.REVOKE_TOKEN, "value", token_id)]
+
+
+def _post(client: FlaskClient, outputs: list, inputs: list, state: list) -> TestResponse:
+    names = [f"{i}.{p}" for i, p in outputs]
+    payload = {
+        "output": names[0] if len(outputs) == 1 else ".." + "...".join(names) + "..",
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if len(outputs) > 1
+        else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }
+    return client.post("/_dash-update-component", json=payload)
+
+
+def _user_answer(client: FlaskClient, button: str, **values: str | None) -> dict:
+    return dash_call(client, *_user_call(button, **values))
+
+
+def _token_answer(client: FlaskClient, button: str, teacher: str | None = None, token_id: int | None = None) -> dict:
+    return dash_call(client, *_token_call(button, teacher, token_id))
