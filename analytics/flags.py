@@ -13,7 +13,9 @@ quiet. Thresholds: analytics/engagement.toml [flags].
     absent         the seat is empty or the student left the call: no face and no camera-off tile for more
                    than absent_seconds. The detector misses faces turned aside, and their tile then reads
                    "empty" like an empty seat: a stretch without a face that began with the head turned away
-                   is looking away (below), and absence only once it has lasted turned_gap_seconds
+                   is looking away (below), and absence only once it has lasted turned_gap_seconds. A
+                   student who leaves the call is absent from the moment they left, whatever their tile
+                   showed before: a new flag, counting the time without a face before towards absent_seconds
     looking_away   the head turned away (or its face lost while turned, as above) for more than
                    looking_away_share of the last looking_away_window_seconds (judged once that much of the
                    student's time has passed); it starts at the earliest turned frame since which the student
@@ -56,6 +58,8 @@ from vocabulary.records import Presence
 
 # The words for each kind of missing face, in a flag's reason.
 ABSENCE_KINDS = {Presence.CAMERA_OFF: "camera off", Presence.EMPTY: "seat empty", ABSENT: "not in the gallery"}
+# The rules judged on the emotion model's output: a viewer who hides emotions does not see their flags.
+EMOTION_RULES = frozenset({"negative"})
 # Fewer students than this with a face in a window make no class level: the median of one or two is them.
 CLASS_LEVEL_STUDENTS = 3
 
@@ -69,6 +73,7 @@ class Flag:
     start: pd.Timestamp  # when the condition began in the data
     raised: pd.Timestamp  # when it had held long enough to flag
     end: pd.Timestamp | None  # the first frame without the condition; None while it still holds
+    cause: str  # what happened, in a few words for a teacher ("left the call", "camera off")
 
     @property
     def active(self) -> bool:
@@ -83,8 +88,11 @@ class Rule:
     condition: np.ndarray  # per row: whether the condition holds
     hold_seconds: float | np.ndarray  # how long a run must hold; per row: the value at a run's first row counts
     describe: Callable[[int, int], str]  # the reason, from the rows where the flag starts and is raised
+    cause: str | Callable[[int], str]  # Flag.cause, or how to tell it from the row where the flag starts
     measured: pd.Series | None = None  # when each row's value was measured; None: at the row's own time
     onset: Callable[[int], int] | None = None  # a run's first row -> the row its evidence began; None: the same
+    # Per row: a new run begins here even where the condition held at the row before (what happened changed).
+    breaks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class _Raised:
     raised: int
     stop: int
     reason: str
+    cause: str
 
 
 def session_flags(signals: pd.DataFrame, config: FlagConfig) -> list[Flag]:
@@ -124,6 +133,7 @@ def session_flags(signals: pd.DataFrame, config: FlagConfig) -> list[Flag]:
                 ts.iloc[flag.start],
                 ts.iloc[flag.raised],
                 None if reaches_end else ts.iloc[flag.stop],
+                flag.cause,
             )
         )
     return sorted(flags, key=lambda flag: (flag.start, flag.student, flag.rule))
@@ -153,7 +163,7 @@ def episodes(
     when each frame's value was measured (NaT: unknown), if not at the frame's own time: a run has held long
     enough at the first frame measured more than hold_seconds after the run's first frame. first_row: each
     frame's student's first frame (None: all frames are one student's); no run spans two students."""
-    for start, raised, stop, reaches_end in _runs(ts, condition, hold_seconds, measured, first_row):
+    for start, raised, stop, reaches_end in _runs(ts, condition, hold_seconds, measured, first_row, None):
         yield start, raised, None if reaches_end else ts.iloc[stop]
 
 
@@ -163,9 +173,10 @@ def _runs(
     hold_seconds: float | np.ndarray,
     measured: pd.Series | None,
     first_row: np.ndarray | None,
+    breaks: np.ndarray | None,
 ) -> Iterator[tuple[int, int, int, bool]]:
     """episodes by rows: first row, raised row, the row after the run, and whether the run reaches the
-    student's last row."""
+    student's last row. breaks: rows where a run begins anew (None: none)."""
     condition = np.asarray(condition, bool)
     if not condition.any():
         return
@@ -177,10 +188,13 @@ def _runs(
     new_student[[0, frames]] = True
     if first_row is not None:
         new_student[:frames] |= first_row == np.arange(frames)
+    ends = new_student.copy()  # a run ends before these rows: a new student's, or where what happened changed
+    if breaks is not None:
+        ends[:frames] |= breaks
     # A run starts where the condition holds and did not at the student's previous frame, and ends (exclusive)
     # where it stops holding or the next student begins.
-    held_before = np.r_[False, condition[:-1]] & ~new_student[:frames]
-    held_after = np.r_[condition[1:], False] & ~new_student[1:]
+    held_before = np.r_[False, condition[:-1]] & ~ends[:frames]
+    held_after = np.r_[condition[1:], False] & ~ends[1:]
     firsts = np.flatnonzero(condition & ~held_before)
     afters = np.flatnonzero(condition & ~held_after) + 1
     for start, end in zip(firsts.tolist(), afters.tolist(), strict=True):
@@ -281,14 +295,17 @@ class _Rules:
         start, raise and reason, the last's end)."""
         flags: list[_Raised] = []
         for first, raised, stop, _ in _runs(
-            self.frames["ts"], rule.condition, rule.hold_seconds, rule.measured, self.first_row
+            self.frames["ts"], rule.condition, rule.hold_seconds, rule.measured, self.first_row, rule.breaks
         ):
             start = first if rule.onset is None else rule.onset(first)
             previous = flags[-1] if flags else None
-            if previous and self.first_row[previous.start] == self.first_row[start] and start <= previous.stop:
+            broken = rule.breaks is not None and bool(rule.breaks[first])
+            same = previous is not None and self.first_row[previous.start] == self.first_row[start]
+            if previous and same and start <= previous.stop and not broken:
                 flags[-1] = dataclasses.replace(previous, stop=stop)
                 continue
-            flags.append(_Raised(rule.name, start, raised, stop, rule.describe(start, raised)))
+            cause = rule.cause if isinstance(rule.cause, str) else rule.cause(start)
+            flags.append(_Raised(rule.name, start, raised, stop, rule.describe(start, raised), cause))
         return flags
 
     def rows_of(self, flags: list[_Raised], from_raise: bool) -> np.ndarray:
@@ -306,30 +323,46 @@ class _Rules:
             self.is_presence(Presence.CAMERA_OFF),
             seconds,
             lambda _start, _raised: f"camera off for more than {seconds:g} s",
+            "camera off",
         )
 
     def absent(self) -> tuple[Rule, np.ndarray]:
-        """The absent rule, and the rows read as a face turned away rather than absence."""
+        """The absent rule, and the rows read as a face turned away rather than absence.
+
+        A stretch without a face is one flag while what it is stays the same: an empty tile, or the student
+        gone from the call. Where it turns from one into the other (a student whose face was lost, then who
+        left), a new flag begins, saying what happened from then on; the time without a face before it counts
+        towards absent_seconds, so a student who leaves after a minute of empty seat is flagged at once."""
         faceless = self.is_presence(Presence.EMPTY, ABSENT)
+        gone = self.is_presence(ABSENT)
         rows = len(faceless)
-        begins = faceless & ~np.r_[False, faceless[:-1] & (self.first_row[1:] == self.first_row[:-1])]
-        run_first = np.maximum.accumulate(np.where(begins, np.arange(rows), 0))
+        same_student = np.r_[False, self.first_row[1:] == self.first_row[:-1]]
+        faceless_before = np.r_[False, faceless[:-1]] & same_student
+        switch = faceless & faceless_before & (gone != np.r_[False, gone[:-1]])
+        stretch_first = np.maximum.accumulate(np.where(faceless & ~faceless_before, np.arange(rows), 0))
+        run_first = np.maximum.accumulate(np.where(faceless & (~faceless_before | switch), np.arange(rows), 0))
         # A run began turned when the student's row before it was a face turned away from the camera.
         turned_face = self.present & ~self.frames["attentive"].to_numpy(bool)
         before = run_first - 1
         began_turned = (before >= self.first_row) & turned_face[np.maximum(before, 0)]
         began_turned &= self.is_presence(Presence.EMPTY)[run_first]
         gap = self.config.turned_gap_seconds
-        hold = np.where(began_turned, gap, self.config.absent_seconds)
+        without_face_before = self.seconds[run_first] - self.seconds[stretch_first]
+        hold = np.where(began_turned, gap, np.maximum(self.config.absent_seconds - without_face_before, 0.0))
         turned_gap = faceless & began_turned & (self.seconds - self.seconds[run_first] <= gap)
 
-        def reason(start: int, raised: int) -> str:
+        def reason(start: int, _raised: int) -> str:
             if began_turned[start]:
                 return f"no face for more than {gap:g} s since the head turned away (seat looks empty)"
-            kind = self.frames["presence"].iloc[start : raised + 1].mode().iloc[0]
+            kind = self.frames["presence"].iloc[start]
             return f"no face for more than {self.config.absent_seconds:g} s ({ABSENCE_KINDS.get(kind, kind)})"
 
-        return Rule("absent", faceless, hold, reason), turned_gap
+        def cause(start: int) -> str:
+            if gone[start]:
+                return "left the call"
+            return "face lost after turning away" if began_turned[start] else "seat empty"
+
+        return Rule("absent", faceless, hold, reason, cause, breaks=switch), turned_gap
 
     def looking_away(self, turned_gap: np.ndarray, absent_raised: np.ndarray) -> Rule:
         config = self.config
@@ -355,7 +388,7 @@ class _Rules:
             lost = " (face lost while turned)" if lost_in_window[raised] else ""
             return f"head turned away for {away_share[raised]:.0%} of the last {window:g} s{lost}"
 
-        return Rule("looking_away", condition, 0.0, reason, onset=onset)
+        return Rule("looking_away", condition, 0.0, reason, "looking away", onset=onset)
 
     def eyes_closed(self) -> Rule:
         seconds = self.config.eyes_closed_seconds
@@ -364,6 +397,7 @@ class _Rules:
             self.frames["eyes_closed"].to_numpy(bool),
             seconds,
             lambda _start, _raised: f"eyes closed for more than {seconds:g} s",
+            "eyes closed",
             self.frames["eyes_ts"],
         )
 
@@ -396,7 +430,7 @@ class _Rules:
                 f"their usual {own[raised]:.2f}{level}"
             )
 
-        return Rule("negative", condition, 0.0, reason, onset=onset)
+        return Rule("negative", condition, 0.0, reason, "looking unhappy", onset=onset)
 
     def drop(self, flagged: np.ndarray) -> Rule:
         config = self.config
@@ -421,6 +455,7 @@ class _Rules:
             0.0,
             lambda _start, raised: f"engagement {recent[raised]:.2f} over the last {window:g} s, "
             f"against the student's own {own[raised]:.2f} before",
+            "engagement dropped",
             onset=onset,
         )
 

@@ -3,31 +3,36 @@ engagement line, each student's current score and the flags on.
 
 Each refresh reads only the rows newer than the last one seen (less the "now" window, which the mood panel
 needs again), so its cost follows the rows added since the previous refresh, not the session's length; the
-first refresh has the database count the shown window. The caller keeps a LiveState between refreshes (the
-dashboard keeps it in the browser, as JSON): emotion counts per time bin, trimmed to the shown window, never
-raw rows.
+first refresh has the database count the shown window. The state lives on the server, one per session and
+shown window, shared by every browser showing it (LiveHub): however many teachers, tabs and admins have the
+page open, a session is read and scored once per new frame, not once per browser. It holds emotion counts
+per time bin, trimmed to the shown window, never raw rows beyond the last few minutes.
 
 Engagement and flags (analytics.engagement, analytics.flags) need the longest flag rule's span of history
-(`lookback_seconds`, a few minutes of rows, ~20 000 for 50 students), which costs more than one refresh may,
-so `rescore` recomputes them once per new time bin (every 5th refresh at 2 s) and the state keeps them in
-between. The rows of that span are kept in memory per session (RecentRows): a pass reads only the frames
-written since the last one (reading the span was most of a pass's cost). A pass replaces the kept class
+(`lookback_seconds`, a few minutes of rows, ~20 000 for 50 students), which costs more than one refresh may, so
+`rescore` recomputes them once per new time bin (every 5th refresh at 2 s; LiveHub runs it beside the refreshes,
+not within one) and the state keeps them in between. The rows of that span are kept in memory per session
+(RecentRows): a pass reads only the frames written since the last one (reading the span was most of a pass's
+cost), and scores them once for both the engagement line and the flags. A pass replaces the kept class
 engagement line from the previous pass's bin on; earlier bins were complete then. The flags come from
 analytics.live_flags.current_flags, which reads further back for a flag that began before the lookback, so
-"since when" is when the condition began in the data, the same after a reload; the previous pass's flags
-spare it those reads for flags still on. The kept rows reach back two flag spans (analytics.live_flags.flag_span),
-so current_flags takes its first read from them rather than from the database.
+"since when" is when the condition began in the data, the same after a reload; the previous pass's flags spare
+it those reads for flags still on. The kept rows reach back two flag spans (analytics.live_flags.flag_span), so
+current_flags takes its first read from them rather than from the database.
 """
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -36,6 +41,7 @@ from analytics.flags import Flag, history_seconds
 from analytics.live_flags import HeldRows, current_flags, flag_span
 from analytics.settings import EngagementConfig, load_config
 from analytics.timeline import (
+    BIN_SECONDS,
     NOW_SECONDS,
     MoodNow,
     counts_since,
@@ -44,22 +50,40 @@ from analytics.timeline import (
     mood_now,
     student_states,
 )
-from db.queries import emotion_tally, engagement_rows, latest_frame_time, observation_rows, student_rows
+from db.errors import DatabaseError
+from db.live_reads import unsure_tally
+from db.queries import (
+    SessionInfo,
+    emotion_tally,
+    engagement_rows,
+    latest_frame_time,
+    observation_rows,
+    session_version,
+    student_rows,
+)
+from db.schema import PROBABILITY_COLUMNS
 from vocabulary.emotions import EMOTIONS
 
 SPARKLINE_SECONDS = 5 * 60
 ATTENTIVE = "attentive"  # LiveState.states: a face, turned to the screen
 # Sessions whose recent rows RecentRows keeps: a school server shows a few classes at once.
 KEPT_SESSIONS = 8
+# A face whose calibrated probability for the emotion it is counted as (its top one) is below this is one the
+# model is unsure about: more likely wrong than right. The probabilities mean what they say (model/calibration.py,
+# ECE about 0.03), so the share of such faces and the band below are honest.
+SURE_PROBABILITY = 0.5
+# The two-sided 95 % normal quantile: the band around an expected share.
+BAND_Z = 1.96
 
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the caller keeps between refreshes (JSON-safe through to_json / from_json).
+    """What LiveHub keeps between refreshes of one session and window.
 
     window_s: seconds of history kept and shown; None keeps the whole session.
     last_seen: every observation up to this time is counted; None before the first read.
-    counts: the class's emotion_counts per bin; student_counts: the same per student, last SPARKLINE_SECONDS only.
+    counts: the class's emotion_counts per bin; student_counts: the same per student, last SPARKLINE_SECONDS only;
+    unsure: per bin of `counts`, how many of its faces the model was unsure about (SURE_PROBABILITY).
     engagement: the class engagement score per bin (index bin, UTC), over the shown window;
     scores: each student's engagement over the NOW_SECONDS before scored_at, by student key;
     states: each student's state at scored_at, by student key: ATTENTIVE, or else their presence there
@@ -71,6 +95,7 @@ class LiveState:
     window_s: int | None
     last_seen: datetime | None
     counts: pd.DataFrame
+    unsure: pd.Series
     student_counts: pd.DataFrame
     engagement: pd.Series
     scores: dict[str, float]
@@ -85,45 +110,13 @@ class LiveState:
             window_s,
             None,
             emotion_counts(_NO_ROWS),
+            _NO_UNSURE,
             emotion_counts(_NO_ROWS, by=("student",)),
             _NO_ENGAGEMENT,
             {},
             {},
             [],
             None,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "window_s": self.window_s,
-            "last_seen": None if self.last_seen is None else self.last_seen.isoformat(),
-            "counts": _counts_to_json(self.counts),
-            "student_counts": _counts_to_json(self.student_counts),
-            "engagement": {
-                "bin": _epoch_seconds(self.engagement.index),
-                "score": self.engagement.tolist(),
-            },
-            "scores": self.scores,
-            "states": self.states,
-            "flags": [_flag_to_json(flag) for flag in self.flags],
-            "scored_at": None if self.scored_at is None else self.scored_at.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LiveState:
-        last_seen = data["last_seen"]
-        return cls(
-            session_id=int(data["session_id"]),
-            window_s=data["window_s"],
-            last_seen=None if last_seen is None else datetime.fromisoformat(last_seen),
-            counts=_counts_from_json(data["counts"], ()),
-            student_counts=_counts_from_json(data["student_counts"], ("student",)),
-            engagement=_engagement_from_json(data["engagement"]),
-            scores=data["scores"],
-            states=data["states"],
-            flags=[_flag_from_json(flag) for flag in data["flags"]],
-            scored_at=None if data["scored_at"] is None else datetime.fromisoformat(data["scored_at"]),
         )
 
 
@@ -134,7 +127,24 @@ class LiveView:
     state: LiveState
     latest_frame: datetime | None  # the newest frame written, with or without faces
     mood: MoodNow
+    confidence: MoodConfidence  # how sure the model was about `mood`
     students: pd.DataFrame  # analytics.timeline.student_states
+    # Per student whose card shows an emotion (students' `emotion`): the mean calibrated probability the model
+    # gave that emotion over their faces of the last NOW_SECONDS.
+    sureness: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MoodConfidence:
+    """How sure the model was about the class's mood over the last NOW_SECONDS: per emotion (EMOTIONS order),
+    the share of faces expected to show it (the mean of their calibrated probabilities) and the half-width of
+    its 95 % band (the faces' own uncertainty: a sum of independent yes/no outcomes, one per face); the share
+    of faces the model was unsure about (SURE_PROBABILITY); and how many faces that is."""
+
+    expected: pd.Series
+    margin: pd.Series
+    unsure: float
+    faces: int
 
 
 @cache
@@ -148,11 +158,12 @@ def lookback_seconds(config: EngagementConfig) -> float:
     return history_seconds(config.flags) + config.score.bin_seconds
 
 
-def refresh(engine: Engine, state: LiveState) -> LiveView:
-    """Read what arrived since `state` and return the updated state with the page's new tables."""
+def refresh(engine: Engine, state: LiveState, score: bool = True) -> LiveView:
+    """Read what arrived since `state` and return the updated state with the page's new tables; with `score`,
+    rescored too (else with `state`'s engagement, scores, states and flags)."""
     latest_frame = latest_frame_time(engine, state.session_id)
     if state.last_seen is None:
-        rows, counts = _first_read(engine, state, latest_frame)
+        rows, counts, unsure = _first_read(engine, state, latest_frame)
         new_rows, last_seen = rows, latest_frame
     else:
         # Rows not yet counted, plus the last NOW_SECONDS that the mood panel and student cards look at.
@@ -160,25 +171,93 @@ def refresh(engine: Engine, state: LiveState) -> LiveView:
         rows = observation_rows(engine, state.session_id, since=since)
         new_rows = rows[rows["ts"] > pd.Timestamp(state.last_seen)]
         counts = merge_counts(state.counts, emotion_counts(new_rows))
+        unsure = state.unsure.add(_binned(_unsure_rows(new_rows)), fill_value=0).astype("int64")
         last_seen = new_rows["ts"].max().to_pydatetime() if len(new_rows) else state.last_seen
     latest = latest_frame or state.last_seen
     student_counts = merge_counts(state.student_counts, emotion_counts(new_rows, by=("student",)))
     if latest is not None:
         if state.window_s is not None:
             counts = counts_since(counts, latest - timedelta(seconds=state.window_s))
+            unsure = unsure[unsure.index > pd.Timestamp(latest - timedelta(seconds=state.window_s))]
         student_counts = counts_since(student_counts, latest - timedelta(seconds=SPARKLINE_SECONDS))
     now = latest or datetime.now().astimezone()
-    scored = rescore(engine, state, latest_frame)
+    scored = rescore(engine, state, latest_frame) if score else state
     engagement = scored.engagement
     if latest is not None and state.window_s is not None:
         engagement = engagement[engagement.index > pd.Timestamp(latest - timedelta(seconds=state.window_s))]
-    updated = replace(scored, last_seen=last_seen, counts=counts, student_counts=student_counts, engagement=engagement)
+    updated = replace(
+        scored, last_seen=last_seen, counts=counts, unsure=unsure, student_counts=student_counts, engagement=engagement
+    )
+    students = student_states(student_rows(engine, state.session_id), rows, now)
     return LiveView(
         state=updated,
         latest_frame=latest_frame,
         mood=mood_now(rows, now),
-        students=student_states(student_rows(engine, state.session_id), rows, now),
+        confidence=mood_confidence(rows, now),
+        students=students,
+        sureness=sureness(students, rows, now),
     )
+
+
+def mood_confidence(rows: pd.DataFrame, until: datetime, seconds: int = NOW_SECONDS) -> MoodConfidence:
+    """MoodConfidence of the observation rows (db.queries.observation_rows) in the `seconds` up to `until`."""
+    probabilities = _recent(rows, until, seconds)[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    faces = len(probabilities)
+    if not faces:
+        none = pd.Series(0.0, index=list(EMOTIONS))
+        return MoodConfidence(none, none, 0.0, 0)
+    expected = probabilities.mean(axis=0)
+    margin = BAND_Z * np.sqrt((probabilities * (1 - probabilities)).sum(axis=0)) / faces
+    unsure = float((probabilities.max(axis=1) < SURE_PROBABILITY).mean())
+    return MoodConfidence(
+        pd.Series(expected, index=list(EMOTIONS)), pd.Series(margin, index=list(EMOTIONS)), unsure, faces
+    )
+
+
+def sureness(
+    students: pd.DataFrame, rows: pd.DataFrame, until: datetime, seconds: int = NOW_SECONDS
+) -> dict[str, float]:
+    """LiveView.sureness: `students` as analytics.timeline.student_states gives them for the same rows and time."""
+    shown = students.dropna(subset=["emotion"]).set_index("student")["emotion"].map(EMOTIONS.index)
+    recent = _recent(rows, until, seconds)
+    recent = recent[recent["student"].isin(shown.index)]
+    if recent.empty:
+        return {}
+    probabilities = recent[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    given = probabilities[np.arange(len(recent)), recent["student"].map(shown).to_numpy(int)]
+    means = pd.Series(given, index=recent["student"].to_numpy()).groupby(level=0).mean()
+    return {str(student): float(mean) for student, mean in means.items()}
+
+
+def _recent(rows: pd.DataFrame, until: datetime, seconds: int) -> pd.DataFrame:
+    end = pd.Timestamp(until)
+    return rows[(rows["ts"] > end - timedelta(seconds=seconds)) & (rows["ts"] <= end)]
+
+
+def _unsure_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The observation rows whose probability for their own emotion is below SURE_PROBABILITY."""
+    probabilities = rows[list(PROBABILITY_COLUMNS)].to_numpy(float)
+    given = probabilities[np.arange(len(rows)), rows["emotion"].to_numpy(int)]
+    unsure: pd.DataFrame = rows[given < SURE_PROBABILITY]
+    return unsure
+
+
+def _binned(rows: pd.DataFrame) -> pd.Series:
+    """Observations per BIN_SECONDS bin: rows, or tallies whose `observations` column says how many each is."""
+    counted = rows["observations"] if "observations" in rows else pd.Series(1, index=rows.index)
+    bins = pd.DatetimeIndex(rows["ts"].dt.floor(f"{BIN_SECONDS}s"), name="bin")
+    summed = pd.Series(counted.to_numpy("int64"), index=bins).groupby(level=0).sum()
+    return summed.astype("int64").rename("unsure") if len(summed) else _NO_UNSURE
+
+
+def scoring_due(state: LiveState, latest_frame: datetime | None) -> bool:
+    """Whether a new time bin has begun at `latest_frame` since `state` was scored (rescore's condition)."""
+    if latest_frame is None:
+        return False
+    if state.scored_at is None:
+        return True
+    bin_width = f"{engagement_config().score.bin_seconds}s"
+    return bool(pd.Timestamp(latest_frame).floor(bin_width) > pd.Timestamp(state.scored_at).floor(bin_width))
 
 
 def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> LiveState:
@@ -187,27 +266,26 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     rows when a new bin has begun since `state`'s pass; else `state` as it is (module docstring)."""
     config = engagement_config()
     bin_width = f"{config.score.bin_seconds}s"
-    if latest_frame is None or (
-        state.scored_at is not None
-        and pd.Timestamp(latest_frame).floor(bin_width) <= pd.Timestamp(state.scored_at).floor(bin_width)
-    ):
+    if latest_frame is None or not scoring_due(state, latest_frame):
         return state
     history = timedelta(seconds=lookback_seconds(config))
+    since: datetime | None = None  # None: from the session's first row
     if state.scored_at is not None:
         since = state.scored_at - history
-    else:
-        since = None if state.window_s is None else latest_frame - max(timedelta(seconds=state.window_s), history)
+    elif state.window_s is not None:
+        since = latest_frame - max(timedelta(seconds=state.window_s), history)
     # Kept from far enough back for current_flags' first read too, which then reads no rows of its own.
     kept_since = None if since is None else min(since, latest_frame - 2 * flag_span(config))
     kept_rows, kept_frames = RECENT_ROWS.read(engine, state.session_id, config.score.negative_emotions, kept_since)
-    rows, frames = kept_rows, kept_frames
-    if since is not None and kept_since is not None and kept_since < since:
-        start = pd.Timestamp(since)
-        rows = rows[rows["ts"] > start].reset_index(drop=True)
-        frames = frames[frames["ts"] > start].reset_index(drop=True)
-    if rows.empty:
+    if kept_rows.empty:
         return state
-    signals = frame_signals(rows, frames, config.score)
+    # Scored once for both the engagement line and the flags.
+    kept_signals = frame_signals(kept_rows, kept_frames, config.score)
+    signals = kept_signals
+    if since is not None and kept_since is not None and kept_since < since:
+        signals = signals[signals["ts"] > pd.Timestamp(since)]
+    if signals.empty:
+        return state
     line = class_bins(student_bins(signals, config.score.bin_seconds)).set_index("bin")["score"].astype(float)
     if state.scored_at is not None:
         # Bins before the one the previous pass ended in were complete then; this read's first bins are partial.
@@ -217,9 +295,8 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
     last = signals[signals["frame"] == signals["frame"].max()]
     states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
-    flags = current_flags(
-        engine, state.session_id, config, known=state.flags, recent=HeldRows(kept_since, kept_rows, kept_frames)
-    )
+    held = HeldRows(kept_since, kept_rows, kept_frames, kept_signals)
+    flags = current_flags(engine, state.session_id, config, known=state.flags, recent=held)
     return replace(
         state, engagement=line.rename("score"), scores=scores, states=states, flags=flags, scored_at=latest_frame
     )
@@ -278,7 +355,9 @@ class RecentRows:
             return None
         rows, frames = _appended(rows, new_rows), _appended(frames, new_frames)
         names = rows["student_id"].map(people["name"])
-        return rows.assign(name=names.where(names.notna(), None).astype(object)), frames
+        name = names.to_numpy(object)
+        name[names.isna().to_numpy()] = None  # as a fresh read gives a student without a name
+        return rows.assign(name=name), frames
 
 
 def _appended(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -292,63 +371,122 @@ def _appended(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 RECENT_ROWS = RecentRows()
 
 
-def _first_read(engine: Engine, state: LiveState, latest_frame: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of the last SPARKLINE_SECONDS, and the class's emotion counts over the shown window.
+@dataclass(frozen=True)
+class SharedView:
+    """LiveHub's answer: the view, and a token naming it (the same token, the same view)."""
+
+    view: LiveView
+    token: str
+
+
+@dataclass
+class _Kept:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    version: tuple[Any, ...] | None = None  # db.queries.session_version when `shared` was refreshed
+    shared: SharedView | None = None
+    scoring: threading.Thread | None = None  # the rescore running in the background, if any
+    scored: LiveState | None = None  # what it gave, not yet in `shared`
+
+
+class LiveHub:
+    """One LiveState per session and shown window, shared by every browser that shows it, with the view of
+    its last refresh. `view` refreshes it only when the session has changed since (a frame written, a student
+    added, renamed or merged: db.queries.session_version), holding that session's lock while it does: a
+    browser asking meanwhile (waitress serves each request on a thread of its own) waits for that refresh and
+    shares its result. So a session is read and scored once per change, not once per browser, and polls of an
+    unchanged session cost one small query.
+
+    The first view of a session is scored at once. Later, `background`: the scoring a new time bin calls for
+    (rescore: most of a refresh's cost, once in five refreshes) runs on a thread of its own, and the views
+    keep the last scoring until the next refresh after it ends, so no browser waits for it; else it runs
+    within the refresh that calls for it."""
+
+    def __init__(self, kept: int = KEPT_SESSIONS * 3, background: bool = True) -> None:
+        self._kept = kept  # states kept: a few sessions, each in the page's few windows
+        self._background = background
+        self._lock = threading.Lock()
+        self._states: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
+        # Tokens differ from those of an earlier process, whose browsers may still hold one.
+        self._tokens = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count())
+
+    def view(self, engine: Engine, session: SessionInfo, window_s: int | None) -> SharedView:
+        """The live view of `session` over the last `window_s` seconds (None: the whole session)."""
+        # The start tells a session from another one given a purged one's id.
+        key = (engine.url.render_as_string(hide_password=False), session.id, session.started_at, window_s)
+        with self._lock:
+            kept = self._states.setdefault(key, _Kept())
+            self._states.move_to_end(key)
+            while len(self._states) > self._kept:
+                self._states.popitem(last=False)
+        with kept.lock:
+            version = session_version(engine, session.id)
+            if kept.shared is None or kept.version != version or kept.scored is not None:
+                state = LiveState.start(session.id, window_s) if kept.shared is None else kept.shared.view.state
+                if kept.scored is not None:
+                    scored, kept.scored = kept.scored, None
+                    state = replace(
+                        state,
+                        engagement=scored.engagement,
+                        scores=scored.scores,
+                        states=scored.states,
+                        flags=scored.flags,
+                        scored_at=scored.scored_at,
+                    )
+                inline = not self._background or state.scored_at is None
+                view = refresh(engine, state, score=inline)
+                kept.shared, kept.version = SharedView(view, next(self._tokens)), version
+                if not inline and kept.scoring is None and scoring_due(view.state, view.latest_frame):
+                    kept.scoring = threading.Thread(
+                        target=self._score, args=(engine, kept, view.state, view.latest_frame), daemon=True
+                    )
+                    kept.scoring.start()
+            return kept.shared
+
+    @staticmethod
+    def _score(engine: Engine, kept: _Kept, state: LiveState, latest_frame: datetime | None) -> None:
+        scored = None
+        try:
+            scored = rescore(engine, state, latest_frame)
+        except DatabaseError:
+            pass  # the next refresh that calls for it tries again (the page says when the database fails)
+        finally:
+            with kept.lock:
+                kept.scored, kept.scoring = scored, None
+
+    def settle(self) -> None:
+        """Wait for the scorings running in the background to end (their results show at the next view)."""
+        with self._lock:
+            running = [kept.scoring for kept in self._states.values() if kept.scoring is not None]
+        for thread in running:
+            thread.join()
+
+    def forget(self) -> None:
+        """Drop every kept state (the benchmark times first opens)."""
+        self.settle()
+        with self._lock:
+            self._states.clear()
+
+
+LIVE_HUB = LiveHub()
+
+
+def _first_read(
+    engine: Engine, state: LiveState, latest_frame: datetime | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The rows of the last SPARKLINE_SECONDS, and the class's emotion counts and unsure faces per bin over the
+    shown window.
 
     The window (the whole session when asked for) is counted in the database, so opening the page on a
     long class reads a few rows per frame, not one per face; only the sparklines' minutes come row by row.
     Both stop at `latest_frame`: a frame's rows are committed with it, so every row up to it is counted.
     """
     if latest_frame is None:
-        return _NO_ROWS, emotion_counts(_NO_ROWS)
+        return _NO_ROWS, emotion_counts(_NO_ROWS), _NO_UNSURE
     since = None if state.window_s is None else latest_frame - timedelta(seconds=state.window_s)
     tally = emotion_tally(engine, state.session_id, since=since, until=latest_frame)
     rows = observation_rows(engine, state.session_id, since=latest_frame - timedelta(seconds=SPARKLINE_SECONDS))
-    return rows[rows["ts"] <= pd.Timestamp(latest_frame)], emotion_counts(tally)
-
-
-def _flag_to_json(flag: Flag) -> dict[str, Any]:
-    return {
-        "student": flag.student,
-        "name": flag.name,
-        "rule": flag.rule,
-        "reason": flag.reason,
-        "start": flag.start.isoformat(),
-        "raised": flag.raised.isoformat(),
-    }
-
-
-def _flag_from_json(data: dict[str, Any]) -> Flag:
-    """An active flag (end None: the state keeps only those)."""
-    times = {key: pd.Timestamp(data[key]) for key in ("start", "raised")}
-    return Flag(data["student"], data["name"], data["rule"], data["reason"], end=None, **times)
-
-
-def _engagement_from_json(data: dict[str, list[Any]]) -> pd.Series:
-    if not data["bin"]:
-        return _NO_ENGAGEMENT
-    bins = pd.DatetimeIndex(pd.to_datetime(data["bin"], unit="s", utc=True), name="bin")
-    return pd.Series(data["score"], index=bins, dtype=float, name="score")
-
-
-def _counts_to_json(counts: pd.DataFrame) -> dict[str, list[Any]]:
-    """Column lists, bins as epoch seconds: compact, and exact for 10 s bins."""
-    table = counts.reset_index()
-    table["bin"] = _epoch_seconds(pd.DatetimeIndex(table["bin"]))
-    return {str(column): table[column].tolist() for column in table.columns}
-
-
-def _epoch_seconds(times: pd.DatetimeIndex) -> list[int]:
-    # Whole arrays: one Timestamp object per bin cost more than the rest of the state's JSON.
-    return times.as_unit("s").asi8.tolist()
-
-
-def _counts_from_json(data: dict[str, list[Any]], by: tuple[str, ...]) -> pd.DataFrame:
-    if not data.get("bin"):
-        return emotion_counts(_NO_ROWS, by=by)
-    table = pd.DataFrame(data)
-    table["bin"] = pd.to_datetime(table["bin"], unit="s", utc=True)
-    return table.set_index([*by, "bin"])[list(EMOTIONS)].astype("int64")
+    unsure = unsure_tally(engine, state.session_id, SURE_PROBABILITY, since=since, until=latest_frame)
+    return rows[rows["ts"] <= pd.Timestamp(latest_frame)], emotion_counts(tally), _binned(unsure)
 
 
 _NO_ROWS = pd.DataFrame(
@@ -356,6 +494,8 @@ _NO_ROWS = pd.DataFrame(
         "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
         "student": pd.Series([], dtype=object),
         "emotion": pd.Series([], dtype="int64"),
+        **{column: pd.Series([], dtype=float) for column in PROBABILITY_COLUMNS},
     }
 )
 _NO_ENGAGEMENT = pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bin"), dtype=float, name="score")
+_NO_UNSURE = pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bin"), dtype="int64", name="unsure")

@@ -98,11 +98,13 @@ class _Read:
 @dataclass(frozen=True)
 class HeldRows:
     """engagement_rows of a session the caller already holds (analytics.live keeps them between passes):
-    every row and frame strictly after `since` (None: the whole session) up to the last frame written."""
+    every row and frame strictly after `since` (None: the whole session) up to the last frame written, and
+    their frame_signals when the caller has scored them already (None: not yet)."""
 
     since: datetime | None
     rows: pd.DataFrame
     frames: pd.DataFrame
+    signals: pd.DataFrame | None = None
 
 
 def flag_span(config: EngagementConfig) -> timedelta:
@@ -159,11 +161,14 @@ def current_flags(
     while reads:
         read = reads.pop()
         whole = read.since <= opened
+        signals = None
         if read is first and recent is not None and (recent.since is None or not whole):
-            rows, frames = recent.rows, recent.frames
+            rows, frames, signals = recent.rows, recent.frames, recent.signals
             if not whole:
                 rows = rows[rows["ts"] > read.since].reset_index(drop=True)
                 frames = frames[frames["ts"] > read.since].reset_index(drop=True)
+                # The rules look back a bounded time, so the signals of a longer read hold for these rows too.
+                signals = None if signals is None else signals[signals["ts"] > read.since]
         else:
             rows, frames = engagement_rows(
                 engine,
@@ -175,7 +180,9 @@ def current_flags(
             )
         if rows.empty:
             continue
-        flags = [flag for flag in session_flags(frame_signals(rows, frames, config.score), config.flags) if flag.active]
+        if signals is None:
+            signals = frame_signals(rows, frames, config.score)
+        flags = [flag for flag in session_flags(signals, config.flags) if flag.active]
         unsure: set[int] = set()
         class_wide = False  # a negative flag compares with the whole class: read everyone again for it
         for flag in flags:
@@ -187,7 +194,11 @@ def current_flags(
                 continue
             previous = earlier.get((flag.student, flag.rule))
             if previous is not None and previous.start <= flag.start:
-                found.append(replace(flag, start=previous.start, raised=previous.raised, reason=previous.reason))
+                found.append(
+                    replace(
+                        flag, start=previous.start, raised=previous.raised, reason=previous.reason, cause=previous.cause
+                    )
+                )
                 continue
             unsure.add(student)
             class_wide |= flag.rule == "negative"

@@ -3,10 +3,12 @@ heading, an emotion badge and the charts' settings."""
 
 from __future__ import annotations
 
+import math
 from urllib.parse import quote
 
 from dash import dcc, html
 
+from analytics.live import SURE_PROBABILITY
 from dashboard import ids
 from dashboard.formatting import local_time, zone_label
 from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
@@ -57,9 +59,16 @@ def session_heading(session: SessionInfo, links: dict[str, str]) -> html.Div:
     )
 
 
-def emotion_badge(emotion: str) -> html.Span:
-    return html.Span(
-        emotion,
-        className="badge",
+def emotion_badge(emotion: str, sure: float | None = None) -> html.Span:
+    """An emotion in its colour. `sure`: the model's calibrated probability for it (NaN or None: not given),
+    said in the tooltip, and marked "?" when the model was unsure (below analytics.live.SURE_PROBABILITY)."""
+    known = sure is not None and not math.isnan(sure)
+    unsure = known and sure < SURE_PROBABILITY
+    badge = html.Span(
+        emotion + ("?" if unsure else ""),
+        className="badge" + (" unsure" if unsure else ""),
         style={"backgroundColor": EMOTION_COLORS[emotion], "color": EMOTION_TEXT_COLORS[emotion]},
     )
+    if sure is not None and known:
+        badge.title = f"{emotion}: model {'unsure' if unsure else 'sure'}, {sure:.0%} likely (calibrated probability)"
+    return badge

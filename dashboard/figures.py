@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from html import escape
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
-from analytics.timeline import BIN_SECONDS, MoodNow, emotion_shares
+from analytics.live import SURE_PROBABILITY, MoodConfidence
+from analytics.timeline import BIN_SECONDS, emotion_shares
 from dashboard.formatting import to_local
-from dashboard.theme import ABSENT_COLOR, CHART_LAYOUT, EMOTION_COLORS, ENGAGEMENT_LINE_COLOR, ENGAGEMENT_SCALE
+from dashboard.theme import (
+    ABSENT_COLOR,
+    CHART_LAYOUT,
+    EMOTION_COLORS,
+    ENGAGEMENT_LINE_COLOR,
+    UNSURE_COLOR,
+)
 from vocabulary.emotions import EMOTIONS
 
 SPARKLINE_HEIGHT_PX = 36
@@ -25,6 +31,7 @@ def mood_timeline(
     shown: tuple[datetime, datetime] | None = None,
     title: str = "",
     engagement: pd.Series | None = None,
+    unsure: pd.Series | None = None,
 ) -> go.Figure:
     """Stacked areas of the class's emotion shares per time bin, with a range slider, and the class
     engagement line on a second axis (0..1) over them.
@@ -32,6 +39,8 @@ def mood_timeline(
     `counts`: an analytics.timeline.emotion_counts table indexed by bin. Bins without any face are drawn
     as zero (a visible gap), not bridged. `shown`: the initial x range; None shows every bin.
     `engagement`: the class score per bin (analytics.engagement.class_bins' score indexed by bin).
+    `unsure`: per bin, how many of its faces the model was unsure about (analytics.live.LiveState.unsure),
+    drawn as their share of the bin's faces: how far to trust the areas under it.
     """
     if counts.empty:
         return message_figure("No faces seen yet in this time range.")
@@ -68,6 +77,19 @@ def mood_timeline(
     }
     if shown is not None:
         layout["xaxis"]["range"] = list(to_local(pd.DatetimeIndex(shown)))
+    if unsure is not None:
+        faces = counts.sum(axis=1).reindex(bins)
+        traces.append(
+            {
+                "type": "scatter",
+                "x": x,
+                "y": (unsure.reindex(bins, fill_value=0) / faces.where(faces > 0)).to_numpy(),
+                "name": f"unsure (model below {SURE_PROBABILITY:.0%})",
+                "mode": "lines",
+                "line": {"width": 1.5, "color": UNSURE_COLOR, "dash": "dot"},
+                "hovertemplate": "%{y:.0%} unsure",
+            }
+        )
     if engagement is not None and len(engagement):
         traces.append(
             {
@@ -92,59 +114,65 @@ def mood_timeline(
     return _figure(traces, layout)
 
 
-def engagement_heatmap(per_student: pd.DataFrame) -> go.Figure:
-    """Students (rows, in order of first appearance) by time bin, coloured by engagement on the Cividis scale.
-
-    `per_student`: analytics.engagement.student_bins. A bin before a student's first appearance stays blank.
-    """
-    if per_student.empty:
-        return message_figure("No engagement to show.")
-    labels = per_student.groupby("student_id", sort=True).agg(student=("student", "first"), name=("name", "first"))
-    grid = per_student.pivot(index="student_id", columns="bin", values="score").reindex(labels.index)
-    keys = labels["student"]
-    shown = [name if isinstance(name, str) else key for key, name in zip(keys, labels["name"], strict=True)]
-    # Rows are categories: two students of one name (a rename, two tiles reading alike) would share one row.
-    shared = {name for name, count in Counter(shown).items() if count > 1}
-    # Plotly reads a few HTML tags in axis labels (<b>, <a href>): a name is shown as typed, never as markup.
-    names = [escape(f"{name} ({key})" if name in shared else name) for key, name in zip(keys, shown, strict=True)]
-    figure = go.Figure(
-        go.Heatmap(
-            z=grid.to_numpy(),
-            x=to_local(grid.columns),
-            y=names,
-            zmin=0,
-            zmax=1,
-            colorscale=ENGAGEMENT_SCALE,
-            colorbar={"title": "engagement", "thickness": 12},
-            hovertemplate="%{y} %{x|%H:%M:%S}: %{z:.2f}<extra></extra>",
-        )
-    )
-    figure.update_layout(CHART_LAYOUT, height=max(240, 22 * len(names) + 80))
-    figure.update_xaxes(automargin=True)  # the date under the first time label
-    # Room for the longest name: a teacher may type a long one.
-    figure.update_yaxes(autorange="reversed", type="category", automargin=True)
-    figure.update_xaxes(type="date")
-    return figure
+def engagement_timeline(engagement: pd.Series, shown: tuple[datetime, datetime] | None = None) -> go.Figure:
+    """The class engagement line alone (for a viewer who hides emotions), on mood_timeline's axes."""
+    if engagement.empty:
+        return message_figure("No engagement scored yet in this time range.")
+    line = {
+        "type": "scatter",
+        "x": to_local(engagement.index),
+        "y": engagement.to_numpy(),
+        "name": "engagement",
+        "mode": "lines",
+        "line": {"width": 2.5, "color": ENGAGEMENT_LINE_COLOR},
+        "hovertemplate": "%{y:.2f}",
+    }
+    layout: dict[str, Any] = {
+        **CHART_LAYOUT,
+        "uirevision": "mood-timeline",
+        "xaxis": {**CHART_LAYOUT["xaxis"], "rangeslider": {"visible": True, "thickness": 0.08}, "type": "date"},
+        "yaxis": {**CHART_LAYOUT["yaxis"], "range": [0, 1], "title": {"text": "class engagement"}, "fixedrange": True},
+    }
+    if shown is not None:
+        layout["xaxis"]["range"] = list(to_local(pd.DatetimeIndex(shown)))
+    return _figure([line], layout)
 
 
-def mood_now_chart(mood: MoodNow) -> go.Figure:
-    """One horizontal bar per emotion: its share of the faces seen in the last seconds."""
+def mood_now_chart(mood: MoodConfidence) -> go.Figure:
+    """One horizontal bar per emotion: the share of the faces of the last seconds expected to show it (from
+    the model's calibrated probabilities), with its 95 % band, and above them how many faces that is and
+    how many of them the model was unsure about."""
     bars = {
         "type": "bar",
-        "x": mood.shares.to_numpy(),
+        "x": mood.expected.tolist(),  # seven numbers: plain lists read as they are in the browser
         "y": list(EMOTIONS),
         "orientation": "h",
         "marker": {"color": [EMOTION_COLORS[emotion] for emotion in EMOTIONS]},
-        "text": [f"{share:.0%}" for share in mood.shares],
-        "textposition": "auto",
-        "hovertemplate": "%{y}: %{x:.0%}<extra></extra>",
+        "error_x": {"type": "data", "array": mood.margin.tolist(), "color": "#444", "thickness": 1.2, "width": 3},
+        "hovertemplate": "%{y}: %{x:.0%} ± %{error_x.array:.0%} (95 %)<extra></extra>",
     }
+    # The numbers beside each emotion's name: over the bars, they collided with the bands.
+    labels = [
+        f"{emotion} {share:.0%} ±{margin:.0%}"
+        for emotion, share, margin in zip(EMOTIONS, mood.expected, mood.margin, strict=True)
+    ]
+    sure = (
+        f"{mood.faces} face(s) · model unsure about {mood.unsure:.0%} (below {SURE_PROBABILITY:.0%}) · "
+        "bars: expected share, 95 % band"
+    )
     layout = {
         **CHART_LAYOUT,
-        "margin": {"l": 72, "r": 8, "t": 8, "b": 24},
+        "title": {"text": sure, "font": {"size": 12}, "x": 0, "xanchor": "left", "y": 0.98},
+        "margin": {"l": 128, "r": 16, "t": 28, "b": 24},
         "showlegend": False,
         "xaxis": {**CHART_LAYOUT["xaxis"], "range": [0, 1], "tickformat": ".0%", "fixedrange": True},
-        "yaxis": {**CHART_LAYOUT["yaxis"], "autorange": "reversed", "fixedrange": True},
+        "yaxis": {
+            **CHART_LAYOUT["yaxis"],
+            "autorange": "reversed",
+            "fixedrange": True,
+            "tickvals": list(EMOTIONS),
+            "ticktext": labels,
+        },
     }
     return _figure([bars], layout)
 

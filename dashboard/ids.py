@@ -28,6 +28,10 @@ FLAG_MUTE = "flag-mute"  # each flag's "Mute" button (its rule, for the class): 
 SILENCED = "silenced"  # the line of snoozes and mutes in force, each with its undo button
 LIFT_SILENCE = "lift-silence"  # each undo button there: {"type": LIFT_SILENCE, "index": str(db.queries.FlagSilence.id)}
 STUDENT_GRID = "student-grid"
+LIVE_PAGE = "live-page"  # the live page's frame: its class says whether emotions are shown
+LIVE_PREFERENCES = "live-preferences"  # Store in the browser's local storage: {user name: {"show_emotions": bool}}
+SHOW_EMOTIONS = "show-emotions"  # Checklist: the user's "Show emotions" setting
+LIVE_MOOD_CARD = "live-mood-card"  # the card of the emotions of the last seconds (hidden with emotions)
 
 SESSIONS_TABLE = "sessions-table"
 SESSIONS_FILTER = "sessions-filter"

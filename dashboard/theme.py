@@ -31,6 +31,7 @@ EMOTION_TEXT_COLORS: dict[str, str] = {
 ENGAGEMENT_SCALE: list[str] = sequential.Cividis
 ENGAGEMENT_LINE_COLOR = "#000000"  # drawn over the emotion areas, so none of their colours
 ABSENT_COLOR = "#E5E5E5"  # a student not seen lately
+UNSURE_COLOR = "#222222"  # the share of faces the model was unsure about: dotted, over the emotion areas
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 GRID_COLOR = "#EBF0F8"
 # The "plotly_white" look spelled out: a named template is deep-copied into every figure, which costs

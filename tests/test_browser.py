@@ -27,6 +27,7 @@ from selenium.webdriver.common.print_page_options import PrintOptions
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from analytics.live import SURE_PROBABILITY
 from dashboard import ids
 from dashboard.components import live_path, report_path
 from dashboard.figures import SPARKLINE_HEIGHT_PX
@@ -38,6 +39,7 @@ from tests.galleries import Gallery, compose_gallery, lfw_faces
 from vocabulary.emotions import EMOTIONS
 
 ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
+UNSURE_TRACE = f"unsure (model below {SURE_PROBABILITY:.0%})"  # the live timeline's line of unsure faces
 # A name that must be percent-encoded in URLs and cleaned up for file names.
 SESSION = "Year 9 / maths"
 CAMERA_OFF = "camera off"  # a second session, for the flag test
@@ -188,7 +190,8 @@ def test_live_page_shows_the_timeline_and_new_rows_after_the_next_refresh(classr
     page.open(live_path(SESSION))
     students = classroom.count("students")
     timeline = page.wait_for("the live timeline", lambda: page.graph_points(f"#{ids.LIVE_TIMELINE}"))[0]
-    assert list(timeline) == [*EMOTIONS, "engagement"] and all(points > 0 for points in timeline.values())
+    assert list(timeline) == [*EMOTIONS, UNSURE_TRACE, "engagement"]
+    assert all(points > 0 for points in timeline.values())
     page.wait_for(f"{students} student cards", lambda: len(cards(page)) == students)
     assert page.text(ids.LIVE_STUDENT_COUNT).startswith(f"{students} student(s) seen")
     assert "ended" in page.text(ids.LIVE_BANNER)  # the capture run closed the session
@@ -495,6 +498,106 @@ def test_an_acknowledgement_and_a_snooze_survive_a_reload(classroom: Classroom, 
     # Neither is on the needs-attention list any more: nothing there about cameras off.
     assert not page.elements(f"#{ids.NEEDS_ATTENTION} .attention[data-rule='camera_off']")
     page.screenshot("live-silenced")
+
+
+def test_the_class_mood_and_each_card_say_how_sure_the_model_was(page: Page) -> None:
+    page.open(live_path(SESSION))
+    page.wait_for("the emotions of the last seconds", lambda: page.graph_points(f"#{ids.LIVE_NOW_CHART}"))
+    bars = page.driver.execute_script(
+        "const graph = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return [graph.data[0].x, graph.data[0].error_x.array, graph.layout.title.text];",
+        f"#{ids.LIVE_NOW_CHART}",
+    )
+    shares, bands, title = bars
+    # Expected shares from calibrated probabilities: they add up to the whole, each with its 95 % band.
+    assert len(shares) == len(bands) == len(EMOTIONS) and abs(sum(shares) - 1) < 1e-6
+    assert all(0 <= band <= 1 for band in bands) and any(band > 0 for band in bands)
+    assert re.search(r"\d+ face\(s\) · model unsure about \d+%", title), title
+    assert UNSURE_TRACE in page.graph_points(f"#{ids.LIVE_TIMELINE}")[0]
+    # Each emotion on a card says in its tooltip how sure the model was, and "?" marks an unsure one.
+    badges = page.wait_for("the cards' emotions", lambda: page.elements(f"#{ids.STUDENT_GRID} .badges .badge[title]"))
+    for badge in badges:
+        title = badge.get_attribute("title")
+        assert re.fullmatch(r"\w+: model (sure|unsure), \d+% likely \(calibrated probability\)", title), title
+        assert badge.text.endswith("?") == ("model unsure" in title)
+    page.screenshot("live-confidence")
+
+
+def show_emotions_box(page: Page) -> WebElement:
+    return page.driver.find_element(By.CSS_SELECTOR, f"#{ids.SHOW_EMOTIONS} input[type=checkbox]")
+
+
+def emotions_hidden(page: Page) -> bool:
+    """Whether the page shows no emotion at all: no mood chart, no emotion areas, strips or badges."""
+    timeline = page.graph_points(f"#{ids.LIVE_TIMELINE}")
+    mood = page.driver.find_element(By.ID, ids.LIVE_MOOD_CARD)
+    return (
+        bool(timeline)
+        and list(timeline[0]) == ["engagement"]
+        and not mood.is_displayed()
+        and not page.elements(f"#{ids.STUDENT_GRID} .sparkline")
+        and all(card.get_attribute("data-emotion") == "hidden" for card in cards(page))
+        and not any(item.is_displayed() for item in page.elements(".legend .legend-emotion"))
+    )
+
+
+def test_hiding_emotions_holds_after_a_reload_and_in_another_tab_and_for_this_user_only(page: Page) -> None:
+    page.open(live_path(SESSION))
+    page.wait_for("the student cards", lambda: cards(page))
+    assert show_emotions_box(page).is_selected()
+    show_emotions_box(page).click()
+    page.wait_for("the page without emotions", lambda: emotions_hidden(page))
+    page.screenshot("live-emotions-hidden")
+    stored = page.driver.execute_script(f"return JSON.parse(localStorage.getItem('{ids.LIVE_PREFERENCES}'));")
+    assert stored == {ADMIN: {"show_emotions": False}}  # in the browser, under this user's name
+
+    page.driver.refresh()
+    page.wait_for("the page without emotions after a reload", lambda: emotions_hidden(page))
+    assert not show_emotions_box(page).is_selected()
+    first_tab = page.driver.current_window_handle
+    page.driver.switch_to.new_window("tab")
+    try:
+        page.open(live_path(SESSION))
+        page.wait_for("the page without emotions in another tab", lambda: emotions_hidden(page))
+    finally:
+        page.driver.close()
+        page.driver.switch_to.window(first_tab)
+
+    # Another user of the same browser has their own setting: emotions shown.
+    page.driver.execute_script(
+        f"localStorage.setItem('{ids.LIVE_PREFERENCES}', JSON.stringify({{'someone-else': {{show_emotions: false}}}}));"
+    )
+    page.driver.refresh()
+    page.wait_for("the emotions back", lambda: page.graph_points(f"#{ids.LIVE_NOW_CHART}"))
+    assert show_emotions_box(page).is_selected() and not emotions_hidden(page)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (1920, 1080)])
+def test_above_the_fold_the_class_now_the_needs_attention_list_and_the_grid(
+    page: Page, width: int, height: int
+) -> None:
+    page.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        page.open(live_path(CAMERA_OFF_AGAIN))
+        page.wait_for("the needs-attention list", lambda: page.elements(f"#{ids.NEEDS_ATTENTION} .attention"))
+        page.wait_for("the student cards", lambda: cards(page))
+        page.wait_for("the charts", lambda: page.graph_points(f"#{ids.LIVE_TIMELINE}"))
+        boxes = page.driver.execute_script(
+            "return arguments[0].map(id => document.getElementById(id).getBoundingClientRect().toJSON());",
+            [ids.LIVE_NOW, ids.NEEDS_ATTENTION, ids.STUDENT_GRID],
+        )
+        now, attention, grid = boxes
+        assert now["bottom"] <= height and attention["bottom"] <= height, boxes
+        assert grid["top"] < height - 100, boxes  # at least the first row of cards shows
+        assert page.elements(".legend .legend-scale") and page.elements(".legend .legend-emotion")
+        # Nothing is wider than the window: no sideways scrolling, nothing cut off at the right.
+        assert page.driver.execute_script("return document.documentElement.scrollWidth;") <= width
+        (page.artifacts / f"live-{width}x{height}.png").write_bytes(page.driver.get_screenshot_as_png())
+    finally:
+        page.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_the_sign_out_button_ends_the_session_through_the_csrf_check(page: Page) -> None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
+from dash import no_update
 from dash.exceptions import PreventUpdate
 from flask.testing import FlaskClient
 from plotly.utils import PlotlyJSONEncoder
@@ -28,14 +30,14 @@ from sqlalchemy import Engine, update
 
 from analytics.export import CSV_COLUMNS
 from analytics.flags import Flag
-from analytics.live import ATTENTIVE, LiveState, engagement_config, refresh
+from analytics.live import ATTENTIVE, LIVE_HUB, LiveState, engagement_config, mood_confidence
 from analytics.live_flags import ShownFlag
 from analytics.report import engagement_drops, session_tables, write_report
-from analytics.timeline import emotion_counts, mood_now
+from analytics.timeline import emotion_counts
 from dashboard import ids
 from dashboard.app import create_app, open_database
 from dashboard.figures import mood_now_chart, mood_timeline, sparkline
-from dashboard.formatting import ZONE_COOKIE
+from dashboard.formatting import ZONE_COOKIE, local_time
 from dashboard.pages.live import (
     ATTENTION_LINES,
     DEFAULT_WINDOW_SECONDS,
@@ -96,6 +98,8 @@ LIVE_OUTPUTS = [
     (ids.LIVE_BANNER, "children"),
     (ids.LIVE_BANNER, "hidden"),
     (ids.LIVE_PRESENCE, "children"),
+    (ids.LIVE_PAGE, "className"),
+    (ids.LIVE_MOOD_CARD, "hidden"),
     (ids.NEEDS_ATTENTION, "children"),
     (ids.LIVE_ENGAGEMENT_NOW, "children"),
     (ids.FLAG_LIST, "children"),
@@ -221,11 +225,12 @@ def test_sessions_page_lists_every_session_with_its_counts(client: FlaskClient) 
     table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
     rows = [[cell_text(cell) for cell in row["props"]["children"]] for row in table_rows(table)]
 
-    # Newest first; columns: started, session, source, duration, students, average engagement (not computed
-    # before a report or the capture's end scored the session), observations, report link.
+    # Newest first; columns: started, session, teacher (none: only admins see it), source, duration, students,
+    # average engagement (not computed before a report or the capture's end scored the session), observations,
+    # report link.
     assert [row[1] for row in rows] == ["cameras-off", "period-1"]
-    assert rows[1][2:] == ["screen:1", "24 s", 3, "—", 18, "report"]
-    assert rows[0][4:7] == [0, "—", 0]
+    assert rows[1][2:] == ["—", "screen:1", "24 s", 3, "—", 18, "report"]
+    assert rows[0][5:8] == [0, "—", 0]
 
 
 def test_sessions_page_shows_the_average_engagement_a_report_stored(engine: Engine, client: FlaskClient) -> None:
@@ -233,7 +238,7 @@ def test_sessions_page_shows_the_average_engagement_a_report_stored(engine: Engi
     page(client, "/report/period-1")
     table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
     rows = {cell_text(row["props"]["children"][1]): row["props"]["children"] for row in table_rows(table)}
-    assert cell_text(rows["period-1"][5]) == f"{tables.class_bins['score'].mean():.2f}"
+    assert cell_text(rows["period-1"][6]) == f"{tables.class_bins['score'].mean():.2f}"
 
 
 def test_sessions_filter_keeps_sessions_holding_every_word(client: FlaskClient) -> None:
@@ -270,14 +275,14 @@ def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) 
         [cell_text(cell) for cell in row["props"]["children"]]
         for row in table_rows(component(tree, ids.REPORT_STUDENTS))
     ]
-    # Columns: student, name, first seen, last seen, time present (frames stand for 4 s each), camera off,
-    # attentive (of the time present), engagement, mostly, one share per emotion, flags: the students CSV's.
-    assert [(row[0], *row[4:9]) for row in rows] == [
-        ("tile-0", "28 s", "0 s", "100%", "0.98", "happy"),
-        ("tile-1", "28 s", "0 s", "100%", "0.93", "sad"),  # sad: a negative expression
-        ("tile-2", "16 s", "0 s", "100%", "0.56", "neutral"),  # gone from the gallery after 16 s: scores 0
+    # Columns: student, name, on camera (frames stand for 4 s each), attentive (of that time), engagement (scored
+    # over the time the face showed), mostly, flags in words.
+    assert [(row[0], *row[2:5]) for row in rows] == [
+        ("tile-0", "28 s", "100%", "0.98"),
+        ("tile-1", "28 s", "100%", "0.93"),  # sad: a negative expression
+        ("tile-2", "16 s", "100%", "0.98"),  # gone from the gallery after 16 s: that time is not scored
     ]
-    assert rows[2][9:] == ["25%", "0%", "0%", "0%", "0%", "0%", "75%", 0]
+    assert [row[6] for row in rows] == ["–", "–", "–"]
     traces = component(tree, ids.REPORT_TIMELINE)["figure"]["data"]
     assert [trace["name"] for trace in traces] == [*EMOTIONS, "engagement"]
     assert traces[-1]["yaxis"] == "y2"
@@ -285,13 +290,14 @@ def test_report_shows_the_timeline_and_one_row_per_student(client: FlaskClient) 
 
 
 def test_report_heatmap_has_one_row_per_student_and_one_column_per_bin(client: FlaskClient) -> None:
-    (heatmap,) = component(page(client, "/report/period-1"), ids.REPORT_HEATMAP)["figure"]["data"]
+    heatmap, camera_off, seat_empty = component(page(client, "/report/period-1"), ids.REPORT_HEATMAP)["figure"]["data"]
+    assert [camera_off["name"], seat_empty["name"]] == ["camera off", "seat empty"]
     # Plotly sends numeric arrays as base64 typed arrays.
     z = np.frombuffer(base64.b64decode(heatmap["z"]["bdata"]), heatmap["z"]["dtype"]).reshape(3, -1)
     assert heatmap["z"]["shape"] == "3, 3" and heatmap["y"] == ["tile-0", "tile-1", "tile-2"]
     assert heatmap["colorscale"][0][1] == ENGAGEMENT_SCALE[0] and (heatmap["zmin"], heatmap["zmax"]) == (0, 1)
-    # tile-2 left after 12 s: a full face bin, then absent (0) in the last one.
-    assert z[2][0] == pytest.approx(1.0, abs=0.02) and z[2][2] == 0.0
+    # tile-2 left after 12 s: a full face bin, then not in the call (blank, not 0) in the last one.
+    assert z[2][0] == pytest.approx(1.0, abs=0.02) and np.isnan(z[2][2])
 
 
 def test_engagement_drops_are_the_largest_falls_apart_from_each_other() -> None:
@@ -319,11 +325,21 @@ def test_sessions_page_of_an_empty_database_says_how_to_start(tmp_path: Path) ->
 
 
 def tick(
-    engine: Engine, session: str, stored: dict[str, Any] | None, now: datetime, window: str = FIFTEEN_MINUTES
+    engine: Engine,
+    session: str,
+    shown: str | None,
+    now: datetime,
+    window: str = FIFTEEN_MINUTES,
+    show_emotions: bool = True,
 ) -> tuple[Any, ...]:
     """The live callback's answer as Dash sends it: LiveOutputs' fields in order."""
     info = find_session(engine, session)
-    return tuple(live_tick(engine, {"id": info.id, "name": info.name}, window, stored, now))
+    return tuple(live_tick(engine, {"id": info.id, "name": info.name}, window, shown, now, show_emotions))
+
+
+def shared_state(engine: Engine, session: str, window: int | None = DEFAULT_WINDOW_SECONDS) -> LiveState:
+    """The state every browser showing `session` over `window` seconds shares now."""
+    return LIVE_HUB.view(engine, find_session(engine, session), window).view.state
 
 
 def test_the_live_callback_answers_the_outputs_live_outputs_declares_and_pauses_the_timer_while_it_runs(
@@ -357,7 +373,11 @@ def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskCli
     response = dash_call(
         client,
         outputs,
-        [(ids.LIVE_INTERVAL, "n_intervals", 0), (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES)],
+        [
+            (ids.LIVE_INTERVAL, "n_intervals", 0),
+            (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES),
+            (ids.LIVE_PREFERENCES, "data", None),
+        ],
         [(ids.LIVE_SESSION, "data", {"id": session.id, "name": session.name}), (ids.LIVE_STATE, "data", None)],
     )
     cards = response[ids.STUDENT_GRID]["children"]
@@ -367,11 +387,11 @@ def test_live_refresh_through_the_dash_endpoint(engine: Engine, client: FlaskCli
 
 
 def test_first_tick_counts_every_row_and_shows_each_students_current_emotion(engine: Engine) -> None:
-    state, timeline, count, _, grid, *_ = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
+    _, timeline, count, _, grid, *_ = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
 
     rows = observation_rows(engine, find_session(engine, "period-1").id)
-    pd.testing.assert_frame_equal(LiveState.from_json(state).counts, emotion_counts(rows))
-    assert [trace.name for trace in timeline.data] == [*EMOTIONS, "engagement"]
+    pd.testing.assert_frame_equal(shared_state(engine, "period-1").counts, emotion_counts(rows))
+    assert [trace.name for trace in timeline.data] == [*EMOTIONS, "unsure (model below 50%)", "engagement"]
     assert count == "2 student(s) seen, 6 face observation(s)"
     # Current = most frequent in (14, 24] s, the latest winning a tie; tile-2 left at 12 s.
     assert [card.to_plotly_json()["props"]["data-emotion"] for card in grid] == ["sad", "fear", "absent"]
@@ -388,9 +408,10 @@ def test_later_ticks_add_only_new_rows_and_match_a_full_recount(engine: Engine) 
         first_index=len(PERIOD_1),
     )
     stored = tick(engine, "period-1", stored, T0 + timedelta(seconds=32))[0]
+    LIVE_HUB.settle()  # the new bin's scoring, which runs beside the refreshes
     stored = tick(engine, "period-1", stored, T0 + timedelta(seconds=34))[0]  # nothing new: nothing counted twice
 
-    state = LiveState.from_json(stored)
+    state = shared_state(engine, "period-1")
     session_id = find_session(engine, "period-1").id
     rows = observation_rows(engine, session_id)
     pd.testing.assert_frame_equal(state.counts, emotion_counts(rows))
@@ -404,11 +425,11 @@ def test_later_ticks_add_only_new_rows_and_match_a_full_recount(engine: Engine) 
 def test_the_kept_counts_are_bounded_by_the_window(engine: Engine) -> None:
     # One frame, then another 40 minutes later: the 15-minute window must drop the first.
     record(engine, "long", [(0, {"tile-0": HAPPY}), (40 * 60, {"tile-0": SAD})], start=T0 + timedelta(hours=3))
-    state = LiveState.from_json(tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41))[0])
-    assert list(state.counts.index) == [pd.Timestamp(T0 + timedelta(hours=3, minutes=40))]
+    tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41))
+    assert list(shared_state(engine, "long").counts.index) == [pd.Timestamp(T0 + timedelta(hours=3, minutes=40))]
 
-    whole = LiveState.from_json(tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41), window="all")[0])
-    assert len(whole.counts) == 2
+    tick(engine, "long", None, T0 + timedelta(hours=3, minutes=41), window="all")
+    assert len(shared_state(engine, "long", window=None).counts) == 2
 
 
 def test_the_live_timeline_carries_the_class_engagement_line_and_the_now_panel_its_score(engine: Engine) -> None:
@@ -454,6 +475,19 @@ def test_a_flag_is_listed_its_student_comes_first_and_an_acknowledgement_is_stor
     assert item["className"].split() == ["flag", "acknowledged"] and "acknowledged" in text(item)
 
 
+def test_browsers_in_other_time_zones_are_not_sent_one_anothers_page(engine: Engine) -> None:
+    record(engine, "absence", ABSENCE, start=ABSENCE_START)
+    app = create_app(engine)
+    tokens = set()
+    for zone in ("America/New_York", "Asia/Tokyo", "America/New_York"):
+        with app.server.test_request_context(headers={"Cookie": f"{ZONE_COOKIE}={quote(zone, safe='')}"}):
+            page = LiveOutputs(*tick(engine, "absence", None, ABSENCE_START + timedelta(seconds=101)))
+        tokens.add(page.state)
+        since = pd.Timestamp(ABSENCE_START + timedelta(seconds=15)).tz_convert(zone)
+        assert f"since {since:%H:%M:%S}" in text(serialised(page.flag_list)), zone
+    assert len(tokens) == 2  # one page per zone, the same page again for the same zone
+
+
 def click(
     client: FlaskClient, button_type: str, index: str, session: dict[str, Any]
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -497,7 +531,11 @@ def opened(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:
     return dash_call(
         signed_in_client(create_app(engine), engine),
         LIVE_OUTPUTS,
-        [(ids.LIVE_INTERVAL, "n_intervals", 0), (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES)],
+        [
+            (ids.LIVE_INTERVAL, "n_intervals", 0),
+            (ids.LIVE_WINDOW, "value", FIFTEEN_MINUTES),
+            (ids.LIVE_PREFERENCES, "data", None),
+        ],
         [(ids.LIVE_SESSION, "data", session), (ids.LIVE_STATE, "data", None)],
     )
 
@@ -580,7 +618,8 @@ def test_only_an_admin_or_the_teacher_who_owns_the_session_may_snooze_mute_or_un
 
 def test_changing_the_window_starts_a_fresh_state(engine: Engine) -> None:
     stored = tick(engine, "period-1", None, T0 + timedelta(seconds=25))[0]
-    again = LiveState.from_json(tick(engine, "period-1", stored, T0 + timedelta(seconds=26), window="all")[0])
+    assert tick(engine, "period-1", stored, T0 + timedelta(seconds=26), window="all")[0] != stored
+    again = shared_state(engine, "period-1", window=None)
     assert again.window_s is None
     assert again.counts.to_numpy().sum() == len(observation_rows(engine, find_session(engine, "period-1").id))
 
@@ -594,31 +633,43 @@ def test_a_session_without_faces_says_so_in_the_student_grid(engine: Engine) -> 
 
 def test_a_session_before_its_first_frame_says_it_is_waiting(engine: Engine) -> None:
     SessionRecorder.open(engine, "just-started", "screen")  # capture has begun; no frame analysed yet
-    state, timeline, count, _, grid, banner, hidden, *_ = tick(engine, "just-started", None, T0 + timedelta(hours=2))
+    _, timeline, count, _, grid, banner, hidden, *_ = tick(engine, "just-started", None, T0 + timedelta(hours=2))
 
-    assert LiveState.from_json(state).last_seen is None
+    assert shared_state(engine, "just-started").last_seen is None
     assert "No frames yet" in timeline.layout.annotations[0].text
     assert count == "0 student(s) seen, 0 face observation(s)"
     assert "No faces found yet" in grid[0].children
     assert "Waiting for the first frame" in banner and hidden is False
 
 
-def test_live_state_survives_the_json_round_trip(engine: Engine) -> None:
-    view = refresh(engine, LiveState.start(find_session(engine, "period-1").id, DEFAULT_WINDOW_SECONDS))
-    back = LiveState.from_json(json.loads(json.dumps(view.state.to_json())))
-    assert (back.session_id, back.window_s, back.last_seen) == (
-        view.state.session_id,
-        DEFAULT_WINDOW_SECONDS,
-        T0 + timedelta(seconds=24),
+def test_browsers_share_one_state_per_session_and_an_unchanged_session_sends_only_the_banner(engine: Engine) -> None:
+    info = find_session(engine, "period-1")
+    # Browsers asking at once (waitress' threads) wait for one refresh and share it: one token, one view.
+    with ThreadPoolExecutor(8) as pool:
+        views = list(pool.map(lambda _: LIVE_HUB.view(engine, info, DEFAULT_WINDOW_SECONDS), range(16)))
+    assert len({id(view) for view in views}) == 1
+    first = tick(engine, "period-1", None, T0 + timedelta(seconds=25))
+    other = tick(engine, "period-1", "an older page", T0 + timedelta(seconds=25))
+    assert other[0] == first[0] and other[4] is first[4]  # one page drawn for both browsers
+
+    again = LiveOutputs(*tick(engine, "period-1", first[0], T0 + timedelta(minutes=5)))
+    assert again.student_grid is no_update and again.timeline is no_update and again.state is no_update
+    assert "ended" in again.banner and again.banner_hidden is False  # the banner alone follows the clock
+
+    # A frame written changes the session: the next refresh draws it, under a new token.
+    record(engine, "period-1", [(26, {"tile-0": NEUTRAL})], first_index=len(PERIOD_1))
+    assert LIVE_HUB.view(engine, info, DEFAULT_WINDOW_SECONDS) is not views[0]
+    later = tick(engine, "period-1", first[0], T0 + timedelta(seconds=27))
+    assert later[0] not in (first[0], no_update) and shared_state(engine, "period-1").last_seen == T0 + timedelta(
+        seconds=26
     )
-    pd.testing.assert_frame_equal(back.counts, view.state.counts)
-    pd.testing.assert_frame_equal(back.student_counts, view.state.student_counts)
 
 
 def on_since(student: str, rule: str, minutes: float, name: str | None = None) -> Flag:
     """A flag on now (NOW) whose condition began `minutes` ago."""
     start = pd.Timestamp(NOW - timedelta(minutes=minutes))
-    return Flag(student, name, rule, f"{rule} reason", start, start + timedelta(seconds=60), None)
+    cause = rule.replace("_", " ")
+    return Flag(student, name, rule, f"{rule} reason", start, start + timedelta(seconds=60), None, cause)
 
 
 NOW = T0 + timedelta(hours=1)
@@ -669,9 +720,10 @@ def test_a_flagged_card_says_why_in_words_and_a_camera_off_student_shows_that_no
     state = dataclasses.replace(
         LiveState.start(1, None), scores={"tile-4": 0.0}, states={"tile-4": "camera_off"}, flags=[flag]
     )
-    (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, [on(flag)])]
+    (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, [on(flag)], {})]
 
-    assert "camera off for 6 min" in text(card) and "camera off" in text(card["children"][1])
+    since = f"camera off since {local_time(flag.start)}, 6 min"
+    assert since in text(card) and "camera off" in text(card["children"][1])
     assert "engagement –" in text(card) and "engagement 0.00" not in text(card)
     assert (card["data-state"], card["data-flagged"]) == ("camera_off", "true")
     assert "flagged" in card["className"].split()
@@ -680,8 +732,8 @@ def test_a_flagged_card_says_why_in_words_and_a_camera_off_student_shows_that_no
     # Seen to: the card still says why, and what was done, but no longer stands out.
     mute = FlagSilence(1, None, "camera_off", None, "teacher", T0)
     for board, done in (([ShownFlag(flag, True, None)], "acknowledged"), ([ShownFlag(flag, False, mute)], "muted")):
-        (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, board)]
-        assert f"camera off for 6 min ({done})" in text(card) and "flagged" not in card["className"].split()
+        (card,) = [serialised(card)["props"] for card in student_cards(student, {}, T0, NOW, state, board, {})]
+        assert f"{since} ({done})" in text(card) and "flagged" not in card["className"].split()
 
 
 def test_times_are_shown_in_the_viewers_time_zone_named_on_the_page(engine: Engine, client: FlaskClient) -> None:
@@ -732,7 +784,7 @@ def test_mood_timeline_stacks_shares_in_the_theme_colours_and_shows_gaps_as_zero
 
 def test_mood_now_chart_and_sparkline_use_the_emotions_colours(engine: Engine) -> None:
     rows = observation_rows(engine, find_session(engine, "period-1").id)
-    bars = mood_now_chart(mood_now(rows, T0 + timedelta(seconds=24))).data[0]
+    bars = mood_now_chart(mood_confidence(rows, T0 + timedelta(seconds=24))).data[0]
     assert list(bars.marker.color) == [EMOTION_COLORS[e] for e in EMOTIONS]
 
     dominant = pd.Series(["happy", "sad"], index=pd.DatetimeIndex([T0, T0 + timedelta(seconds=10)]))
@@ -862,9 +914,9 @@ def test_students_download_is_the_reports_students_csv(engine: Engine, tmp_path:
     table = read_csv(download)
     assert download["filename"] == "period-1-students.csv"
     assert [(row["student"], row["last_seen"]) for row in table] == [
-        ("tile-0", (T0 + timedelta(seconds=24)).isoformat()),
-        ("tile-1", (T0 + timedelta(seconds=24)).isoformat()),
-        ("tile-2", (T0 + timedelta(seconds=12)).isoformat()),
+        ("tile-0", "2025-03-04T09:00:24Z"),
+        ("tile-1", "2025-03-04T09:00:24Z"),
+        ("tile-2", "2025-03-04T09:00:12Z"),
     ]
     assert float(table[0]["share_happy"]) == pytest.approx(4 / 7, abs=1e-3)
     write_report(engine, "period-1", tmp_path, engagement_config())

@@ -4,18 +4,23 @@ and the scripted class of bench.flags (smaller) meeting the issue's targets."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
 from analytics.flags import history_seconds
-from analytics.live_flags import current_flags, flag_board
+from analytics.live import LiveState
+from analytics.live_flags import ShownFlag, current_flags, flag_board
 from analytics.report import session_tables
 from analytics.settings import load_config
 from bench.flags import TARGET_FALSE_PER_STUDENT_HOUR, run, small_class
+from dashboard.formatting import local_time
+from dashboard.pages.live import student_cards
 from db.migrate import upgrade
 from db.queries import (
     FlagSilence,
@@ -26,6 +31,7 @@ from db.queries import (
     silence_flags,
 )
 from db.recorder import SessionRecorder
+from tests.test_dashboard import serialised, text
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 CONFIG = load_config()
@@ -126,3 +132,40 @@ def test_the_scripted_class_flags_every_event_and_almost_nothing_else(tmp_path: 
     assert len(outcome.false_flags) / outcome.student_hours <= TARGET_FALSE_PER_STUDENT_HOUR
     assert outcome.duplicates == 0
     assert outcome.live_shown > 0 and outcome.live_moved == []
+
+
+def test_a_student_who_left_after_their_face_was_lost_reads_left_the_call_since_they_left(tmp_path: Path) -> None:
+    # tile-2 turns away at 200 s, its face is lost (an empty tile) at 210 s, and it leaves the call at 230 s.
+    # Leaving is not the turned-then-missing case (3 min of grace, "seat looks empty"): absent 60 s after the face
+    # was lost, since they left.
+    engine = upgrade(f"sqlite:///{tmp_path / 'left.db'}")
+    with SessionRecorder.open(engine, "period-2", "screen") as recorder:
+        for second in range(400):
+            observations = [observation("tile-1")]
+            if second < 200:
+                observations.append(observation("tile-2"))
+            elif second < 210:
+                tile = Box(400, 0, 190, 110)
+                turned = FaceSignals(Presence.FACE, 70.0, 0.0, 0.3, False, 0)
+                observations.append(Observation("tile-2", tile, tile, NEUTRAL, int(np.argmax(NEUTRAL)), turned))
+            elif second < 230:
+                observations.append(observation("tile-2", Presence.EMPTY))
+            recorder.record(FrameResult(second, at(second), observations, 20.0))
+
+    (flag,) = current_flags(engine, 1, CONFIG)
+    assert (flag.student, flag.rule, flag.cause, flag.start, flag.raised) == (
+        "tile-2",
+        "absent",
+        "left the call",
+        pd.Timestamp(at(230)),
+        pd.Timestamp(at(271)),
+    )
+    assert "turned away" not in flag.reason and "not in the gallery" in flag.reason
+    students = pd.DataFrame(
+        {"student": ["tile-2"], "name": [None], "first_seen": [at(0)], "last_seen": [at(229)], "emotion": [None]}
+    )
+    state = replace(LiveState.start(1, None), states={"tile-2": "absent"}, flags=[flag])
+    shown = [ShownFlag(flag, acknowledged=False, silenced_by=None)]
+    (card,) = student_cards(students, {}, at(100), at(399), state, shown, {})
+    words = text(serialised(card))
+    assert f"left the call since {local_time(flag.start)}, 2 min" in words and "away" not in words

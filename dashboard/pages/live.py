@@ -1,10 +1,17 @@
 """The live class page, refreshed every REFRESH_MS from analytics.live. Above the fold on a laptop: the class
 now (engagement, its trend, who is there and attentive) and what needs attention (the flags grouped by kind,
-most serious and longest first, a handful of lines), then a card per student saying in words why they are
-flagged. Below: the class mood over time with its engagement line, the emotions of the last seconds, and
-every flag with what the teacher can do about it: acknowledge it, snooze its student for SNOOZE_SECONDS, or
-mute its kind for the class; the snoozes and mutes in force are named under the needs-attention list, each
-with its undo. These decisions are stored (db.queries), so they hold after a reload and in other tabs.
+most serious and longest first, a handful of lines), then a card per student saying in words what happened
+and since when. Below: the class mood over time with its engagement line and the share of faces the model was
+unsure about, the emotions of the last seconds with their 95 % bands, and every flag with what the teacher can
+do about it: acknowledge it, snooze its student for SNOOZE_SECONDS, or mute its kind for the class; the
+snoozes and mutes in force are named under the needs-attention list, each with its undo. These decisions are
+stored (db.queries), so they hold after a reload and in other tabs.
+
+The class's tables are the server's, shared by every browser on the session (analytics.live.LiveHub), and so
+is the page drawn from them: a browser keeps only the token of the page it shows, and a refresh that finds
+nothing new sends only the banner. "Show emotions" is each user's own setting, kept in the browser's local
+storage under their name (not in the database): without it, no emotion chart, strip, badge or emotion-based
+flag is drawn.
 
 A refresh never starts while the previous one runs: the timer is switched off for the length of each
 refresh (Dash's `running`), so a slow server or a busy machine makes refreshes less frequent instead of
@@ -13,26 +20,30 @@ queueing them. Every chart has a fixed height and shows "Loading…" until its f
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html
+from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
-from analytics.flags import Flag
-from analytics.live import ATTENTIVE, SPARKLINE_SECONDS, LiveState, LiveView, refresh
+from analytics.flags import EMOTION_RULES, Flag
+from analytics.live import ATTENTIVE, LIVE_HUB, SPARKLINE_SECONDS, SURE_PROBABILITY, LiveState, LiveView
 from analytics.live_flags import RULE_ORDER, ShownFlag, decided
 from analytics.timeline import NOW_SECONDS, dominant_emotions
 from dashboard import ids
 from dashboard.access import current_user
 from dashboard.checks import checked_session
 from dashboard.components import STATIC_GRAPH, TIMELINE_GRAPH, emotion_badge, report_path, session_heading
-from dashboard.figures import message_figure, mood_now_chart, mood_timeline, sparkline
-from dashboard.formatting import duration, local_time
+from dashboard.figures import engagement_timeline, message_figure, mood_now_chart, mood_timeline, sparkline
+from dashboard.formatting import duration, local_time, local_zone
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, engagement_color, engagement_text_color
 from db.errors import DatabaseError
 from db.queries import (
@@ -68,7 +79,8 @@ TREND_STEADY = 0.02
 # The "needs attention" list: at most this many kinds of flag, and this many names on a line.
 ATTENTION_LINES = 5
 NAMES_PER_LINE = 3
-# How a flag's rule reads: on a card (with "for 3 min"), and counted in the "needs attention" list.
+# How a flag's rule reads, for every flag of it (a mute, the "needs attention" list's count); a card and the flag
+# list say what happened to that student (analytics.flags.Flag.cause).
 RULE_WORDS: dict[str, tuple[str, str, str]] = {
     "absent": ("away", "student away", "students away"),
     "camera_off": ("camera off", "camera off", "cameras off"),
@@ -79,10 +91,17 @@ RULE_WORDS: dict[str, tuple[str, str, str]] = {
 }
 # How a student's state (analytics.live.LiveState.states) reads on their card when they show no face.
 UNSEEN_STATES = {"camera_off": "camera off", "empty": "seat empty", "absent": "not in the call"}
+# ... and with a face, for a viewer who hides emotions (the badge shows the emotion otherwise).
+SEEN_STATES = {ATTENTIVE: "attentive", "face": "head turned away"}
 # The longest rule name an acknowledgement and a mute can store: a longer one in a browser's button id is refused.
 MAX_RULE_LENGTH: int = min(flag_acknowledgements.c.rule.type.length, flag_silences.c.rule.type.length)
 # "Snooze": no flags of that student for this long (of the session's time), whatever the rule.
 SNOOZE_SECONDS = 10 * 60
+# The user's "show emotions" setting, by this name in the browser's preferences store and the switch.
+SHOW_EMOTIONS_KEY = "show_emotions"
+# The page's frame, and its class when the viewer hides emotions (assets/live_preferences.css hides the rest).
+PAGE_CLASS = "live-page"
+HIDE_EMOTIONS_CLASS = "hide-emotions"
 
 
 def flag_id(student: str, rule: str, start: datetime) -> str:
@@ -105,7 +124,7 @@ class LiveOutputs:
     """What one refresh puts on the page: each field is the Dash output named in its metadata, so the
     callback's outputs and its answer come from one declaration (Dash takes them in field order)."""
 
-    state: dict[str, Any] | None = _shows(ids.LIVE_STATE, "data")  # analytics.live.LiveState as JSON
+    state: str | None = _shows(ids.LIVE_STATE, "data")  # names the page drawn: live_tick's token
     timeline: Any = _shows(ids.LIVE_TIMELINE, "figure")
     student_count: str = _shows(ids.LIVE_STUDENT_COUNT, "children")
     now_chart: Any = _shows(ids.LIVE_NOW_CHART, "figure")
@@ -113,6 +132,8 @@ class LiveOutputs:
     banner: str | None = _shows(ids.LIVE_BANNER, "children")
     banner_hidden: bool = _shows(ids.LIVE_BANNER, "hidden")
     presence: str = _shows(ids.LIVE_PRESENCE, "children")
+    page_class: str = _shows(ids.LIVE_PAGE, "className")
+    mood_card_hidden: bool = _shows(ids.LIVE_MOOD_CARD, "hidden")
     needs_attention: list[Any] = _shows(ids.NEEDS_ATTENTION, "children")
     engagement_now: str = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
     flag_list: list[Any] = _shows(ids.FLAG_LIST, "children")
@@ -121,6 +142,11 @@ class LiveOutputs:
     @classmethod
     def outputs(cls) -> list[Output]:
         return [Output(*item.metadata["output"]) for item in fields(cls)]
+
+    @classmethod
+    def unchanged(cls) -> LiveOutputs:
+        """Every output left as the browser has it."""
+        return cls(*(no_update for _ in fields(cls)))
 
     def __iter__(self) -> Any:
         # Not dataclasses.astuple: it deep-copies every figure.
@@ -132,14 +158,29 @@ def register(app: Dash, engine: Engine) -> None:
         *LiveOutputs.outputs(),
         Input(ids.LIVE_INTERVAL, "n_intervals"),
         Input(ids.LIVE_WINDOW, "value"),
+        Input(ids.LIVE_PREFERENCES, "data"),
         State(ids.LIVE_SESSION, "data"),
         State(ids.LIVE_STATE, "data"),
         running=[(Output(ids.LIVE_INTERVAL, "disabled"), True, False)],
     )(
-        lambda _tick, window, session, stored: tuple(
-            live_tick(engine, checked_session(engine, session), window, stored, datetime.now(UTC))
+        lambda _tick, window, preferences, session, shown: tuple(
+            live_tick(
+                engine,
+                checked_session(engine, session),
+                window,
+                shown,
+                datetime.now(UTC),
+                shows_emotions(preferences, current_user()),
+            )
         )
     )
+    app.callback(
+        Output(ids.LIVE_PREFERENCES, "data"),
+        Output(ids.SHOW_EMOTIONS, "value"),
+        Input(ids.SHOW_EMOTIONS, "value"),
+        Input(ids.LIVE_PREFERENCES, "modified_timestamp"),
+        State(ids.LIVE_PREFERENCES, "data"),
+    )(lambda value, _stored_at, preferences: show_emotions_setting(value, preferences, current_user()))
     # Each button answers for itself; the next refresh redraws the lists from the database. The session is
     # checked again at every click: the store, and the button's id, come from the browser.
     for button, act in (
@@ -161,12 +202,34 @@ def register(app: Dash, engine: Engine) -> None:
         )
 
 
+def shows_emotions(preferences: Any, viewer: User) -> bool:
+    """Whether `viewer` wants the emotion figures and flags, by the browser's preferences store (keyed by user
+    name, as the browser sends it: anything but a clear "no" shows them)."""
+    if not isinstance(preferences, dict):
+        return True
+    mine = preferences.get(viewer.name)
+    return not (isinstance(mine, dict) and mine.get(SHOW_EMOTIONS_KEY) is False)
+
+
+def show_emotions_setting(value: Any, preferences: Any, viewer: User) -> tuple[Any, Any]:
+    """The "show emotions" switch and the browser's preferences store kept in step: a click is written to the
+    store under `viewer`'s name (other users of the browser keep theirs); on opening the page, the switch
+    shows what the store holds."""
+    if callback_context.triggered_id == ids.SHOW_EMOTIONS:
+        kept = dict(preferences) if isinstance(preferences, dict) else {}
+        kept[viewer.name] = {SHOW_EMOTIONS_KEY: isinstance(value, list) and SHOW_EMOTIONS_KEY in value}
+        return kept, no_update
+    return no_update, [SHOW_EMOTIONS_KEY] if shows_emotions(preferences, viewer) else []
+
+
 def layout(session: SessionInfo) -> html.Div:
     """The live class page, its charts and lists saying "Loading…" until the first refresh fills them."""
     return html.Div(
         [
             dcc.Store(id=ids.LIVE_SESSION, data={"id": session.id, "name": session.name}),
             dcc.Store(id=ids.LIVE_STATE),
+            # In the browser, not the database: a user's own view of the page, kept across reloads and tabs.
+            dcc.Store(id=ids.LIVE_PREFERENCES, storage_type="local"),
             dcc.Interval(id=ids.LIVE_INTERVAL, interval=REFRESH_MS),
             session_heading(session, {"Session report": report_path(session.name), "All sessions": "/sessions"}),
             html.Div(id=ids.LIVE_BANNER, className="banner", hidden=True),
@@ -178,6 +241,12 @@ def layout(session: SessionInfo) -> html.Div:
                             html.P(id=ids.LIVE_ENGAGEMENT_NOW, className="engagement-now"),
                             html.P("Loading…", id=ids.LIVE_PRESENCE, className="presence"),
                             html.P(id=ids.LIVE_STUDENT_COUNT, className="absent"),
+                            dcc.Checklist(
+                                id=ids.SHOW_EMOTIONS,
+                                options=[{"label": " Show emotions", "value": SHOW_EMOTIONS_KEY}],
+                                value=[SHOW_EMOTIONS_KEY],
+                                className="show-emotions",
+                            ),
                         ],
                         id=ids.LIVE_NOW,
                         className="card",
@@ -208,7 +277,7 @@ def layout(session: SessionInfo) -> html.Div:
                 [
                     html.Div(
                         [
-                            html.H2("Class mood"),
+                            html.H2("Class mood and engagement"),
                             dcc.RadioItems(
                                 id=ids.LIVE_WINDOW,
                                 options=[{"label": k, "value": v} for k, v in WINDOW_CHOICES.items()],
@@ -230,6 +299,7 @@ def layout(session: SessionInfo) -> html.Div:
                             html.H2(f"Emotions in the last {NOW_SECONDS} s"),
                             _fixed_graph(ids.LIVE_NOW_CHART, NOW_CHART_HEIGHT_PX, STATIC_GRAPH),
                         ],
+                        id=ids.LIVE_MOOD_CARD,
                         className="card",
                     ),
                     html.Section(
@@ -243,7 +313,9 @@ def layout(session: SessionInfo) -> html.Div:
                 ],
                 className="row",
             ),
-        ]
+        ],
+        id=ids.LIVE_PAGE,
+        className=PAGE_CLASS,
     )
 
 
@@ -258,11 +330,15 @@ def _legend() -> html.Div:
             html.Span("1", className="legend-end"),
             html.Span(className="legend-swatch", style={"background": ABSENT_COLOR}),
             html.Span("not measured (camera off, away)", className="legend-end"),
-            html.Span(f"· strip: last {SPARKLINE_SECONDS // 60} min, by emotion", className="legend-end"),
+            html.Span(
+                f"· strip: last {SPARKLINE_SECONDS // 60} min, by emotion ("
+                f"“?”: model below {SURE_PROBABILITY:.0%} sure)",
+                className="legend-end legend-emotion",
+            ),
             *[
                 html.Span(
                     [html.Span(className="legend-swatch", style={"background": EMOTION_COLORS[emotion]}), emotion],
-                    className="legend-end",
+                    className="legend-end legend-emotion",
                 )
                 for emotion in EMOTIONS
             ],
@@ -283,40 +359,100 @@ def _fixed_graph(graph_id: str, height_px: int, config: dict[str, Any]) -> dcc.G
 
 
 def live_tick(
-    engine: Engine, session: dict[str, Any], window: str, stored: dict[str, Any] | None, now: datetime
+    engine: Engine, session: dict[str, Any], window: str, shown: Any, now: datetime, show_emotions: bool = True
 ) -> LiveOutputs:
-    """One refresh of the live page of `session` (checked by the caller), from the state the browser kept."""
+    """One refresh of the live page of `session` (checked by the caller) for a browser that shows the page
+    named by the token `shown` (LiveOutputs.state; anything else: nothing yet). The class's tables come
+    from analytics.live.LIVE_HUB, shared by every browser on the session; the page drawn from them is kept
+    too (_drawn), so browsers in step draw it once. When the browser already shows it, only the banner,
+    which ages with the clock, is sent."""
     window_s = None if window == WHOLE_SESSION else int(window)
-    state = LiveState.from_json(stored) if stored else None
-    if state is None or state.session_id != session["id"] or state.window_s != window_s:
-        state = LiveState.start(session["id"], window_s)
     try:
         info = find_session(engine, session["name"])
-        view = refresh(engine, state)
-        silences = flag_silences_of(engine, session["id"])
+        shared = LIVE_HUB.view(engine, info, window_s)
         # The flags come from the last scoring pass; the decisions about them are read at every refresh.
-        board = decided(view.state.flags, acknowledged_flags(engine, session["id"]), silences, view.latest_frame)
+        acknowledged = frozenset(acknowledged_flags(engine, session["id"]))
+        silences = tuple(flag_silences_of(engine, session["id"]))
     except DatabaseError as error:
         problem = f"Cannot read the database: {error}"
         return LiveOutputs(
-            stored, message_figure(problem), "", message_figure(""), [], problem, False, "", [], "", [], []
+            state=None,
+            timeline=message_figure(problem),
+            student_count="",
+            now_chart=message_figure(""),
+            student_grid=[],
+            banner=problem,
+            banner_hidden=False,
+            presence="",
+            page_class=PAGE_CLASS,
+            mood_card_hidden=True,
+            needs_attention=[],
+            engagement_now="",
+            flag_list=[],
+            silenced=[],
         )
-    banner = status_banner(info, view.latest_frame, now)
-    at = view.latest_frame or now
+    banner = status_banner(info, shared.view.latest_frame, now)
+    # The page's times are in the viewer's zone: browsers in other zones get pages of their own.
+    key = (shared.token, acknowledged, silences, show_emotions, str(local_zone()))
+    token = f"{shared.token}-{hash(key[1:]) & 0xFFFFFFFF:x}"
+    if shown == token:
+        return dataclasses.replace(LiveOutputs.unchanged(), banner=banner, banner_hidden=banner is None)
+    page = _drawn(key, lambda: _draw(shared.view, acknowledged, silences, show_emotions))
+    return dataclasses.replace(page, state=token, banner=banner, banner_hidden=banner is None)
+
+
+def _draw(
+    view: LiveView,
+    acknowledged: frozenset[tuple[str, str, datetime]],
+    silences: tuple[FlagSilence, ...],
+    show_emotions: bool,
+) -> LiveOutputs:
+    """The page of `view` with the teacher's decisions; the banner and token are the caller's. Without emotions
+    (the viewer's setting), no emotion chart, strip or badge is drawn and no flag judged on emotions shown."""
+    flags = [flag for flag in view.state.flags if show_emotions or flag.rule not in EMOTION_RULES]
+    board = decided(flags, set(acknowledged), list(silences), view.latest_frame)
+    at = view.latest_frame or view.state.last_seen or datetime.now(UTC)
     return LiveOutputs(
-        state=view.state.to_json(),
-        timeline=_live_timeline(view),
+        state=None,
+        timeline=_live_timeline(view, show_emotions),
         student_count=f"{view.mood.students} student(s) seen, {view.mood.faces} face observation(s)",
-        now_chart=mood_now_chart(view.mood),
-        student_grid=_student_grid(view, board),
-        banner=banner,
-        banner_hidden=banner is None,
+        now_chart=mood_now_chart(view.confidence) if show_emotions else message_figure(""),
+        student_grid=_student_grid(view, board, show_emotions),
+        banner=None,
+        banner_hidden=True,
         presence=presence_line(view.state.states),
         needs_attention=needs_attention([shown.flag for shown in board if shown.needs_attention], at),
         engagement_now=engagement_now(*_engagement_trend(view.state.engagement)),
         flag_list=flag_list(board, at),
-        silenced=silenced_line(silences, _names(view.students), at),
+        silenced=silenced_line(list(silences), _names(view.students), at),
+        page_class=PAGE_CLASS if show_emotions else f"{PAGE_CLASS} {HIDE_EMOTIONS_CLASS}",
+        mood_card_hidden=not show_emotions,
     )
+
+
+class _DrawnPages:
+    """The last few pages drawn, by what they were drawn from: browsers in step with one another are sent
+    the same page, drawn once (cards and charts cost more than reading the session's new rows)."""
+
+    def __init__(self, kept: int = 16) -> None:
+        self._kept = kept
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[Hashable, LiveOutputs] = OrderedDict()
+
+    def __call__(self, key: Hashable, draw: Callable[[], LiveOutputs]) -> LiveOutputs:
+        with self._lock:
+            page = self._pages.get(key)
+        if page is None:
+            # Drawn outside the lock: two browsers may both draw a new page, but neither waits on another session's.
+            page = draw()
+            with self._lock:
+                self._pages[key] = page
+                while len(self._pages) > self._kept:
+                    self._pages.popitem(last=False)
+        return page
+
+
+_drawn = _DrawnPages()
 
 
 def acknowledge(
@@ -497,7 +633,7 @@ def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
     return html.Li(
         [
             html.Strong(flag.name or flag.student, title=flag.student),
-            html.Span(f" {kind}", className="flag-rule"),
+            html.Span(f" {flag.cause}", className="flag-rule"),
             html.Div(actions, className="flag-actions"),
             html.Span(f"since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
         ],
@@ -568,11 +704,14 @@ def student_cards(
     end: datetime,
     state: LiveState,
     board: list[ShownFlag],
+    sureness: dict[str, float] | None,
 ) -> list[html.Div]:
     """One card per student (analytics.timeline.student_states rows), each with a strip of their recent
     emotions, their engagement or why it is not measured (from `state`: scores and states by student key),
-    and why they are flagged (`board`: the flags on, with the teacher's decisions). Students with a flag
-    needing attention come first, then those whose flags were seen to."""
+    and why they are flagged (`board`: the flags on, with the teacher's decisions). `sureness`: how sure the
+    model was of each student's emotion (analytics.live.LiveView.sureness); None: the viewer hides emotions,
+    so no strip or emotion is drawn. Students with a flag needing attention come first, then those whose
+    flags were seen to."""
     flags: dict[str, list[ShownFlag]] = {}
     for shown in sorted(board, key=lambda shown: _severity(shown.flag.rule)):
         flags.setdefault(shown.flag.student, []).append(shown)
@@ -586,12 +725,13 @@ def student_cards(
     return [
         student_card(
             row,
-            sparklines.get(row.student),
+            None if sureness is None else sparklines.get(row.student),
             start,
             end,
             state.scores.get(row.student),
             flags.get(row.student, []),
             state.states.get(row.student),
+            None if sureness is None else sureness.get(row.student, np.nan),
         )
         for row in ordered
     ]
@@ -605,18 +745,22 @@ def student_card(
     score: float | None,
     flags: list[ShownFlag],
     state: str | None,
+    sure: float | None = np.nan,
 ) -> html.Div:
     """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately;
     `score`: their current engagement, None when not scored; `flags`: theirs on now, most serious first;
-    `state`: analytics.live.LiveState.states' (None: not measured). The card stands out only while one of
-    their flags needs attention."""
+    `state`: analytics.live.LiveState.states' (None: not measured); `sure`: the model's mean probability for
+    the emotion shown (NaN: unknown; None: the viewer hides emotions, so no emotion and no strip). The card
+    stands out only while one of their flags needs attention."""
     strip = dominant if dominant is not None else pd.Series(dtype=object, index=pd.DatetimeIndex([], tz="UTC"))
     unseen = UNSEEN_STATES.get(state or "")
     if unseen:
         # Their own state, not an engagement of 0: nobody can be measured without a face.
         now_badge = html.Span(unseen, className="badge unseen")
+    elif sure is None:
+        now_badge = html.Span(SEEN_STATES.get(state or "", "seen"), className="badge seen")
     elif student.emotion:
-        now_badge = emotion_badge(student.emotion)
+        now_badge = emotion_badge(student.emotion, sure)
     else:
         now_badge = html.Span(f"not seen in {NOW_SECONDS} s (last {local_time(student.last_seen)})", className="absent")
     measured = score is not None and not unseen
@@ -629,18 +773,14 @@ def student_card(
         if measured
         else html.Span("engagement –", className="absent")
     )
-    why = [
-        f"{_rule_words(shown.flag.rule)[0]} for {duration(pd.Timestamp(end) - shown.flag.start)}"
-        + ("" if shown.needs_attention else f" ({_decision(shown)})")
-        for shown in flags
-    ]
+    why = [flag_words(shown.flag, end) + ("" if shown.needs_attention else f" ({_decision(shown)})") for shown in flags]
     reasons = "; ".join(shown.flag.reason for shown in flags)
     return html.Div(
         [
             html.Div(student.name or student.student, className="student-name", title=student.student),
             html.Div([now_badge, engagement], className="badges"),
             html.Div("⚑ " + "; ".join(why), className="flag-why", title=reasons) if why else None,
-            sparkline(strip, start, end),
+            None if sure is None else sparkline(strip, start, end),
         ],
         id=ids.student_card(student.student),
         className="student-card" + (" flagged" if any(shown.needs_attention for shown in flags) else ""),
@@ -648,7 +788,8 @@ def student_card(
         style={"borderLeft": f"6px solid {engagement_color(score) if measured else ABSENT_COLOR}"},
         **{
             "data-student": student.student,
-            "data-emotion": student.emotion or "absent",
+            "data-emotion": "hidden" if sure is None else student.emotion or "absent",
+            "data-sure": "" if sure is None or np.isnan(sure) else f"{sure:.2f}",
             "data-state": state or "",
             "data-engagement": "" if score is None else f"{score:.2f}",
             "data-flagged": str(bool(flags)).lower(),
@@ -656,12 +797,20 @@ def student_card(
     )
 
 
-def _live_timeline(view: LiveView) -> Any:
+def flag_words(flag: Flag, now: datetime) -> str:
+    """A flag on a card, in words: what happened and since when, as the data has it ("left the call since
+    14:46:13, 4 min")."""
+    return f"{flag.cause} since {local_time(flag.start)}, {duration(pd.Timestamp(now) - flag.start)}"
+
+
+def _live_timeline(view: LiveView, show_emotions: bool) -> Any:
     latest, window_s = view.latest_frame, view.state.window_s
     if latest is None:
         return message_figure("No frames yet.")
     shown = None if window_s is None else (latest - timedelta(seconds=window_s), latest)
-    return mood_timeline(view.state.counts, shown, engagement=view.state.engagement)
+    if not show_emotions:
+        return engagement_timeline(view.state.engagement, shown)
+    return mood_timeline(view.state.counts, shown, engagement=view.state.engagement, unsure=view.state.unsure)
 
 
 def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
@@ -673,7 +822,7 @@ def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
     return latest, None if earlier.empty else latest - float(earlier.iloc[-1])
 
 
-def _student_grid(view: LiveView, board: list[ShownFlag]) -> list[Any]:
+def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -> list[Any]:
     if view.students.empty:
         return [
             html.P(
@@ -690,4 +839,12 @@ def _student_grid(view: LiveView, board: list[ShownFlag]) -> list[Any]:
         key: pd.Series(dominant.to_numpy()[rows], index=bins[rows])
         for key, rows in dominant.groupby(level="student").indices.items()
     }
-    return student_cards(view.students, strips, end - timedelta(seconds=SPARKLINE_SECONDS), end, view.state, board)
+    return student_cards(
+        view.students,
+        strips,
+        end - timedelta(seconds=SPARKLINE_SECONDS),
+        end,
+        view.state,
+        board,
+        view.sureness if show_emotions else None,
+    )
