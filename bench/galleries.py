@@ -32,6 +32,7 @@ import cv2
 from capture.detect import make_detector
 from capture.names import clean_name
 from capture.pipeline import FramePipeline
+from config import CaptureConfig
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared/galleries"
 
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError, OSError) as error:
         print(f"error: bad {args.folder / 'index.csv'}: {error}", file=sys.stderr)
         return 2
-    pipeline = FramePipeline(make_detector("blazeface"), None, ocr_lang=args.ocr_lang)
+    pipeline = FramePipeline(make_detector("blazeface"), None, settings=CaptureConfig(ocr_lang=args.ocr_lang))
     photos = ", ".join(f"{count} in {file}" for file, count in PROFILE_PHOTOS.items())
     print(f"faces: people on camera; profile photos on camera-off tiles are no faces (not counted: {photos})")
     header = f"{'screenshot':<44}{'layout':>10}{'tiles':>8}{'faces':>8}{'extra':>6}{'names':>8}{'ms':>7}{'ocr ms':>8}"

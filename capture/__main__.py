@@ -22,7 +22,6 @@ from capture.feedback import make_feedback
 from capture.pipeline import FramePipeline
 from capture.runner import run_capture, stop_on_signals
 from capture.sender import TOKEN_VARIABLE, ServerRecorder, read_token
-from capture.signals import SignalEstimator
 from capture.sources import open_source
 from capture.spool import DEFAULT_SPOOL
 from config import CaptureConfig, ClassPulseConfig, ConfigError
@@ -194,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             # (EU AI Act Art. 5(1)(f)), so the model is not even loaded.
             classifier = None if tuned.attention_only else EmotionClassifier(args.model)
             detector = make_detector(tuned.detector, **tuned.detect.model_dump())
-            signals = SignalEstimator(tuned.signals)
-            pipeline = FramePipeline(detector, classifier, signals, ocr_lang=tuned.ocr_lang, regions=tuned.regions)
+            pipeline = FramePipeline(detector, classifier, settings=tuned)
             engine = None if args.server is not None else upgrade(args.db)
             if engine is not None and args.teacher is not None and find_user(engine, args.teacher) is None:
                 # A typo would file the class under nobody the teacher can sign in as: invisible to them.

@@ -12,39 +12,32 @@ import cv2
 import numpy as np
 
 from capture.errors import CaptureError
+from config import GridSettings
 from vocabulary.records import Box
 
-# A gallery background is near black (Zoom ~0, Teams dark mode ~31); anything brighter is not a gallery.
-MAX_BACKGROUND_LEVEL = 60
-# Grey levels within this distance of the background count as background (screen grabs are lossless).
-BACKGROUND_TOLERANCE = 6
-# A projection line is a gap when at most this fraction of its pixels differ from the background.
-GAP_NOISE_FRACTION = 0.002
-# Tiles narrower or shorter than this fraction of the frame are labels, icons or toolbars.
-MIN_TILE_FRACTION = 0.05
-# Gallery tiles share one size; candidates further than this from the median size are not tiles.
-SIZE_TOLERANCE = 0.08
-MIN_TILES = 2
+# The thresholds are the configuration's [capture.grid] (config/classpulse.toml says why each has its value).
+DEFAULT = GridSettings()
 
 
-def find_tile_grid(image: np.ndarray) -> list[Box] | None:
+def find_tile_grid(image: np.ndarray, settings: GridSettings = DEFAULT) -> list[Box] | None:
     """The gallery's tiles in reading order, or None when the image is not a gallery view.
 
-    image: H x W x 3 BGR (or H x W grey) uint8.
+    image: H x W x 3 BGR (or H x W grey) uint8; settings: the configuration's [capture.grid].
     """
     grey = _to_grey(image)
     background = _background_level(grey)
-    if background > MAX_BACKGROUND_LEVEL:
+    if background > settings.max_background_level:
         return None
-    foreground = (cv2.absdiff(grey, np.full_like(grey, background)) > BACKGROUND_TOLERANCE).astype(np.uint8)
+    foreground = (cv2.absdiff(grey, np.full_like(grey, background)) > settings.background_tolerance).astype(np.uint8)
     height, width = grey.shape
+    minimum, noise = settings.min_tile_fraction, settings.gap_noise_fraction
     candidates = [
         Box(x, top, w, bottom - top)
-        for top, bottom in _runs(_line_counts(foreground, axis=1), width, int(height * MIN_TILE_FRACTION))
-        for x, w in _column_spans(foreground[top:bottom], int(width * MIN_TILE_FRACTION))
+        for top, bottom in _runs(_line_counts(foreground, axis=1), width, int(height * minimum), noise)
+        for x, w in _column_spans(foreground[top:bottom], int(width * minimum), noise)
     ]
-    tiles = _same_sized(candidates)
-    return tiles if len(tiles) >= MIN_TILES else None
+    tiles = _same_sized(candidates, settings.size_tolerance)
+    return tiles if len(tiles) >= settings.min_tiles else None
 
 
 def _to_grey(image: np.ndarray) -> np.ndarray:
@@ -69,20 +62,22 @@ def _line_counts(mask: np.ndarray, axis: int) -> np.ndarray:
     return cv2.reduce(mask, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
 
 
-def _runs(counts: np.ndarray, line_length: int, min_length: int) -> list[tuple[int, int]]:
-    """[start, end) spans of consecutive non-gap lines at least min_length long."""
-    content = counts > line_length * GAP_NOISE_FRACTION
+def _runs(counts: np.ndarray, line_length: int, min_length: int, noise: float) -> list[tuple[int, int]]:
+    """[start, end) spans of consecutive non-gap lines at least min_length long; a gap line has at most
+    `noise` of its pixels off the background."""
+    content = counts > line_length * noise
     edges = np.flatnonzero(np.diff(np.concatenate([[False], content, [False]]).astype(np.int8)))
     return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True) if e - s >= max(min_length, 1)]
 
 
-def _column_spans(band: np.ndarray, min_width: int) -> list[tuple[int, int]]:
+def _column_spans(band: np.ndarray, min_width: int, noise: float) -> list[tuple[int, int]]:
     """(x, width) of the tiles in one row band of the gallery."""
-    return [(s, e - s) for s, e in _runs(_line_counts(band, axis=0), band.shape[0], min_width)]
+    return [(s, e - s) for s, e in _runs(_line_counts(band, axis=0), band.shape[0], min_width, noise)]
 
 
-def _same_sized(candidates: list[Box]) -> list[Box]:
-    """The candidates of the gallery's one tile size; toolbars, banners and photo fragments drop out."""
+def _same_sized(candidates: list[Box], tolerance: float) -> list[Box]:
+    """The candidates within `tolerance` of the gallery's one tile size; toolbars, banners and photo fragments
+    drop out."""
     if not candidates:
         return []
     median_w = float(np.median([b.w for b in candidates]))
@@ -90,5 +85,5 @@ def _same_sized(candidates: list[Box]) -> list[Box]:
     return [
         b
         for b in candidates
-        if abs(b.w - median_w) <= SIZE_TOLERANCE * median_w and abs(b.h - median_h) <= SIZE_TOLERANCE * median_h
+        if abs(b.w - median_w) <= tolerance * median_w and abs(b.h - median_h) <= tolerance * median_h
     ]

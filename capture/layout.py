@@ -40,20 +40,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from capture.grid import DEFAULT as DEFAULT_GRID
 from capture.grid import find_tile_grid
+from config import GridSettings, LayoutSettings
 from vocabulary.records import Box, Layout
 
-# The search runs on the frame shrunk to at most this width (4K screens: edges 2 px apart stay apart).
-WORK_WIDTH = 1600
-# Neighbouring pixels (max over B, G, R) differing by more than this are an edge; a dark face against a
-# dark gap still differs by more, sensor noise and blurred backgrounds by less.
-EDGE_LEVEL = 14
+# The thresholds a school may tune are the configuration's [capture.layout] (config/classpulse.toml says why
+# each has its value); these are the search's own workings.
+DEFAULT = LayoutSettings()
 # Edge runs broken by at most this many pixels (antialiasing, a bright pixel in a dark gap) are joined.
 EDGE_BRIDGE = 5
-# A tile side is at least this many working pixels long; shorter edge runs are text, icons and video.
-MIN_SIDE = 40
-# ... and at least this fraction of the frame's shorter side, on large frames.
-MIN_SIDE_FRACTION = 0.06
 # Edge runs this long (working pixels) mark where a tile side may be.
 MIN_RUN = 24
 # A side's position holds one edge run at least this share of the shortest side (rounded corners take
@@ -61,46 +57,18 @@ MIN_RUN = 24
 ANCHOR_RUN = 0.8
 # Positions of side candidates closer than this are one.
 POSITION_MERGE = 2
-# A side is a tile's when this much of it is edge, and the four sides on average at least SIDES_MEAN.
-SIDE_COVERAGE = 0.75
-SIDES_MEAN = 0.9
-# An edge running across this much of a rectangle inside it splits it: it holds two tiles, or is a window.
-CUT_COVERAGE = 0.9
-# Tiles are between portrait phone video and wide screen shares.
-ASPECT_RANGE = (0.45, 2.6)
 # Video shows at least this many distinct colours (5 bits a channel) in DISTINCT_SAMPLES pixels; flat
 # UI panels, text and camera-off tiles show tens.
 VIDEO_COLOURS = 100
 DISTINCT_SAMPLES = 4096
-# Screen content (a shared screen, a whiteboard, a chat panel) is drawn, not filmed: at least this share of
-# its pixels equals its neighbours exactly. Measured on ../shared/galleries: shares and whiteboards 0.68-0.91,
-# video tiles 0.00-0.63 (dark, flat-lit ones the most); a camera-off tile is flat too, but is found as one
-# of the video tiles' size in their row or column, not as video.
-SCREEN_FLAT = 0.75
-# Tiles of one size: within this fraction of each other's width and height.
-SIZE_TOLERANCE = 0.1
-# A rectangle smaller than this share of the lattice's tiles, inside one of its cells, is part of that
-# tile's picture (a bookshelf, a picture frame), not a tile of its own.
-PART_OF_TILE = 0.5
-# Tiles overlap by at most this share of the smaller one (a border drawn over the next tile's edge).
-TILE_OVERLAP = 0.1
-# A lattice cell holds a camera-off tile when this share of its pixels differ from the gaps' colour.
+# A lattice cell holds a camera-off tile when this share of its pixels differ from the gaps' colour (by more
+# than BACKGROUND_TOLERANCE grey levels), and, beyond the tiles found, when the cell's outermost pixels are
+# CAMERA_OFF_BORDER the gaps' colour (its content is inside it).
 CELL_CONTENT = 0.01
-# ... and, beyond the tiles found, when at most this share differs (more is a panel or a wallpaper) or it
-# shows video.
-CAMERA_OFF_CONTENT = 0.5
-# ... and the cell's outermost pixels are this share the gaps' colour (its content is inside it).
 CAMERA_OFF_BORDER = 0.9
 BACKGROUND_TOLERANCE = 12
-# A layout found is searched for again after this many frames even while its tiles stay.
-RECHECK = 30
-# A frame without tiles is searched again sooner when its THUMBNAIL differs from the one searched by this
-# many grey levels on average: a layout switch redraws most of the screen (tens of levels), a person moving
-# in a webcam view changes a few.
+# A frame without tiles is compared with the one last searched at this size (layout.screen_change).
 THUMBNAIL = (64, 36)
-SCREEN_CHANGE = 12
-# A strip's tiles cover less than this share of the frame (a screen share or speaker beside them).
-STRIP_AREA = 0.35
 
 
 @dataclass(frozen=True)
@@ -114,14 +82,17 @@ class TileLayout:
 NO_TILES = TileLayout(Layout.NONE, [])
 
 
-def find_tiles(image: np.ndarray) -> TileLayout:
-    """The frame's participant tiles (see the module docstring). image: H x W x 3 BGR (or H x W grey) uint8."""
-    grid = find_tile_grid(image)
+def find_tiles(
+    image: np.ndarray, settings: LayoutSettings = DEFAULT, grid_settings: GridSettings = DEFAULT_GRID
+) -> TileLayout:
+    """The frame's participant tiles (see the module docstring). image: H x W x 3 BGR (or H x W grey) uint8;
+    settings and grid_settings: the configuration's [capture.layout] and [capture.grid]."""
+    grid = find_tile_grid(image, grid_settings)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    scale = min(1.0, WORK_WIDTH / image.shape[1])
+    scale = min(1.0, settings.work_width / image.shape[1])
     small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    boxes = _tiles_among(small, _rectangles(small))
+    boxes = _tiles_among(small, _rectangles(small, settings), settings)
     # The gap grid is exact where it holds; the rectangles win where it saw only part of the tiles.
     if grid is not None and len(grid) >= len(boxes):
         return TileLayout(Layout.GRID, grid)
@@ -129,16 +100,17 @@ def find_tiles(image: np.ndarray) -> TileLayout:
     if len(boxes) < 2:
         return NO_TILES
     tiles = [_scaled(box, 1 / scale, image.shape) for box in boxes]
-    return TileLayout(_kind(tiles, image.shape), _reading_order(tiles))
+    return TileLayout(_kind(tiles, image.shape, settings), _reading_order(tiles))
 
 
 class TileFinder:
     """find_tiles for a stream of frames: a layout stays until its tiles' sides stop being edges, so the
-    full search runs when the layout changes (or every RECHECK frames), not on every frame. A frame with no
+    full search runs when the layout changes (or every recheck_frames), not on every frame. A frame with no
     tiles (a webcam, a screen share) is searched again when it changes as a whole: a new layout redraws the
-    screen, a person moving in a webcam view does not."""
+    screen, a person moving in a webcam view does not. settings, grid: as find_tiles takes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: LayoutSettings = DEFAULT, grid: GridSettings = DEFAULT_GRID) -> None:
+        self.settings, self.grid = settings, grid
         self._last: TileLayout | None = None
         self._shape: tuple[int, ...] = ()
         self._thumbnail = np.zeros(0)
@@ -146,12 +118,15 @@ class TileFinder:
 
     def find(self, image: np.ndarray) -> TileLayout:
         self._age += 1
-        if self._last is not None and image.shape == self._shape and self._age < RECHECK:
-            if self._last.tiles and _still_there(image, self._last.tiles):
+        settings = self.settings
+        if self._last is not None and image.shape == self._shape and self._age < settings.recheck_frames:
+            if self._last.tiles and _still_there(image, self._last.tiles, settings):
                 return self._last
-            if not self._last.tiles and float(np.mean(cv2.absdiff(_thumbnail(image), self._thumbnail))) < SCREEN_CHANGE:
+            change = float(np.mean(cv2.absdiff(_thumbnail(image), self._thumbnail)))
+            if not self._last.tiles and change < settings.screen_change:
                 return self._last
-        self._last, self._shape, self._thumbnail, self._age = find_tiles(image), image.shape, _thumbnail(image), 0
+        self._last = find_tiles(image, settings, self.grid)
+        self._shape, self._thumbnail, self._age = image.shape, _thumbnail(image), 0
         return self._last
 
 
@@ -159,7 +134,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
 
 
-def _still_there(image: np.ndarray, tiles: list[Box]) -> bool:
+def _still_there(image: np.ndarray, tiles: list[Box], settings: LayoutSettings) -> bool:
     """Whether every tile's top and left sides are still edges in this frame (two thin strips a tile)."""
     for tile in tiles:
         if tile.y < 1 or tile.x < 1:
@@ -168,18 +143,20 @@ def _still_there(image: np.ndarray, tiles: list[Box]) -> bool:
         left = image[tile.y : tile.y + tile.h, tile.x - 1 : tile.x + 1]
         if top.shape[0] < 2 or left.shape[1] < 2:
             return False
-        across = _channel_max(cv2.absdiff(top[1:], top[:1])) > EDGE_LEVEL
-        down = _channel_max(cv2.absdiff(left[:, 1:], left[:, :1])) > EDGE_LEVEL
-        if across.mean() < SIDE_COVERAGE or down.mean() < SIDE_COVERAGE:
+        across = _channel_max(cv2.absdiff(top[1:], top[:1])) > settings.edge_level
+        down = _channel_max(cv2.absdiff(left[:, 1:], left[:, :1])) > settings.edge_level
+        if across.mean() < settings.side_coverage or down.mean() < settings.side_coverage:
             return False
     return True
 
 
-def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
+def _rectangles(image: np.ndarray, settings: LayoutSettings) -> list[tuple[Box, float]]:
     """Rectangles whose four sides run along straight edges, with their mean side coverage."""
     height, width = image.shape[:2]
-    min_side = max(MIN_SIDE, round(min(width, height) * MIN_SIDE_FRACTION))
-    across, down = _edges(image)
+    min_side = max(settings.min_side_pixels, round(min(width, height) * settings.min_side_fraction))
+    # Locals: the loop below runs thousands of times a search.
+    coverage, sides_mean, cut = settings.side_coverage, settings.sides_mean, settings.cut_coverage
+    across, down = _edges(image, settings.edge_level)
     # The frame's own border is a tile side too (a gallery drawn edge to edge, a cropped screenshot): one
     # more row below and column to the right, and the first row and column, count as edge.
     across = np.vstack([across, np.ones((1, width), np.uint8)])
@@ -209,7 +186,7 @@ def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
     # Coverage of each candidate top or bottom side: every side-row over every x pair. Sparse: few rows
     # cover a given stretch, so the rest is checked per x pair.
     rows = (along_x[:, x2] - along_x[:, x1]) / (x2 - x1)  # (len(ys), x pairs)
-    covered = rows >= SIDE_COVERAGE
+    covered = rows >= coverage
     found = []
     for q in np.flatnonzero(covered.sum(axis=0) >= 2):
         at = np.flatnonzero(covered[:, q])
@@ -217,8 +194,8 @@ def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
         top, bottom = at[a], at[b]
         h = ys[bottom] - ys[top]
         w = x2[q] - x1[q]
-        # Aspect limits as heights: w / h within ASPECT_RANGE.
-        keep = (h >= min_side) & (h * ASPECT_RANGE[0] <= w) & (h * ASPECT_RANGE[1] >= w)
+        # Aspect limits as heights: w / h from min_aspect to max_aspect.
+        keep = (h >= min_side) & (h * settings.min_aspect <= w) & (h * settings.max_aspect >= w)
         top, bottom, h = top[keep], bottom[keep], h[keep]
         if not len(top):
             continue
@@ -228,8 +205,10 @@ def _rectangles(image: np.ndarray) -> list[tuple[Box, float]]:
         # Elementwise, not np.stack(...).min(axis=0): this loop runs thousands of times a search.
         lowest = np.minimum(np.minimum(upper, lower), np.minimum(left, right))
         mean = (upper + lower + left + right) / 4
-        for k in np.flatnonzero((lowest >= SIDE_COVERAGE) & (mean >= SIDES_MEAN)):
-            if _cut_across(rows, q, top[k], bottom[k]) or _cut_down(along_y, ys, x_pairs[q], top[k], bottom[k]):
+        for k in np.flatnonzero((lowest >= coverage) & (mean >= sides_mean)):
+            if _cut_across(rows, q, top[k], bottom[k], cut) or _cut_down(
+                along_y, ys, x_pairs[q], top[k], bottom[k], cut
+            ):
                 continue
             box = Box(int(x1[q]), int(ys[top[k]]), int(w), int(h[k]))
             found.append((box, float(mean[k])))
@@ -242,28 +221,28 @@ def _upper_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(count, k=1)
 
 
-def _cut_across(rows: np.ndarray, q: int, top: int, bottom: int) -> bool:
-    """Whether a horizontal edge runs right across the rectangle inside it: two tiles, one above the other."""
+def _cut_across(rows: np.ndarray, q: int, top: int, bottom: int, cut: float) -> bool:
+    """Whether a horizontal edge runs across `cut` of the rectangle inside it: two tiles, one above the other."""
     inside = rows[top + 1 : bottom, q]
-    return bool(len(inside)) and bool((inside >= CUT_COVERAGE).any())
+    return bool(len(inside)) and bool((inside >= cut).any())
 
 
-def _cut_down(along_y: np.ndarray, ys: np.ndarray, pair: np.ndarray, top: int, bottom: int) -> bool:
-    """Whether a vertical edge runs right across the rectangle inside it: two tiles side by side."""
+def _cut_down(along_y: np.ndarray, ys: np.ndarray, pair: np.ndarray, top: int, bottom: int, cut: float) -> bool:
+    """Whether a vertical edge runs across `cut` of the rectangle inside it: two tiles side by side."""
     left, right = int(pair[0]), int(pair[1])
     if right - left < 2:
         return False
     inside = (along_y[left + 1 : right, ys[bottom]] - along_y[left + 1 : right, ys[top]]) / (ys[bottom] - ys[top])
-    return bool((inside >= CUT_COVERAGE).any())
+    return bool((inside >= cut).any())
 
 
-def _edges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 masks of pixels that differ from the one above (across a horizontal edge) but not from the one
-    to the left, and the other way round."""
+def _edges(image: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks of pixels that differ (by more than `level`) from the one above (across a horizontal edge)
+    but not from the one to the left, and the other way round."""
     across = np.zeros(image.shape[:2], np.uint8)
     down = np.zeros(image.shape[:2], np.uint8)
-    across[1:] = _channel_max(cv2.absdiff(image[1:], image[:-1])) > EDGE_LEVEL
-    down[:, 1:] = _channel_max(cv2.absdiff(image[:, 1:], image[:, :-1])) > EDGE_LEVEL
+    across[1:] = _channel_max(cv2.absdiff(image[1:], image[:-1])) > level
+    down[:, 1:] = _channel_max(cv2.absdiff(image[:, 1:], image[:, :-1])) > level
     # A boundary changes across it, not along it; texture (foliage, a patterned shirt) changes both ways
     # and would otherwise join into long runs.
     return cv2.subtract(across, down), cv2.subtract(down, across)
@@ -295,7 +274,7 @@ def _pairs(positions: np.ndarray, min_side: int) -> np.ndarray:
     return np.stack([i[keep], j[keep]], axis=1)
 
 
-def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]:
+def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]], settings: LayoutSettings) -> list[Box]:
     """The participant tiles among the edge rectangles (steps 3 and 4 of the module docstring).
 
     No rectangle left holds an edge right across it (see _rectangles). One that holds two equal rectangles
@@ -305,6 +284,7 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]
     """
     if not found:
         return []
+    overlap, tolerance = settings.tile_overlap, settings.size_tolerance
     boxes = np.array([[b.x, b.y, b.w, b.h] for b, _ in found], np.int64)
     x, y, w, h = boxes.T
     area = w * h
@@ -312,9 +292,9 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]
     inter_h = np.minimum(y + h, (y + h)[:, None]) - np.maximum(y, y[:, None])
     inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
     holds = (inter == area[None, :]) & (area[None, :] < area[:, None])  # holds[i, j]: j lies inside i
-    apart = inter <= TILE_OVERLAP * np.minimum(area, area[:, None])
-    same = (np.abs(w - w[:, None]) <= SIZE_TOLERANCE * w) & (np.abs(h - h[:, None]) <= SIZE_TOLERANCE * h)
-    aligned = (np.abs(y - y[:, None]) <= SIZE_TOLERANCE * h) | (np.abs(x - x[:, None]) <= SIZE_TOLERANCE * w)
+    apart = inter <= overlap * np.minimum(area, area[:, None])
+    same = (np.abs(w - w[:, None]) <= tolerance * w) & (np.abs(h - h[:, None]) <= tolerance * h)
+    aligned = (np.abs(y - y[:, None]) <= tolerance * h) | (np.abs(x - x[:, None]) <= tolerance * w)
     siblings = apart & same & aligned
     container = [bool(siblings[np.ix_(held, held)].any()) for held in map(np.flatnonzero, holds)]
     # Tiles come in families of one size in rows or columns; a rectangle made of parts of several tiles
@@ -323,29 +303,34 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]]) -> list[Box]
     kept: list[Box] = []
     for i in sorted(np.flatnonzero(~np.array(container)), key=lambda i: (-support[i], -area[i])):
         box = found[i][0]
-        if all(_overlap(box, other) <= TILE_OVERLAP for other in kept):
+        if all(_overlap(box, other) <= overlap for other in kept):
             kept.append(box)
-    video = [box for box in kept if _is_video(image, box)]
+    video = [box for box in kept if _is_video(image, box, settings.screen_flat)]
     if not video:
         return []
     # Camera-off tiles: the size of a video tile and in its row or column.
-    flat = [box for box in kept if box not in video and any(_same_size(box, v) and _in_line(box, v) for v in video)]
+    flat = [
+        box
+        for box in kept
+        if box not in video and any(_same_size(box, v, tolerance) and _in_line(box, v, tolerance) for v in video)
+    ]
     tiles = video + flat
-    cells = _lattice_cells(image, tiles)
+    cells = _lattice_cells(image, tiles, settings)
     # A small rectangle in a lattice cell was a picture in that tile's video (a shelf, a frame), not a tile.
-    return [t for t in tiles if not any(_overlap(t, c) > TILE_OVERLAP for c in cells)] + cells
+    return [t for t in tiles if not any(_overlap(t, c) > overlap for c in cells)] + cells
 
 
-def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
+def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings) -> list[Box]:
     """Camera-off tiles with no edge of their own (drawn on the gaps' colour), in the lattice of equal tiles,
     and tiles in rows or columns of the lattice beyond the tiles found (every tile of a last row on camera
     off, or too alike its neighbours to show an edge)."""
     if len(tiles) < 3:
         return []
+    tolerance = settings.size_tolerance
     w = int(np.median([t.w for t in tiles]))
     h = int(np.median([t.h for t in tiles]))
-    same = [t for t in tiles if abs(t.w - w) <= SIZE_TOLERANCE * w and abs(t.h - h) <= SIZE_TOLERANCE * h]
-    xs, ys = _lattice_axis([t.x for t in same], w), _lattice_axis([t.y for t in same], h)
+    same = [t for t in tiles if abs(t.w - w) <= tolerance * w and abs(t.h - h) <= tolerance * h]
+    xs, ys = _lattice_axis([t.x for t in same], w, tolerance), _lattice_axis([t.y for t in same], h, tolerance)
     if xs is None or ys is None or len(xs) < 2 or len(ys) < 2:
         return []
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -372,11 +357,11 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
         border = np.concatenate([view[0], view[-1], view[:, 0], view[:, -1]]).astype(np.int16)
         plain_border = float((np.abs(border - background) <= BACKGROUND_TOLERANCE).mean()) >= CAMERA_OFF_BORDER
         share = content(cell)
-        camera_off = plain_border and CELL_CONTENT <= share <= CAMERA_OFF_CONTENT
-        return camera_off or _is_video(image, cell)
+        camera_off = plain_border and CELL_CONTENT <= share <= settings.camera_off_content
+        return camera_off or _is_video(image, cell, settings.screen_flat)
 
     def free(cell: Box) -> bool:
-        return not any(_overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= PART_OF_TILE * w * h)
+        return not any(_overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= settings.part_of_tile * w * h)
 
     ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in xs], tile_like, free)
     xs = _extended(xs, w, grey.shape[1], lambda x: [Box(x, y, w, h) for y in ys], tile_like, free)
@@ -385,7 +370,7 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box]) -> list[Box]:
         for x in xs:
             # The last row or column may be cut a few pixels short by the frame's edge.
             cell = Box(int(x), int(y), min(w, grey.shape[1] - int(x)), min(h, grey.shape[0] - int(y)))
-            if free(cell) and cell.h >= (1 - SIZE_TOLERANCE) * h and cell.w >= (1 - SIZE_TOLERANCE) * w:
+            if free(cell) and cell.h >= (1 - tolerance) * h and cell.w >= (1 - tolerance) * w:
                 inner = ys[0] <= y <= ys[-1] and xs[0] <= x <= xs[-1]
                 if content(cell) >= CELL_CONTENT and (inner or tile_like(cell)):
                     cells.append(cell)
@@ -413,17 +398,18 @@ def _extended(
     return grown
 
 
-def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
-    """Evenly spaced tile starts along one axis covering the given ones, or None when they are not even."""
+def _lattice_axis(starts: list[int], size: int, tolerance: float) -> list[int] | None:
+    """Evenly spaced tile starts along one axis covering the given ones, or None when they are not even;
+    starts within `tolerance` of a tile's size are one."""
     unique: list[int] = []
     for start in sorted(starts):
-        if not unique or start - unique[-1] > size * SIZE_TOLERANCE:
+        if not unique or start - unique[-1] > size * tolerance:
             unique.append(start)
     if len(unique) < 2:
         return unique
     steps = np.diff(unique)
     pitch = float(steps.min())
-    if pitch < size * (1 - SIZE_TOLERANCE) or pitch > size * 1.25:
+    if pitch < size * (1 - tolerance) or pitch > size * 1.25:
         return None
     counts = steps / pitch
     if np.abs(counts - np.round(counts)).max() > 0.1:
@@ -434,10 +420,10 @@ def _lattice_axis(starts: list[int], size: int) -> list[int] | None:
     return [round(unique[0] + k * pitch) for k in range(cells + 1)]
 
 
-def _is_video(image: np.ndarray, box: Box) -> bool:
-    """Many distinct colours, and not mostly flat: a shared screen, a whiteboard or a chat panel is colourful
-    too, but drawn, not filmed."""
-    return _distinct_colours(image, box) >= VIDEO_COLOURS and _flat_share(image, box) < SCREEN_FLAT
+def _is_video(image: np.ndarray, box: Box, screen_flat: float) -> bool:
+    """Many distinct colours, and less than `screen_flat` of it flat: a shared screen, a whiteboard or a chat
+    panel is colourful too, but drawn, not filmed."""
+    return _distinct_colours(image, box) >= VIDEO_COLOURS and _flat_share(image, box) < screen_flat
 
 
 def _flat_share(image: np.ndarray, box: Box) -> float:
@@ -462,12 +448,12 @@ def _overlap(a: Box, b: Box) -> float:
     return max(0, w) * max(0, h) / min(a.w * a.h, b.w * b.h)
 
 
-def _same_size(a: Box, b: Box) -> bool:
-    return abs(a.w - b.w) <= SIZE_TOLERANCE * b.w and abs(a.h - b.h) <= SIZE_TOLERANCE * b.h
+def _same_size(a: Box, b: Box, tolerance: float) -> bool:
+    return abs(a.w - b.w) <= tolerance * b.w and abs(a.h - b.h) <= tolerance * b.h
 
 
-def _in_line(a: Box, b: Box) -> bool:
-    return abs(a.y - b.y) <= SIZE_TOLERANCE * b.h or abs(a.x - b.x) <= SIZE_TOLERANCE * b.w
+def _in_line(a: Box, b: Box, tolerance: float) -> bool:
+    return abs(a.y - b.y) <= tolerance * b.h or abs(a.x - b.x) <= tolerance * b.w
 
 
 def _scaled(box: Box, factor: float, shape: tuple[int, ...]) -> Box:
@@ -493,13 +479,13 @@ def _reading_order(tiles: list[Box]) -> list[Box]:
     return [tile for row in rows for tile in sorted(row, key=lambda t: t.x)]
 
 
-def _kind(tiles: list[Box], shape: tuple[int, ...]) -> Layout:
-    first = tiles[0]
-    equal = all(_same_size(t, first) for t in tiles)
-    one_line = all(abs(t.x - first.x) <= SIZE_TOLERANCE * first.w for t in tiles) or all(
-        abs(t.y - first.y) <= SIZE_TOLERANCE * first.h for t in tiles
+def _kind(tiles: list[Box], shape: tuple[int, ...], settings: LayoutSettings) -> Layout:
+    first, tolerance = tiles[0], settings.size_tolerance
+    equal = all(_same_size(t, first, tolerance) for t in tiles)
+    one_line = all(abs(t.x - first.x) <= tolerance * first.w for t in tiles) or all(
+        abs(t.y - first.y) <= tolerance * first.h for t in tiles
     )
     area = sum(t.w * t.h for t in tiles) / (shape[0] * shape[1])
-    if one_line and area < STRIP_AREA:
+    if one_line and area < settings.strip_area:
         return Layout.STRIP
     return Layout.GRID if equal else Layout.IRREGULAR

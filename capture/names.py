@@ -29,14 +29,14 @@ import numpy as np
 import pytesseract
 
 from capture.errors import CaptureError
+from config import NameSettings
 from vocabulary.records import Box
 
-# A tile's name is looked for in its bottom LABEL_BAND (at least MIN_BAND pixels), in its middle CENTRE_BAND
-# (camera-off tiles), in its top LABEL_BAND, and in ABOVE_BAND of its height above it (a title bar).
-LABEL_BAND = 0.25
+# The thresholds a school may tune are the configuration's [capture.names] (config/classpulse.toml says why
+# each has its value); these are the search's and the reading's own workings.
+DEFAULT = NameSettings()
+# A band searched for a name (names.label_band, ...) is at least this many pixels high.
 MIN_BAND = 12
-CENTRE_BAND = 0.4
-ABOVE_BAND = 0.3
 # Icons are strongly coloured (max - min channel at least this); white text and grey labels are not.
 ICON_SATURATION = 80
 ICON_GROW = 3
@@ -51,9 +51,8 @@ INK_SHARE = 0.6
 STROKE_DIVISOR = 16
 MIN_KERNEL = 5
 MAX_KERNEL = 15
-# A glyph (a connected mark) is MIN_TEXT_HEIGHT pixels high or more, at most MAX_GLYPH_SHARE of the band's
-# height, and at most MAX_GLYPH_ASPECT times as wide as high (small letters touch once anti-aliased).
-MIN_TEXT_HEIGHT = 5
+# A glyph (a connected mark) is names.min_text_height pixels high or more, at most MAX_GLYPH_SHARE of the
+# band's height, and at most MAX_GLYPH_ASPECT times as wide as high (small letters touch once anti-aliased).
 MAX_GLYPH_SHARE = 0.8
 MAX_GLYPH_ASPECT = 6
 # Glyphs of one line overlap in height by LINE_OVERLAP of the smaller one and are at most WORD_GAP line
@@ -62,9 +61,8 @@ LINE_OVERLAP = 0.5
 MAX_HEIGHT_RATIO = 1.8
 WORD_GAP = 2.5
 MIN_WORD_GAP = 4
-# A line of text: MIN_GLYPHS glyphs or more, ON_BASELINE of them ending within BASELINE_SPREAD line heights
-# of the median bottom, none lower than MIN_HEIGHT_RATIO of the tallest (an x-height against a capital).
-MIN_GLYPHS = 2
+# A line of text: names.min_glyphs glyphs or more, ON_BASELINE of them ending within BASELINE_SPREAD line
+# heights of the median bottom, none lower than MIN_HEIGHT_RATIO of the tallest (an x-height against a capital).
 ON_BASELINE = 0.6
 BASELINE_SPREAD = 0.2
 MIN_HEIGHT_RATIO = 0.35
@@ -77,29 +75,15 @@ MIN_GLYPHS_OVER_VIDEO = 3
 # MARGIN pixels are kept around the text. Its ink is scaled so that this percentile of it is full white.
 MARGIN = 3
 INK_FULL_PERCENTILE = 95
-# Label text is enlarged (Lanczos) to this many pixels high for Tesseract. Measured on 540 drawn labels
-# in 4 fonts: 36 px cubic 97.6 % exact, 36 px Lanczos 98.1 %, 44 px Lanczos 99.3 %.
-OCR_TEXT_HEIGHT = 44
-# A name over the video whose least sure word Tesseract gives less than this confidence (0-100) is read a
-# second time, binarised. Names on a plain label are not: on small JPEG labels the binarised reading is the
-# worse one (composed 7 px labels: 55 of 72 read exactly with it, 58 without).
-SECOND_READING_CONFIDENCE = 60
-# ... and the second reading wins when Tesseract is surer of it by more than this: on clean text the two
-# differ by a few points either way (a composed "Mary-Kate" read right at 37, binarised "Wary-Kate" at 44).
-SECOND_READING_MARGIN = 10
-# Labels are stacked into one image for a single Tesseract call, this many text heights apart.
+# Labels are stacked into one image for a single Tesseract call, this many text heights
+# (names.ocr_text_height) apart.
 STACK_GAP = 1.0
-# A label whose text mask (on a FINGERPRINT grid) differs from the cached one in more than this
-# fraction of cells is read again: a different name moved into the tile ("Sam 12" and "Sam 21" differ in
-# about 5 %; the same label over a moving video in well under 1 %).
+# A label's text mask is compared on this grid (names.fingerprint_change) ...
 FINGERPRINT = (12, 96)
-FINGERPRINT_CHANGE = 0.02
-# ... or whose text box changed size by more than this many pixels.
+# ... and it is read again too when its text box changed size by more than this many pixels.
 SIZE_CHANGE = 2
 # A fingerprint cell is text when this share of its pixels is.
 FINGERPRINT_INK = 0.1
-# A tile that shows no label is searched again after this many frames (a name shown later, a new name).
-NO_LABEL_RECHECK = 30
 # A block of lines (the stacked labels); no dictionary: names are not English words.
 TESSERACT_CONFIG = "--psm 6 -c load_system_dawg=0 -c load_freq_dawg=0"
 
@@ -175,11 +159,12 @@ def check_languages(languages: str) -> None:
 class NameReader:
     """Names per tile for a stream of frames; re-reads a tile only when its box or label changed.
 
-    languages: Tesseract's, joined by "+" ("eng+kor+hin").
+    languages: Tesseract's, joined by "+" ("eng+kor+hin"); settings: the configuration's [capture.names].
     """
 
     tesseract_calls: int = 0
     languages: str = "eng"
+    settings: NameSettings = DEFAULT
     _cache: dict[Box, _Read] = field(default_factory=dict)
     # Tiles that showed no label, with the frame at which to look again.
     _unlabelled: dict[Box, int] = field(default_factory=dict)
@@ -188,9 +173,10 @@ class NameReader:
     def read(self, image: np.ndarray, tiles: list[Box]) -> list[str]:
         """One name per tile, "" where a tile shows no readable name. image: H x W x 3 BGR uint8."""
         self._frame += 1
+        settings = self.settings
         # A cached label still showing the same text costs one small crop; only the others are searched.
         labels = [
-            cached.label if (cached := self._cache.get(tile)) and _unchanged(image, cached.label) else None
+            cached.label if (cached := self._cache.get(tile)) and _unchanged(image, cached.label, settings) else None
             for tile in tiles
         ]
         searched = [
@@ -198,21 +184,22 @@ class NameReader:
         ]
         due = []
         for i in searched:
-            label = labels[i] = find_label(image, tiles[i], tiles)
+            label = labels[i] = find_label(image, tiles[i], tiles, settings)
             if label is None:
                 # Searching costs about a millisecond a tile: a camera-off tile without a name is looked at
-                # again every NO_LABEL_RECHECK frames, the tiles spread over them.
-                self._unlabelled[tiles[i]] = self._frame + NO_LABEL_RECHECK - i % NO_LABEL_RECHECK
+                # again every no_label_recheck_frames, the tiles spread over them.
+                recheck = settings.no_label_recheck_frames
+                self._unlabelled[tiles[i]] = self._frame + recheck - i % recheck
                 continue
             self._unlabelled.pop(tiles[i], None)
             cached = self._cache.get(tiles[i])
-            if cached is not None and _same_text(cached.label, label):
+            if cached is not None and _same_text(cached.label, label, settings.fingerprint_change):
                 cached.label = label  # the same name, found again (the video around it changed)
             else:
                 due.append(i)
         if due:
             self.tesseract_calls += 1
-            texts = ocr_labels([labels[i] for i in due], self.languages)  # type: ignore[misc]
+            texts = ocr_labels([labels[i] for i in due], self.languages, settings)  # type: ignore[misc]
             for i, text in zip(due, texts, strict=True):
                 self._cache[tiles[i]] = _Read(labels[i], clean_name(text))  # type: ignore[union-attr]
         # Tiles of earlier layouts are forgotten, so the cache stays one layout big.
@@ -221,7 +208,9 @@ class NameReader:
         return [self._cache[tile].name if tile in self._cache else "" for tile in tiles]
 
 
-def find_label(image: np.ndarray, tile: Box, others: Sequence[Box] = ()) -> Label | None:
+def find_label(
+    image: np.ndarray, tile: Box, others: Sequence[Box] = (), settings: NameSettings = DEFAULT
+) -> Label | None:
     """The tile's name (see the module docstring), None when it shows none.
 
     Searched along the tile's bottom edge, across its middle (a camera-off tile), along its top edge and in a
@@ -229,24 +218,27 @@ def find_label(image: np.ndarray, tile: Box, others: Sequence[Box] = ()) -> Labe
     over the video (Meet and Nextcloud Talk draw names so); elsewhere only a line on a plain background (a
     camera-off tile, a title bar) is: marks over video that line up are more often the video's own.
     others: the frame's other tiles; a title bar above the tile is no part of one (that is its label).
+    settings: the configuration's [capture.names] (the bands searched, the glyphs a name has).
     """
     # Letters scale with the tile; the kernel must be wider than their strokes.
     kernel = int(np.clip(tile.h // STROKE_DIVISOR, MIN_KERNEL, MAX_KERNEL)) | 1
-    for region, pick in _label_regions(tile, image.shape, others):
-        label = _line_in(image, region, pick, kernel)
+    for region, pick in _label_regions(tile, image.shape, others, settings):
+        label = _line_in(image, region, pick, kernel, settings)
         if label is not None:
             return label
     return None
 
 
-def _label_regions(tile: Box, shape: tuple[int, ...], others: Sequence[Box]) -> list[tuple[Box, str]]:
+def _label_regions(
+    tile: Box, shape: tuple[int, ...], others: Sequence[Box], settings: NameSettings
+) -> list[tuple[Box, str]]:
     """Where a tile's name may be, in the order searched, each with which of its lines is the name's:
     "lowest", "middle", "highest", or "bar" (the lowest, right above the tile)."""
-    band = max(MIN_BAND, round(tile.h * LABEL_BAND))
-    middle = round(tile.h * CENTRE_BAND)
+    band = max(MIN_BAND, round(tile.h * settings.label_band))
+    middle = round(tile.h * settings.centre_band)
     # A title bar lies in the gap above the tile, never in the tile above it (that one's label is there).
     top = max(
-        [0, tile.y - max(MIN_BAND, round(tile.h * ABOVE_BAND))]
+        [0, tile.y - max(MIN_BAND, round(tile.h * settings.above_band))]
         + [
             o.y + o.h
             for o in others
@@ -286,7 +278,7 @@ def _text(colour: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, np.n
     return grey, ink, mask
 
 
-def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> Label | None:
+def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int, settings: NameSettings) -> Label | None:
     """The name's line of glyph-like marks in one region of the frame, cut out for OCR.
 
     Lines are tried in the order `pick` gives (the lowest first along the bottom edge, ...); the first that
@@ -301,14 +293,14 @@ def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int) -> Label | 
     glyphs = [
         (int(x), int(y), int(w), int(h))
         for x, y, w, h, _ in stats[1:]
-        if MIN_TEXT_HEIGHT <= h <= region.h * MAX_GLYPH_SHARE
+        if settings.min_text_height <= h <= region.h * MAX_GLYPH_SHARE
         and w <= MAX_GLYPH_ASPECT * h
         and x > 0
         and x + w < region.w
         and top_edge < y
         and y + h < bottom_edge
     ]
-    lines = [line for line in _lines(glyphs) if _is_text(line)]
+    lines = [line for line in _lines(glyphs) if _is_text(line, settings.min_glyphs)]
     if not lines:
         return None
     if pick in ("lowest", "bar"):
@@ -422,9 +414,9 @@ def _overlap(a: list[Glyph], b: list[Glyph]) -> int:
     )
 
 
-def _is_text(line: list[Glyph]) -> bool:
-    """Whether a line of marks looks like a name: at least two glyphs of like height on one baseline."""
-    if len(line) < MIN_GLYPHS:
+def _is_text(line: list[Glyph], min_glyphs: int) -> bool:
+    """Whether a line of marks looks like a name: at least min_glyphs glyphs of like height on one baseline."""
+    if len(line) < min_glyphs:
         return False
     heights = np.array([g[3] for g in line])
     bottoms = np.array([g[1] + g[3] for g in line])
@@ -454,18 +446,21 @@ def _icons(colour: np.ndarray) -> np.ndarray:
     return cv2.dilate(saturated, np.ones((grow, grow), np.uint8)).astype(bool)
 
 
-def ocr_labels(labels: list[Label], languages: str = "eng") -> list[str]:
+def ocr_labels(labels: list[Label], languages: str = "eng", settings: NameSettings = DEFAULT) -> list[str]:
     """The raw text of each label: one Tesseract call over all of them stacked one above the other, and a
     second one over those over the video read with low confidence, binarised (see _binarised); the surer
-    reading wins."""
-    read = _ocr_sheet([_for_ocr(label.pixels) for label in labels], languages)
+    reading wins (settings: the configuration's [capture.names])."""
+    height = settings.ocr_text_height
+    read = _ocr_sheet([_for_ocr(label.pixels, height) for label in labels], languages, height)
     unsure = [
-        i for i, (_, confidence) in enumerate(read) if labels[i].over_video and confidence < SECOND_READING_CONFIDENCE
+        i
+        for i, (_, confidence) in enumerate(read)
+        if labels[i].over_video and confidence < settings.second_reading_confidence
     ]
     if unsure:
-        again = _ocr_sheet([_for_ocr(_binarised(labels[i])) for i in unsure], languages)
+        again = _ocr_sheet([_for_ocr(_binarised(labels[i]), height) for i in unsure], languages, height)
         for i, reading in zip(unsure, again, strict=True):
-            if reading[1] > read[i][1] + SECOND_READING_MARGIN:
+            if reading[1] > read[i][1] + settings.second_reading_margin:
                 read[i] = reading
     return [text for text, _ in read]
 
@@ -482,10 +477,10 @@ def _binarised(label: Label) -> np.ndarray:
     return np.where(near, light, 0).astype(np.uint8)
 
 
-def _ocr_sheet(lines: list[np.ndarray], languages: str) -> list[tuple[str, float]]:
+def _ocr_sheet(lines: list[np.ndarray], languages: str, text_height: int) -> list[tuple[str, float]]:
     """Each line's text and the confidence of its least sure word (0 when nothing was read), from one
-    Tesseract call over all of them stacked."""
-    gap = int(OCR_TEXT_HEIGHT * STACK_GAP)
+    Tesseract call over all of them stacked (text_height: the lines' text height)."""
+    gap = int(text_height * STACK_GAP)
     width = max(line.shape[1] for line in lines) + 2 * gap
     height = sum(line.shape[0] for line in lines) + gap * (len(lines) + 1)
     sheet = np.full((height, width), 255, np.uint8)
@@ -544,12 +539,12 @@ def clean_name(text: str) -> str:
     return " ".join(words)
 
 
-def _for_ocr(pixels: np.ndarray) -> np.ndarray:
-    """Dark text on white at Tesseract's preferred size, contrast stretched.
+def _for_ocr(pixels: np.ndarray, text_height: int) -> np.ndarray:
+    """Dark text on white, text_height pixels high (Tesseract's preferred size), contrast stretched.
 
     Not binarised: at label sizes the grey anti-aliasing is what tells an "a" from an "o" once enlarged.
     """
-    scale = min(8.0, max(1.0, OCR_TEXT_HEIGHT / max(pixels.shape[0], 1)))
+    scale = min(8.0, max(1.0, text_height / max(pixels.shape[0], 1)))
     big = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_LANCZOS4)
     return cv2.normalize(255 - big, None, 0, 255, cv2.NORM_MINMAX)
 
@@ -559,21 +554,24 @@ def _fingerprint(light: np.ndarray) -> np.ndarray:
     return cv2.resize(text, FINGERPRINT[::-1], interpolation=cv2.INTER_AREA) > FINGERPRINT_INK
 
 
-def _same_text(old: Label, new: Label) -> bool:
+def _same_text(old: Label, new: Label, change: float) -> bool:
+    """Whether two labels found are the same text: the same size, and at most `change` of the fingerprint
+    differs."""
     return (
         abs(old.box.w - new.box.w) <= SIZE_CHANGE
         and abs(old.box.h - new.box.h) <= SIZE_CHANGE
-        and float(np.mean(old.fingerprint != new.fingerprint)) <= FINGERPRINT_CHANGE
+        and float(np.mean(old.fingerprint != new.fingerprint)) <= change
     )
 
 
-def _unchanged(image: np.ndarray, label: Label) -> bool:
+def _unchanged(image: np.ndarray, label: Label, settings: NameSettings) -> bool:
     """Whether the frame still shows the label's text where it was: the same text mask, and no more text
     between it and `right` than there was (a longer name that starts the same adds some)."""
     letters = _letters(image, label.box, label.right)
-    if letters is None or int(letters[:, label.box.w :].sum()) > label.beyond + MIN_TEXT_HEIGHT:
+    if letters is None or int(letters[:, label.box.w :].sum()) > label.beyond + settings.min_text_height:
         return False
-    return float(np.mean(_fingerprint(letters[:, : label.box.w]) != label.fingerprint)) <= FINGERPRINT_CHANGE
+    changed = float(np.mean(_fingerprint(letters[:, : label.box.w]) != label.fingerprint))
+    return changed <= settings.fingerprint_change
 
 
 def _letters(image: np.ndarray, box: Box, right: int) -> np.ndarray | None:

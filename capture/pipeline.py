@@ -23,7 +23,7 @@ from capture.layout import TileFinder
 from capture.names import NameReader, check_languages
 from capture.signals import SignalEstimator
 from capture.students import StudentTracker
-from config import RegionSettings
+from config import CaptureConfig
 from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
 from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation, Presence
@@ -53,9 +53,10 @@ class FramePipeline:
     """Analyses one frame at a time; holds the state that lives across frames (student tracks, the layout).
 
     classifier None: attention-only mode, no emotion is inferred (emotion recognition in education is
-    restricted in some jurisdictions, EU AI Act Art. 5(1)(f)). signals: the default estimator when None.
-    ocr_lang: Tesseract languages for the name labels ("eng+kor"); other than eng, checked here. regions:
-    where the detector looks (the configuration's [capture.regions]; its defaults when None).
+    restricted in some jurisdictions, EU AI Act Art. 5(1)(f)). settings: the configuration's [capture] (its
+    defaults when None), each stage given its table: the tiles [capture.layout] and [capture.grid], where the
+    detector looks [capture.regions], the names [capture.names] in ocr_lang's languages (other than eng,
+    checked here), identity [capture.identity]. signals: an estimator of [capture.signals] when None.
     """
 
     def __init__(
@@ -63,19 +64,19 @@ class FramePipeline:
         detector: FaceDetector,
         classifier: EmotionClassifier | None,
         signals: SignalEstimator | None = None,
-        ocr_lang: str = "eng",
-        regions: RegionSettings | None = None,
+        settings: CaptureConfig | None = None,
     ):
-        if ocr_lang != "eng":
-            check_languages(ocr_lang)
+        settings = settings or CaptureConfig()
+        if settings.ocr_lang != "eng":
+            check_languages(settings.ocr_lang)
         pin_threads()
         self.detector = detector
         self.classifier = classifier
-        self.signals = signals if signals is not None else SignalEstimator()
-        self.students = StudentTracker()
-        self.names = NameReader(languages=ocr_lang)
-        self.tiles = TileFinder()
-        self.faces = FaceFinder(detector, regions or RegionSettings())
+        self.signals = signals if signals is not None else SignalEstimator(settings.signals)
+        self.students = StudentTracker(settings.identity)
+        self.names = NameReader(languages=settings.ocr_lang, settings=settings.names)
+        self.tiles = TileFinder(settings.layout, settings.grid)
+        self.faces = FaceFinder(detector, settings.regions)
 
     def locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections]:
         """The frame's layout, its tiles (None without any) and every face in them: the stages before identity."""

@@ -30,39 +30,19 @@ import numpy as np
 
 from capture.names import ELLIPSIS
 from capture.signals import keypoint_pose
+from config import IdentitySettings
 from vocabulary.records import Box, FaceDetections
 
-# A face continues a track when its centre moved less than this many face widths since the track was last seen.
-MAX_TRACK_STEP = 1.0
-# A track unseen for this many frames is closed; a face there later opens a new one.
-TRACK_PATIENCE = 30
+# The thresholds a school may tune are the configuration's [capture.identity] (config/classpulse.toml says
+# why each has its value); these are the matching's own workings.
+DEFAULT = IdentitySettings()
 # Side of the grey patch a face's appearance is reduced to.
 APPEARANCE_SIZE = 16
-# Two faces can be one student's when their patches' correlation is at least this. Measured on 49-face
-# galleries re-laid out at other sizes: the same face 0.62-1.0 (5th percentile 0.79), a student's most
-# alike classmate up to 0.80; but a face's best match is its own in 147 of 147 cases. So the floor is low,
-# and matching best pairs first (below) does the telling apart.
-APPEARANCE_MATCH = 0.6
-# A tile whose name differs from a student's is still theirs when the faces are this alike (an OCR
-# misread): above any two classmates measured.
-APPEARANCE_SURE = 0.85
 # A student's appearance follows slow changes (light, pose) by this much of each new sighting.
 APPEARANCE_UPDATE = 0.2
-# Below this correlation a face is someone else than the student last seen in its place. Measured on 7x7 and
-# 3x3 galleries of LFW faces: the same face moved and rescaled within its tile 0.79 or more; another face in
-# the same tile a median 0.28, 86-100 % of them below 0.5, the most alike 0.68 (those still inherit).
-APPEARANCE_DIFFERENT = 0.5
-# ... but only between faces turned less than this (BlazeFace keypoint yaw and pitch) from the camera: a head
-# turned away changes the patch about as much as another person does.
-FRONTAL_DEGREES = 20.0
-# Names at least this similar (difflib ratio) are one name read slightly differently.
-NAME_MATCH = 0.85
-# A name cut short ("Christopher Colq…") is the name it starts, from this many characters on.
-MIN_CUT_PREFIX = 4
-# Match costs: a worse tier of evidence always loses to a better one; within a tier appearance decides,
-# then the distance moved (in frame diagonals) breaks ties.
+# Match costs: a worse tier of evidence always loses to a better one (likeness and the distance moved,
+# identity.position_weight, stay below this within a tier).
 TIER_COST = 10.0
-POSITION_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -107,8 +87,10 @@ class _Tile:
 
 @dataclass
 class StudentTracker:
-    """Assigns keys; keeps the gallery students and the centroid tracks between frames."""
+    """Assigns keys; keeps the gallery students and the centroid tracks between frames. settings: the
+    configuration's [capture.identity]."""
 
+    settings: IdentitySettings = DEFAULT
     _tracks: list[_Track] = field(default_factory=list)
     _opened: int = 0
     _frame: int = 0
@@ -157,7 +139,7 @@ class StudentTracker:
         look = None
         if image is not None and len(faces):
             best = faces[int(np.argmax(detections.scores[faces]))]
-            look = _look(image, detections.boxes[best], poses[best])
+            look = _look(image, detections.boxes[best], poses[best], self.settings.frontal_degrees)
         return _Tile(box, rank, names[rank] if names else "", look)
 
     def _match(self, seen: list[_Tile], boxes: list[Box]) -> list[str]:
@@ -172,10 +154,11 @@ class StudentTracker:
             "tp,sp->ts", _patches(tile.look for tile in open_tiles), _patches(s.look for s in free_students)
         )
         # Only the pairs _cost can accept are costed: in Python, all 49 x 49 took 10 ms a frame.
+        possible = _possible(open_tiles, free_students, likeness, self.settings.appearance_match)
         pairs = sorted(
             (cost, tiles[i], free[j])
-            for i, j in np.argwhere(_possible(open_tiles, free_students, likeness)).tolist()
-            if (cost := _cost(open_tiles[i], free_students[j], diagonal, likeness[i, j])) is not None
+            for i, j in np.argwhere(possible).tolist()
+            if (cost := _cost(open_tiles[i], free_students[j], diagonal, likeness[i, j], self.settings)) is not None
         )
         for _, t, s in pairs:  # cheapest first: with names and faces to go on, greedy is as good as optimal
             if t not in matched and s not in taken:
@@ -207,14 +190,17 @@ class StudentTracker:
 
     def _update(self, student: _Student, tile: _Tile) -> None:
         # A name the app cut short gives way to the full name once a wider tile shows it.
-        if tile.name and (not student.name or _completes(student.name, tile.name)):
+        if tile.name and (not student.name or _completes(student.name, tile.name, self.settings.min_cut_prefix)):
             student.name = self._names[student.key] = tile.name
         student.look = _blend(student.look, tile.look)
         student.tile, student.rank = tile.box, tile.rank
 
     def _follow(self, boxes: np.ndarray, poses: np.ndarray, image: np.ndarray | None) -> list[str]:
-        self._tracks = [t for t in self._tracks if self._frame - t.last_frame <= TRACK_PATIENCE]
-        looks = [None if image is None else _look(image, box, pose) for box, pose in zip(boxes, poses, strict=True)]
+        self._tracks = [t for t in self._tracks if self._frame - t.last_frame <= self.settings.track_patience]
+        frontal = self.settings.frontal_degrees
+        looks = [
+            None if image is None else _look(image, box, pose, frontal) for box, pose in zip(boxes, poses, strict=True)
+        ]
         centers = boxes[:, :2] + boxes[:, 2:] / 2 if len(boxes) else np.zeros((0, 2))
         pairs = sorted(
             (float(np.linalg.norm(center - track.center)) / track.width, face, ti)
@@ -224,9 +210,9 @@ class StudentTracker:
         keys: list[str | None] = [None] * len(boxes)
         taken: set[int] = set()
         for step, face, ti in pairs:  # nearest pairs first: a greedy matching is enough for a few faces
-            if step > MAX_TRACK_STEP or keys[face] is not None or ti in taken:
+            if step > self.settings.max_track_step or keys[face] is not None or ti in taken:
                 continue
-            if _someone_else(self._tracks[ti].look, looks[face]):
+            if _someone_else(self._tracks[ti].look, looks[face], self.settings.appearance_different):
                 continue
             keys[face] = self._tracks[ti].key
             taken.add(ti)
@@ -246,13 +232,13 @@ class StudentTracker:
         track.look = _blend(track.look, look)
 
 
-def _look(image: np.ndarray, box: np.ndarray, pose: np.ndarray) -> _Look | None:
-    """The appearance of the face in `box`, and whether its keypoint pose (yaw, pitch) faces the camera;
-    None when the box is empty."""
+def _look(image: np.ndarray, box: np.ndarray, pose: np.ndarray, frontal_degrees: float) -> _Look | None:
+    """The appearance of the face in `box`, and whether its keypoint pose (yaw, pitch) faces the camera
+    (within frontal_degrees); None when the box is empty."""
     patch = face_appearance(image, box)
     if patch is None:
         return None
-    return _Look(patch, patch if bool((np.abs(pose) <= FRONTAL_DEGREES).all()) else None)
+    return _Look(patch, patch if bool((np.abs(pose) <= frontal_degrees).all()) else None)
 
 
 def _blend(known: _Look | None, seen: _Look | None) -> _Look | None:
@@ -271,11 +257,12 @@ def _mix(known: np.ndarray | None, seen: np.ndarray) -> np.ndarray:
     return mixed / max(float(np.linalg.norm(mixed)), 1e-6)
 
 
-def _someone_else(known: _Look | None, seen: _Look | None) -> bool:
-    """Whether two looks, both seen facing the camera, clearly belong to two people."""
+def _someone_else(known: _Look | None, seen: _Look | None, different: float) -> bool:
+    """Whether two looks, both seen facing the camera, clearly belong to two people (correlate below
+    `different`)."""
     if known is None or seen is None or known.frontal is None or seen.frontal is None:
         return False
-    return float(known.frontal @ seen.frontal) < APPEARANCE_DIFFERENT
+    return float(known.frontal @ seen.frontal) < different
 
 
 def face_appearance(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -300,8 +287,8 @@ def _patches(looks: Iterable[_Look | None]) -> np.ndarray:
     return np.array(rows, np.float32).reshape(len(rows), APPEARANCE_SIZE**2)
 
 
-def _possible(seen: list[_Tile], students: list[_Student], likeness: np.ndarray) -> np.ndarray:
-    """(tiles, students): the pairs _cost may accept (both named, faces alike, or the same place)."""
+def _possible(seen: list[_Tile], students: list[_Student], likeness: np.ndarray, match: float) -> np.ndarray:
+    """(tiles, students): the pairs _cost may accept (both named, faces alike by `match`, or the same place)."""
     named = np.array([bool(tile.name) for tile in seen], bool)[:, None] & np.array(
         [bool(s.name) for s in students], bool
     )
@@ -310,48 +297,51 @@ def _possible(seen: list[_Tile], students: list[_Student], likeness: np.ndarray)
     same_box = (boxes == places).all(axis=2)
     same_rank = np.array([tile.rank for tile in seen], int)[:, None] == np.array([s.rank for s in students], int)
     with np.errstate(invalid="ignore"):
-        alike = likeness >= APPEARANCE_MATCH
+        alike = likeness >= match
     return named | alike | same_box | (np.isnan(likeness) & same_rank)
 
 
-def _cost(tile: _Tile, student: _Student, diagonal: float, patch_likeness: float) -> float | None:
+def _cost(
+    tile: _Tile, student: _Student, diagonal: float, patch_likeness: float, settings: IdentitySettings
+) -> float | None:
     """How well the tile fits the student (lower is better), or None when it cannot be them. patch_likeness:
     their faces' correlation, NaN without both faces."""
+    prefix = settings.min_cut_prefix
     moved = float(np.hypot(*np.subtract(tile.box.center, student.tile.center))) / max(diagonal, 1.0)
     likeness = None if np.isnan(patch_likeness) else float(patch_likeness)
     if tile.name and student.name:
         if tile.name.casefold() == student.name.casefold():
             tier = 0
         elif (
-            _name_likeness(tile.name.casefold(), student.name.casefold()) >= NAME_MATCH
-            or _completes(tile.name, student.name)
-            or _completes(student.name, tile.name)
+            _name_likeness(tile.name.casefold(), student.name.casefold()) >= settings.name_match
+            or _completes(tile.name, student.name, prefix)
+            or _completes(student.name, tile.name, prefix)
         ):
             tier = 1
-        elif likeness is not None and likeness >= APPEARANCE_SURE:
+        elif likeness is not None and likeness >= settings.appearance_sure:
             tier = 2  # a misread name: the face says who it is
         else:
             return None  # two different names are two students
-    elif likeness is not None and likeness >= APPEARANCE_MATCH:
+    elif likeness is not None and likeness >= settings.appearance_match:
         tier = 2
     elif (tile.box == student.tile or (likeness is None and tile.rank == student.rank)) and not _someone_else(
-        student.look, tile.look
+        student.look, tile.look, settings.appearance_different
     ):
         # Only the place to go by: a nameless camera-off tile, or a face turned away in a layout that
         # did not change. Everyone the better evidence placed is taken by then.
         tier = 3
     else:
         return None
-    return tier * TIER_COST + (1 - likeness if likeness is not None else 1.0) + POSITION_WEIGHT * moved
+    return tier * TIER_COST + (1 - likeness if likeness is not None else 1.0) + settings.position_weight * moved
 
 
-def _completes(short: str, name: str) -> bool:
+def _completes(short: str, name: str, min_prefix: int) -> bool:
     """Whether `name` is longer than `short`, a name cut short ("Christopher Colq…"), and starts as it does
-    (at least MIN_CUT_PREFIX characters of it, so a lone initial matches nobody)."""
+    (at least min_prefix characters of it, so a lone initial matches nobody)."""
     if not short.endswith(ELLIPSIS):
         return False
     prefix, rest = short[: -len(ELLIPSIS)].casefold(), name.removesuffix(ELLIPSIS).casefold()
-    return len(prefix) >= MIN_CUT_PREFIX and len(rest) > len(prefix) and rest.startswith(prefix)
+    return len(prefix) >= min_prefix and len(rest) > len(prefix) and rest.startswith(prefix)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -3,7 +3,8 @@
 The values and the reasons for them are in config/classpulse.toml, which a test keeps equal to the defaults
 here (the defaults let code build a table without a file, as tests and benchmarks do). Ranges by unit:
 longer than a day is no class, a head turns at most 90 degrees either way, and a relative weight above
-1000 is a typo (it would also overflow the time arithmetic further on).
+1000 is a typo (it would also overflow the time arithmetic further on); a grey level is 0-255, a correlation
+-1 to 1, and a count of frames or pixels at least 1 (a frame is never wider or taller than 10,000 pixels).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ Share = Annotated[float, Field(ge=0, le=1)]
 Degrees = Annotated[float, Field(ge=0, le=MAX_DEGREES)]
 Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
+Tolerance = Annotated[float, Field(ge=0, lt=1)]
+GreyLevels = Annotated[int, Field(ge=0, le=255)]
+Correlation = Annotated[float, Field(ge=-1, le=1)]
+Pixels = Annotated[int, Field(ge=1, le=10_000)]
+Frames = Annotated[int, Field(ge=1, le=100_000)]
 
 
 class Table(BaseModel):
@@ -91,20 +97,80 @@ class DetectConfig(Table):
 
 class RegionSettings(Table):
     merge_iou: Probability = 0.3
-    window_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    window_overlap: Tolerance = 0.5
     centre_view_aspect: Annotated[float, Field(ge=1, le=10)] = 1.1
     photo_ring: Annotated[float, Field(gt=1, le=4)] = 1.4
     photo_flat_share: Share = 0.6
-    photo_flat_levels: Annotated[int, Field(ge=0, le=255)] = 2
+    photo_flat_levels: GreyLevels = 2
 
 
 class SignalSettings(Table):
     eyes_closed_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
     mesh_min_logit: Annotated[float, Field(ge=-50, le=50)] = 0.0
     camera_off_flat_share: Share = 0.9
-    flat_tolerance: Annotated[int, Field(ge=0, le=255)] = 8
+    flat_tolerance: GreyLevels = 8
     landmark_faces: Annotated[int, Field(ge=1, le=1000)] = 6
     eye_change: Annotated[float, Field(ge=0, le=3)] = 0.2
+
+
+class LayoutSettings(Table):
+    recheck_frames: Frames = 30
+    work_width: Annotated[int, Field(ge=320, le=10_000)] = 1600
+    edge_level: GreyLevels = 14
+    min_side_pixels: Pixels = 40
+    min_side_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.06
+    side_coverage: Share = 0.75
+    sides_mean: Share = 0.9
+    cut_coverage: Share = 0.9
+    min_aspect: Annotated[float, Field(gt=0, le=10)] = 0.45
+    max_aspect: Annotated[float, Field(gt=0, le=10)] = 2.6
+    size_tolerance: Tolerance = 0.1
+    tile_overlap: Share = 0.1
+    camera_off_content: Share = 0.5
+    screen_flat: Share = 0.75
+    part_of_tile: Share = 0.5
+    screen_change: Annotated[float, Field(ge=0, le=255)] = 12.0
+    strip_area: Share = 0.35
+
+    @model_validator(mode="after")
+    def _aspects_in_order(self) -> LayoutSettings:
+        if self.min_aspect >= self.max_aspect:
+            raise ValueError(f"min_aspect {self.min_aspect:g} must be less than max_aspect {self.max_aspect:g}")
+        return self
+
+
+class GridSettings(Table):
+    max_background_level: GreyLevels = 60
+    background_tolerance: GreyLevels = 6
+    gap_noise_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.002
+    min_tile_fraction: Annotated[float, Field(gt=0, le=1)] = 0.05
+    size_tolerance: Tolerance = 0.08
+    min_tiles: Annotated[int, Field(ge=1, le=1000)] = 2
+
+
+class NameSettings(Table):
+    no_label_recheck_frames: Frames = 30
+    fingerprint_change: Share = 0.02
+    label_band: Annotated[float, Field(gt=0, le=1)] = 0.25
+    centre_band: Annotated[float, Field(gt=0, le=1)] = 0.4
+    above_band: Annotated[float, Field(ge=0, le=1)] = 0.3
+    min_text_height: Pixels = 5
+    ocr_text_height: Annotated[int, Field(ge=8, le=400)] = 44
+    min_glyphs: Annotated[int, Field(ge=1, le=100)] = 2
+    second_reading_confidence: Annotated[float, Field(ge=0, le=100)] = 60.0
+    second_reading_margin: Annotated[float, Field(ge=0, le=100)] = 10.0
+
+
+class IdentitySettings(Table):
+    appearance_match: Correlation = 0.6
+    appearance_sure: Correlation = 0.85
+    appearance_different: Correlation = 0.5
+    frontal_degrees: Degrees = 20.0
+    name_match: Share = 0.85
+    min_cut_prefix: Annotated[int, Field(ge=1, le=100)] = 4
+    max_track_step: Annotated[float, Field(gt=0, le=100)] = 1.0
+    track_patience: Frames = 30
+    position_weight: Annotated[float, Field(ge=0, le=5)] = 0.5
 
 
 class CaptureConfig(Table):
@@ -120,6 +186,10 @@ class CaptureConfig(Table):
     detect: DetectConfig = DetectConfig()
     regions: RegionSettings = RegionSettings()
     signals: SignalSettings = SignalSettings()
+    layout: LayoutSettings = LayoutSettings()
+    grid: GridSettings = GridSettings()
+    names: NameSettings = NameSettings()
+    identity: IdentitySettings = IdentitySettings()
 
 
 class DashboardConfig(Table):

@@ -93,6 +93,14 @@ def test_a_schools_file_changes_only_what_it_names(tmp_path: Path) -> None:
         ('[score]\nnegative_emotions = ["sad", 3]\n', ("score.negative_emotions[1]", "text")),
         ("[score.weights]\npresent = 0\nattentive = 0\neyes_open = 0\nexpression = 0\n", ("score.weights", "zero")),
         ("[capture\nfps = 2\n", ("not TOML",)),
+        ("[capture.names]\nmin_glyph = 3\n", ("capture.names.min_glyph", "min_glyphs")),
+        ("[capture.names]\nmin_glyphs = 0\n", ("capture.names.min_glyphs", "not be less than 1")),
+        ("[capture.names]\nocr_text_height = 44.0\n", ("capture.names.ocr_text_height", "an integer")),
+        ("[capture.layout]\nmin_aspect = 3.0\n", ("capture.layout", "min_aspect 3 must be less than max_aspect 2.6")),
+        ("[capture.layout]\nedge_level = 300\n", ("capture.layout.edge_level", "at most 255")),
+        ("[capture.grid]\nmin_tiles = 0\n", ("capture.grid.min_tiles", "not be less than 1")),
+        ("[capture.identity]\nappearance_match = 1.5\n", ("capture.identity.appearance_match", "at most 1")),
+        ("[capture.identity]\nfrontal_degree = 20\n", ("capture.identity.frontal_degree", "frontal_degrees")),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_file_and_the_key(tmp_path: Path, text: str, words: tuple[str, ...]) -> None:
@@ -131,11 +139,20 @@ def test_print_config_loads_back_to_the_same_values_with_the_file_and_the_option
     command: str, tmp_path: Path
 ) -> None:
     module, option, key, value = COMMANDS[command]
-    school = written(tmp_path, "[flags]\nabsent_seconds = 75\n[capture]\nfps = 4\n[dashboard]\nport = 8111\n")
+    school = written(
+        tmp_path,
+        "[flags]\nabsent_seconds = 75\n[capture]\nfps = 4\n[dashboard]\nport = 8111\n"
+        "[capture.identity]\nname_match = 0.9\n[capture.names]\nmin_glyphs = 3\n",
+    )
     first = run_module(*module, "--config", str(school), *option, "--print-config")
     assert first.returncode == 0, first.stderr
     shown = printed(first.stdout)
     assert shown["flags"]["absent_seconds"] == 75
+    assert shown["capture"]["identity"]["name_match"] == 0.9
+    assert shown["capture"]["names"]["min_glyphs"] == 3
+    # Capture's tile, name and identity tuning is shown in full, every key of each table.
+    for table in ("layout", "grid", "names", "identity"):
+        assert set(shown["capture"][table]) == set(type(getattr(ClassPulseConfig().capture, table)).model_fields)
     if key is not None:
         table, name = key
         assert shown[table][name] == value

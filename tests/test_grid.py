@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import config
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
 from tests.galleries import astronaut, compose_gallery, grace_hopper, lfw_faces
@@ -56,6 +59,15 @@ def test_photos_are_not_galleries() -> None:
     hopper = grace_hopper()
     if hopper is not None:
         assert find_tile_grid(hopper) is None
+
+
+def test_a_schools_grid_settings_decide_what_is_a_gallery(tmp_path: Path) -> None:
+    gallery = compose_gallery(lfw_faces(9), 3, 3)
+    assert_same_tiles(find_tile_grid(gallery.image, config.load().capture.grid), gallery.tiles)
+    # A background brighter than the school's limit (the composed one is grey 12): no gallery of gaps.
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.grid]\nmax_background_level = 10\n")
+    assert find_tile_grid(gallery.image, config.load(school).capture.grid) is None
 
 
 def test_blank_frame_is_not_a_gallery() -> None:

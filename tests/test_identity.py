@@ -11,10 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
+import config
 from capture.detect import make_detector
 from capture.detect.regions import find_faces
 from capture.grid import find_tile_grid
 from capture.names import NameReader
+from capture.pipeline import FramePipeline
 from capture.students import StudentTracker
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
@@ -116,6 +118,20 @@ def test_without_names_someone_else_in_a_leavers_tile_is_a_new_student(detector)
     assert later[:4] + later[5:] == keys[:4] + keys[5:]
 
 
+def test_a_schools_identity_settings_reach_the_tracker_through_the_pipeline(detector, tmp_path: Path) -> None:
+    # No two faces correlate below -1, so nobody is ever "clearly someone else": the newcomer in the leaver's
+    # tile keeps the leaver's key by place (by default a new one, as the test above shows).
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.identity]\nappearance_different = -1.0\n")
+    tracker = FramePipeline(detector, None, settings=config.load(school).capture).students
+    first = list(range(9))
+    keys, _ = identify(tracker, None, class_gallery(first, 3, 3, seed=0, off=set(), named=False), detector)
+    order = [*first[:4], NEWCOMER, *first[5:]]
+    later, detections = identify(tracker, None, class_gallery(order, 3, 3, seed=1, off=set(), named=False), detector)
+    assert sorted(detections.tiles.tolist()) == list(range(9)), "precondition: every face is found"
+    assert later == keys
+
+
 def largest_face(image: np.ndarray, detector) -> FaceDetections:
     found = find_faces(detector, image, None)
     assert len(found), "precondition: a face is found"
@@ -183,6 +199,24 @@ def test_capture_stores_the_names_read_and_the_export_shows_them(tmp_path: Path)
     # One key per name across the reshuffle.
     assert len({(row["student"], row["name"]) for row in faces}) == 6
     assert len({row["student"] for row in faces}) == 6
+
+
+def test_capture_takes_its_name_settings_from_the_schools_file(tmp_path: Path) -> None:
+    """The real capture CLI with --config: a school whose names have at least 30 letters stores no name."""
+    require_tool("tesseract")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), class_gallery(list(range(6)), 3, 2, seed=0, off=set()).image)
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.names]\nmin_glyphs = 30\n")
+    db = tmp_path / "class.db"
+    result = run_module(
+        "capture", "--source", str(frames), "--db", f"sqlite:///{db}", "--session", "s", "--config", str(school)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = export(db, "s", tmp_path / "out.csv")
+    assert len({row["student"] for row in rows}) == 6
+    assert {row["name"] for row in rows} == {""}
 
 
 def export(db: Path, session: str, out: Path) -> list[dict[str, str]]:

@@ -4,11 +4,13 @@ faces, and the real screenshots in ../shared/galleries when this machine has the
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+import config
 from bench.galleries import DEFAULT_FOLDER
 from bench.galleries import main as bench_main
 from capture import layout
@@ -41,6 +43,17 @@ def test_tiles_with_no_gap_between_them(cols: int, rows: int, size: tuple[int, i
     found = find_tiles(gallery.image)
     assert found.layout is Layout.GRID
     assert_tiles(found.tiles, gallery.tiles)
+
+
+def test_a_schools_layout_settings_reach_the_tile_finder(tmp_path: Path) -> None:
+    gallery = compose_gallery(lfw_faces(9), 3, 3, size=(1920, 1080), gap=0)
+    loaded = config.load().capture
+    assert_tiles(TileFinder(loaded.layout, loaded.grid).find(gallery.image).tiles, gallery.tiles)
+    # 16:9 tiles are wider than the school's widest tile: none is found.
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.layout]\nmax_aspect = 1.5\n")
+    loaded = config.load(school).capture
+    assert TileFinder(loaded.layout, loaded.grid).find(gallery.image) == TileLayout(Layout.NONE, [])
 
 
 def test_4k_gallery_with_camera_off_tiles() -> None:
@@ -100,7 +113,7 @@ def test_a_frame_without_tiles_is_searched_again_only_when_the_screen_changes(
 ) -> None:
     searches = []
     real = layout.find_tiles
-    monkeypatch.setattr(layout, "find_tiles", lambda image: searches.append(1) or real(image))
+    monkeypatch.setattr(layout, "find_tiles", lambda image, *tuning: searches.append(1) or real(image, *tuning))
     webcam = cv2.resize(astronaut(), (640, 360))
     finder = TileFinder()
     rng = np.random.default_rng(0)
@@ -111,6 +124,23 @@ def test_a_frame_without_tiles_is_searched_again_only_when_the_screen_changes(
     gallery = compose_gallery(lfw_faces(4), 2, 2, size=(640, 360), gap=0)
     assert_tiles(finder.find(gallery.image).tiles, gallery.tiles)
     assert len(searches) == 2
+
+
+def test_a_schools_recheck_frames_sets_how_often_a_kept_layout_is_searched_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    searches = []
+    real = layout.find_tiles
+    monkeypatch.setattr(layout, "find_tiles", lambda image, *tuning: searches.append(1) or real(image, *tuning))
+    gallery = compose_gallery(lfw_faces(4), 2, 2, size=(640, 360), gap=0)
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.layout]\nrecheck_frames = 2\n")
+    loaded = config.load(school).capture
+    finder = TileFinder(loaded.layout, loaded.grid)
+    for _ in range(6):
+        assert_tiles(finder.find(gallery.image).tiles, gallery.tiles)
+    # Searched on the first frame and again every second one (by default, once in these six).
+    assert len(searches) == 3
 
 
 def test_unknown_ocr_language_is_one_clear_error() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import pytest
 
+import config
+from capture.detect import make_detector
 from capture.grid import find_tile_grid
 from capture.names import NameReader, clean_name
+from capture.pipeline import FramePipeline
 from tests.conftest import require_tool
 from tests.galleries import PARTICIPANT_NAMES, LabelStyle, compose_gallery, lfw_faces
 
@@ -91,6 +96,19 @@ def test_names_in_several_fonts_and_sizes_are_read_exactly(style: str, seed: int
     tiles = find_tile_grid(drawn.image)
     assert tiles == drawn.tiles
     assert NameReader().read(drawn.image, tiles) == EXPECTED
+
+
+def test_a_schools_names_settings_reach_the_reader_through_the_pipeline(tmp_path: Path) -> None:
+    drawn = gallery(NAMES)
+    detector = make_detector("blazeface")
+    default = FramePipeline(detector, None, settings=config.load().capture).names
+    assert default.read(drawn.image, drawn.tiles) == EXPECTED
+    # A school whose names have at least 30 letters: no line on these tiles is one, and Tesseract is not run.
+    school = tmp_path / "school.toml"
+    school.write_text("[capture.names]\nmin_glyphs = 30\n")
+    reader = FramePipeline(detector, None, settings=config.load(school).capture).names
+    assert reader.read(drawn.image, drawn.tiles) == [""] * len(NAMES)
+    assert reader.tesseract_calls == 0
 
 
 def test_tiles_without_a_label_have_no_name() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
-from capture.students import TRACK_PATIENCE, StudentTracker
+from capture.students import DEFAULT, StudentTracker
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
@@ -62,7 +62,7 @@ def test_tracks_follow_moving_faces_and_open_new_ones_for_newcomers():
 def test_a_track_unseen_for_too_long_is_not_revived():
     tracker = StudentTracker()
     assert tracker.assign(None, detections([[100, 100, 50, 50]])) == ["track-1"]
-    for _ in range(TRACK_PATIENCE + 1):
+    for _ in range(DEFAULT.track_patience + 1):
         tracker.assign(None, detections([]))
     assert tracker.assign(None, detections([[100, 100, 50, 50]])) == ["track-2"]
 
