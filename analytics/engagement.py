@@ -11,7 +11,7 @@ except the expression:
     expression  the face shows, 1 minus the smoothed probability of a negative emotion (score.negative_emotions):
                 their summed probability averaged over the trailing score.emotion_window_seconds
 
-    score = sum(weight * component) / sum(weight), with the weights of analytics/engagement.toml
+    score = sum(weight * component) / sum(weight), with the weights of config/classpulse.toml [score.weights]
 
 A frame without a face scores 0. A session captured without emotions (attention-only) has no expression
 component: its weight drops out and the others share the whole. A bin's score is the time-weighted mean

@@ -7,7 +7,7 @@ it depends on the rows only, never on when or how far back they were read (analy
 that). `raised` is when the condition had held long enough; the flag clears at the first frame where it no
 longer holds (end None: still on at the student's last frame). A student has one flag per cause: runs of
 one rule whose evidence overlaps are one flag, and a rule whose cause another flag already names stays
-quiet. Thresholds: analytics/engagement.toml [flags].
+quiet. Thresholds: config/classpulse.toml [flags].
 
     camera_off     the tile shows the camera-off placeholder for more than absent_seconds
     absent         the seat is empty or the student left the call: no face and no camera-off tile for more

@@ -149,7 +149,7 @@ class MoodConfidence:
 
 @cache
 def engagement_config() -> EngagementConfig:
-    """analytics/engagement.toml, read once per process."""
+    """The [score] and [flags] tables of the configuration in force (config/classpulse.toml by default)."""
     return load_config()
 
 

@@ -343,7 +343,7 @@ def _time(ts: object) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flags", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", type=Path, help="an engagement TOML (default analytics/engagement.toml)")
+    parser.add_argument("--config", type=Path, help="a product configuration TOML (default config/classpulse.toml)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config) if args.config else load_config()

@@ -43,7 +43,7 @@ from vocabulary.records import FaceDetections
 
 GALLERY_COLS = GALLERY_ROWS = 7
 FACES = 49
-# The flag's hold, as analytics/engagement.toml sets it, and the latency trials' noise and sizes.
+# The flag's hold, as config/classpulse.toml sets it, and the latency trials' noise and sizes.
 EYES_CLOSED_SECONDS = 10.0
 NOISE_SIGMA = 3.0
 NOISY_FRAMES = 3  # noisy versions of each gallery, detected once and drawn at random per frame
