@@ -1,19 +1,17 @@
 """The admin's school view: every class running now, and trends across sessions per teacher or class over weeks.
 
-A running class is scored exactly as its teacher's live page and its report score it (analytics.engagement):
-its class engagement per time bin over the last TREND_SECONDS. A bin is complete once a frame of a later bin
-is written (frames come in order), and later frames never change it, so each class keeps its complete bins
-and a scoring pass scores only the rest: the rows from the first incomplete bin on, read by the (session_id,
-ts) index (db.queries.engagement_rows) from emotion_window_seconds earlier, so that the smoothing of their
-expressions is complete and their bins are the report's. Its flags (analytics.live_flags.flag_board) need
-minutes of rows: they are counted every FLAG_EVERY of the class's frames, with its last flags, so that flags
-still on need no reads back.
+A running class's line is its class engagement per 10 s bin over the last TREND_SECONDS, scored in the
+database from the per-session roll-ups that the recorder keeps as frames arrive (db.rollups,
+db.school_reads.class_lines): one read per refresh for every class, a row per class and bin, never a raw row,
+so every class's numbers are from its latest frame at every refresh however many classes run. The roll-ups'
+score differs from the report's, which scores the raw rows, only where db.rollups says (the expression's
+trailing smoothing, frames weighed equally, a student who left mid-bin).
 
-Each pass costs tens of milliseconds of pandas however few its rows, too much for every class of a school at
-every refresh, so a refresh does the passes that waited longest (a class never scored or counted first) until
-REFRESH_BUDGET_S is spent, at least one: a refresh stays bounded however many classes run, and each class
-says which frame its numbers and its flag count are from. With many classes those lag; per-session roll-ups
-kept as frames arrive would end that, and are not built yet (docs/scaling.md).
+Its flags (analytics.live_flags.flag_board) still need minutes of raw rows: they are counted every FLAG_EVERY
+of the class's frames, with its last flags, so that flags still on need no reads back. A count costs tens of
+milliseconds however few its rows, too much for every class of a school at every refresh, so a refresh does
+the counts that waited longest (a class never counted first) until REFRESH_BUDGET_S is spent, at least one,
+and each class says which frame its flag count is from.
 
 Trends read one row per session: its stored average engagement (db.schema.SessionRecord.mean_engagement, kept
 when a session ends) and its counts (db.school_reads.session_totals), which an ended session keeps in memory
@@ -25,27 +23,32 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics.engagement import class_bins, frame_signals, student_bins
 from analytics.flags import Flag
 from analytics.live import engagement_config
 from analytics.live_flags import flag_board
-from analytics.settings import EngagementConfig
-from db.queries import engagement_rows
-from db.school_reads import RunningSession, running_sessions, session_totals, sessions_between
-from vocabulary.records import Presence
+from analytics.settings import Weights
+from db.rollups import ROLLUP_SECONDS
+from db.school_reads import (
+    RunningSession,
+    class_lines,
+    latest_counts,
+    running_sessions,
+    session_totals,
+    sessions_between,
+)
 
 TREND_SECONDS = 5 * 60  # the trend line of a running class
 # A session without an end whose last frame is older than this is not running: its capture was killed.
 SILENCE = timedelta(minutes=10)
 NOW_SECONDS = 60  # "engagement now": the class score over the last minute
-REFRESH_BUDGET_S = 0.3  # wall time a refresh may spend on scoring passes and flag counts, after its first
+REFRESH_BUDGET_S = 0.3  # wall time a refresh may spend on flag counts, after its first
 # A class's flags are counted again once its frames have gone this far past the last count: a count reads
 # minutes of rows, and a flag takes 10 s to minutes to be raised (analytics/flags.py).
 FLAG_EVERY = timedelta(seconds=30)
@@ -59,14 +62,14 @@ _DATED = re.compile(r"[\s_-]*\d{4}-?\d{2}-?\d{2}(?:[\sT_-]*\d{1,2}[:h.]?\d{2})?\
 class ClassNow:
     """A running class as the school view shows it.
 
-    scored_at: the latest frame of its last scoring pass (None: not scored yet), where in_call counts the
-    students in the gallery and on_camera those whose face showed; line: the class engagement per time bin
-    (analytics.engagement.class_bins) over the TREND_SECONDS up to scored_at; open_flags: the flags needing
-    attention (not acknowledged, snoozed or muted) at flags_at; None before the first count.
+    scored_at: the latest frame its numbers are from, where in_call counts the students in the gallery and
+    on_camera those whose face showed; line: the class engagement per roll-up bin (db.school_reads.class_lines)
+    over the TREND_SECONDS up to scored_at; open_flags: the flags needing attention (not acknowledged, snoozed
+    or muted) at flags_at; None before the first count.
     """
 
     session: RunningSession
-    scored_at: datetime | None
+    scored_at: datetime
     in_call: int
     on_camera: int
     line: pd.Series
@@ -76,8 +79,6 @@ class ClassNow:
     @property
     def engagement(self) -> float | None:
         """The mean class score of the bins of the NOW_SECONDS up to scored_at."""
-        if self.scored_at is None:
-            return None
         return _mean(self.line[self.line.index > pd.Timestamp(self.scored_at - _NOW)])
 
     @property
@@ -95,18 +96,6 @@ _NO_LINE = pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bin"), dtype
 
 
 @dataclass(frozen=True)
-class _Scored:
-    """A class's last scoring: the frame it reached, the students at it, and its line (complete bins and the
-    one in progress)."""
-
-    latest: datetime
-    in_call: int
-    on_camera: int
-    line: pd.Series
-    done_at: float = 0.0  # time.monotonic() of the pass
-
-
-@dataclass(frozen=True)
 class _Flags:
     counted_at: float  # time.monotonic()
     latest: datetime  # the class's latest frame then
@@ -114,92 +103,83 @@ class _Flags:
     open_flags: int
 
 
-def class_now(
-    engine: Engine, session: RunningSession, config: EngagementConfig, kept: _Scored | None = None
-) -> _Scored:
-    """ClassNow's in_call, on_camera and line for `session`, keeping the complete bins of `kept` (the class's
-    last scoring) and scoring the rows of the others."""
-    score = config.score
-    width = f"{score.bin_seconds}s"
-    start = pd.Timestamp(session.latest_frame - timedelta(seconds=TREND_SECONDS)).ceil(width)
-    complete = _NO_LINE
-    if kept is not None and kept.latest <= session.latest_frame:
-        complete = kept.line[(kept.line.index >= start) & (kept.line.index < pd.Timestamp(kept.latest).floor(width))]
-    first = start if complete.empty else complete.index[-1] + pd.Timedelta(width)
-    since = first.to_pydatetime() - timedelta(seconds=score.emotion_window_seconds)
-    rows, frames = engagement_rows(engine, session.id, score.negative_emotions, since=since)
-    if rows.empty:
-        return _Scored(session.latest_frame, 0, 0, complete)
-    bins = class_bins(student_bins(frame_signals(rows, frames, score), score.bin_seconds))
-    line = bins.set_index("bin")["score"].astype(float)
-    last = rows[rows["frame"] == rows["frame"].max()]
-    on_camera = int((last["presence"] == Presence.FACE.value).sum())
-    whole = pd.concat([complete, line[line.index >= first]]) if not complete.empty else line[line.index >= first]
-    return _Scored(session.latest_frame, len(last), on_camera, whole.rename("score"))
-
-
 class SchoolBoard:
-    """The running classes, kept between refreshes of every admin's school view (module docstring)."""
+    """The running classes' flag counts, kept between refreshes of every admin's school view (module docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._scored: dict[tuple[str, int], _Scored] = {}
         self._flags: dict[tuple[str, int], _Flags] = {}
 
     def refresh(self, engine: Engine) -> list[ClassNow]:
         """Every running class, the newest frame first; one refresh's work at a time (another admin's refresh
-        meanwhile waits, then finds the passes done)."""
+        meanwhile waits, then finds the counts done)."""
         config = engagement_config()
         where = engine.url.render_as_string(hide_password=False)
         with self._lock:
             began = time.monotonic()
             silent_since = datetime.now(UTC) - SILENCE
             running = {(where, session.id): session for session in running_sessions(engine, silent_since)}
-            for table in (self._scored, self._flags):
-                for gone in [key for key in table if key[0] == where and key not in running]:
-                    del table[gone]
-            for done, (key, count) in enumerate(self._due(running)):
+            for gone in [key for key in self._flags if key[0] == where and key not in running]:
+                del self._flags[gone]
+            lines = self._lines(engine, list(running.values()), config.score.weights)
+            counts = latest_counts(engine, {session.id: session.latest_frame for session in running.values()})
+            for done, key in enumerate(self._due(running)):
                 if done and time.monotonic() - began > REFRESH_BUDGET_S:
                     break
                 session = running[key]
-                if count:
-                    counted = self._flags.get(key)
-                    board = flag_board(engine, session.id, config, [] if counted is None else counted.flags)
-                    flags = [shown.flag for shown in board]
-                    open_flags = sum(shown.needs_attention for shown in board)
-                    self._flags[key] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
-                else:
-                    scored = replace(
-                        class_now(engine, session, config, self._scored.get(key)), done_at=time.monotonic()
-                    )
-                    self._scored[key] = scored
-            return [self._shown(key, session) for key, session in running.items()]
+                counted = self._flags.get(key)
+                board = flag_board(engine, session.id, config, [] if counted is None else counted.flags)
+                flags = [shown.flag for shown in board]
+                open_flags = sum(shown.needs_attention for shown in board)
+                self._flags[key] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
+            return [
+                self._shown(key, session, lines.get(session.id, _NO_LINE), counts.get(session.id, (0, 0)))
+                for key, session in running.items()
+            ]
 
-    def _due(self, running: dict[tuple[str, int], RunningSession]) -> list[tuple[tuple[str, int], bool]]:
-        """The passes a class's new frames call for, (class, whether it is a flag count), longest waiting
-        first: scoring for any new frame, a flag count for FLAG_EVERY of them."""
-        waiting: list[tuple[float, tuple[str, int], bool]] = []
+    @staticmethod
+    def _lines(engine: Engine, running: list[RunningSession], weights: Weights) -> dict[int, pd.Series]:
+        """Each class's line: its bins from the first whole one of the TREND_SECONDS up to its latest frame."""
+        if not running:
+            return {}
+        starts = {session.id: _line_start(session.latest_frame) for session in running}
+        table = class_lines(engine, list(starts), min(starts.values()).to_pydatetime(), weights)
+        lines: dict[int, pd.Series] = {}
+        for session, start in starts.items():
+            line = table[table["session_id"] == session].set_index("bin")["score"]
+            lines[session] = line[line.index >= start]
+        return lines
+
+    def _due(self, running: dict[tuple[str, int], RunningSession]) -> list[tuple[str, int]]:
+        """The classes whose flags are due a count (never counted, or FLAG_EVERY of new frames), longest waiting
+        first."""
+        waiting: list[tuple[float, tuple[str, int]]] = []
         for key, session in running.items():
-            for count, done in ((False, self._scored.get(key)), (True, self._flags.get(key))):
-                if done is None:
-                    waiting.append((float("-inf"), key, count))
-                elif isinstance(done, _Scored) and done.latest != session.latest_frame:
-                    waiting.append((done.done_at, key, count))
-                elif isinstance(done, _Flags) and session.latest_frame - done.latest >= FLAG_EVERY:
-                    waiting.append((done.counted_at, key, count))
-        return [(key, count) for _, key, count in sorted(waiting, key=lambda due: due[0])]
+            done = self._flags.get(key)
+            if done is None:
+                waiting.append((float("-inf"), key))
+            elif session.latest_frame - done.latest >= FLAG_EVERY:
+                waiting.append((done.counted_at, key))
+        return [key for _, key in sorted(waiting, key=lambda due: due[0])]
 
-    def _shown(self, key: tuple[str, int], session: RunningSession) -> ClassNow:
-        scored, counted = self._scored.get(key), self._flags.get(key)
+    def _shown(
+        self, key: tuple[str, int], session: RunningSession, line: pd.Series, counts: tuple[int, int]
+    ) -> ClassNow:
+        counted = self._flags.get(key)
         return ClassNow(
             session,
-            None if scored is None else scored.latest,
-            0 if scored is None else scored.in_call,
-            0 if scored is None else scored.on_camera,
-            _NO_LINE if scored is None else scored.line,
+            session.latest_frame,
+            counts[0],
+            counts[1],
+            line,
             None if counted is None else counted.open_flags,
             None if counted is None else counted.latest,
         )
+
+
+def _line_start(latest: datetime) -> pd.Timestamp:
+    """The first bin of a trend line ending at `latest`: the first whole bin of the TREND_SECONDS before it."""
+    return pd.Timestamp(latest - timedelta(seconds=TREND_SECONDS)).ceil(f"{ROLLUP_SECONDS}s")
 
 
 SCHOOL_BOARD = SchoolBoard()

@@ -44,6 +44,7 @@ import sqlalchemy
 from plotly.io.json import to_json_plotly
 from sqlalchemy import Engine, func, insert, select
 
+import db.recorder as recorder_module
 from analytics.school import SchoolBoard
 from capture.sender import ServerRecorder
 from dashboard.pages import school
@@ -51,6 +52,7 @@ from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, REFRESH_MS, live_tick
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
+from db.rollups import add_frame
 from db.schema import frames, observations, sessions, users
 from db.tokens import issue_token, token_owner
 from vocabulary.emotions import EMOTIONS
@@ -185,21 +187,24 @@ class StepResult:
     def row(self) -> str:
         school, live = self.views["school"], self.views["live"]
         first = f"{school[0]:.0f}" if school else "-"
+        lags = " | ".join(f"{_percentile(self.views[lag], 95):.1f}" for lag in ("lag", "age", "flags_lag"))
         return (
             f"| {self.classrooms} | {self.frames_per_s:.1f} | {self.p50_ms:.0f} | "
             f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
             f"{'yes' if self.holds else 'no'} | {first} | {_percentile(school[1:], 95):.0f} ({len(school) - 1}) | "
-            f"{_percentile(self.views['lag'], 95):.0f} | {_percentile(live, 95):.0f} ({len(live)}) |"
+            f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) |"
         )
 
 
 def time_views(engine: Engine, session_name: str, start: float, seconds: float) -> dict[str, list[float]]:
     """Wall ms of each refresh of an admin's school view (every school.REFRESH_MS) and of a teacher's live page of
-    `session_name` (every live REFRESH_MS, keeping what the browser keeps) from `start` for `seconds`; and "lag",
-    per school refresh, how many seconds the most lagging class's numbers were behind its latest frame. The
+    `session_name` (every live REFRESH_MS, keeping what the browser keeps) from `start` for `seconds`; and per
+    school refresh, in seconds for the class most behind: "lag", its numbers behind its latest stored frame;
+    "age", its numbers behind the wall clock when shown (the frame period and the ingest's delay included);
+    "flags_lag", its flag count behind its latest stored frame (a class not counted yet: since its start). The
     school view's board is new, as after a server start."""
     board = SchoolBoard()
-    timings: dict[str, list[float]] = {"school": [], "live": [], "lag": []}
+    timings: dict[str, list[float]] = {"school": [], "live": [], "lag": [], "age": [], "flags_lag": []}
     next_at = {"school": start + 2.0, "live": start + 2.0}
     shown: Any = None
     while (now := time.monotonic()) < start + seconds:
@@ -210,8 +215,16 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
             classes = board.refresh(engine)
             to_json_plotly(list(school.now_rows(classes)))
             timings[view].append((time.perf_counter() - began) * 1000)
-            lags = [seen.session.latest_frame - (seen.scored_at or seen.session.started_at) for seen in classes]
-            timings["lag"].append(max((lag.total_seconds() for lag in lags), default=0.0))
+            shown_at = datetime.now(UTC)
+            for name, lags in (
+                ("lag", [seen.session.latest_frame - seen.scored_at for seen in classes]),
+                ("age", [shown_at - seen.scored_at for seen in classes]),
+                (
+                    "flags_lag",
+                    [seen.session.latest_frame - (seen.flags_at or seen.session.started_at) for seen in classes],
+                ),
+            ):
+                timings[name].append(max((lag.total_seconds() for lag in lags), default=0.0))
             next_at[view] += school.REFRESH_MS / 1000
         else:
             info = find_session(engine, session_name)
@@ -262,7 +275,7 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         backlog_half,
         backlog_end,
         len(errors),
-        {view: views.get(view, []) for view in ("school", "live", "lag")},
+        {view: views.get(view, []) for view in ("school", "live", "lag", "age", "flags_lag")},
     )
 
 
@@ -283,17 +296,19 @@ def _percentile(values: list[float], percent: float) -> float:
 
 def school_day_on_disk(engine: Engine, students: int) -> str:
     """A school day's rows on disk, from the bytes per frame (its observations, the frame row, every index) that
-    the steps above wrote."""
+    the steps above wrote, and of the roll-ups beside them."""
     with engine.connect() as connection:
         stored = connection.scalar(select(func.count()).select_from(frames))
         size = connection.scalar(
             select(func.pg_total_relation_size("observations") + func.pg_total_relation_size("frames"))
         )
-    per_frame = size / max(stored, 1)
+        rollups = connection.scalar(select(func.pg_total_relation_size("session_rollups")))
+    per_frame, rollups_per_frame = size / max(stored, 1), rollups / max(stored, 1)
     day_frames = 100 * 6 * 50 * 60  # 100 classrooms x 6 periods x 50 min at 1 frame/s
     return (
         f"\non disk: {per_frame / 1024:.1f} KiB per frame of {students} students ({stored} frames stored); a school "
-        f"day of 100 classrooms x 6 periods x 50 min: {day_frames * per_frame / 2**30:.1f} GiB"
+        f"day of 100 classrooms x 6 periods x 50 min: {day_frames * per_frame / 2**30:.1f} GiB; its roll-ups "
+        f"{rollups_per_frame / 1024:.2f} KiB per frame, {day_frames * rollups_per_frame / 2**30:.2f} GiB a day"
     )
 
 
@@ -303,19 +318,37 @@ def where_the_time_goes(engine: Engine, students: int, count: int = 60) -> dict[
     bodies = [
         json.dumps({"session": "x", "frames": [frame_to_json(_synthetic_frame(students, 7, i))]}) for i in range(count)
     ]
-    parts: dict[str, list[float]] = {"token check": [], "JSON parse + validation": [], "recorder (inserts)": []}
-    with SessionRecorder.open(engine, f"bench-parts-{uuid.uuid4().hex[:6]}", "bench") as recorder:
-        for body in bodies:
-            started = time.perf_counter()
-            token_owner(engine, token)
-            checked = time.perf_counter()
-            result = frame_from_json(json.loads(body)["frames"][0])
-            parsed = time.perf_counter()
-            recorder.record(result)
-            recorded = time.perf_counter()
-            parts["token check"].append((checked - started) * 1000)
-            parts["JSON parse + validation"].append((parsed - checked) * 1000)
-            parts["recorder (inserts)"].append((recorded - parsed) * 1000)
+    parts: dict[str, list[float]] = {
+        "token check": [],
+        "JSON parse + validation": [],
+        "recorder (inserts and roll-ups, one transaction)": [],
+        "  of which the roll-ups' upsert": [],
+    }
+    rollups: list[float] = []
+
+    def timed_rollups(*args: Any) -> None:
+        began = time.perf_counter()
+        add_frame(*args)
+        rollups.append((time.perf_counter() - began) * 1000)
+
+    # The recorder's own call, timed where it is made: the roll-ups are written inside the frame's transaction.
+    recorder_module.add_frame = timed_rollups
+    try:
+        with SessionRecorder.open(engine, f"bench-parts-{uuid.uuid4().hex[:6]}", "bench") as recorder:
+            for body in bodies:
+                started = time.perf_counter()
+                token_owner(engine, token)
+                checked = time.perf_counter()
+                result = frame_from_json(json.loads(body)["frames"][0])
+                parsed = time.perf_counter()
+                recorder.record(result)
+                recorded = time.perf_counter()
+                parts["token check"].append((checked - started) * 1000)
+                parts["JSON parse + validation"].append((parsed - checked) * 1000)
+                parts["recorder (inserts and roll-ups, one transaction)"].append((recorded - parsed) * 1000)
+    finally:
+        recorder_module.add_frame = add_frame
+    parts["  of which the roll-ups' upsert"] = rollups
     return {name: statistics.median(values) for name, values in parts.items()}
 
 
@@ -431,10 +464,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     "| classrooms | frames/s acknowledged | p50 ms | p95 ms | backlog halfway "
                     "| backlog at end | failed requests | holds | school view, first refresh ms | school view, "
-                    f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers' lag p95 "
-                    f"s | live page p95 ms (count; target {TARGET_LIVE_MS}) |"
+                    f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers behind the "
+                    "latest frame p95 s | its numbers' age when shown p95 s | its flags behind the latest frame p95 s "
+                    f"| live page p95 ms (count; target {TARGET_LIVE_MS}) |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
                     result = run_step(engine, port, classrooms, args.students, args.seconds)
                     print(result.row(), flush=True)

@@ -1,4 +1,5 @@
-"""Removes whole sessions: every observation, student and frame row of them, then the session row itself.
+"""Removes whole sessions: every observation, roll-up, student, frame, flag decision and merge record of them,
+then the session row itself.
 A session being captured (its lease held, db.lease) is never purged."""
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from db.engine import write_transaction
 from db.errors import reported_as
 from db.lease import SessionBusyError, leases
 from db.queries import UnknownSessionError
-from db.schema import flag_acknowledgements, frames, observations, session_writers, sessions, students
+from db.schema import (
+    flag_acknowledgements,
+    flag_silences,
+    frames,
+    observations,
+    session_rollups,
+    session_writers,
+    sessions,
+    student_merge_rows,
+    student_merges,
+    students,
+)
 
 
 def purge_older_than(engine: Engine, days: float, now: datetime | None = None) -> list[str]:
@@ -49,8 +61,21 @@ def _purge(engine: Engine, chosen: Select[Any], refuse_held: bool = False) -> li
             raise SessionBusyError(held[busy[0].id].busy_message(busy[0].name))
         found = [row for row in candidates if row not in busy]
         ids = [row.id for row in found]
-        # Children first, each table explicitly: no reliance on ON DELETE CASCADE being enforced.
-        for table in (flag_acknowledgements, observations, students, frames, session_writers, sessions):
+        # Children first, each table explicitly: no reliance on ON DELETE CASCADE being enforced. A merge's moved
+        # rows carry no session, only their merge's id.
+        merges = select(student_merges.c.id).where(student_merges.c.session_id.in_(ids))
+        connection.execute(delete(student_merge_rows).where(student_merge_rows.c.merge_id.in_(merges)))
+        for table in (
+            flag_acknowledgements,
+            flag_silences,
+            student_merges,
+            session_rollups,
+            observations,
+            students,
+            frames,
+            session_writers,
+            sessions,
+        ):
             key = table.c.id if table is sessions else table.c.session_id
             connection.execute(delete(table).where(key.in_(ids)))
     if found and engine.dialect.name == "sqlite":

@@ -1,4 +1,5 @@
-"""The write side: records one session's analysed frames, one transaction per frame."""
+"""The write side: records one session's analysed frames, one transaction per frame, with the frame's additions
+to the session's roll-ups (db.rollups) in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from db.engine import write_transaction
 from db.errors import reported_as
 from db.lease import Heartbeat, new_writer, release, renew, take
+from db.rollups import RollupRule, add_frame
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
@@ -33,6 +35,8 @@ class SessionRecorder:
     # This recorder's name in the session's lease (db.lease), and the thread renewing it.
     _writer: str = ""
     _heartbeat: Heartbeat | None = None
+    # What the roll-ups count as attentive and negative: this process's configuration.
+    _rollup_rule: RollupRule = field(default_factory=RollupRule.configured)
 
     @classmethod
     def open(cls, engine: Engine, session_name: str, source: str, teacher: str | None = None) -> SessionRecorder:
@@ -80,7 +84,7 @@ class SessionRecorder:
         return recorder
 
     def record(self, result: FrameResult) -> None:
-        """Write the frame, its observations and its students' updates in one transaction."""
+        """Write the frame, its observations, its students' updates and its roll-ups in one transaction."""
         if result.frame_index < self.next_frame_index:
             raise ValueError(
                 f"frame {result.frame_index} is already recorded in session {self.session_name!r}; "
@@ -111,6 +115,7 @@ class SessionRecorder:
                 for row, o in zip(observation_rows, result.observations, strict=True):
                     row["student_id"] = student_ids[o.student_key]
                 connection.execute(insert(observations), observation_rows)
+                add_frame(connection, self._rollup_rule, self.session_id, observation_rows)
         # Only after the commit: a failed frame leaves the caches as the database is.
         self._student_ids = student_ids
         self._tiles.update({key: _known_tile(o, self._tiles.get(key)) for key, o in latest.items()})

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -78,6 +79,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime()}
 
 
+# The id of a table that grows by a row per frame (or per student per frame): 64-bit on PostgreSQL, where a
+# school's ~90 M observations a day would run a 32-bit id out in weeks (ids are not given back by a purge).
+# SQLite's INTEGER is 64-bit already, and only a column typed exactly INTEGER is its rowid alias.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
 def _session_fk() -> Mapped[int]:
     return mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
 
@@ -137,7 +144,7 @@ class FrameRecord(Base):
         Index(None, "session_id", "ts"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     session_id: Mapped[int] = _session_fk()
     frame_index: Mapped[int]
     ts: Mapped[datetime]
@@ -162,7 +169,7 @@ class ObservationRecord(_Probabilities, Base):
     __tablename__ = "observations"
     __table_args__ = (Index(None, "session_id", "ts"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     session_id: Mapped[int] = _session_fk()
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
     frame_index: Mapped[int]
@@ -267,7 +274,39 @@ class StudentMergeRowRecord(Base):
     __tablename__ = "student_merge_rows"
 
     merge_id: Mapped[int] = mapped_column(ForeignKey("student_merges.id", ondelete="CASCADE"), primary_key=True)
-    observation_id: Mapped[int] = mapped_column(primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class SessionRollupRecord(Base):
+    """One student's frames of one ROLLUP_SECONDS bin of a session, summed as the frames are written (db.rollups),
+    so that a school view or a live page reads a row per student per bin instead of one per frame.
+
+    Counts of the student's observation rows in the bin; attentive and eyes_open as analytics.engagement counts
+    them (a face within the yaw/pitch limits; a face with its eyes not closed), with the limits in force when
+    the row was written; negative: the summed probability of the negative emotions over the rows with an
+    emotion. The emotion_* counts are those of the rows with an emotion, whose score has an expression part.
+    No foreign key to students: a merge (db.students) removes the dropped student, and their bins must not go
+    with them unseen; the session's purge removes the rows (db.purge)."""
+
+    __tablename__ = "session_rollups"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    bin_start: Mapped[datetime] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    observations: Mapped[int]
+    faces: Mapped[int]
+    camera_off: Mapped[int]
+    empty: Mapped[int]
+    attentive: Mapped[int]
+    eyes_open: Mapped[int]
+    emotions: Mapped[int]
+    emotion_faces: Mapped[int]
+    emotion_attentive: Mapped[int]
+    emotion_eyes_open: Mapped[int]
+    negative: Mapped[float] = mapped_column(Float)
+    # The newest frame counted in the row and the student's presence in it (vocabulary.records.Presence).
+    last_frame: Mapped[int]
+    last_presence: Mapped[str] = mapped_column(String(12))
 
 
 # The Core tables, for the bulk inserts and queries (declarative types them as plain FromClause).
@@ -281,6 +320,7 @@ session_writers = cast(Table, SessionWriterRecord.__table__)
 flag_silences = cast(Table, FlagSilenceRecord.__table__)
 student_merges = cast(Table, StudentMergeRecord.__table__)
 student_merge_rows = cast(Table, StudentMergeRowRecord.__table__)
+session_rollups = cast(Table, SessionRollupRecord.__table__)
 
 
 def string_length(column: Column[Any]) -> int:

@@ -1,8 +1,10 @@
-"""The school view's reads (analytics.school): the sessions running now, and per-session totals for trends.
+"""The school view's reads (analytics.school): the sessions running now, their classes' lines from the
+roll-ups, and per-session totals for trends.
 
 Each is shaped so that its cost follows what the page shows, not the size of the school's history: the
-running sessions' newest frames come from one backwards step of the (session_id, ts) index each, and the
-totals are counted in the database, one row per session, for the sessions asked for only.
+running sessions' newest frames come from one backwards step of the (session_id, ts) index each, their lines
+are scored in the database from the roll-ups (db.rollups; a row per bin and class comes back, never a raw
+row), and the totals are counted in the database, one row per session, for the sessions asked for only.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Float, case, cast, func, literal, or_, select, tuple_
 
+from config import Weights
 from db.errors import reported_as
-from db.schema import frames, observations, sessions, students
+from db.rollups import bin_start
+from db.schema import frames, observations, session_rollups, sessions, students
 from vocabulary.records import Presence
 
 
@@ -111,3 +115,70 @@ def session_totals(engine: Engine, session_ids: Collection[int]) -> pd.DataFrame
 
 def _utc(value: datetime) -> datetime:
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime() if value.tzinfo is None else value
+
+
+def class_lines(engine: Engine, session_ids: Collection[int], since: datetime, weights: Weights) -> pd.DataFrame:
+    """The sessions' class engagement per roll-up bin from `since` on, scored in the database from the roll-ups
+    as analytics.engagement scores a bin (with db.rollups' differences): session_id, bin, students (in the
+    gallery), present, attentive (means of the students' shares), score (mean of the students' scores)."""
+    columns = ["session_id", "bin", "students", "present", "attentive", "score"]
+    wanted = list(session_ids)
+    if not wanted:
+        return pd.DataFrame(columns=columns)
+    rollup = session_rollups.c
+    rows = cast(rollup.observations, Float)
+    statement = (
+        select(
+            rollup.session_id,
+            rollup.bin_start.label("bin"),
+            func.count().label("students"),
+            func.avg(rollup.faces / rows).label("present"),
+            func.avg(rollup.attentive / rows).label("attentive"),
+            func.avg(_score_sum(weights) / rows).label("score"),
+        )
+        .where(rollup.session_id.in_(wanted), rollup.bin_start >= since)
+        .group_by(rollup.session_id, rollup.bin_start)
+        .order_by(rollup.session_id, rollup.bin_start)
+    )
+    with reported_as("read", engine.url), engine.connect() as connection:
+        table = pd.DataFrame(connection.execute(statement).all(), columns=columns)
+    table["bin"] = pd.to_datetime(table["bin"].map(_utc), utc=True)
+    return table.astype({"session_id": "int64", "students": "int64"} | dict.fromkeys(columns[3:], "float64"))
+
+
+def _score_sum(weights: Weights) -> ColumnElement[float]:
+    """A roll-up row's summed frame scores (analytics.engagement._score): a row with an emotion is scored over
+    every weight, one without over all but the expression's, so the two kinds are summed apart."""
+    rollup = session_rollups.c
+    base = weights.present + weights.attentive + weights.eyes_open
+    whole = base + weights.expression
+    attention = [(weights.present, "faces"), (weights.attentive, "attentive"), (weights.eyes_open, "eyes_open")]
+    without_emotion = sum(
+        (literal(w) * (rollup[name] - rollup[f"emotion_{name}"]) for w, name in attention), start=literal(0.0)
+    )
+    with_emotion = sum((literal(w) * rollup[f"emotion_{name}"] for w, name in attention), start=literal(0.0))
+    with_emotion = with_emotion + literal(weights.expression) * (rollup.emotions - rollup.negative)
+    # A zero total scores 0, as in analytics.engagement (the weights are never all zero).
+    parts = [literal(1 / total) * part for total, part in ((base, without_emotion), (whole, with_emotion)) if total]
+    return sum(parts[1:], start=parts[0])
+
+
+def latest_counts(engine: Engine, latest_frames: dict[int, datetime]) -> dict[int, tuple[int, int]]:
+    """Per session of `latest_frames` (its newest frame's time): the students in the gallery in that frame and
+    those of them whose face showed, from the roll-ups of its bin (the rows it was the last frame of)."""
+    if not latest_frames:
+        return {}
+    rollup = session_rollups.c
+    bins = [(session, bin_start(at)) for session, at in latest_frames.items()]
+    statement = select(rollup.session_id, rollup.last_frame, rollup.last_presence).where(
+        tuple_(rollup.session_id, rollup.bin_start).in_(bins)
+    )
+    with reported_as("read", engine.url), engine.connect() as connection:
+        table = pd.DataFrame(connection.execute(statement).all(), columns=["session_id", "frame", "presence"])
+    newest = table.groupby("session_id")["frame"].transform("max")
+    last = table[table["frame"] == newest]
+    faces = (last["presence"] == Presence.FACE.value).groupby(last["session_id"]).agg(["size", "sum"])
+    return {
+        int(session): (int(size), int(face))
+        for session, size, face in zip(faces.index, faces["size"], faces["sum"], strict=True)
+    }

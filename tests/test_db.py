@@ -112,6 +112,9 @@ def test_upgrade_creates_every_table_and_the_time_indexes(engine: Engine) -> Non
         "flag_silences",
         "session_writers",
         "capture_tokens",
+        "student_merges",
+        "student_merge_rows",
+        "session_rollups",
     }
     for table in ("frames", "observations"):
         assert ["session_id", "ts"] in [index["column_names"] for index in inspector.get_indexes(table)]

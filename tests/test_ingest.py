@@ -27,13 +27,14 @@ from capture.spool import Spool, SpoolError
 from dashboard.app import create_app
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
-from db.schema import frames, observations, sessions, students
+from db.schema import frames, observations, session_rollups, sessions, students
 from db.tokens import issue_token, revoke_token
 from db.users import Role, add_user
 from tests.cli import REPO, assert_one_clear_line, run_module
 from tests.dashboard_server import _wait_until_serving, free_port
 from tests.dashboard_users import PASSWORD, signed_in_client
 from tests.galleries import compose_gallery, lfw_faces
+from tests.test_rollups import assert_rollups_agree
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 from vocabulary.wire import INGEST_PATH, MAX_BATCH, frame_to_json
 
@@ -298,6 +299,26 @@ def test_frames_spool_through_a_server_outage_and_arrive_once_in_order(
         ended = connection.scalar(select(sessions.c.ended_at).where(sessions.c.name == "maths"))
     assert ended is not None
     assert Spool(spool_path).waiting(base_url) == {}
+
+
+def test_a_resent_batch_is_acknowledged_and_counted_once_in_the_rollups(
+    school: tuple[Engine, dict[str, str]], tmp_path: Path
+) -> None:
+    engine, tokens = school
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+        assert post(base_url, "open", {"session": "maths", "source": "screen"}, tokens["alice"])[0] == 200
+        for batch in (range(0, 6), range(3, 9), range(0, 9)):  # the last two: answers lost, sent again
+            body = {"session": "maths", "frames": [frame_to_json(synthetic_frame(index)) for index in batch]}
+            status, answer = post(base_url, "frames", body, tokens["alice"])
+            assert status == 200, answer
+    assert stored_frames(engine, "maths") == list(range(9))
+    with engine.connect() as connection:
+        counted = connection.scalar(select(func.sum(session_rollups.c.observations)))
+        session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == "maths"))
+    assert counted == count(engine, observations) == 9 * STUDENTS
+    assert_rollups_agree(engine, session_id)
 
 
 def test_frames_left_at_exit_are_reported_kept_and_sent_by_the_next_run(

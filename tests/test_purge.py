@@ -12,7 +12,17 @@ from sqlalchemy import Engine, func, select, update
 
 from db.migrate import upgrade
 from db.recorder import SessionRecorder
-from db.schema import frames, observations, sessions, students
+from db.schema import (
+    flag_silences,
+    frames,
+    observations,
+    session_rollups,
+    sessions,
+    student_merge_rows,
+    student_merges,
+    students,
+)
+from db.students import merge_students
 from db.users import Role, add_user
 from tests.cli import assert_one_clear_line, run_module
 from tests.dashboard_users import PASSWORD
@@ -76,6 +86,36 @@ def test_purge_of_a_named_session_leaves_no_row_behind(url: str, engine: Engine)
     with engine.connect() as connection:
         for table in (*SESSION_TABLES, sessions):
             assert connection.scalar(select(func.count()).select_from(table)) == 0, table.name
+
+
+def test_purge_removes_the_sessions_rollups_merges_and_silences_and_no_other_sessions(url: str, engine: Engine) -> None:
+    merge_students(engine, "last-week", "tile-0", "tile-1")
+    with engine.begin() as connection:
+        for name in ("last-week", "today"):
+            session_id = connection.scalar(select(sessions.c.id).where(sessions.c.name == name))
+            connection.execute(
+                flag_silences.insert().values(
+                    session_id=session_id, created_by="alice", created_at=datetime.now(UTC), until=None
+                )
+            )
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as connection:
+            tables = (session_rollups, student_merges, student_merge_rows, flag_silences)
+            return {table.name: connection.scalar(select(func.count()).select_from(table)) for table in tables}
+
+    before = counts()
+    assert before["student_merge_rows"] > 0 and before["student_merges"] == 1 and before["flag_silences"] == 2
+    with engine.connect() as connection:
+        today = connection.scalar(
+            select(func.count())
+            .select_from(session_rollups.join(sessions, sessions.c.id == session_rollups.c.session_id))
+            .where(sessions.c.name == "today")
+        )
+    assert 0 < today < before["session_rollups"]
+    assert run_module("db", "purge", "--db", url, "--session", "last-week").returncode == 0
+    assert run_module("db", "purge", "--db", url, "--session", "ancient-history").returncode == 0
+    assert counts() == {"session_rollups": today, "student_merges": 0, "student_merge_rows": 0, "flag_silences": 1}
 
 
 def test_purge_of_an_unknown_session_is_one_clear_line(url: str, engine: Engine) -> None:

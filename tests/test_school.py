@@ -106,8 +106,8 @@ def app(engine: Engine) -> Dash:
 
 
 def up_to_date(engine: Engine) -> list[ClassNow]:
-    """SCHOOL_BOARD's refreshes until every class is scored and counted at its latest frame (each refresh does
-    the passes its time allows)."""
+    """SCHOOL_BOARD's refreshes until every class's flags are counted at its latest frame (each refresh does the
+    counts its time allows; the lines are read whole at every refresh)."""
     for _ in range(20):
         classes = SCHOOL_BOARD.refresh(engine)
         latest = [seen.session.latest_frame for seen in classes]
@@ -116,10 +116,18 @@ def up_to_date(engine: Engine) -> list[ClassNow]:
     raise AssertionError("the school view did not catch up in 20 refreshes")
 
 
+def raw_lines(engine: Engine, session_id: int, emotion_window_seconds: float) -> tuple[pd.Series, pd.Timestamp]:
+    """The session's class engagement per bin from every raw row, scored by analytics.engagement as its report
+    scores it but for the expression's trailing window; and its latest frame's time."""
+    score = engagement_config().score.model_copy(update={"emotion_window_seconds": emotion_window_seconds})
+    rows, frame_table = engagement_rows(engine, session_id, score.negative_emotions)
+    whole = class_bins(student_bins(frame_signals(rows, frame_table, score), score.bin_seconds))
+    return whole.set_index("bin")["score"], frame_table["ts"].max()
+
+
 def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: Engine) -> None:
     config = engagement_config()
     assert len(up_to_date(engine)) == 2
-    # The later passes keep the complete bins of the first and score the rest.
     for name, teacher, start, seed in RUNNING:
         scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
     classes = {seen.session.name: seen for seen in up_to_date(engine)}
@@ -127,20 +135,21 @@ def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: E
     for name, seen in classes.items():
         session = find_session(engine, name)
         assert seen.session.teacher == session.teacher
-        # The whole session's rows, scored as its report scores them.
-        rows, frame_table = engagement_rows(engine, session.id, config.score.negative_emotions)
-        whole = class_bins(student_bins(frame_signals(rows, frame_table, config.score), config.score.bin_seconds))
-        whole = whole.set_index("bin")["score"]
-        latest = frame_table["ts"].max()
-        assert seen.session.latest_frame == latest.to_pydatetime()
+        # At one frame a second with every student in every frame, the roll-ups' score is the raw rows' score
+        # with each frame's own expression (db.rollups): a trailing window of 1 ms holds only the frame.
+        whole, latest = raw_lines(engine, session.id, 0.001)
+        assert seen.scored_at == seen.session.latest_frame == latest.to_pydatetime()
         expected = whole[whole.index >= (latest - timedelta(seconds=TREND_SECONDS)).ceil("10s")]
         assert len(seen.line) == len(expected) >= 29
-        np.testing.assert_allclose(seen.line.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-12)
         assert list(seen.line.index) == list(expected.index)
+        np.testing.assert_allclose(seen.line.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-12)
         last_minute = whole[whole.index > latest - timedelta(seconds=60)]
         assert seen.engagement == pytest.approx(float(last_minute.mean()), abs=1e-12)
         first_minute = expected[expected.index < expected.index[0] + timedelta(seconds=60)]
         assert seen.change == pytest.approx(float(last_minute.mean() - first_minute.mean()), abs=1e-12)
+        # The report's own smoothing moves a bin's score by little: the expression is 0.1 of the weights.
+        smoothed, _ = raw_lines(engine, session.id, config.score.emotion_window_seconds)
+        np.testing.assert_allclose(seen.line.to_numpy(), smoothed[expected.index].to_numpy(), rtol=0, atol=0.01)
         with engine.connect() as connection:
             last = connection.execute(
                 select(observations.c.presence).where(
@@ -151,24 +160,23 @@ def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: E
         assert seen.open_flags == len(CAMERA_OFF)  # the two cameras off, and nothing else happened
 
 
-def test_a_refresh_over_its_time_does_the_longest_waiting_pass_and_shows_the_rest_as_they_were(
+def test_every_refresh_has_every_class_line_and_counts_the_flags_its_time_allows(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(analytics.school, "REFRESH_BUDGET_S", 0.0)
     board = SchoolBoard()
     steps = []
-    for _ in range(4):
+    for _ in range(3):
         classes = board.refresh(engine)
-        steps.append([(seen.scored_at is not None, seen.flags_at is not None) for seen in classes])
-    # Newest frame first: maths-7b, then history-9 (which started 30 s earlier); one pass per refresh.
-    assert steps == [
-        [(True, False), (False, False)],
-        [(True, True), (False, False)],
-        [(True, True), (True, False)],
-        [(True, True), (True, True)],
-    ]
-    # Nothing new: a refresh then does no pass, and shows the same numbers.
-    assert [seen.line.tolist() for seen in board.refresh(engine)] == [seen.line.tolist() for seen in classes]
+        steps.append([(len(seen.line), seen.flags_at is not None) for seen in classes])
+    # Newest frame first: maths-7b, then history-9 (which started 30 s earlier); one flag count per refresh.
+    assert steps == [[(30, True), (30, False)], [(30, True), (30, True)], [(30, True), (30, True)]]
+    # Frames written since the last refresh are in the next one's lines, with no flag count due.
+    name, teacher, start, seed = RUNNING[0]
+    scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
+    fresh = board.refresh(engine)[0]
+    assert fresh.session.name == name and fresh.scored_at == start + timedelta(seconds=FRAMES - 1)
+    assert fresh.line.index[-1] == pd.Timestamp(fresh.scored_at).floor("10s")
 
 
 def test_the_page_refreshes_within_a_second_until_every_class_has_numbers_then_at_its_period(
@@ -178,10 +186,10 @@ def test_the_page_refreshes_within_a_second_until_every_class_has_numbers_then_a
     head = signed_in_client(app, engine, "head", Role.ADMIN)
     outputs = [(school.NOW_ROWS, "children"), (school.NOW_STATUS, "children"), (school.INTERVAL, "interval")]
     periods = [
-        dash_call(head, outputs, [(school.INTERVAL, "n_intervals", n)])[school.INTERVAL]["interval"] for n in range(5)
+        dash_call(head, outputs, [(school.INTERVAL, "n_intervals", n)])[school.INTERVAL]["interval"] for n in range(4)
     ]
-    # Two classes, each a scoring pass and a flag count, one pass a refresh.
-    assert periods == [school.FILLING_MS] * 3 + [school.REFRESH_MS] * 2
+    # Two classes' flag counts, one a refresh; their lines and students are in every answer.
+    assert periods == [school.FILLING_MS] + [school.REFRESH_MS] * 3
     answer = dash_call(head, outputs, [(school.INTERVAL, "n_intervals", 5)])
     assert answer[school.NOW_STATUS]["children"].startswith("2 class(es) running")
     assert "8 in the call, 6 on camera" in str(answer[school.NOW_ROWS]["children"])

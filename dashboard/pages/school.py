@@ -152,14 +152,14 @@ def layout() -> html.Div:
 
 def running_now(engine: Engine) -> tuple[list[html.Tr], str, int]:
     """The running classes' rows, the line saying when they were read, and when to refresh next: soon while a
-    class has never been scored or counted (a refresh does the passes its time allows: analytics.school), so an
+    class's flags have never been counted (a refresh does the counts its time allows: analytics.school), so an
     admin who opens the page sees every class filled in within seconds."""
     admin_only()
     try:
         classes = SCHOOL_BOARD.refresh(engine)
     except DatabaseError as error:
         return [_note_row(f"Cannot read the database: {error}", len(NOW_COLUMNS))], "", REFRESH_MS
-    filling = any(seen.scored_at is None or seen.flags_at is None for seen in classes)
+    filling = any(seen.flags_at is None for seen in classes)
     return *now_rows(classes), FILLING_MS if filling else REFRESH_MS
 
 
@@ -184,20 +184,9 @@ def _class_row(seen: ClassNow) -> html.Tr:
             className="number",
             title=f"flags needing attention at {local_time(seen.flags_at)}",
         )
-    if seen.scored_at is None:
-        students: Any = html.Td("scoring…", className="absent")
-        score, trend = html.Td("scoring…", className="absent"), html.Td("")
-    else:
-        students = html.Td(f"{seen.in_call} in the call, {seen.on_camera} on camera")
-        score = _score_cell(seen.engagement)
-        score.children = [score.children, _lag(seen.scored_at, session.latest_frame, LAG_SHOWN)]
-        trend = html.Td(
-            [
-                trend_bars(seen.line),
-                " ",
-                _change_text(seen.change),
-            ]
-        )
+    students = html.Td(f"{seen.in_call} in the call, {seen.on_camera} on camera")
+    score = _score_cell(seen.engagement)
+    trend = html.Td([trend_bars(seen.line), " ", _change_text(seen.change)])
     return html.Tr(
         [
             html.Td(session.teacher or "(no teacher: admins only)"),
@@ -218,7 +207,7 @@ def _class_row(seen: ClassNow) -> html.Tr:
 
 
 def _lag(at: datetime, latest: datetime, allowed: timedelta) -> html.Span | str:
-    """A note when numbers are from a frame more than `allowed` before the class's latest (a busy server scores
+    """A note when flags are from a frame more than `allowed` before the class's latest (a busy server counts
     the classes that waited longest first: analytics.school)."""
     if latest - at <= allowed:
         return ""
