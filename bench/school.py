@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy
+from dash import no_update
 from plotly.io.json import to_json_plotly
 from sqlalchemy import Engine, func, insert, select
 
@@ -233,7 +234,8 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
             )
             to_json_plotly(list(outputs))
             timings[view].append((time.perf_counter() - began) * 1000)
-            shown = outputs.state
+            if outputs.state is not no_update:  # an unchanged page keeps the token it had
+                shown = outputs.state
             next_at[view] += REFRESH_MS / 1000
     return timings
 

@@ -13,6 +13,7 @@ from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
 from db.lease import leases
 from db.queries import UnknownSessionError
+from db.rollups import RollupRule, rebuild
 from db.schema import (
     TILE_COLUMNS,
     observations,
@@ -137,6 +138,8 @@ def _merge(connection: Connection, session_id: int, kept: Row[Any], dropped: Row
         )
     )
     connection.execute(delete(students).where(students.c.id == dropped.id))
+    # The roll-ups count per student: the dropped student's bins become the kept one's.
+    rebuild(connection, RollupRule.configured(), session_id)
     return Merge(merge_id, kept.key, dropped.key, dropped.display_name, moved, merged_by, now)
 
 
@@ -261,6 +264,7 @@ def _undo(connection: Connection, session_id: int, merge: Row[Any]) -> None:
         connection.execute(update(students).where(students.c.id == kept.id).values(**restored))
     connection.execute(update(sessions).where(sessions.c.id == session_id).values(mean_engagement=None))
     connection.execute(delete(student_merges).where(student_merges.c.id == merge.id))
+    rebuild(connection, RollupRule.configured(), session_id)
 
 
 def _as_merge(row: Row[Any]) -> Merge:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import cv2
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -90,9 +90,13 @@ class Page:
         self.driver.get(self.base_url + path)
 
     def wait_for(self, what: str, condition: Callable[[], T]) -> T:
-        """The first truthy value of `condition`, polled until WAIT_S have passed."""
+        """The first truthy value of `condition`, polled until WAIT_S have passed. Dash redraws the page as
+        callbacks answer, so an element found one moment may be gone the next: such a poll is tried again."""
         try:
-            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.2).until(lambda _: condition())
+            wait = WebDriverWait(
+                self.driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+            )
+            return wait.until(lambda _: condition())
         except TimeoutException:
             self.screenshot("timed-out")
             raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}") from None
@@ -272,10 +276,10 @@ def test_sessions_page_lists_the_session_with_its_counts(classroom: Classroom, p
     page.open("/sessions")
     row = page.wait_for("the session's row", lambda: session_row(page))
     cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-    # Columns: started, session, source, duration, students, average engagement (scored as capture ended),
-    # observations, report link.
-    assert [cells[4], cells[6]] == [str(classroom.count("students")), str(classroom.count("observations"))]
-    assert 0 <= float(cells[5]) <= 1
+    # Columns: started, session, teacher, source, duration, students, average engagement (scored as capture
+    # ended), observations, report link.
+    assert [cells[5], cells[7]] == [str(classroom.count("students")), str(classroom.count("observations"))]
+    assert 0 <= float(cells[6]) <= 1
     page.screenshot("sessions")
 
 

@@ -18,7 +18,8 @@ from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.rollups import RollupRule, rebuild
-from db.schema import PROBABILITY_COLUMNS, frames, observations, session_rollups
+from db.schema import PROBABILITY_COLUMNS, frames, observations, session_rollups, students
+from db.students import merge_students, undo_merge
 from vocabulary.emotions import EMOTIONS
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
@@ -218,3 +219,18 @@ def test_postgres_hot_ids_are_64_bit_and_go_past_2_to_the_31(postgres_url: str, 
     assert len(ids) > 0 and min(ids) > 2**31
     assert_rollups_agree(engine, session_id)
     engine.dispose()
+
+
+def test_a_merge_and_its_undo_move_the_rollups_with_the_rows(engine: Engine) -> None:
+    session_id = record_varied(engine, "varied")
+    before = stored_rollups(engine, session_id)
+    with engine.connect() as connection:
+        dropped = connection.scalar(select(students.c.id).where(students.c.key == "tile-1"))
+    assert dropped in set(before["student_id"])
+    merge = merge_students(engine, "varied", "tile-0", "tile-1")
+    assert_rollups_agree(engine, session_id)
+    assert dropped not in set(stored_rollups(engine, session_id)["student_id"])
+    undo_merge(engine, "varied", merge.id)
+    assert_rollups_agree(engine, session_id)
+    after = stored_rollups(engine, session_id)
+    pd.testing.assert_frame_equal(after.drop(columns="negative"), before.drop(columns="negative"))
