@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, delete, insert, update
 
 from dashboard.app import create_app
-from db.lease import LeaseLostError
+from db.lease import Lease, LeaseLostError, leases
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
@@ -193,3 +193,29 @@ def test_a_writer_that_lost_its_lease_stops_with_one_line_and_writes_nothing_mor
     assert rows_per_session(url, "frames") == {"twin": 1}
     assert find_session(engine, "twin").ended_at is None  # the session is the other capture's to close
     engine.dispose()
+
+
+def test_an_idle_writer_keeps_its_lease_by_the_heartbeat_alone(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A capture at a low --fps (or stuck in a long analysis) writes no frame for a while: its lease must not end.
+    monkeypatch.setattr("db.lease.RENEW_EVERY_S", 0.2)
+    engine = upgrade(url)
+    writer = SessionRecorder.open(engine, "slow", "screen:1")
+    writer.record(one_face_frame(0))
+    session_id = find_session(engine, "slow").id
+    near_end = datetime.now(UTC) + timedelta(seconds=1)
+    with engine.begin() as connection:
+        connection.execute(update(session_writers).values(until=near_end))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and lease_of(engine, session_id).until <= near_end:
+        time.sleep(0.1)
+    time.sleep(1.5)  # past the end the lease had before: renewed, not merely unexpired
+    assert lease_of(engine, session_id).holds(datetime.now(UTC))
+    writer.record(one_face_frame(1))  # still its writer: the frame is written
+    writer.close()
+    assert rows_per_session(url, "frames") == {"slow": 2}
+    engine.dispose()
+
+
+def lease_of(engine: Engine, session_id: int) -> Lease:
+    with engine.connect() as connection:
+        return leases(connection, [session_id])[session_id]
