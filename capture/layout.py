@@ -206,7 +206,7 @@ def _rectangles(image: np.ndarray, settings: LayoutSettings) -> list[tuple[Box, 
         lowest = np.minimum(np.minimum(upper, lower), np.minimum(left, right))
         mean = (upper + lower + left + right) / 4
         for k in np.flatnonzero((lowest >= coverage) & (mean >= sides_mean)):
-            if _cut_across(rows, q, top[k], bottom[k], cut) or _cut_down(
+            if _cut_across(rows, int(q), top[k], bottom[k], cut) or _cut_down(
                 along_y, ys, x_pairs[q], top[k], bottom[k], cut
             ):
                 continue
@@ -363,8 +363,10 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
     def free(cell: Box) -> bool:
         return not any(_overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= settings.part_of_tile * w * h)
 
-    ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in xs], tile_like, free)
-    xs = _extended(xs, w, grey.shape[1], lambda x: [Box(x, y, w, h) for y in ys], tile_like, free)
+    columns: list[int] = xs
+    ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in columns], tile_like, free)
+    rows: list[int] = ys
+    xs = _extended(xs, w, grey.shape[1], lambda x: [Box(x, y, w, h) for y in rows], tile_like, free)
     cells = []
     for y in ys:
         for x in xs:

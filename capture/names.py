@@ -199,9 +199,10 @@ class NameReader:
                 due.append(i)
         if due:
             self.tesseract_calls += 1
-            texts = ocr_labels([labels[i] for i in due], self.languages, settings)  # type: ignore[misc]
-            for i, text in zip(due, texts, strict=True):
-                self._cache[tiles[i]] = _Read(labels[i], clean_name(text))  # type: ignore[union-attr]
+            found = [label for i in due if (label := labels[i]) is not None]  # every tile due has a label
+            texts = ocr_labels(found, self.languages, settings)
+            for i, label, text in zip(due, found, texts, strict=True):
+                self._cache[tiles[i]] = _Read(label, clean_name(text))
         # Tiles of earlier layouts are forgotten, so the cache stays one layout big.
         self._cache = {tile: self._cache[tile] for tile in tiles if tile in self._cache}
         self._unlabelled = {tile: self._unlabelled[tile] for tile in tiles if tile in self._unlabelled}
@@ -424,7 +425,7 @@ def _is_text(line: list[Glyph], min_glyphs: int) -> bool:
     # Most glyphs stand on the baseline (descenders hang below it).
     baseline = np.median(bottoms)
     on_line = np.abs(bottoms - baseline) <= max(1, BASELINE_SPREAD * size)
-    return on_line.mean() >= ON_BASELINE and heights.min() >= size * MIN_HEIGHT_RATIO
+    return bool(on_line.mean() >= ON_BASELINE and heights.min() >= size * MIN_HEIGHT_RATIO)
 
 
 def _icons(colour: np.ndarray) -> np.ndarray:
@@ -546,7 +547,8 @@ def _for_ocr(pixels: np.ndarray, text_height: int) -> np.ndarray:
     """
     scale = min(8.0, max(1.0, text_height / max(pixels.shape[0], 1)))
     big = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_LANCZOS4)
-    return cv2.normalize(255 - big, None, 0, 255, cv2.NORM_MINMAX)
+    stretched: np.ndarray = cv2.normalize(np.asarray(255 - big), np.empty_like(big), 0, 255, cv2.NORM_MINMAX)
+    return stretched
 
 
 def _fingerprint(light: np.ndarray) -> np.ndarray:

@@ -245,7 +245,8 @@ def _eye_ratios(iris: LandmarkModel, image: np.ndarray, landmarks: np.ndarray) -
     contours = iris.run(_model_input(crops))[0].reshape(len(crops), IRIS_POINTS, 3)[:, :16, :2]
     gaps = sum(np.linalg.norm(contours[:, a] - contours[:, b], axis=1) for a, b in LID_PAIRS)
     widths = np.linalg.norm(contours[:, CORNER_PAIR[0]] - contours[:, CORNER_PAIR[1]], axis=1)
-    return gaps / np.maximum(len(LID_PAIRS) * widths, 1e-6)
+    ratios: np.ndarray = gaps / np.maximum(len(LID_PAIRS) * widths, 1e-6)
+    return ratios
 
 
 def _eye_region(image: np.ndarray, keypoints: np.ndarray, margin: int) -> np.ndarray:
@@ -292,7 +293,8 @@ def _square_crop(
 def _model_input(crops: list[np.ndarray]) -> np.ndarray:
     """BGR uint8 crops -> one (B, H, W, 3) RGB float32 batch in [0, 1], converted in one step, not per crop."""
     batch = np.stack(crops)[..., ::-1]
-    return np.multiply(batch, np.float32(1 / 255), dtype=np.float32)
+    scaled: np.ndarray = np.multiply(batch, np.float32(1 / 255), dtype=np.float32)
+    return scaled
 
 
 def mesh_pose(landmarks: np.ndarray) -> np.ndarray:
@@ -331,4 +333,5 @@ def keypoint_pose(keypoints: np.ndarray) -> np.ndarray:
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+    unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+    return unit

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from capture.errors import CaptureError
 from db.engine import DATA_DIR
@@ -155,6 +156,9 @@ class Spool:
 
     def _confirm(self, server: str, name: str, server_next: int) -> int | None:
         """`confirm`, in a transaction already begun; the session's last waiting frame number after it."""
+        confirmed: int | None
+        first: int | None
+        last: int | None
         confirmed, first, last = self._connection.execute(
             "SELECT s.confirmed, min(f.frame_index), max(f.frame_index) FROM spooled_sessions s "
             "LEFT JOIN spooled_frames f ON f.server = s.server AND f.session = s.name "
@@ -234,9 +238,10 @@ class Spool:
             ).fetchall()
         return [row[0] for row in rows]
 
-    def _one(self, sql: str, parameters: tuple[object, ...]) -> tuple | None:
+    def _one(self, sql: str, parameters: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
-            return self._connection.execute(sql, parameters).fetchone()
+            row: tuple[Any, ...] | None = self._connection.execute(sql, parameters).fetchone()
+            return row
 
     def _execute(self, sql: str, parameters: tuple[object, ...], expect_rows: int | None = None) -> None:
         with self._lock:

@@ -298,7 +298,8 @@ def _possible(seen: list[_Tile], students: list[_Student], likeness: np.ndarray,
     same_rank = np.array([tile.rank for tile in seen], int)[:, None] == np.array([s.rank for s in students], int)
     with np.errstate(invalid="ignore"):
         alike = likeness >= match
-    return named | alike | same_box | (np.isnan(likeness) & same_rank)
+    candidates: np.ndarray = named | alike | same_box | (np.isnan(likeness) & same_rank)
+    return candidates
 
 
 def _cost(

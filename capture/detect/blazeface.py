@@ -82,7 +82,8 @@ class _Letterbox:
 
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Input-pixel x, y pairs (last axis) -> frame pixels."""
-        return (points - np.array(self.pad)) / np.array(self.scale) + np.array(self.origin)
+        mapped: np.ndarray = (points - np.array(self.pad)) / np.array(self.scale) + np.array(self.origin)
+        return mapped
 
 
 class BlazeFace:

@@ -21,7 +21,8 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     union = area + areas - intersection
-    return np.divide(intersection, union, out=np.zeros_like(union, dtype=np.float64), where=union > 0)
+    overlaps: np.ndarray = np.divide(intersection, union, out=np.zeros_like(union, dtype=np.float64), where=union > 0)
+    return overlaps
 
 
 def weighted_nms(

@@ -180,7 +180,7 @@ def _photo(image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool
         return False
     mode = int(counts.argmax())
     levels = settings.photo_flat_levels
-    return counts[max(0, mode - levels) : mode + levels + 1].sum() >= settings.photo_flat_share * total
+    return bool(counts[max(0, mode - levels) : mode + levels + 1].sum() >= settings.photo_flat_share * total)
 
 
 def _around(cx: float, cy: float, half_w: float, half_h: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -191,7 +191,7 @@ def _around(cx: float, cy: float, half_w: float, half_h: float, shape: tuple[int
 
 
 def _contains(tile: Box, point: np.ndarray) -> bool:
-    return tile.x <= point[0] < tile.x + tile.w and tile.y <= point[1] < tile.y + tile.h
+    return bool(tile.x <= point[0] < tile.x + tile.w and tile.y <= point[1] < tile.y + tile.h)
 
 
 def _subset(found: FaceDetections, keep: np.ndarray) -> FaceDetections:
@@ -209,7 +209,8 @@ def _merge(found: FaceDetections, groups: np.ndarray, width: int, height: int, m
         parts.append((boxes, keypoints, scores, np.full(len(scores), group)))
     if not parts:
         return FaceDetections.empty()
-    return to_detections(*(np.concatenate(column) for column in zip(*parts, strict=True)), width, height)
+    boxes, keypoints, scores, tiles = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return to_detections(boxes, keypoints, scores, tiles, width, height)
 
 
 def _starts(length: int, side: int, step: int) -> list[int]:
