@@ -542,7 +542,13 @@ def emotions_hidden(page: Page) -> bool:
         and not page.elements(f"#{ids.STUDENT_GRID} .sparkline")
         and all(card.get_attribute("data-emotion") == "hidden" for card in cards(page))
         and not any(item.is_displayed() for item in page.elements(".legend .legend-emotion"))
+        and timeline_heading(page) == "Class engagement"
     )
+
+
+def timeline_heading(page: Page) -> str:
+    """The visible text of the timeline's heading."""
+    return page.driver.find_element(By.XPATH, "//h2[starts-with(normalize-space(.), 'Class ')]").text
 
 
 def test_hiding_emotions_holds_after_a_reload_and_in_another_tab_and_for_this_user_only(page: Page) -> None:
@@ -574,6 +580,7 @@ def test_hiding_emotions_holds_after_a_reload_and_in_another_tab_and_for_this_us
     page.driver.refresh()
     page.wait_for("the emotions back", lambda: page.graph_points(f"#{ids.LIVE_NOW_CHART}"))
     assert show_emotions_box(page).is_selected() and not emotions_hidden(page)
+    assert timeline_heading(page) == "Class mood and engagement"
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (1920, 1080)])

@@ -277,7 +277,8 @@ def layout(session: SessionInfo) -> html.Div:
                 [
                     html.Div(
                         [
-                            html.H2("Class mood and engagement"),
+                            # Hidden with the emotions, the heading reads "Class engagement".
+                            html.H2(["Class ", html.Span("mood and ", className="legend-emotion"), "engagement"]),
                             dcc.RadioItems(
                                 id=ids.LIVE_WINDOW,
                                 options=[{"label": k, "value": v} for k, v in WINDOW_CHOICES.items()],
