@@ -27,7 +27,7 @@ from db.users import Role, add_user, find_user
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in_browser
 from tests.test_browser import Page, artifacts, choose  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-from tests.test_school import FRAMES, LATE_FRAMES, NOW, RUNNING, scripted_class
+from tests.test_school import FRAMES, LATE_FRAMES, running_classes, scripted_class
 
 ADMIN = "head-of-school"
 SIZES = ((1366, 768), (1920, 1080))
@@ -45,9 +45,10 @@ def school_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine = upgrade(url)
     for name in ("alice", "bob"):
         add_user(engine, name, Role.TEACHER, PASSWORD)
-    for name, teacher, start, seed in RUNNING:
+    running = running_classes()
+    for name, teacher, start, seed in running:
         scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
-    scripted_class(engine, "maths-7b 2026-11-26", "alice", NOW - timedelta(days=7), seed=3)
+    scripted_class(engine, "maths-7b 2026-11-26", "alice", running[0][2] - timedelta(days=7), seed=3)
     engine.dispose()
     add_user_with_cli(url, ADMIN)
     return url

@@ -79,23 +79,35 @@ def scripted_class(
             connection.execute(update(sessions).where(named).values(ended_at=None))
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-RUNNING = (
-    ("maths-7b 2026-12-03", "alice", NOW - timedelta(seconds=FRAMES), 1),
-    ("history-9 2026-12-03", "bob", NOW - timedelta(seconds=FRAMES + 30), 2),
-)
+RunningClass = tuple[str, str, datetime, int]  # session name, teacher, start, seed
+
+
+def running_classes() -> tuple[RunningClass, RunningClass]:
+    """alice's and bob's classes, their frames ending just before now. Called when a test writes them, not when
+    the module is imported: a class counts as running only while its newest frame is under 10 minutes old,
+    and a whole test run takes longer than that."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return (
+        ("maths-7b 2026-12-03", "alice", now - timedelta(seconds=FRAMES), 1),
+        ("history-9 2026-12-03", "bob", now - timedelta(seconds=FRAMES + 30), 2),
+    )
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def running() -> tuple[RunningClass, RunningClass]:
+    return running_classes()
+
+
+@pytest.fixture
+def engine(tmp_path: Path, running: tuple[RunningClass, RunningClass]) -> Iterator[Engine]:
     """alice's 'maths-7b 2026-12-03' and bob's 'history-9 2026-12-03' running, all but their LATE_FRAMES written;
     a finished earlier maths-7b."""
     migrated = upgrade(f"sqlite:///{tmp_path / 'classpulse.db'}")
     for name in ("alice", "bob"):
         add_user(migrated, name, Role.TEACHER, PASSWORD)
-    for name, teacher, start, seed in RUNNING:
+    for name, teacher, start, seed in running:
         scripted_class(migrated, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
-    scripted_class(migrated, "maths-7b 2026-11-26", "alice", NOW - timedelta(days=7), seed=3)
+    scripted_class(migrated, "maths-7b 2026-11-26", "alice", running[0][2] - timedelta(days=7), seed=3)
     yield migrated
     migrated.dispose()
 
@@ -125,10 +137,12 @@ def raw_lines(engine: Engine, session_id: int, emotion_window_seconds: float) ->
     return whole.set_index("bin")["score"], frame_table["ts"].max()
 
 
-def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: Engine) -> None:
+def test_running_classes_agree_with_a_recomputation_from_every_raw_row(
+    engine: Engine, running: tuple[RunningClass, RunningClass]
+) -> None:
     config = engagement_config()
     assert len(up_to_date(engine)) == 2
-    for name, teacher, start, seed in RUNNING:
+    for name, teacher, start, seed in running:
         scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
     classes = {seen.session.name: seen for seen in up_to_date(engine)}
     assert sorted(classes) == ["history-9 2026-12-03", "maths-7b 2026-12-03"]
@@ -161,7 +175,7 @@ def test_running_classes_agree_with_a_recomputation_from_every_raw_row(engine: E
 
 
 def test_every_refresh_has_every_class_line_and_counts_the_flags_its_time_allows(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, running: tuple[RunningClass, RunningClass], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(analytics.school, "REFRESH_BUDGET_S", 0.0)
     board = SchoolBoard()
@@ -172,7 +186,7 @@ def test_every_refresh_has_every_class_line_and_counts_the_flags_its_time_allows
     # Newest frame first: maths-7b, then history-9 (which started 30 s earlier); one flag count per refresh.
     assert steps == [[(30, True), (30, False)], [(30, True), (30, True)], [(30, True), (30, True)]]
     # Frames written since the last refresh are in the next one's lines, with no flag count due.
-    name, teacher, start, seed = RUNNING[0]
+    name, teacher, start, seed = running[0]
     scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
     fresh = board.refresh(engine)[0]
     assert fresh.session.name == name and fresh.scored_at == start + timedelta(seconds=FRAMES - 1)
