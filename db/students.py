@@ -93,6 +93,7 @@ def merge_many(
                 raise UnknownStudentError(f"{keep!r} and {drop!r} are the same student ({kept.key})")
             done.append(_merge(connection, session_id, kept, dropped, merged_by))
             kept = _student(connection, session_id, kept.key)
+        _recount_rollups(connection, session_id)
         return done
 
 
@@ -138,8 +139,6 @@ def _merge(connection: Connection, session_id: int, kept: Row[Any], dropped: Row
         )
     )
     connection.execute(delete(students).where(students.c.id == dropped.id))
-    # The roll-ups count per student: the dropped student's bins become the kept one's.
-    rebuild(connection, RollupRule.configured(), session_id)
     return Merge(merge_id, kept.key, dropped.key, dropped.display_name, moved, merged_by, now)
 
 
@@ -185,6 +184,7 @@ def undo_merge(engine: Engine, session_name: str, merge_id: int | None = None) -
             if row is None:
                 raise UnknownMergeError(f"session {session_name!r} has no merge {merge_id} to undo")
         _undo(connection, session_id, row)
+        _recount_rollups(connection, session_id)
         return [_as_merge(row)]
 
 
@@ -201,6 +201,7 @@ def undo_merges(engine: Engine, session_name: str, merge_ids: Sequence[int]) -> 
             raise UnknownMergeError("that merge has already been undone")
         for row in rows:
             _undo(connection, session_id, row)
+        _recount_rollups(connection, session_id)
         return [_as_merge(row) for row in rows]
 
 
@@ -264,6 +265,11 @@ def _undo(connection: Connection, session_id: int, merge: Row[Any]) -> None:
         connection.execute(update(students).where(students.c.id == kept.id).values(**restored))
     connection.execute(update(sessions).where(sessions.c.id == session_id).values(mean_engagement=None))
     connection.execute(delete(student_merges).where(student_merges.c.id == merge.id))
+
+
+def _recount_rollups(connection: Connection, session_id: int) -> None:
+    # The roll-ups count per student: moved rows move their bins. Once per transaction, however many merges it
+    # made or undid: a recount reads the whole session.
     rebuild(connection, RollupRule.configured(), session_id)
 
 
