@@ -113,9 +113,11 @@ class IngestClient:
         self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(_NoRedirects)
 
-    def open(self, session: str, source: str) -> int:
-        """Start or continue `session`; the frame number the server continues it at."""
-        answer = self._post("open", {"session": session, "source": source}, f"open session {session!r}")
+    def open(self, session: str, source: str, class_of: str | None = None) -> int:
+        """Start or continue `session` (in the token's teacher's class `class_of`, if given); the frame number the
+        server continues it at."""
+        body = {"session": session, "source": source} | ({} if class_of is None else {"class": class_of})
+        answer = self._post("open", body, f"open session {session!r}")
         next_frame = answer.get("next_frame")
         if not isinstance(next_frame, int):
             raise ServerUnreachable(f"{self.server_url} did not answer as a ClassPulse server")
@@ -167,7 +169,12 @@ class ServerRecorder:
     usable as a context manager, as SessionRecorder is."""
 
     def __init__(
-        self, client: IngestClient, spool: Spool, session_name: str, next_frame_index: int, drain_s: float
+        self,
+        client: IngestClient,
+        spool: Spool,
+        session_name: str,
+        next_frame_index: int,
+        drain_s: float,
     ) -> None:
         self.client = client
         self.spool = spool
@@ -198,6 +205,7 @@ class ServerRecorder:
         spool_path: Path = DEFAULT_SPOOL,
         drain_s: float = DRAIN_SECONDS,
         timeout_s: float = REQUEST_TIMEOUT_S,
+        class_of: str | None = None,
     ) -> ServerRecorder:
         """Start or continue `session_name` on the server; while the server cannot be reached, in the spool only
         (numbered after its frames there, and renumbered if the server holds more: capture.spool.Spool.confirm).
@@ -207,14 +215,16 @@ class ServerRecorder:
         server_next: int | None = None
         down: ServerUnreachable | None = None
         try:
-            server_next = client.open(session_name, source)
+            server_next = client.open(session_name, source, class_of)
         except ServerUnreachable as error:
             down = error
         except ServerError:
             spool.close()
             raise
         try:
-            next_frame = spool.start_session(client.server_url, hash_token(token), session_name, source, server_next)
+            next_frame = spool.start_session(
+                client.server_url, hash_token(token), session_name, source, server_next, class_of=class_of
+            )
         except SpoolError:
             spool.close()
             raise
@@ -311,7 +321,7 @@ class ServerRecorder:
             session, frames = oldest
             with self._skipping_if_refused(session.name):
                 if session.name not in self._opened:
-                    self._open_on_server(session.name, session.source)
+                    self._open_on_server(session.name, session.source, session.class_of)
                     continue  # its frames may have been renumbered
                 self.client.send(session.name, [json.loads(f.payload) | {"frame": f.frame_index} for f in frames])
                 self.spool.remove([f.seq for f in frames])
@@ -335,8 +345,8 @@ class ServerRecorder:
             self._skipped[name] = str(error)
             _warn(f"{error}; its frames stay in {self.spool.path}")
 
-    def _open_on_server(self, name: str, source: str) -> None:
-        self.spool.confirm(self._server, name, self.client.open(name, source))
+    def _open_on_server(self, name: str, source: str, class_of: str | None) -> None:
+        self.spool.confirm(self._server, name, self.client.open(name, source, class_of))
         self._opened.add(name)
         self._note_up()
 

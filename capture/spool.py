@@ -3,6 +3,9 @@ SQLite file until the server has acknowledged it, so a server that is down, a lo
 is stopped or killed loses nothing; the next run sends what is left, in order.
 
 It holds what the server receives, numbers only (vocabulary.wire), never an image.
+
+The file's layout has a version (SQLite's user_version, SPOOL_VERSION): a spool left by an earlier ClassPulse,
+frames still waiting in it, is brought up to date when opened, so an upgrade loses none of them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from capture.errors import CaptureError
 from db.engine import DATA_DIR
 
 DEFAULT_SPOOL = DATA_DIR / "capture-spool.db"
+# 0: the first layout; 1: spooled_sessions.class.
+SPOOL_VERSION = 1
 
-_SCHEMA = """
+_SESSIONS = """
 CREATE TABLE IF NOT EXISTS spooled_sessions (
     server TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -31,15 +36,20 @@ CREATE TABLE IF NOT EXISTS spooled_sessions (
     confirmed INTEGER NOT NULL,
     -- Added to the frame numbers the capture gives, once the server said where the session continues.
     shift INTEGER NOT NULL DEFAULT 0,
+    -- The class (`capture --class`) the session was started in: a later run sending its frames opens it in the
+    -- same class on the server, not in that run's. NULL: none.
+    class TEXT,
     PRIMARY KEY (server, name)
-);
+)
+"""
+_FRAMES = """
 CREATE TABLE IF NOT EXISTS spooled_frames (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     server TEXT NOT NULL,
     session TEXT NOT NULL,
     frame_index INTEGER NOT NULL,
     payload TEXT NOT NULL  -- vocabulary.wire JSON; its "frame" is replaced by frame_index when sent
-);
+)
 """
 
 
@@ -51,6 +61,7 @@ class SpoolError(CaptureError):
 class SpooledSession:
     name: str
     source: str
+    class_of: str | None = None  # the class it was captured in, if any
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,29 @@ class Spool:
             self._connection.execute("PRAGMA busy_timeout=10000")
             # FULL: an acknowledged-by-nobody frame must survive a power cut as well as a crash.
             self._connection.execute("PRAGMA synchronous=FULL")
-            self._connection.executescript(_SCHEMA)
+            self._upgrade()
         except (OSError, sqlite3.Error) as error:
             raise SpoolError(f"cannot open the capture spool {path}: {error}") from None
         self._lock = threading.Lock()
         self._hold_alone()
+
+    def _upgrade(self) -> None:
+        """Create the tables, or bring an earlier version's up to SPOOL_VERSION keeping what waits in them."""
+        version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SPOOL_VERSION:
+            self._connection.close()
+            raise SpoolError(
+                f"the capture spool {self.path} was written by a newer ClassPulse (version {version}); use that "
+                "version to send its frames, or give this capture another --spool FILE"
+            )
+        with _Transaction(self._connection):
+            self._connection.execute(_SESSIONS)
+            columns = {row[1] for row in self._connection.execute("PRAGMA table_info(spooled_sessions)")}
+            if "class" not in columns:  # a version-0 spool: its sessions were started without a class known
+                self._connection.execute("ALTER TABLE spooled_sessions ADD COLUMN class TEXT")
+            self._connection.execute(_FRAMES)
+            # PRAGMA takes no bound parameters; SPOOL_VERSION is this module's integer.
+            self._connection.execute(f"PRAGMA user_version = {SPOOL_VERSION}")
 
     def _hold_alone(self) -> None:
         """One capture per spool: two would each send, and close, the other's sessions. The lock is the
@@ -96,14 +125,19 @@ class Spool:
         self._owner.close()
 
     def session(self, server: str, name: str) -> SpooledSession | None:
-        row = self._one("SELECT name, source FROM spooled_sessions WHERE server = ? AND name = ?", (server, name))
+        row = self._one(
+            "SELECT name, source, class FROM spooled_sessions WHERE server = ? AND name = ?", (server, name)
+        )
         return None if row is None else SpooledSession(*row)
 
-    def start_session(self, server: str, token: str, name: str, source: str, server_next: int | None) -> int:
+    def start_session(
+        self, server: str, token: str, name: str, source: str, server_next: int | None, class_of: str | None = None
+    ) -> int:
         """A capture of session `name` begins; the frame number it is to give its first frame.
 
         `token`: the hash of the capture token. `server_next`: where the server continues the session, None while
-        it cannot be asked. Frames of earlier runs still waiting keep their place before the new ones. Numbers
+        it cannot be asked. `class_of`: its class (`capture --class`), kept with it; a run continuing it without
+        one keeps the class it had. Frames of earlier runs still waiting keep their place before the new ones. Numbers
         given without the server stay unconfirmed until it answers (`confirm`); with its answer the capture
         numbers as the server does.
         """
@@ -115,9 +149,9 @@ class Spool:
             ).fetchone()
             if last is None:
                 self._connection.execute(
-                    "INSERT OR REPLACE INTO spooled_sessions (server, name, source, token, confirmed, shift) "
-                    "VALUES (?, ?, ?, ?, 0, 0)",
-                    (server, name, source, token),
+                    "INSERT OR REPLACE INTO spooled_sessions (server, name, source, token, confirmed, shift, class) "
+                    "VALUES (?, ?, ?, ?, 0, 0, ?)",
+                    (server, name, source, token, class_of),
                 )
             elif stored_token != token:
                 raise SpoolError(
@@ -126,7 +160,8 @@ class Spool:
                 )
             else:
                 self._connection.execute(
-                    "UPDATE spooled_sessions SET source = ? WHERE server = ? AND name = ?", (source, server, name)
+                    "UPDATE spooled_sessions SET source = ?, class = coalesce(?, class) WHERE server = ? AND name = ?",
+                    (source, class_of, server, name),
                 )
             if server_next is None:
                 shift = self._connection.execute(

@@ -30,6 +30,7 @@ from db.errors import DatabaseError, describe_url, reported_as
 from db.schema import (
     PROBABILITY_COLUMNS,
     SIGNAL_COLUMNS,
+    classes,
     flag_acknowledgements,
     flag_silences,
     frames,
@@ -61,6 +62,7 @@ class SessionInfo:
     ended_at: datetime | None
     teacher: str | None = None  # the owning dashboard user; None: admins only
     mean_engagement: float | None = None  # see db.schema.SessionRecord
+    class_id: int | None = None  # the class (db.schema.ClassRecord) whose lesson this is; None: no --class
 
 
 def list_sessions(engine: Engine) -> list[SessionInfo]:
@@ -80,15 +82,21 @@ def find_session(engine: Engine, name: str) -> SessionInfo:
     raise UnknownSessionError(f"no session named {name!r} in {describe_url(engine.url)}; {_known_sessions(engine)}")
 
 
-def observation_rows(engine: Engine, session_id: int, since: datetime | None = None) -> pd.DataFrame:
+def observation_rows(
+    engine: Engine, session_id: int, since: datetime | None = None, people: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per classified face per frame, ordered by frame then student (first appearance). Rows
     without an emotion (faceless tiles, attention-only capture) are left out: see signal_rows for those.
 
     Columns: frame, ts, student_id, student (key), name (display name or None), x, y, w, h,
-    emotion (class index), then the probability columns. `since`: only rows strictly after it.
+    emotion (class index), then the probability columns. `since`: only rows strictly after it. `people`:
+    student_rows of the session read by the caller just before (the live page needs them anyway), spared a
+    second read.
     """
     columns = (*BOX_COLUMNS, "emotion", *PROBABILITY_COLUMNS)
-    table, _ = _read_observations(engine, session_id, columns, since, observations.c.emotion.is_not(None))
+    table, _ = _read_observations(
+        engine, session_id, columns, since, observations.c.emotion.is_not(None), people=people
+    )
     return table.astype({"emotion": "int64"})
 
 
@@ -155,10 +163,12 @@ def _read_observations(
     columns: tuple[str | ColumnElement[Any], ...],
     since: datetime | None,
     *conditions: ColumnElement[bool],
+    people: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The session's observation rows, ordered by frame then student: frame, ts, student_id, student (key),
     name, then `columns` (observation column names or labelled expressions), probabilities and boxes typed;
-    and the frames they belong to (frame_rows). `since`: only rows and frames strictly after it.
+    and the frames they belong to (frame_rows). `since`: only rows and frames strictly after it. `people`:
+    the session's student_rows when the caller has them; read here otherwise, or when they lack a row's student.
 
     The frames are read first and then only their rows: a frame and its rows are committed together, so a
     frame written by a running capture between the two reads is in neither. The frame's time (the same as
@@ -177,7 +187,9 @@ def _read_observations(
         statement = statement.where(observations.c.ts > since)
     table = _read_table(engine, statement, ())
     table.insert(1, "ts", table["frame"].map(frames_read.set_index("frame")["ts"]))
-    people = student_rows(engine, session_id).set_index("student_id")
+    if people is None or not table["student_id"].isin(people["student_id"]).all():
+        people = student_rows(engine, session_id)  # a student added since the caller's read: read again
+    people = people.set_index("student_id")
     table.insert(3, "student", table["student_id"].map(people["student"]))
     names = table["student_id"].map(people["name"]).astype(object)
     # pandas-stubs leave None out of `other`; pandas puts None itself into an object column, as wanted here.
@@ -252,12 +264,17 @@ def latest_frame_time(engine: Engine, session_id: int) -> datetime | None:
 
 def session_version(engine: Engine, session_id: int) -> tuple[Any, ...]:
     """A value that changes whenever the session's report could: a frame added, a student renamed, merged
-    or added. Two index lookups and the students' rows, so it is cheap to ask before using a kept report."""
+    or added. Two index lookups and the students' keys and names, so it is cheap to ask before using a kept
+    report; those are read as plain tuples (every poll of every browser asks, and a table costs more)."""
     statement = select(func.count(), func.max(frames.c.ts)).where(frames.c.session_id == session_id)
+    people = (
+        select(students.c.id, students.c.key, students.c.display_name)
+        .where(students.c.session_id == session_id)
+        .order_by(students.c.id)
+    )
     with reported_as("read", engine.url), engine.connect() as connection:
         frame_count, latest = connection.execute(statement).one()
-    people = student_rows(engine, session_id)
-    return frame_count, latest, tuple(zip(people["student_id"], people["student"], people["name"], strict=True))
+        return frame_count, latest, tuple(tuple(row) for row in connection.execute(people))
 
 
 def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
@@ -281,7 +298,7 @@ def student_rows(engine: Engine, session_id: int) -> pd.DataFrame:
 def session_summaries(engine: Engine) -> pd.DataFrame:
     """Every session with its counts, newest first: id, name, source, started_at, ended_at, teacher,
     mean_engagement, first_frame_at, last_frame_at (both None before the first frame), frames, students,
-    observations."""
+    observations, class_name (None without --class)."""
     frame_counts = (
         select(
             frames.c.session_id,
@@ -308,7 +325,9 @@ def session_summaries(engine: Engine) -> pd.DataFrame:
             func.coalesce(frame_counts.c.frames, 0).label("frames"),
             func.coalesce(student_counts.c.students, 0).label("students"),
             func.coalesce(observation_counts.c.observations, 0).label("observations"),
+            classes.c.name.label("class_name"),
         )
+        .outerjoin(classes, classes.c.id == sessions.c.class_id)
         .outerjoin(frame_counts, frame_counts.c.session_id == sessions.c.id)
         .outerjoin(student_counts, student_counts.c.session_id == sessions.c.id)
         .outerjoin(observation_counts, observation_counts.c.session_id == sessions.c.id)
@@ -379,7 +398,8 @@ def _read_table(engine: Engine, statement: Select[Any], time_columns: tuple[str,
         table = pd.DataFrame.from_records(result.cursor.fetchall(), columns=list(result.keys()))
         result.close()
     for column in time_columns:
-        table[column] = pd.to_datetime(table[column], utc=True)
+        # Named, not inferred: guessing the format cost more than the read itself on a live page's small reads.
+        table[column] = pd.to_datetime(table[column], utc=True, format="ISO8601")
     return table
 
 

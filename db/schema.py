@@ -104,6 +104,44 @@ class SessionRecord(Base):
     # The class engagement score averaged over the session (analytics.report.mean_engagement), stored when a
     # report of the ended session is computed; None until then and again once the session changes.
     mean_engagement: Mapped[float | None]
+    # The class (db.classes) whose lesson this is; None: a session recorded without --class. A forgotten class
+    # leaves its sessions in place, classless.
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id", ondelete="SET NULL"), index=True)
+
+
+class ClassRecord(Base):
+    """A class a teacher teaches over a term (`capture --class NAME`): its sessions share one roster of students."""
+
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("teacher", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The dashboard user (a teacher) whose class this is, as sessions.teacher; None: an admins' class.
+    teacher: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class ClassStudentRecord(Base):
+    """One student of a class's roster: the same person across the class's sessions (students.class_student_id)."""
+
+    __tablename__ = "class_students"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ClassStudentAliasRecord(Base):
+    """A name as OCR reads it (db.classes.normalised) that means one roster student: their own name, a reading a
+    teacher's rename corrected, a name a merge dropped. One roster student per reading within a class."""
+
+    __tablename__ = "class_student_aliases"
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    class_student_id: Mapped[int] = mapped_column(ForeignKey("class_students.id", ondelete="CASCADE"), index=True)
 
 
 class SessionWriterRecord(Base):
@@ -133,6 +171,10 @@ class StudentRecord(Base):
     tile_h: Mapped[int | None]
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
+    # The roster student (of the session's class) this student is; None: unnamed yet, or no class.
+    class_student_id: Mapped[int | None] = mapped_column(
+        ForeignKey("class_students.id", ondelete="SET NULL"), index=True
+    )
 
 
 class FrameRecord(Base):
@@ -263,6 +305,13 @@ class StudentMergeRecord(Base):
     dropped_last_seen: Mapped[datetime]
     moved: Mapped[int]  # observations moved
     merged_by: Mapped[str | None] = mapped_column(String(100))  # the dashboard user; NULL from the command line
+    # The roster (db.classes) before the merge, for its undo: both students' roster students, and the alias the
+    # merge pointed at the kept one's (the dropped name, normalised) with the roster student it meant before
+    # (NULL: the merge added it). NULL throughout for a session without a class.
+    kept_class_student_id: Mapped[int | None] = mapped_column(ForeignKey("class_students.id", ondelete="SET NULL"))
+    dropped_class_student_id: Mapped[int | None] = mapped_column(ForeignKey("class_students.id", ondelete="SET NULL"))
+    roster_alias: Mapped[str | None] = mapped_column(String(200))
+    roster_alias_was: Mapped[int | None] = mapped_column(ForeignKey("class_students.id", ondelete="SET NULL"))
     merged_at: Mapped[datetime]
 
 
@@ -321,6 +370,9 @@ flag_silences = cast(Table, FlagSilenceRecord.__table__)
 student_merges = cast(Table, StudentMergeRecord.__table__)
 student_merge_rows = cast(Table, StudentMergeRowRecord.__table__)
 session_rollups = cast(Table, SessionRollupRecord.__table__)
+classes = cast(Table, ClassRecord.__table__)
+class_students = cast(Table, ClassStudentRecord.__table__)
+class_student_aliases = cast(Table, ClassStudentAliasRecord.__table__)
 
 
 def string_length(column: Column[Any]) -> int:

@@ -9,6 +9,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, insert, literal, or_, select, update
 
+from db.classes import (
+    add_roster_student,
+    alias_target,
+    cut_short,
+    normalised,
+    point_alias,
+    restore_alias,
+    session_class,
+)
 from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
 from db.lease import leases
@@ -16,6 +25,7 @@ from db.queries import UnknownSessionError
 from db.rollups import RollupRule, rebuild
 from db.schema import (
     TILE_COLUMNS,
+    class_students,
     observations,
     sessions,
     string_length,
@@ -44,7 +54,11 @@ class LiveSessionError(DatabaseError):
 
 def rename_student(engine: Engine, session_name: str, student: str, new_name: str) -> str:
     """Give the student (a key such as `tile-3`, or their current name) the display name `new_name`.
-    Returns the student's key. A running capture never overwrites a name given here."""
+    Returns the student's key. A running capture never overwrites a name given here.
+
+    In a session of a class, the roster follows (db.classes): the student's roster student takes the new name
+    (or, when another roster student has it already, the student becomes theirs), and the name the student had
+    stays an alias of it, so that the next lesson's reading of that name shows the corrected one."""
     if not new_name.strip():
         raise DatabaseError("the new name is empty")
     if len(new_name.strip()) > MAX_NAME_LENGTH:
@@ -52,9 +66,37 @@ def rename_student(engine: Engine, session_name: str, student: str, new_name: st
     with reported_as("rename a student in", engine.url), write_transaction(engine) as connection:
         session_id = _session_id(connection, session_name)
         row = _student(connection, session_id, student)
-        connection.execute(update(students).where(students.c.id == row.id).values(display_name=new_name.strip()))
+        connection.execute(
+            update(students)
+            .where(students.c.id == row.id)
+            .values(
+                display_name=new_name.strip(),
+                class_student_id=_renamed_on_roster(connection, session_id, row, new_name),
+            )
+        )
         key: str = row.key
         return key
+
+
+def _renamed_on_roster(connection: Connection, session_id: int, row: Row[Any], new_name: str) -> int | None:
+    """Carry a rename over to the session's class roster; the student's roster student after it."""
+    class_id = session_class(connection, session_id)
+    if class_id is None:
+        return None
+    target = alias_target(connection, class_id, normalised(new_name))
+    if target is not None:
+        roster_id = target.id
+    elif row.class_student_id is not None:
+        roster_id = row.class_student_id
+        connection.execute(
+            update(class_students).where(class_students.c.id == roster_id).values(display_name=new_name.strip())
+        )
+        point_alias(connection, class_id, normalised(new_name), roster_id)
+    else:
+        roster_id = add_roster_student(connection, class_id, new_name.strip()).id
+    if row.display_name is not None and cut_short(row.display_name) is None:
+        point_alias(connection, class_id, normalised(row.display_name), roster_id)
+    return roster_id
 
 
 @dataclass(frozen=True)
@@ -116,6 +158,9 @@ def _merge(connection: Connection, session_id: int, kept: Row[Any], dropped: Row
             moved=0,
             merged_by=merged_by,
             merged_at=now,
+            kept_class_student_id=kept.class_student_id,
+            dropped_class_student_id=dropped.class_student_id,
+            **_merged_on_roster(connection, session_id, kept, dropped),
         )
         .returning(student_merges.c.id)
     ).scalar_one()
@@ -135,11 +180,38 @@ def _merge(connection: Connection, session_id: int, kept: Row[Any], dropped: Row
                 (kept.first_seen, kept.last_seen),
                 dropped.display_name,
                 (dropped.first_seen, dropped.last_seen),
-            )
+            ),
+            class_student_id=_kept_roster_student(kept, dropped),
         )
     )
     connection.execute(delete(students).where(students.c.id == dropped.id))
     return Merge(merge_id, kept.key, dropped.key, dropped.display_name, moved, merged_by, now)
+
+
+def _kept_roster_student(kept: Row[Any], dropped: Row[Any]) -> int | None:
+    """The kept student's roster student after a merge: their own, or with the dropped one's name theirs."""
+    chosen: int | None = kept.class_student_id if kept.display_name is not None else dropped.class_student_id
+    return chosen
+
+
+def _merged_on_roster(connection: Connection, session_id: int, kept: Row[Any], dropped: Row[Any]) -> dict[str, Any]:
+    """Make the dropped student's name an alias of the kept one's roster student, so that the next lesson's
+    reading of it is the kept student; the alias and whom it meant before, for the undo."""
+    class_id = session_class(connection, session_id)
+    kept_roster = _kept_roster_student(kept, dropped)
+    if (
+        class_id is None
+        or kept_roster is None
+        or dropped.display_name is None
+        or cut_short(dropped.display_name) is not None
+        or kept_roster == dropped.class_student_id
+    ):
+        return {"roster_alias": None, "roster_alias_was": None}
+    alias = normalised(dropped.display_name)
+    before = point_alias(connection, class_id, alias, kept_roster)
+    if before == kept_roster:
+        return {"roster_alias": None, "roster_alias_was": None}
+    return {"roster_alias": alias, "roster_alias_was": before}
 
 
 def _merged_values(
@@ -241,8 +313,12 @@ def _undo(connection: Connection, session_id: int, merge: Row[Any]) -> None:
             **{column: getattr(merge, f"dropped_{column}") for column in TILE_COLUMNS},
             first_seen=merge.dropped_first_seen,
             last_seen=merge.dropped_last_seen,
+            class_student_id=merge.dropped_class_student_id,
         )
     )
+    class_id = session_class(connection, session_id)
+    if merge.roster_alias is not None and class_id is not None:
+        restore_alias(connection, class_id, merge.roster_alias, merge.roster_alias_was)
     theirs = select(student_merge_rows.c.observation_id).where(student_merge_rows.c.merge_id == merge.id)
     connection.execute(
         update(observations)
@@ -257,7 +333,7 @@ def _undo(connection: Connection, session_id: int, merge: Row[Any]) -> None:
     )
     restored: dict[str, Any] = {}
     if kept.display_name == merged["display_name"]:  # else a name given since the merge stays
-        restored["display_name"] = merge.kept_name
+        restored |= {"display_name": merge.kept_name, "class_student_id": merge.kept_class_student_id}
     if (kept.first_seen, kept.last_seen) == (merged["first_seen"], merged["last_seen"]):
         # Else the session went on after the merge, and the kept student's later rows moved their times.
         restored |= {"first_seen": merge.kept_first_seen, "last_seen": merge.kept_last_seen}
@@ -312,6 +388,7 @@ def _student(connection: Connection, session_id: int, student: str) -> Row[Any]:
         *(students.c[column] for column in TILE_COLUMNS),
         students.c.first_seen,
         students.c.last_seen,
+        students.c.class_student_id,
     )
     in_session = select(*columns).where(students.c.session_id == session_id)
     row = connection.execute(in_session.where(students.c.key == student)).one_or_none()

@@ -1,4 +1,5 @@
-"""The sessions page: every session the user may see, newest first, with its teacher, and a filter by words."""
+"""The sessions page: every session the user may see, newest first, with its teacher and class, and a filter by
+words."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from dash import Dash, Input, Output, dcc, html
 from sqlalchemy import Engine
 
 from dashboard import ids
-from dashboard.access import current_user, visible_summaries
-from dashboard.components import live_path, no_sessions_page, report_path
+from dashboard.access import current_user, is_admin, visible_summaries
+from dashboard.components import live_path, message_page, no_sessions_page, report_path
 from dashboard.formatting import duration, local_time, zone_label
+from dashboard.pages.classes import class_path
 from dashboard.theme import engagement_color, engagement_text_color
 from db.queries import session_summaries
+
+COLUMNS = 10  # of the table, for the row that says no session matches
 
 
 def register(app: Dash, engine: Engine) -> None:
@@ -25,7 +29,7 @@ def register(app: Dash, engine: Engine) -> None:
 def layout(summaries: pd.DataFrame) -> html.Div:
     """Every session, newest first (db.queries.session_summaries), with links to its live page and report."""
     if summaries.empty:
-        return no_sessions_page()
+        return no_sessions_page() if is_admin(current_user()) else no_own_sessions_page()
     header = html.Tr(
         [
             html.Th(label)
@@ -33,6 +37,7 @@ def layout(summaries: pd.DataFrame) -> html.Div:
                 "Started",
                 "Session",
                 "Teacher",
+                "Class",
                 "Source",
                 "Duration",
                 "Students",
@@ -49,7 +54,7 @@ def layout(summaries: pd.DataFrame) -> html.Div:
             dcc.Input(
                 id=ids.SESSIONS_FILTER,
                 type="search",
-                placeholder="Filter by session, source, teacher or date (YYYY-MM-DD)",
+                placeholder="Filter by session, class, source, teacher or date (YYYY-MM-DD)",
                 debounce=True,
                 className="filter",
             ),
@@ -62,21 +67,33 @@ def layout(summaries: pd.DataFrame) -> html.Div:
     )
 
 
+def no_own_sessions_page() -> html.Div:
+    """A teacher sees only their own sessions: with none, that is what they are told, not that the database is
+    empty (other teachers' sessions may fill it)."""
+    return message_page(
+        "No sessions of yours yet",
+        "You have no sessions of your own yet: a capture started with --teacher and your user name, or sent with "
+        "a capture token issued to you, shows here. Other teachers' sessions are not shown to you.",
+    )
+
+
 def session_rows(summaries: pd.DataFrame) -> list[html.Tr]:
     """One table row per db.queries.session_summaries row; a message row when none is left by the filter."""
     if summaries.empty:
-        return [html.Tr(html.Td("No session matches the filter.", colSpan=9))]
+        return [html.Tr(html.Td("No session matches the filter.", colSpan=COLUMNS))]
     return [_session_row(row) for row in summaries.itertuples(index=False)]
 
 
 def filter_sessions(summaries: pd.DataFrame, text: str | None) -> pd.DataFrame:
-    """The session_summaries rows whose name, source, teacher or local start date holds every word of `text`
+    """The session_summaries rows whose name, class, source, teacher or local start date holds every word of `text`
     (case-insensitive, plain substrings: no pattern syntax reaches pandas or the database)."""
     words = (text or "").lower().split()
     if not words:
         return summaries
     haystack = (
         summaries["name"].fillna("")
+        + " "
+        + summaries["class_name"].fillna("")
         + " "
         + summaries["source"].fillna("")
         + " "
@@ -109,6 +126,14 @@ def _teacher(teacher: str | None) -> html.Td:
     return html.Td(teacher)
 
 
+def _class(session: Any) -> html.Td:
+    """The class the session is a lesson of (`capture --class`), linked to its page; none when captured without
+    one."""
+    if session.class_name is None or pd.isna(session.class_name):
+        return html.Td("—", className="absent", title="captured without --class")
+    return html.Td(dcc.Link(session.class_name, href=class_path(int(session.class_id))))
+
+
 def _session_row(session: Any) -> html.Tr:
     """`session`: a session_summaries row. Its duration runs from the first frame to the last."""
     recorded = (
@@ -119,6 +144,7 @@ def _session_row(session: Any) -> html.Tr:
             html.Td(local_time(session.started_at, with_date=True)),
             html.Td(dcc.Link(session.name, href=live_path(session.name))),
             _teacher(session.teacher),
+            _class(session),
             html.Td(session.source),
             html.Td(recorded + ("" if not pd.isna(session.ended_at) else " (no end recorded)")),
             html.Td(session.students, className="number"),
