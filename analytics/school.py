@@ -14,8 +14,11 @@ the counts that waited longest (a class never counted first) until REFRESH_BUDGE
 and each class says which frame its flag count is from.
 
 Trends read one row per session: its stored average engagement (db.schema.SessionRecord.mean_engagement, kept
-when a session ends) and its counts (db.school_reads.session_totals), which an ended session keeps in memory
-here. A session without a stored average counts in the others' columns, not in the engagement's.
+when a session ends) and its counts summed from the roll-ups (db.school_reads.session_totals), which an ended
+session keeps in memory here. A session without a stored average counts in the others' columns, not in the
+engagement's. A session's class is its class (db.classes, `capture --class`), or for a session recorded without
+one its name less a date at its end (class_name); a class is a teacher's, so per class means per class and
+teacher.
 """
 
 from __future__ import annotations
@@ -222,9 +225,10 @@ SESSION_TOTALS = SessionTotals()
 
 
 def session_trends(engine: Engine, since: datetime, until: datetime) -> pd.DataFrame:
-    """One row per session started in [since, until): session, class, teacher, started_at, week (its Monday,
-    UTC), engagement (the stored average; NaN where none is stored), attendance (students in the call per frame,
-    on average), camera_off (share of those student-frames with the camera off), frames, rows, camera_off_rows."""
+    """One row per session started in [since, until): session, class (class_name without one), teacher,
+    started_at, week (its Monday, UTC), engagement (the stored average; NaN where none is stored), attendance
+    (students in the call per frame, on average), camera_off (share of those student-frames with the camera
+    off), frames, rows, camera_off_rows."""
     listed = sessions_between(engine, since, until)
     totals = SESSION_TOTALS.read(engine, listed).reindex(listed["id"]).reset_index(drop=True)
     frames = totals["frames"].astype("int64")
@@ -233,7 +237,7 @@ def session_trends(engine: Engine, since: datetime, until: datetime) -> pd.DataF
     return pd.DataFrame(
         {
             "session": listed["name"],
-            "class": listed["name"].map(class_name),
+            "class": listed["class"].fillna(listed["name"].map(class_name)),
             "teacher": listed["teacher"],
             "started_at": started,
             "week": (started.dt.tz_convert("UTC").dt.normalize() - pd.to_timedelta(started.dt.weekday, unit="D")),
@@ -248,14 +252,16 @@ def session_trends(engine: Engine, since: datetime, until: datetime) -> pd.DataF
 
 
 def trends(per_session: pd.DataFrame, by: Grouping) -> pd.DataFrame:
-    """session_trends grouped per week and teacher (or class), newest week first: week, teacher|class,
-    sessions, scored (sessions with a stored engagement), engagement (their mean), attendance (students in
-    the call per frame over all the sessions' frames), camera_off (share of all their student-frames)."""
-    columns = ["week", by, "sessions", "scored", "engagement", "attendance", "camera_off"]
+    """session_trends grouped per week and teacher (or class and its teacher), newest week first: week, teacher
+    (or class, teacher), sessions, scored (sessions with a stored engagement), engagement (their mean),
+    attendance (students in the call per frame over all the sessions' frames), camera_off (share of all their
+    student-frames)."""
+    keys = grouping_columns(by)
+    columns = ["week", *keys, "sessions", "scored", "engagement", "attendance", "camera_off"]
     if per_session.empty:
         return pd.DataFrame(columns=columns)
-    keyed = per_session.assign(**{by: per_session[by].fillna("(no teacher)")})
-    grouped = keyed.groupby(["week", by], sort=True).agg(
+    keyed = per_session.assign(teacher=per_session["teacher"].fillna("(no teacher)"))
+    grouped = keyed.groupby(["week", *keys], sort=True).agg(
         sessions=("session", "count"),
         scored=("engagement", "count"),
         engagement=("engagement", "mean"),
@@ -266,7 +272,12 @@ def trends(per_session: pd.DataFrame, by: Grouping) -> pd.DataFrame:
     grouped["attendance"] = grouped["rows"] / grouped["frames"].where(grouped["frames"] > 0)
     grouped["camera_off"] = grouped["camera_off_rows"] / grouped["rows"].where(grouped["rows"] > 0)
     table = grouped.reset_index()[columns]
-    return table.sort_values(["week", by], ascending=[False, True], ignore_index=True)
+    return table.sort_values(["week", *keys], ascending=[False, *(True for _ in keys)], ignore_index=True)
+
+
+def grouping_columns(by: Grouping) -> list[str]:
+    """The columns a trend per `by` is grouped by, after the week."""
+    return ["class", "teacher"] if by == "class" else ["teacher"]
 
 
 def trends_file(table: pd.DataFrame) -> pd.DataFrame:

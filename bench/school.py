@@ -15,8 +15,11 @@ own, both in this process on the same database, and timed: their p95 against the
 `--outage-classrooms` real capture senders (capture.sender, each with its own spool) while the server is
 stopped for `--outage-seconds` and started again: frames made, stored, lost and duplicated. Last, where a
 frame's server time goes: the same server code timed in this process (token check, JSON parsing and
-validation, the recorder's inserts). The classrooms run on the same machine as the server and the database,
-and take CPU from them.
+validation, the recorder's inserts), the size on disk of a school day of rows (extrapolated from the bytes per
+frame the steps wrote, every partition and index counted), and the report of one 50-minute class on first
+open (its rows written straight into the tables beside the steps' rows). The classrooms run on the same machine
+as the server and the database, and take CPU from them; each step's row gives the load average at its start
+and end.
 """
 
 from __future__ import annotations
@@ -43,13 +46,15 @@ import numpy as np
 import sqlalchemy
 from dash import no_update
 from plotly.io.json import to_json_plotly
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 import db.recorder as recorder_module
 from analytics.school import SchoolBoard
 from capture.sender import ServerRecorder
 from dashboard.pages import school
 from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, REFRESH_MS, live_tick
+from dashboard.pages.report import session_report
+from dashboard.report_cache import forget_reports
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
@@ -179,6 +184,7 @@ class StepResult:
     backlog_end: int
     errors: int
     views: dict[str, list[float]]
+    load: tuple[float, float]  # 1-minute load average at the step's start and end
 
     @property
     def holds(self) -> bool:
@@ -193,7 +199,7 @@ class StepResult:
             f"| {self.classrooms} | {self.frames_per_s:.1f} | {self.p50_ms:.0f} | "
             f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
             f"{'yes' if self.holds else 'no'} | {first} | {_percentile(school[1:], 95):.0f} ({len(school) - 1}) | "
-            f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) |"
+            f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) | {self.load[0]:.1f} → {self.load[1]:.1f} |"
         )
 
 
@@ -247,6 +253,7 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         for i in range(classrooms)
     ]
     stop = threading.Event()
+    load_before = os.getloadavg()[0]
     start = time.monotonic() + 1.0
     threads = [threading.Thread(target=room.run, args=(start, seconds, stop), daemon=True) for room in rooms]
     for thread in threads:
@@ -278,6 +285,7 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         backlog_end,
         len(errors),
         {view: views.get(view, []) for view in ("school", "live", "lag", "age", "flags_lag")},
+        (load_before, os.getloadavg()[0]),
     )
 
 
@@ -298,19 +306,48 @@ def _percentile(values: list[float], percent: float) -> float:
 
 def school_day_on_disk(engine: Engine, students: int) -> str:
     """A school day's rows on disk, from the bytes per frame (its observations, the frame row, every index) that
-    the steps above wrote, and of the roll-ups beside them."""
+    the steps above wrote, and of the roll-ups beside them; a partitioned table's size is its partitions'."""
     with engine.connect() as connection:
         stored = connection.scalar(select(func.count()).select_from(frames))
-        size = connection.scalar(
-            select(func.pg_total_relation_size("observations") + func.pg_total_relation_size("frames"))
-        )
-        rollups = connection.scalar(select(func.pg_total_relation_size("session_rollups")))
+        size = _on_disk(connection, "observations") + _on_disk(connection, "frames")
+        rollups = _on_disk(connection, "session_rollups")
     per_frame, rollups_per_frame = size / max(stored, 1), rollups / max(stored, 1)
     day_frames = 100 * 6 * 50 * 60  # 100 classrooms x 6 periods x 50 min at 1 frame/s
     return (
         f"\non disk: {per_frame / 1024:.1f} KiB per frame of {students} students ({stored} frames stored); a school "
         f"day of 100 classrooms x 6 periods x 50 min: {day_frames * per_frame / 2**30:.1f} GiB; its roll-ups "
         f"{rollups_per_frame / 1024:.2f} KiB per frame, {day_frames * rollups_per_frame / 2**30:.2f} GiB a day"
+    )
+
+
+def _on_disk(connection: Connection, table: str) -> int:
+    """Bytes of `table` with its indexes, and of all its partitions' when it has them."""
+    size = connection.scalar(
+        text("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(:table)"), {"table": table}
+    )
+    return int(size or 0)
+
+
+def first_report(engine: Engine, students: int, minutes: int = 50) -> str:
+    """Ms to the session report of one ended class of `minutes` x `students` (bench.dashboard.SyntheticClass,
+    written beside the steps' rows) on first open, computed afresh as the router computes it."""
+    # Here, not at the top: bench.dashboard imports this module's serve.
+    from bench.dashboard import SESSION, TARGET_REPORT_MS, SyntheticClass
+
+    synthetic = SyntheticClass(engine, students, datetime.now(UTC) - timedelta(minutes=minutes))
+    synthetic.add_frames(minutes * 60)
+    with engine.begin() as connection:
+        connection.execute(
+            update(sessions).where(sessions.c.id == synthetic.session_id).values(ended_at=synthetic.latest)
+        )
+    session = find_session(engine, SESSION)
+    forget_reports()
+    began = time.perf_counter()
+    session_report(engine, session)
+    took = (time.perf_counter() - began) * 1000
+    return (
+        f"report of one {minutes}-min class of {students} students ({synthetic.next_frame * students} rows) on first "
+        f"open: {took:.0f} ms (target {TARGET_REPORT_MS}; load {os.getloadavg()[0]:.1f})"
     )
 
 
@@ -468,9 +505,9 @@ def main(argv: list[str] | None = None) -> int:
                     "| backlog at end | failed requests | holds | school view, first refresh ms | school view, "
                     f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers behind the "
                     "latest frame p95 s | its numbers' age when shown p95 s | its flags behind the latest frame p95 s "
-                    f"| live page p95 ms (count; target {TARGET_LIVE_MS}) |"
+                    f"| live page p95 ms (count; target {TARGET_LIVE_MS}) | load average, start → end |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
                     result = run_step(engine, port, classrooms, args.students, args.seconds)
                     print(result.row(), flush=True)
@@ -480,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.terminate()
                 server.wait(timeout=30)
             print(school_day_on_disk(engine, args.students))
+            print(first_report(engine, args.students))
             if args.outage_seconds > 0:
                 print()
                 outage(url, engine, Path(data_dir), args.outage_classrooms, args.students, args.outage_seconds)

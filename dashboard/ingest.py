@@ -8,9 +8,11 @@ read a cookie. A browser cannot attach an Authorization header to a cross-site r
 this app does not grant, so CSRF has nothing to forge here.
 
 Every request is a JSON object naming the session:
-- POST /open   {"session", "source"}: start the session, or continue it; answers {"next_frame"}.
-- POST /frames {"session", "frames": [...]}: up to MAX_BATCH frames (vocabulary.wire), in increasing order.
-  A frame already stored (same session, frame number and time) is acknowledged again and not written twice.
+- POST /open   {"session", "source", "class"?}: start the session, or continue it; answers {"next_frame"}. With
+  "class", the session joins the token's teacher's class of that name (db.classes), created when new.
+- POST /frames {"session", "frames": [...]}: up to MAX_BATCH frames (vocabulary.wire), in increasing order,
+  written in one transaction. A frame already stored (same session, frame number and time) is acknowledged
+  again and not written twice.
 - POST /close  {"session"}: the capture ended.
 A token may write only sessions its teacher owns (403); a revoked or unknown token is refused (401); a payload
 that is not valid is refused whole with one line saying why (400), and nothing of it is written.
@@ -32,13 +34,16 @@ from sqlalchemy import Engine, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from analytics.live import engagement_config
+from dashboard.report_cache import warm_report
 from db.errors import DatabaseError, reported_as
 from db.lease import LeaseLostError, SessionBusyError
+from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.schema import frames, sessions
 from db.tokens import token_owner
 from vocabulary.records import FrameResult
-from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, frame_from_json
+from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, class_name, frame_from_json
 
 # 50 frames of 49 students are about 1 MB of JSON.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -79,29 +84,27 @@ class IngestSessions:
         # Held while a session is looked up, opened or closed: one owner check and one open per session at a time.
         self._lock = threading.Lock()
 
-    def open(self, teacher: str, name: str, source: str) -> int:
-        """Start or continue session `name` for `teacher`; the next frame number it expects."""
+    def open(self, teacher: str, name: str, source: str, class_of: str | None = None) -> int:
+        """Start or continue session `name` for `teacher` (in their class `class_of`, if given); the next frame
+        number it expects."""
         self._close_idle()
-        with self._held(teacher, name, source) as writing:
+        with self._held(teacher, name, source, class_of) as writing:
             return writing.recorder.next_frame_index
 
     def write(self, teacher: str, name: str, results: list[FrameResult]) -> tuple[list[int], list[int], int]:
-        """Record `results` in order; the frame numbers stored, those already stored before, and the next one."""
-        stored: list[int] = []
-        duplicates: list[int] = []
+        """Record `results` (in increasing order) in one transaction; the frame numbers stored, those already
+        stored before, and the next one."""
         with self._held(teacher, name, None) as writing:
             recorder = writing.recorder
             try:
                 if writing.stale:
                     recorder.reload()
                     writing.stale = False
-                for result in results:
-                    if result.frame_index < recorder.next_frame_index:
-                        self._check_duplicate(recorder, result)
-                        duplicates.append(result.frame_index)
-                    else:
-                        recorder.record(result)
-                        stored.append(result.frame_index)
+                # In increasing order, so the resent frames come first: checked before anything is written.
+                resent = [result for result in results if result.frame_index < recorder.next_frame_index]
+                new = results[len(resent) :]
+                self._check_resent(recorder, resent)
+                recorder.record_many(new)
             except LeaseLostError as error:
                 with suppress(DatabaseError):  # the lease is gone already; this only stops renewing it
                     self._drop(name, writing)
@@ -109,28 +112,35 @@ class IngestSessions:
             except DatabaseError:
                 writing.stale = True
                 raise
-            return stored, duplicates, recorder.next_frame_index
+            return [r.frame_index for r in new], [r.frame_index for r in resent], recorder.next_frame_index
 
     def close(self, teacher: str, name: str) -> None:
         """End the session: its end time stamped, its lease released (opened first if this server restarted)."""
         with self._held(teacher, name, None) as writing:
             self._drop(name, writing)
+        # The teacher opens the report after the lesson: computed now, off this request, it opens at once.
+        warm_report(self.engine, find_session(self.engine, name), engagement_config())
 
     @contextmanager
-    def _held(self, teacher: str, name: str, source: str | None) -> Iterator[_Writing]:
-        """The session being written, opened first if needed (`source` None: it must exist), its lock held."""
+    def _held(self, teacher: str, name: str, source: str | None, class_of: str | None = None) -> Iterator[_Writing]:
+        """The session being written, opened first if needed (`source` None: it must exist), its lock held.
+        `class_of`: the class a session without one joins (SessionRecorder.open), even when already open here."""
         while True:
             with self._lock:
                 writing = self._writing.get(name)
                 if writing is None:
                     stored_source = self._check_owner(teacher, name, must_exist=source is None)
                     try:
-                        recorder = SessionRecorder.open(self.engine, name, source or stored_source or "", teacher)
+                        recorder = SessionRecorder.open(
+                            self.engine, name, source or stored_source or "", teacher, class_of
+                        )
                     except SessionBusyError as error:
                         raise Refusal(409, str(error)) from None
                     writing = self._writing[name] = _Writing(recorder, teacher, time.monotonic())
                 elif writing.teacher != teacher:
                     raise _not_yours(name)
+                elif class_of is not None and writing.recorder.class_id is None:
+                    writing.recorder.join_class(class_of)
             with writing.lock:
                 # Closed (idle, or its capture ended) between the lookup and the lock: look it up again.
                 if writing.closed:
@@ -171,20 +181,25 @@ class IngestSessions:
             raise _not_yours(name)
         return row.source
 
-    def _check_duplicate(self, recorder: SessionRecorder, result: FrameResult) -> None:
-        """A frame below the next number must be the one stored under its number (a resend), nothing else."""
-        statement = select(frames.c.ts).where(
-            frames.c.session_id == recorder.session_id, frames.c.frame_index == result.frame_index
+    def _check_resent(self, recorder: SessionRecorder, resent: list[FrameResult]) -> None:
+        """Frames below the next number must be the ones stored under their numbers (a resend), nothing else."""
+        if not resent:
+            return
+        statement = select(frames.c.frame_index, frames.c.ts).where(
+            frames.c.session_id == recorder.session_id,
+            frames.c.frame_index.in_([result.frame_index for result in resent]),
         )
         with reported_as("read a frame from", self.engine.url), self.engine.connect() as connection:
-            stored_ts = connection.scalar(statement)
-        if stored_ts != result.timestamp:
-            held = "another frame" if stored_ts is not None else "no frame, and later ones"
-            raise Refusal(
-                409,
-                f"frame {result.frame_index} of session {recorder.session_name!r}: the server holds {held} "
-                f"there; the session continues at frame {recorder.next_frame_index}",
-            )
+            stored = {row.frame_index: row.ts for row in connection.execute(statement)}
+        for result in resent:
+            stored_ts = stored.get(result.frame_index)
+            if stored_ts != result.timestamp:
+                held = "another frame" if stored_ts is not None else "no frame, and later ones"
+                raise Refusal(
+                    409,
+                    f"frame {result.frame_index} of session {recorder.session_name!r}: the server holds {held} "
+                    f"there; the session continues at frame {recorder.next_frame_index}",
+                )
 
 
 def _not_yours(name: str) -> Refusal:
@@ -228,8 +243,9 @@ def create_ingest_app(engine: Engine) -> Flask:
 
     @route("/open")
     def _open(body: dict[str, Any]) -> dict[str, Any]:
-        _check_fields(body, {"session", "source"})
-        return {"next_frame": writing.open(g.teacher, _name(body["session"]), _source(body["source"]))}
+        _check_fields(body, {"session", "source"}, optional={"class"})
+        class_of = None if body.get("class") is None else _class(body["class"])
+        return {"next_frame": writing.open(g.teacher, _name(body["session"]), _source(body["source"]), class_of)}
 
     @route("/frames")
     def _frames(body: dict[str, Any]) -> dict[str, Any]:
@@ -277,16 +293,23 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_fields(body: dict[str, Any], expected: set[str]) -> None:
-    unknown = sorted(set(body) - expected)
+def _check_fields(body: dict[str, Any], expected: set[str], optional: frozenset[str] | set[str] = frozenset()) -> None:
+    unknown = sorted(set(body) - expected - optional)
     missing = sorted(expected - set(body))
     if unknown or missing:
         problem = f"unknown field {unknown[0]!r}" if unknown else f"missing field {missing[0]!r}"
-        raise Refusal(400, f"{problem} (expected {', '.join(sorted(expected))})")
+        raise Refusal(400, f"{problem} (expected {', '.join(sorted(expected | optional))})")
 
 
 def _name(value: object) -> str:
     return _short_text(value, "session", MAX_NAME_LENGTH)
+
+
+def _class(value: object) -> str:
+    try:
+        return class_name(value)
+    except WireError as error:
+        raise Refusal(400, str(error)) from None
 
 
 def _source(value: object) -> str:

@@ -1,9 +1,12 @@
 """`python -m db`: database maintenance.
 
 `python -m db purge --db URL (--older-than-days N | --session NAME)`: remove sessions completely.
+`python -m db retention --days N [--db URL]`: keep N days (PostgreSQL: drop older days' partitions whole).
+`python -m db partitions [--db URL]`: create the days' partitions ahead of today (PostgreSQL; daily, by cron).
 `python -m db students rename --db URL --session NAME OLD NEW`: give a student a display name.
 `python -m db students merge --db URL --session NAME KEEP DROP`: make two students one.
 `python -m db students undo-merge --db URL --session NAME [MERGE]`: undo the session's latest merge (or MERGE).
+`python -m db classes list|show NAME|forget NAME [--db URL] [--teacher USER]`: classes and their rosters.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+import config
 from db.arguments import days, text
+from db.class_commands import add_classes_commands, run_classes
 from db.engine import DEFAULT_URL
 from db.errors import DatabaseError
 from db.migrate import upgrade
-from db.purge import purge_older_than, purge_session
+from db.partitions import keep_ahead
+from db.purge import purge_older_than, purge_session, retain
 from db.students import merge_students, rename_student, undo_merge
 
 PROG = "python -m db"
@@ -33,7 +39,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--older-than-days", type=days, metavar="N", help="every session that ended more than N days ago"
     )
     which.add_argument("--session", type=text, metavar="NAME", help="the session called NAME")
+    retention = commands.add_parser(
+        "retention", help="keep N days: drop older days whole (PostgreSQL) and purge sessions ended before"
+    )
+    retention.add_argument("--days", type=days, required=True, metavar="N", help="the days of rows to keep")
+    ahead = commands.add_parser("partitions", help="create the days' partitions ahead of today (PostgreSQL)")
+    for command in (retention, ahead):
+        command.add_argument("--db", default=DEFAULT_URL, help="SQLAlchemy URL (default: the embedded SQLite file)")
     _add_students_commands(commands)
+    add_classes_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -78,10 +92,34 @@ def _students(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partitions(args: argparse.Namespace) -> int:
+    try:
+        engine = upgrade(args.db)
+        # Retention creates the days ahead too: a cron line that runs it daily keeps both.
+        created = keep_ahead(engine, config.chosen().database.partition_days_ahead)
+        done = retain(engine, args.days) if args.command == "retention" else None
+    except DatabaseError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    for name in created:
+        print(f"created partition {name}")
+    if done is not None:
+        for line in done.dropped:
+            print(line)
+        for name in done.purged:
+            print(f"purged session {name!r}")
+        print(f"kept {args.days:g} day(s): {len(done.dropped)} partition action(s), {len(done.purged)} session(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "students":
         return _students(args)
+    if args.command == "classes":
+        return run_classes(args)
+    if args.command in ("retention", "partitions"):
+        return _partitions(args)
     try:
         engine = upgrade(args.db)
         if args.session is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -10,8 +11,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+import config as settings
 from db.engine import DEFAULT_URL, connect, write_transaction
 from db.errors import reported_as
+from db.partitions import ensure_ahead
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 # Any fixed number: every ClassPulse process that migrates a PostgreSQL database takes this lock first.
@@ -30,6 +33,8 @@ def upgrade(target: str | Engine = DEFAULT_URL) -> Engine:
         _lock_out_other_migrations(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        # Days ahead of today, every start: a server that was down for a week resumes with partitions to write to.
+        ensure_ahead(connection, datetime.now(UTC).date(), settings.chosen().database.partition_days_ahead)
     return engine
 
 

@@ -4,14 +4,17 @@ A session being captured (its lease held, db.lease) is never purged."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, func, select
 
+import config
 from db.engine import write_transaction
 from db.errors import reported_as
 from db.lease import SessionBusyError, leases
+from db.partitions import drop_older
 from db.queries import UnknownSessionError
 from db.schema import (
     flag_acknowledgements,
@@ -28,11 +31,29 @@ from db.schema import (
 
 
 def purge_older_than(engine: Engine, days: float, now: datetime | None = None) -> list[str]:
-    """Purge every session that ended (or, never closed, started) more than `days` days before `now`, except
-    those being captured. Returns the purged sessions' names."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    """Purge every session that ended (or, never closed, started) more than `days` days before `now` (on
+    PostgreSQL: before the start of that UTC day, after dropping the older days whole: `retain`), except those
+    being captured. Returns the purged sessions' names."""
+    return retain(engine, days, now).purged
+
+
+@dataclass(frozen=True)
+class Retained:
+    """What retention did: the lines of db.partitions.drop_older, and the purged sessions' names."""
+
+    dropped: list[str]
+    purged: list[str]
+
+
+def retain(engine: Engine, days: float, now: datetime | None = None) -> Retained:
+    """Keep `days` days: on PostgreSQL first drop the whole days of rows before then (db.partitions.drop_older,
+    up to the start of that day), then purge the sessions that ended before that cutoff, whose rows are gone
+    with their days (so no row is deleted one by one); on SQLite purge the sessions that ended before then."""
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    with reported_as("drop old partitions in", engine.url), write_transaction(engine) as connection:
+        cutoff, dropped = drop_older(connection, before, config.chosen().database.retention_lock_seconds)
     last_active = func.coalesce(sessions.c.ended_at, sessions.c.started_at)
-    return _purge(engine, _rows().where(last_active < cutoff))
+    return Retained(dropped, _purge(engine, _rows().where(last_active < cutoff)))
 
 
 def purge_session(engine: Engine, name: str) -> None:
@@ -52,7 +73,7 @@ def _purge(engine: Engine, chosen: Select[Any], refuse_held: bool = False) -> li
     """Purge the sessions `chosen` selects, except those being captured (with `refuse_held`, SessionBusyError
     for one of those instead)."""
     with reported_as("purge sessions in", engine.url), write_transaction(engine) as connection:
-        _overwrite_deleted_data(connection)
+        overwrite_deleted_data(connection)
         candidates = connection.execute(chosen).all()
         now = datetime.now(UTC)
         held = leases(connection, [row.id for row in candidates])
@@ -79,17 +100,17 @@ def _purge(engine: Engine, chosen: Select[Any], refuse_held: bool = False) -> li
             key = table.c.id if table is sessions else table.c.session_id
             connection.execute(delete(table).where(key.in_(ids)))
     if found and engine.dialect.name == "sqlite":
-        _checkpoint(engine)
+        checkpoint(engine)
     return [row.name for row in found]
 
 
-def _overwrite_deleted_data(connection: Connection) -> None:
+def overwrite_deleted_data(connection: Connection) -> None:
     # SQLite otherwise leaves deleted rows' bytes in free pages of the file until a VACUUM.
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("PRAGMA secure_delete=ON")
 
 
-def _checkpoint(engine: Engine) -> None:
+def checkpoint(engine: Engine) -> None:
     # The database file keeps the old pages until a checkpoint copies the overwritten ones in, and the
     # write-ahead log may hold older copies of them: checkpoint, and empty the log.
     with reported_as("purge sessions in", engine.url), engine.connect() as connection:

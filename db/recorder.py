@@ -11,12 +11,19 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
+from db.bulk import insert_rows
+from db.classes import class_for, roster_student, session_class
 from db.engine import write_transaction
 from db.errors import reported_as
 from db.lease import Heartbeat, new_writer, release, renew, take
 from db.rollups import RollupRule, add_frame
 from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
+
+# Built once: SQLAlchemy then compiles it once, where a statement built per frame is compiled again each time.
+_LAST_SEEN = (
+    update(students).where(students.c.id.in_(bindparam("ids", expanding=True))).values(last_seen=bindparam("ts"))
+)
 
 
 @dataclass
@@ -27,6 +34,8 @@ class SessionRecorder:
     session_id: int
     session_name: str
     next_frame_index: int
+    # The session's class (db.classes): a name read is linked to its roster; None: no class, no roster.
+    class_id: int | None = None
     # Per student key: its row id and the last tile written, so unchanged tiles cost no UPDATE.
     _student_ids: dict[str, int] = field(default_factory=dict)
     _tiles: dict[str, Box | None] = field(default_factory=dict)
@@ -39,16 +48,26 @@ class SessionRecorder:
     _rollup_rule: RollupRule = field(default_factory=RollupRule.configured)
 
     @classmethod
-    def open(cls, engine: Engine, session_name: str, source: str, teacher: str | None = None) -> SessionRecorder:
+    def open(
+        cls,
+        engine: Engine,
+        session_name: str,
+        source: str,
+        teacher: str | None = None,
+        class_name: str | None = None,
+    ) -> SessionRecorder:
         """Start the session `session_name`, or continue it (after its last stored frame) if it exists.
 
         `teacher`: the dashboard user who owns the session; a continued session keeps the owner it has.
+        `class_name`: the owner's class the session belongs to (db.classes), created when new; a continued
+        session keeps the class it has.
         The recorder holds the session's lease (db.lease) until `close`; SessionBusyError, with nothing
         changed, while another capture holds it.
         """
         writer = new_writer()
         with reported_as("open session in", engine.url), write_transaction(engine) as connection:
             recorder = cls._start(connection, engine, session_name, source, teacher, writer)
+            recorder.class_id = _join_class(connection, recorder.session_id, class_name)
         recorder._writer = writer
         recorder._heartbeat = Heartbeat(engine, recorder.session_id, writer)
         return recorder
@@ -85,42 +104,76 @@ class SessionRecorder:
 
     def record(self, result: FrameResult) -> None:
         """Write the frame, its observations, its students' updates and its roll-ups in one transaction."""
-        if result.frame_index < self.next_frame_index:
-            raise ValueError(
-                f"frame {result.frame_index} is already recorded in session {self.session_name!r}; "
-                f"the next frame index is {self.next_frame_index}"
-            )
-        if result.timestamp.utcoffset() is None:
-            raise ValueError(f"frame {result.frame_index}: timestamp {result.timestamp} has no timezone")
-        latest = _latest_per_student(result.observations)
-        # Built before the transaction so a malformed observation fails before anything is written.
-        observation_rows = [self._observation_row(o, result) for o in result.observations]
-        with reported_as("record a frame in", self.engine.url), self.engine.begin() as connection:
-            # First, so a frame is never written by a capture that has lost the session to another.
-            renew(connection, self.session_id, self._writer)
-            connection.execute(
-                insert(frames).values(
-                    session_id=self.session_id,
-                    frame_index=result.frame_index,
-                    ts=result.timestamp,
-                    faces=result.faces,
-                    processing_ms=float(result.processing_ms),
+        self.record_many([result])
+
+    def record_many(self, results: Sequence[FrameResult]) -> None:
+        """Write the frames (in increasing order, after the last one stored) in one transaction: all or none.
+
+        A school server writes a capture's batch this way (dashboard.ingest): the lease, the frames' rows, the
+        students' last sighting and the roll-ups' upsert are paid once per batch instead of once per frame, so a
+        server that falls behind catches up in larger and cheaper batches."""
+        previous = self.next_frame_index - 1
+        for result in results:
+            if result.frame_index <= previous:
+                raise ValueError(
+                    f"frame {result.frame_index} is already recorded in session {self.session_name!r}; "
+                    f"the next frame index is {previous + 1}"
                 )
-            )
-            names = result.student_names
-            student_ids = self._student_ids | self._insert_new_students(connection, latest, names, result.timestamp)
-            self._update_known_students(connection, latest, result.timestamp)
-            self._name_known_students(connection, names)
-            if observation_rows:
-                for row, o in zip(observation_rows, result.observations, strict=True):
-                    row["student_id"] = student_ids[o.student_key]
-                connection.execute(insert(observations), observation_rows)
-                add_frame(connection, self._rollup_rule, self.session_id, observation_rows)
-        # Only after the commit: a failed frame leaves the caches as the database is.
-        self._student_ids = student_ids
+            if result.timestamp.utcoffset() is None:
+                raise ValueError(f"frame {result.frame_index}: timestamp {result.timestamp} has no timezone")
+            previous = result.frame_index
+        if not results:
+            return
+        # Built before the transaction so a malformed observation fails before anything is written.
+        observation_rows = [[self._observation_row(o, result) for o in result.observations] for result in results]
+        # The caches are worked on as the batch goes (a student new in its first frame is known in the next) and
+        # put back if it fails: a failed batch leaves them as the database is.
+        kept = dict(self._student_ids), dict(self._tiles), set(self._named)
+        try:
+            with reported_as("record a frame in", self.engine.url), self.engine.begin() as connection:
+                # First, so a frame is never written by a capture that has lost the session to another.
+                renew(connection, self.session_id, self._writer)
+                connection.execute(insert(frames), [self._frame_row(result) for result in results])
+                last_seen: dict[str, datetime] = {}
+                for result, rows in zip(results, observation_rows, strict=True):
+                    self._add_students(connection, result, rows)
+                    last_seen.update(dict.fromkeys(_latest_per_student(result.observations), result.timestamp))
+                self._update_last_seen(connection, last_seen)
+                written = [row for rows in observation_rows for row in rows]
+                insert_rows(connection, observations, written)
+                if written:
+                    add_frame(connection, self._rollup_rule, self.session_id, written)
+        except BaseException:
+            self._student_ids, self._tiles, self._named = kept
+            raise
+        self.next_frame_index = results[-1].frame_index + 1
+
+    def _frame_row(self, result: FrameResult) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "frame_index": result.frame_index,
+            "ts": result.timestamp,
+            "faces": result.faces,
+            "processing_ms": float(result.processing_ms),
+        }
+
+    def _add_students(self, connection: Connection, result: FrameResult, rows: list[dict[str, Any]]) -> None:
+        """The frame's new students inserted, moved tiles and first names stored, and its rows' `student_id`
+        set; the caches follow."""
+        latest = _latest_per_student(result.observations)
+        names, roster = self._on_roster(connection, latest, result.student_names)
+        self._move_tiles(connection, latest)
+        self._name_known_students(connection, names, roster)
+        self._student_ids |= self._insert_new_students(connection, latest, names, roster, result.timestamp)
+        for row, o in zip(rows, result.observations, strict=True):
+            row["student_id"] = self._student_ids[o.student_key]
         self._tiles.update({key: _known_tile(o, self._tiles.get(key)) for key, o in latest.items()})
         self._named.update(key for key in latest if key in names)
-        self.next_frame_index = result.frame_index + 1
+
+    def join_class(self, class_name: str) -> None:
+        """Put the session, if it has no class yet, in its owner's class `class_name` (created when new)."""
+        with reported_as("join a class in", self.engine.url), write_transaction(self.engine) as connection:
+            self.class_id = _join_class(connection, self.session_id, class_name)
 
     def reload(self) -> None:
         """Read the session's students and next frame index back from the database: after a lost connection,
@@ -159,14 +212,39 @@ class SessionRecorder:
                 self._named.add(row.key)
             self._tiles[row.key] = None if row.tile_x is None else Box(row.tile_x, row.tile_y, row.tile_w, row.tile_h)
 
+    def _on_roster(
+        self, connection: Connection, latest: dict[str, Observation], read: dict[str, str]
+    ) -> tuple[dict[str, str], dict[str, int]]:
+        """The names to store for the students named now, as the class's roster has them (a reading a teacher
+        corrected: the corrected name), and their roster students by key. Only students not named yet: a
+        student is looked up once."""
+        if self.class_id is None:
+            return read, {}
+        names = dict(read)
+        roster = {}
+        for key, name in read.items():
+            if key in self._named or (key not in latest and key not in self._student_ids):
+                continue
+            found = roster_student(connection, self.class_id, name)
+            if found is not None:
+                names[key] = found.display_name
+                roster[key] = found.id
+        return names, roster
+
     def _insert_new_students(
-        self, connection: Connection, latest: dict[str, Observation], names: dict[str, str], ts: datetime
+        self,
+        connection: Connection,
+        latest: dict[str, Observation],
+        names: dict[str, str],
+        roster: dict[str, int],
+        ts: datetime,
     ) -> dict[str, int]:
         rows = [
             {
                 "session_id": self.session_id,
                 "key": key,
                 "display_name": names.get(key),
+                "class_student_id": roster.get(key),
                 "first_seen": ts,
                 "last_seen": ts,
                 **_tile_values(o.tile),
@@ -179,18 +257,21 @@ class SessionRecorder:
         statement = insert(students).returning(students.c.key, students.c.id, sort_by_parameter_order=True)
         return {row.key: row.id for row in connection.execute(statement, rows)}
 
-    def _update_known_students(self, connection: Connection, latest: dict[str, Observation], ts: datetime) -> None:
-        known = [key for key in latest if key in self._student_ids]
-        if not known:
-            return
-        connection.execute(
-            update(students).where(students.c.id.in_([self._student_ids[key] for key in known])).values(last_seen=ts)
-        )
-        # A tile moves only when the gallery re-lays out; a face without a tile keeps its last one.
+    def _update_last_seen(self, connection: Connection, last_seen: dict[str, datetime]) -> None:
+        """Each student's last sighting: one UPDATE per distinct time (mostly one, the batch's last frame)."""
+        by_time: dict[datetime, list[int]] = {}
+        for key, ts in last_seen.items():
+            by_time.setdefault(ts, []).append(self._student_ids[key])
+        for ts, ids in by_time.items():
+            connection.execute(_LAST_SEEN, {"ts": ts, "ids": ids})
+
+    def _move_tiles(self, connection: Connection, latest: dict[str, Observation]) -> None:
+        # A tile moves only when the gallery re-lays out; a face without a tile keeps its last one. Students stored
+        # before this frame only: a new one is inserted with its tile.
         moved = [
-            {"student": self._student_ids[key], **_tile_values(latest[key].tile)}
-            for key in known
-            if latest[key].tile is not None and latest[key].tile != self._tiles.get(key)
+            {"student": self._student_ids[key], **_tile_values(o.tile)}
+            for key, o in latest.items()
+            if key in self._tiles and o.tile is not None and o.tile != self._tiles[key]
         ]
         if moved:
             connection.execute(
@@ -200,10 +281,11 @@ class SessionRecorder:
                 moved,
             )
 
-    def _name_known_students(self, connection: Connection, names: dict[str, str]) -> None:
-        """Store the first name read for a known student; never over a name already there (a teacher's rename)."""
+    def _name_known_students(self, connection: Connection, names: dict[str, str], roster: dict[str, int]) -> None:
+        """Store the first name read for a known student, with their roster student; never over a name already
+        there (a teacher's rename, which links the roster itself)."""
         unnamed = [
-            {"student": self._student_ids[key], "name": name}
+            {"student": self._student_ids[key], "name": name, "roster": roster.get(key)}
             for key, name in names.items()
             if key in self._student_ids and key not in self._named
         ]
@@ -211,7 +293,7 @@ class SessionRecorder:
             connection.execute(
                 update(students)
                 .where(students.c.id == bindparam("student"), students.c.display_name.is_(None))
-                .values(display_name=bindparam("name")),
+                .values(display_name=bindparam("name"), class_student_id=bindparam("roster")),
                 unnamed,
             )
 
@@ -229,6 +311,15 @@ class SessionRecorder:
             **_probability_values(o),
             **_signal_values(o),
         }
+
+
+def _join_class(connection: Connection, session_id: int, class_name: str | None) -> int | None:
+    """Put a session without a class in its owner's class `class_name`; the session's class after it."""
+    if class_name is not None and session_class(connection, session_id) is None:
+        owner = connection.scalar(select(sessions.c.teacher).where(sessions.c.id == session_id))
+        class_id = class_for(connection, class_name, owner)
+        connection.execute(update(sessions).where(sessions.c.id == session_id).values(class_id=class_id))
+    return session_class(connection, session_id)
 
 
 def _next_frame_index(connection: Connection, session_id: int) -> int:

@@ -26,11 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 import config
 from config import ScoreConfig
+from db.bulk import upsert_rows
 from db.schema import PROBABILITY_COLUMNS, observations, session_rollups
 from vocabulary.emotions import EMOTIONS
 from vocabulary.records import Presence
@@ -50,7 +49,8 @@ SUMMED: tuple[str, ...] = (
     "emotion_eyes_open",
     "negative",
 )
-# Roll-up rows by (bin_start, student_id).
+# A roll-up row's key; and its rows by (bin_start, student_id) within one session.
+_KEY = ("session_id", "bin_start", "student_id")
 _Counted = dict[tuple[datetime, int], dict[str, Any]]
 # What rebuild reads of each observation: what a recorded row holds that the counts need.
 _READ = ("student_id", "frame_index", "ts", "presence", "yaw", "pitch", "eyes_closed", *PROBABILITY_COLUMNS)
@@ -82,10 +82,11 @@ def bin_start(ts: datetime) -> datetime:
 
 
 def add_frame(connection: Connection, rule: RollupRule, session_id: int, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add one frame's observation rows (as db.recorder inserts them, student_id set) to their bins."""
+    """Add the observation rows of one frame or more, in frame order (as db.recorder inserts them, student_id
+    set), to their bins."""
     counted = _count(rule, session_id, rows)
     if counted:
-        connection.execute(_upsert(connection), list(counted.values()))
+        upsert_rows(connection, session_rollups, list(counted.values()), _KEY, SUMMED)
 
 
 def rebuild(connection: Connection, rule: RollupRule, session_id: int) -> None:
@@ -101,7 +102,7 @@ def rebuild(connection: Connection, rule: RollupRule, session_id: int) -> None:
         for key, row in _count(rule, session_id, frame).items():
             counted[key] = row if key not in counted else _added(counted[key], row)
     if counted:
-        connection.execute(_upsert(connection), list(counted.values()))
+        upsert_rows(connection, session_rollups, list(counted.values()), _KEY, SUMMED)
 
 
 def _frames(rows: Iterable[Mapping[str, Any]]) -> Iterable[list[Mapping[str, Any]]]:
@@ -158,14 +159,3 @@ def _row_counts(rule: RollupRule, row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _added(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
     return newer | {name: older[name] + newer[name] for name in SUMMED}
-
-
-def _upsert(connection: Connection) -> Insert:
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(session_rollups)
-    table, new = session_rollups.c, statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[table.session_id, table.bin_start, table.student_id],
-        set_={name: table[name] + new[name] for name in SUMMED}
-        | {"last_frame": new.last_frame, "last_presence": new.last_presence},
-    )

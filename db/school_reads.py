@@ -1,10 +1,12 @@
 """The school view's reads (analytics.school): the sessions running now, their classes' lines from the
 roll-ups, and per-session totals for trends.
 
-Each is shaped so that its cost follows what the page shows, not the size of the school's history: the
-running sessions' newest frames come from one backwards step of the (session_id, ts) index each, their lines
-are scored in the database from the roll-ups (db.rollups; a row per bin and class comes back, never a raw
-row), and the totals are counted in the database, one row per session, for the sessions asked for only.
+Each is shaped so that its cost follows what the page shows, not the size of the school's history, and none
+reads an observation row: the running sessions' newest frames come from one backwards step of the frames'
+(session_id, ts) index each, their lines are scored in the database from the roll-ups (db.rollups; a row per
+bin and class comes back), and the totals are summed in the database from the roll-ups (a row per student per
+10 s bin, a tenth of the raw rows at one frame a second), one row per session, for the sessions asked for only.
+Sessions recorded before the roll-ups (migration 0012) count no rows there until db.rollups.rebuild fills theirs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, Float, case, cast, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, Float, cast, func, literal, select, tuple_
 
 from config import Weights
 from db.errors import reported_as
 from db.rollups import bin_start
-from db.schema import frames, observations, session_rollups, sessions, students
+from db.schema import classes, frames, session_rollups, sessions, students
 from vocabulary.records import Presence
 
 
@@ -32,19 +34,29 @@ class RunningSession:
     teacher: str | None
     started_at: datetime
     latest_frame: datetime
+    class_name: str | None = None  # its class (db.classes); None: recorded without one
 
 
 def running_sessions(engine: Engine, since: datetime) -> list[RunningSession]:
     """Every session without an end time whose newest frame is later than `since`, newest frame first (a capture
     that was killed leaves its session without an end)."""
     latest = select(func.max(frames.c.ts)).where(frames.c.session_id == sessions.c.id).scalar_subquery().label("latest")
-    statement = select(sessions.c.id, sessions.c.name, sessions.c.teacher, sessions.c.started_at, latest).where(
-        sessions.c.ended_at.is_(None)
+    statement = (
+        select(
+            sessions.c.id,
+            sessions.c.name,
+            sessions.c.teacher,
+            sessions.c.started_at,
+            latest,
+            classes.c.name.label("of"),
+        )
+        .select_from(sessions.outerjoin(classes, classes.c.id == sessions.c.class_id))
+        .where(sessions.c.ended_at.is_(None))
     )
     with reported_as("read sessions from", engine.url), engine.connect() as connection:
         rows = connection.execute(statement).all()
     found = [
-        RunningSession(row.id, row.name, row.teacher, row.started_at, _utc(row.latest))
+        RunningSession(row.id, row.name, row.teacher, row.started_at, _utc(row.latest), row.of)
         for row in rows
         if row.latest is not None and _utc(row.latest) > since
     ]
@@ -52,16 +64,19 @@ def running_sessions(engine: Engine, since: datetime) -> list[RunningSession]:
 
 
 def sessions_between(engine: Engine, since: datetime, until: datetime) -> pd.DataFrame:
-    """The sessions started in [since, until): id, name, teacher, started_at, ended_at, mean_engagement."""
+    """The sessions started in [since, until): id, name, teacher, class (its class's name; None without one),
+    started_at, ended_at, mean_engagement."""
     statement = (
         select(
             sessions.c.id,
             sessions.c.name,
             sessions.c.teacher,
+            classes.c.name.label("class"),
             sessions.c.started_at,
             sessions.c.ended_at,
             sessions.c.mean_engagement,
         )
+        .select_from(sessions.outerjoin(classes, classes.c.id == sessions.c.class_id))
         .where(sessions.c.started_at >= since, sessions.c.started_at < until)
         .order_by(sessions.c.started_at, sessions.c.id)
     )
@@ -75,22 +90,22 @@ def sessions_between(engine: Engine, since: datetime, until: datetime) -> pd.Dat
 def session_totals(engine: Engine, session_ids: Collection[int]) -> pd.DataFrame:
     """Per session of `session_ids`, counted in the database: session_id, frames, students, rows (observations:
     one per student in the gallery per frame), face_rows and camera_off_rows (rows whose tile showed a face,
-    or the camera-off placeholder). Sessions with no frame have zeros."""
+    or the camera-off placeholder), the rows' counts summed from the roll-ups. Sessions with no frame have
+    zeros."""
     wanted = list(session_ids)
     columns = ["session_id", "frames", "students", "rows", "face_rows", "camera_off_rows"]
     if not wanted:
         return pd.DataFrame(columns=columns, dtype="int64")
-    face = observations.c.presence == Presence.FACE.value
+    rollup = session_rollups.c
     counted = (
         select(
-            observations.c.session_id,
-            func.count().label("rows"),
-            # Rows stored before the signals existed have no presence: they are faces (db.queries).
-            func.sum(case((or_(face, observations.c.presence.is_(None)), 1), else_=0)).label("face_rows"),
-            func.sum(case((observations.c.presence == Presence.CAMERA_OFF.value, 1), else_=0)).label("camera_off_rows"),
+            rollup.session_id,
+            func.sum(rollup.observations).label("rows"),
+            func.sum(rollup.faces).label("face_rows"),
+            func.sum(rollup.camera_off).label("camera_off_rows"),
         )
-        .where(observations.c.session_id.in_(wanted))
-        .group_by(observations.c.session_id)
+        .where(rollup.session_id.in_(wanted))
+        .group_by(rollup.session_id)
     )
     frame_counts = (
         select(frames.c.session_id, func.count().label("frames"))

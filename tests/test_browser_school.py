@@ -27,7 +27,7 @@ from db.users import Role, add_user, find_user
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in_browser
 from tests.test_browser import Page, artifacts, choose  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-from tests.test_school import FRAMES, LATE_FRAMES, running_classes, scripted_class
+from tests.test_school import FRAMES, LATE_FRAMES, in_class, running_classes, scripted_class
 
 ADMIN = "head-of-school"
 SIZES = ((1366, 768), (1920, 1080))
@@ -49,6 +49,7 @@ def school_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     for name, teacher, start, seed in running:
         scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
     scripted_class(engine, "maths-7b 2026-11-26", "alice", running[0][2] - timedelta(days=7), seed=3)
+    in_class(engine, "Maths 7B", "alice", "maths-7b 2026-12-03", "maths-7b 2026-11-26")
     engine.dispose()
     add_user_with_cli(url, ADMIN)
     return url
@@ -102,10 +103,10 @@ def test_an_admin_sees_every_running_class_and_the_trends_and_downloads_them(bro
         return texts if done else None
 
     texts = browser.wait_for("both classes scored and their flags counted", counted)
-    assert texts[0].startswith("alice maths-7b 2026-12-03 · report 8 in the call, 6 on camera"), texts
-    assert texts[1].startswith("bob history-9 2026-12-03"), texts
+    assert texts[0].startswith("alice Maths 7B maths-7b 2026-12-03 · report 8 in the call, 6 on camera"), texts
+    assert texts[1].startswith("bob — history-9 2026-12-03"), texts
     # The two cameras off are each class's open flags.
-    flag_cells = [row.find_elements(By.CSS_SELECTOR, "td")[5].text for row in browser.elements(rows)]
+    flag_cells = [row.find_elements(By.CSS_SELECTOR, "td")[6].text for row in browser.elements(rows)]
     assert flag_cells == ["2", "2"]
     trend = browser.wait_for("the trend table", lambda: browser.elements(f"#{school.TREND_ROWS} table tbody tr"))
     assert {row.find_elements(By.CSS_SELECTOR, "td")[1].text for row in trend} == {"alice", "bob"}

@@ -22,10 +22,14 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
+from analytics.live import engagement_config
 from capture.sender import ServerError, ServerRecorder
 from capture.spool import Spool, SpoolError
 from dashboard.app import create_app
+from dashboard.report_cache import warm_report
+from db.errors import DatabaseError
 from db.migrate import upgrade
+from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.schema import frames, observations, session_rollups, sessions, students
 from db.tokens import issue_token, revoke_token
@@ -503,3 +507,104 @@ def test_a_frame_sent_to_the_server_is_stored_exactly_as_a_local_capture_stores_
 
     for table, count in [(observations, 3 * 7), (frames, 3), (students, 7)]:
         assert rows(table, "sent") == rows(table, "local") and len(rows(table, "local")) == count
+
+
+def test_closing_a_session_warms_its_report_for_the_teacher(tmp_path: Path) -> None:
+    engine = upgrade(f"sqlite:///{tmp_path / 'school.db'}")
+    add_user(engine, "alice", Role.TEACHER, PASSWORD)
+    headers = {"Authorization": f"Bearer {issue_token(engine, 'alice')[1]}"}
+    client = create_app(engine).server.test_client()
+    client.post(f"{INGEST_PATH}/open", json={"session": "sent", "source": "screen"}, headers=headers)
+    body = {"session": "sent", "frames": [frame_to_json(synthetic_frame(i, students=4)) for i in range(3)]}
+    assert client.post(f"{INGEST_PATH}/frames", json=body, headers=headers).status_code == 200
+    assert client.post(f"{INGEST_PATH}/close", json={"session": "sent"}, headers=headers).status_code == 200
+
+    ended = find_session(engine, "sent")
+    assert ended.ended_at is not None
+    # None: this end of the session was warmed already, by the close.
+    assert warm_report(engine, ended, engagement_config()) is None
+
+
+def varied_frames() -> list[FrameResult]:
+    """Frames in which students come, leave, come back, move tile, lose their tile and are named late: what a
+    batch must write as frame-by-frame recording does."""
+    tile_a, tile_b, tile_c, moved = (
+        Box(0, 0, 190, 110),
+        Box(200, 0, 190, 110),
+        Box(400, 0, 190, 110),
+        Box(0, 120, 190, 110),
+    )
+    happy = np.array([0.0, 0.0, 0.0, 0.9, 0.0, 0.1, 0.0])
+
+    def seen(key: str, tile: Box | None, presence: Presence = Presence.FACE) -> Observation:
+        box = tile or Box(1, 2, 3, 4)
+        if presence is not Presence.FACE:
+            return Observation(key, tile, box, None, None, FaceSignals(presence))
+        return Observation(key, tile, box, happy, 3, FaceSignals(Presence.FACE, 5.0, -3.0, 0.3, False, 0))
+
+    students_in = [
+        ([seen("a", tile_a), seen("b", tile_b)], {"a": "Ann"}),
+        ([seen("a", moved), seen("b", tile_b), seen("c", tile_c, Presence.CAMERA_OFF)], {"b": "Ben"}),
+        ([seen("a", moved), seen("c", None)], {"c": "Cy"}),
+        ([seen("a", tile_a), seen("b", tile_b, Presence.EMPTY), seen("c", tile_c)], {"a": "Annie"}),
+        ([], {}),
+        ([seen("b", None)], {}),
+    ]
+    # 6 s apart: two roll-up bins of two frames each, an empty frame, and a bin of one.
+    return [
+        FrameResult(i, START + timedelta(seconds=6 * i), found, 100.0, student_names=names)
+        for i, (found, names) in enumerate(students_in)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_batch_writes_what_frame_by_frame_recording_writes(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path / 'c.db'}"
+    engine = upgrade(url)
+    results = varied_frames()
+    with SessionRecorder.open(engine, "one-by-one", "screen") as recorder:
+        for result in results:
+            recorder.record(result)
+    with SessionRecorder.open(engine, "batched", "screen") as recorder:
+        recorder.record_many(results[:2])
+        recorder.record_many(results[2:])
+        assert recorder.next_frame_index == len(results)
+
+    def rows(table: Any, session: str, *keys: Any) -> list[tuple]:
+        """Every column but the row ids, with the student's key for its id."""
+        kept = [c for c in table.c if c.name not in ("id", "session_id", "student_id")]
+        joined = table.join(sessions, sessions.c.id == table.c.session_id)
+        if "student_id" in table.c:
+            joined = joined.join(students, students.c.id == table.c.student_id)
+            kept.append(students.c.key)
+        with engine.connect() as connection:
+            return connection.execute(
+                select(*kept).select_from(joined).where(sessions.c.name == session).order_by(*kept)
+            ).all()
+
+    for table in (frames, students, observations, session_rollups):
+        assert rows(table, "batched") == rows(table, "one-by-one"), table.name
+    assert len(rows(session_rollups, "batched")) == 7  # a, b, c in 9:00:00 and in 9:00:10; b in 9:00:30
+    with engine.connect() as connection:
+        batched = connection.scalar(select(sessions.c.id).where(sessions.c.name == "batched"))
+    assert_rollups_agree(engine, batched)
+
+
+def test_a_batch_that_fails_in_the_database_writes_none_of_its_frames(postgres_url: str) -> None:
+    engine = upgrade(postgres_url)
+    results = varied_frames()
+    # A student key longer than students.key holds: PostgreSQL refuses it at the third frame's insert, after the
+    # first two frames' rows and their new students went into the transaction.
+    too_long = dataclasses.replace(results[2], observations=[*results[2].observations, results[2].observations[0]])
+    too_long.observations[-1] = dataclasses.replace(too_long.observations[-1], student_key="x" * 65)
+    with SessionRecorder.open(engine, "maths", "screen") as recorder:
+        with pytest.raises(DatabaseError):
+            recorder.record_many([results[0], results[1], too_long])
+        assert recorder.next_frame_index == 0
+        assert (count(engine, frames), count(engine, students), count(engine, observations)) == (0, 0, 0)
+        # The students it would have added are not taken as stored: the same frames, resent, write them.
+        recorder.record_many(results[:3])
+    assert stored_frames(engine, "maths") == [0, 1, 2]
+    assert count(engine, students) == 3 and count(engine, session_rollups) > 0

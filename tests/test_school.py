@@ -23,6 +23,7 @@ from analytics.school import SCHOOL_BOARD, TREND_SECONDS, ClassNow, SchoolBoard,
 from dashboard.app import create_app
 from dashboard.pages import admin, school
 from dashboard.router import ADMIN_LINKS
+from db.classes import class_for
 from db.migrate import upgrade
 from db.queries import engagement_rows, find_session
 from db.recorder import SessionRecorder
@@ -271,9 +272,37 @@ def test_the_trend_csv_goes_through_the_one_csv_writer(app: Dash, engine: Engine
         [(school.TREND_BY, "value", "class"), (school.TREND_WEEKS, "value", 4)],
     )[school.DOWNLOAD]["data"]
     lines = answer["content"].splitlines()
-    assert lines[0] == "week,class,sessions,scored,engagement,attendance,camera_off"
+    assert lines[0] == "week,class,teacher,sessions,scored,engagement,attendance,camera_off"
     assert any(line.split(",")[1] == "'=cmd|x" for line in lines[1:]), lines
     assert answer["filename"] == "classpulse-trends-per-class-4w.csv"
+
+
+def in_class(engine: Engine, class_name: str, teacher: str, *session_names: str) -> None:
+    """Put the sessions in `teacher`'s class `class_name` (db.classes), as `capture --class` does."""
+    with engine.begin() as connection:
+        class_id = class_for(connection, class_name, teacher)
+        connection.execute(update(sessions).where(sessions.c.name.in_(session_names)).values(class_id=class_id))
+
+
+def test_running_classes_and_trends_per_class_name_the_class_a_session_was_recorded_for(
+    app: Dash, engine: Engine
+) -> None:
+    in_class(engine, "Maths 7B", "alice", "maths-7b 2026-12-03", "maths-7b 2026-11-26")
+    shown = {seen.session.name: seen.session.class_name for seen in SCHOOL_BOARD.refresh(engine)}
+    assert shown == {"maths-7b 2026-12-03": "Maths 7B", "history-9 2026-12-03": None}
+    now = datetime.now(UTC)
+    by_class = trends(session_trends(engine, now - timedelta(days=30), now), "class")
+    # A session without a class is grouped by its name less the date.
+    assert set(zip(by_class["class"], by_class["teacher"], strict=True)) == {
+        ("Maths 7B", "alice"),
+        ("history-9", "bob"),
+    }
+    assert by_class.loc[by_class["class"] == "Maths 7B", "sessions"].sum() == 2
+    client = signed_in_client(app, engine, "head", Role.ADMIN)
+    outputs = [(school.NOW_ROWS, "children"), (school.NOW_STATUS, "children"), (school.INTERVAL, "interval")]
+    rows = dash_call(client, outputs, [(school.INTERVAL, "n_intervals", 1)])
+    cells = [[text(cell) for cell in row["props"]["children"][:3]] for row in rows[school.NOW_ROWS]["children"]]
+    assert [cell[:2] for cell in cells] == [["alice", "Maths 7B"], ["bob", "—"]]
 
 
 def test_class_names_are_session_names_without_a_date_at_the_end() -> None:

@@ -8,6 +8,7 @@ one that is wrong, so that a bad frame is refused with one clear line before any
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ MAX_FRAME_INDEX = 2**31 - 1  # the frames table's 32-bit column
 MAX_AGE = MAX_FRAME_INDEX
 MAX_KEY_LENGTH = 64  # students.key
 MAX_NAME_LENGTH = 200  # students.display_name
+MAX_CLASS_LENGTH = 200  # classes.name
 MAX_COORDINATE = 100_000  # pixels: far beyond any screen, well inside the 32-bit columns
 MAX_PROCESSING_MS = 3_600_000.0
 MAX_EYE_RATIO = 10.0
@@ -39,6 +41,8 @@ _OBSERVATION_FIELDS = frozenset(
      "landmarks_age"}
 )  # fmt: skip
 _FRAME_FIELDS = frozenset({"frame", "ts", "processing_ms", "names", "observations"})
+# What no key or name may hold: control characters and unpaired surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\ud800-\udfff]")
 
 
 class WireError(ValueError):
@@ -82,6 +86,12 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def class_name(value: object, where: str = "class") -> str:
+    """A class's name (`capture --class`, the session-open message's "class"), without surrounding spaces;
+    WireError for a blank, too long or unprintable one."""
+    return _text(value, where, MAX_CLASS_LENGTH).strip()
+
+
 def frame_from_json(data: object, where: str = "frame") -> FrameResult:
     """The FrameResult `data` describes; WireError, naming the field (`where` first), for anything out of place."""
     frame = _object(data, where, _FRAME_FIELDS, required=_FRAME_FIELDS)
@@ -119,9 +129,9 @@ def _observation(data: object, where: str) -> Observation:
         raise WireError(f"{where}: eyes_closed must be true, false or null")
     signals = FaceSignals(
         presence=Presence(presence),
-        yaw=_optional(o["yaw"], lambda v: _number(v, f"{where}: yaw", -MAX_ANGLE, MAX_ANGLE)),
-        pitch=_optional(o["pitch"], lambda v: _number(v, f"{where}: pitch", -MAX_ANGLE, MAX_ANGLE)),
-        eye_ratio=_optional(o["eye_ratio"], lambda v: _number(v, f"{where}: eye_ratio", 0.0, MAX_EYE_RATIO)),
+        yaw=_optional_number(o["yaw"], where, "yaw", -MAX_ANGLE, MAX_ANGLE),
+        pitch=_optional_number(o["pitch"], where, "pitch", -MAX_ANGLE, MAX_ANGLE),
+        eye_ratio=_optional_number(o["eye_ratio"], where, "eye_ratio", 0.0, MAX_EYE_RATIO),
         eyes_closed=eyes_closed,
         landmarks_age=_optional(
             o["landmarks_age"], lambda v: _integer(v, f"{where}: landmarks_age", 0, MAX_FRAME_INDEX)
@@ -129,8 +139,8 @@ def _observation(data: object, where: str) -> Observation:
     )
     return Observation(
         student_key=_text(o["student"], f"{where}: student", MAX_KEY_LENGTH),
-        tile=_optional(o["tile"], lambda v: _box(v, f"{where}: tile")),
-        box=_box(o["box"], f"{where}: box"),
+        tile=None if o["tile"] is None else _box(o["tile"], where, "tile"),
+        box=_box(o["box"], where, "box"),
         probabilities=probabilities,
         emotion=emotion,
         signals=signals,
@@ -151,6 +161,13 @@ def _object(data: object, where: str, allowed: frozenset[str], required: frozens
 
 def _optional(value: object, read: Any) -> Any:
     return None if value is None else read(value)
+
+
+def _optional_number(value: object, where: str, name: str, low: float, high: float) -> float | None:
+    # The message is formatted only for a value that is wrong.
+    if type(value) is float and low <= value <= high:  # NaN fails the comparison
+        return value
+    return None if value is None else _number(value, f"{where}: {name}", low, high)
 
 
 def _integer(value: object, where: str, low: int, high: int) -> int:
@@ -175,12 +192,17 @@ def _text(value: object, where: str, max_length: int) -> str:
         raise WireError(f"{where} must be a non-blank string")
     if len(value) > max_length:
         raise WireError(f"{where} must have at most {max_length} characters")
-    if any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value):
+    if _UNPRINTABLE.search(value):
         raise WireError(f"{where} must not hold control characters or unpaired surrogates")
     return value
 
 
-def _box(value: object, where: str) -> Box:
+def _box(value: object, where: str, name: str) -> Box:
+    if type(value) is list and len(value) == 4 and all(type(v) is int for v in value):
+        x, y, w, h = value
+        if min(x, y) >= -MAX_COORDINATE and max(x, y, w, h) <= MAX_COORDINATE and min(w, h) >= 0:
+            return Box(x, y, w, h)
+    where = f"{where}: {name}"
     if not isinstance(value, list) or len(value) != 4:
         raise WireError(f"{where} must be a list of 4 whole numbers [x, y, w, h]")
     x, y = (_integer(v, where, -MAX_COORDINATE, MAX_COORDINATE) for v in value[:2])
@@ -193,7 +215,11 @@ def _probabilities(value: object, where: str) -> np.ndarray | None:
         return None
     if not isinstance(value, list) or len(value) != len(EMOTIONS):
         raise WireError(f"{where} must be a list of {len(EMOTIONS)} numbers ({', '.join(EMOTIONS)}) or null")
-    probabilities = [_number(p, where, 0.0, 1.0) for p in value]
+    # Floats, all finite (a NaN or an infinity makes the sum so) and in range: then none is checked one by one.
+    plain = all(type(p) is float for p in value) and math.isfinite(sum(value))
+    if not (plain and min(value) >= 0.0 and max(value) <= 1.0):
+        value = [_number(p, where, 0.0, 1.0) for p in value]
+    probabilities = value
     if abs(sum(probabilities) - 1.0) > PROBABILITY_SUM_TOLERANCE:
         raise WireError(f"{where} must sum to 1, not {sum(probabilities):.4f}")
     return np.array(probabilities, dtype=np.float64)
