@@ -34,6 +34,7 @@ from db.queries import find_session
 from db.recorder import SessionRecorder
 from db.users import find_user
 from model.runtime import DEFAULT_MODEL, EmotionClassifier, ModelFileError
+from vocabulary.wire import WireError, class_name
 
 PROG = "python -m capture"
 EXAMPLES = f"""examples:
@@ -83,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="session name; an existing name is continued (default: class-<date>-<time>)",
+    )
+    identity.add_argument(
+        "--class",
+        dest="class_of",
+        type=class_argument,
+        default=None,
+        metavar="NAME",
+        help="the class this lesson belongs to (created when new): its sessions share one roster, so a student "
+        "named or renamed in one lesson is the same student in the next (python -m db classes)",
     )
     identity.add_argument(
         "--teacher",
@@ -146,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def class_argument(value: str) -> str:
+    try:
+        return class_name(text(value))
+    except WireError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("class ")) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -191,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         with open_source(args.source, fps=tuned.fps) as source:
             # Attention-only: emotion recognition in education is restricted in some jurisdictions
             # (EU AI Act Art. 5(1)(f)), so the model is not even loaded.
-            classifier = None if tuned.attention_only else EmotionClassifier(args.model)
-            detector = make_detector(tuned.detector, **tuned.detect.model_dump())
+            classifier = None if tuned.attention_only else EmotionClassifier(args.model, threads=tuned.threads)
+            detector = make_detector(tuned.detector, num_threads=tuned.threads, **tuned.detect.model_dump())
             pipeline = FramePipeline(detector, classifier, settings=tuned)
             engine = None if args.server is not None else upgrade(args.db)
             if engine is not None and args.teacher is not None and find_user(engine, args.teacher) is None:
@@ -212,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                         args.spool,
                         tuned.server_drain_seconds,
                         tuned.server_timeout_seconds,
+                        args.class_of,
                     )
                     if engine is None
-                    else SessionRecorder.open(engine, args.session, source.description, args.teacher)
+                    else SessionRecorder.open(engine, args.session, source.description, args.teacher, args.class_of)
                 ) as recorder,
             ):
                 # After the session's lease is taken: the purge then skips it, as it skips every session

@@ -67,6 +67,11 @@ DISTINCT_SAMPLES = 4096
 CELL_CONTENT = 0.01
 CAMERA_OFF_BORDER = 0.9
 BACKGROUND_TOLERANCE = 12
+# A rectangle across a strip's whole column (or row), at most STRIP_PANEL times its tiles' width (the panel's
+# margin around them) and at least MERGED_TILES tiles long, is tiles joined with what lies beyond them where
+# the picture hides the edge between them (a dark sweater over a dark camera-off tile): not a tile of its own.
+STRIP_PANEL = 1.25
+MERGED_TILES = 1.5
 # A frame without tiles is compared with the one last searched at this size (layout.screen_change).
 THUMBNAIL = (64, 36)
 
@@ -323,7 +328,8 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]], settings: La
 def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings) -> list[Box]:
     """Camera-off tiles with no edge of their own (drawn on the gaps' colour), in the lattice of equal tiles,
     and tiles in rows or columns of the lattice beyond the tiles found (every tile of a last row on camera
-    off, or too alike its neighbours to show an edge)."""
+    off, or too alike its neighbours to show an edge). A single row or column of tiles (a strip beside or
+    over a shared screen) is a lattice too, grown along its length only."""
     if len(tiles) < 3:
         return []
     tolerance = settings.size_tolerance
@@ -331,8 +337,10 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
     h = int(np.median([t.h for t in tiles]))
     same = [t for t in tiles if abs(t.w - w) <= tolerance * w and abs(t.h - h) <= tolerance * h]
     xs, ys = _lattice_axis([t.x for t in same], w, tolerance), _lattice_axis([t.y for t in same], h, tolerance)
-    if xs is None or ys is None or len(xs) < 2 or len(ys) < 2:
+    if xs is None or ys is None or max(len(xs), len(ys)) < 2:
         return []
+    # A strip's one column (or row), where the lattice is one.
+    column, row = xs[0] if len(xs) == 1 else None, ys[0] if len(ys) == 1 else None
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     occupied = np.zeros(grey.shape, bool)
     for tile in tiles:
@@ -360,8 +368,21 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
         camera_off = plain_border and CELL_CONTENT <= share <= settings.camera_off_content
         return camera_off or _is_video(image, cell, settings.screen_flat)
 
+    def merged(tile: Box) -> bool:
+        """Tiles of a strip joined with what lies beyond them (see STRIP_PANEL); the cells it covers are
+        searched as free, and it gives way to those found."""
+        if column is not None:
+            across = tile.x <= column and tile.x + tile.w >= column + w and tile.w <= STRIP_PANEL * w
+            return across and tile.h >= MERGED_TILES * h
+        if row is not None:
+            across = tile.y <= row and tile.y + tile.h >= row + h and tile.h <= STRIP_PANEL * h
+            return across and tile.w >= MERGED_TILES * w
+        return False
+
     def free(cell: Box) -> bool:
-        return not any(_overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= settings.part_of_tile * w * h)
+        return not any(
+            _overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= settings.part_of_tile * w * h and not merged(t)
+        )
 
     columns: list[int] = xs
     ys = _extended(ys, h, grey.shape[0], lambda y: [Box(x, y, w, h) for x in columns], tile_like, free)
@@ -388,7 +409,10 @@ def _extended(
     free: Callable[[Box], bool],
 ) -> list[int]:
     """The lattice's starts along one axis, grown outward by whole pitches while the next row (or column)
-    fits in the frame and holds a tile-like cell that no tile found covers."""
+    fits in the frame and holds a tile-like cell that no tile found covers. A single start has no pitch: a
+    strip is not grown across, where beside it lies the page it floats over."""
+    if len(starts) < 2:
+        return starts
     pitch = (starts[-1] - starts[0]) / (len(starts) - 1)
     grown = list(starts)
     for step in (-1, 1):

@@ -6,15 +6,18 @@ in a grey title bar above the tile (BigBlueButton), large in the middle of a cam
 found by what text looks like, not by one app's box: light marks that stand out from their surroundings
 at the scale of a stroke (a top-hat), connected into glyphs of like height side by side on one baseline,
 along the tile's bottom edge, across its middle, along its top edge or in a bar just above it (see
-find_label for which line wins). Only the letters' own pixels go to Tesseract, evenly dark on white, so
-the video around them adds nothing.
+find_label for which line wins). Icons drawn in the text's colour at a label's end are left out (see
+_icons_among). Where nothing is found, the edges are searched again enlarged, for text too small to make
+glyphs at its own size (BigBlueButton's title bars, LiveKit's lower-case names). Only the letters' own
+pixels go to Tesseract, evenly dark on white, so the video around them adds nothing (in a second reading
+with each word space widened to a letter's height: Tesseract runs small words together, "ThiLe").
 
 Tesseract is slow (a process per call), so a tile's label is read only when it is new: each frame, a tile
 read before is checked by one small crop where its text was (its text mask, its "fingerprint", must not
 have changed); only new tiles, and tiles whose label changed, are searched again, and those whose text
-is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here). Names drawn
-straight on the video that this call reads with low confidence (white letters crossing a light part of the
-picture) are read once more, binarised, in one more call, and the surer reading is kept.
+is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here). Labels this
+call reads with low confidence (small text, white letters crossing a light part of the picture) are read
+again in four other cuts, all in one more call, and the five readings vote (see ocr_labels).
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ MIN_BAND = 12
 ICON_SATURATION = 80
 ICON_GROW = 3
 ICON_MAX_SHARE = 0.3
+# An icon drawn in the text's colour at a label's end (see _icons_among): at least ICON_GAP of its height
+# from the letters within ICON_REACH of its heights, ICON_HEIGHT times as tall as the tallest of them or
+# taller, as wide as ICON_ASPECT of its height, and filling at least ICON_FILL of its box.
+ICON_REACH = 3.0
+ICON_GAP = 0.3
+ICON_HEIGHT = 1.2
+ICON_ASPECT = (0.6, 1.6)
+ICON_FILL = 0.45
 # Name text is light: at least TEXT_MIN grey, and brighter than its surroundings at the scale of a stroke
 # kernel (the tile's height / STROKE_DIVISOR, MIN_KERNEL to MAX_KERNEL pixels: wider than any stroke) by
 # INK_SHARE of the room above them, at least INK_FLOOR and at most INK_MIN grey levels.
@@ -74,7 +85,22 @@ PLAIN_RANGE = 40
 MIN_GLYPHS_OVER_VIDEO = 3
 # MARGIN pixels are kept around the text. Its ink is scaled so that this percentile of it is full white.
 MARGIN = 3
+# Small text is enlarged at most this many times before its letters are cut out (see _text_pixels).
+MAX_UPSCALE = 6.0
+# Where no name is found at the frame's own size, a tile's label regions are searched again this many times
+# enlarged (see find_label): 4 px letters become 12 px, above names.min_text_height.
+SEARCH_SCALE = 3
 INK_FULL_PERCENTILE = 95
+# A second reading reads the text this many times larger (see _other_cuts), and stretches grey levels up to
+# this percentile (see _stretched). In the vote, each reading counts VOTE_BASE + its confidence (see vote): on
+# the 141 labels of ../shared/galleries 10-25 read 95 exactly, 1 (confidence alone) 95, 50 and more 94.
+LARGER_READING = 1.6
+STRETCH_PERCENTILE = 99
+VOTE_BASE = 25.0
+# A gap between a line's marks is a word space when it is WORD_SPACE times their median gap or wider and at
+# least WORD_SPACE_SHARE of the line's height (letters 1-2 px apart, words 4-5 px, in 12 px labels).
+WORD_SPACE = 2.5
+WORD_SPACE_SHARE = 0.4
 # Labels are stacked into one image for a single Tesseract call, this many text heights
 # (names.ocr_text_height) apart.
 STACK_GAP = 1.0
@@ -130,8 +156,8 @@ class Label:
     right: int  # frame x up to which a longer name that starts the same would show more letters
     fingerprint: np.ndarray  # FINGERPRINT-shaped bool mask of the box's light (TEXT_MIN) pixels
     beyond: int  # light pixels between the text and `right` when it was found (a label's lit edge)
-    grey: np.ndarray  # the box's grey levels as the frame shows them (binarised for a second reading)
-    over_video: bool  # straight on the picture, not on a plain label or fill
+    grey: np.ndarray  # the box's grey levels as the frame shows them, enlarged as `enlarged` (for a second reading)
+    enlarged: np.ndarray  # `pixels` cut out of the box enlarged towards names.ocr_text_height (see _text_pixels)
 
 
 @dataclass
@@ -223,9 +249,18 @@ def find_label(
     """
     # Letters scale with the tile; the kernel must be wider than their strokes.
     kernel = int(np.clip(tile.h // STROKE_DIVISOR, MIN_KERNEL, MAX_KERNEL)) | 1
-    for region, pick in _label_regions(tile, image.shape, others, settings):
+    regions = _label_regions(tile, image.shape, others, settings)
+    for region, pick in regions:
         label = _line_in(image, region, pick, kernel, settings)
         if label is not None:
+            return label
+    # Text smaller than a glyph may be (BigBlueButton's 5 px title bars, LiveKit's 4 px lower-case names) is
+    # looked for again enlarged, where nothing was found at the frame's own size: there its letters fall
+    # below min_text_height or merge into blobs. Such small print is a label at a tile's edge, never a
+    # camera-off tile's big centred name; a title bar outside the video, where nothing in the picture can
+    # pass for text, is looked at first.
+    for region, pick in sorted(regions, key=lambda found: found[1] != "bar"):
+        if pick != "middle" and (label := _line_in(image, region, pick, kernel, settings, SEARCH_SCALE)) is not None:
             return label
     return None
 
@@ -279,29 +314,41 @@ def _text(colour: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, np.n
     return grey, ink, mask
 
 
-def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int, settings: NameSettings) -> Label | None:
+def _line_in(
+    image: np.ndarray, region: Box, pick: str, kernel: int, settings: NameSettings, scale: int = 1
+) -> Label | None:
     """The name's line of glyph-like marks in one region of the frame, cut out for OCR.
 
     Lines are tried in the order `pick` gives (the lowest first along the bottom edge, ...); the first that
     may be a name is it: along the bottom edge a line on a plain background or of MIN_GLYPHS_OVER_VIDEO
     glyphs (a pattern on a shirt below a label is neither), elsewhere only one on a plain background.
     """
-    grey, _, mask = _text(image[region.y : region.y + region.h, region.x : region.x + region.w], kernel)
+    view = image[region.y : region.y + region.h, region.x : region.x + region.w]
+    if scale > 1:
+        view = cv2.resize(view, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    grey, _, mask = _text(view, kernel * scale | 1)
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    height, width = mask.shape
     # Text stands clear of the tile's sides; a strip of bright video around a label touches them.
-    bottom_edge = region.h if pick in ("lowest", "bar") else region.h + 1
+    bottom_edge = height if pick in ("lowest", "bar") else height + 1
     top_edge = 0 if pick == "highest" else -1
     glyphs = [
         (int(x), int(y), int(w), int(h))
         for x, y, w, h, _ in stats[1:]
-        if settings.min_text_height <= h <= region.h * MAX_GLYPH_SHARE
+        if settings.min_text_height <= h <= height * MAX_GLYPH_SHARE
         and w <= MAX_GLYPH_ASPECT * h
         and x > 0
-        and x + w < region.w
+        and x + w < width
         and top_edge < y
         and y + h < bottom_edge
     ]
-    lines = [line for line in _lines(glyphs) if _is_text(line, settings.min_glyphs)]
+    areas = {(int(x), int(y), int(w), int(h)): int(area) for x, y, w, h, area in stats[1:]}
+    icons = _icons_among(glyphs, areas)
+    lines = [
+        line
+        for line in _lines([glyph for glyph in glyphs if glyph not in icons])
+        if _is_text(line, settings.min_glyphs, scale > 1)
+    ]
     if not lines:
         return None
     if pick in ("lowest", "bar"):
@@ -309,14 +356,14 @@ def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int, settings: N
     elif pick == "highest":
         order = sorted(lines, key=lambda line: min(g[1] for g in line))
     else:
-        order = sorted(lines, key=lambda line: abs(np.mean([g[1] + g[3] / 2 for g in line]) - region.h / 2))
+        order = sorted(lines, key=lambda line: abs(np.mean([g[1] + g[3] / 2 for g in line]) - height / 2))
     for edge in order:
         # Icons beside the name (a microphone, a camera) may form a short line at its height: the widest wins.
         line = max((line for line in lines if _overlap(line, edge) > 0), key=lambda line: sum(g[2] for g in line))
         x0, y0, x1, y1 = _extent(line)
         # A title bar's text sits right above the tile, within a line's height; higher up is other UI (a
         # browser's address bar above the top row).
-        if pick == "bar" and region.h - y1 > y1 - y0:
+        if pick == "bar" and height - y1 > y1 - y0:
             return None
         # The background is looked at between the letters and a little around them, where a label's fill is.
         pad = max(2, (y1 - y0) // 4)
@@ -325,7 +372,7 @@ def _line_in(image: np.ndarray, region: Box, pick: str, kernel: int, settings: N
         background = grey[rows, cols][around]
         plain = background.size > 0 and float(np.ptp(np.percentile(background, PLAIN_PERCENTILES))) <= PLAIN_RANGE
         if plain or (pick == "lowest" and len(line) >= MIN_GLYPHS_OVER_VIDEO):
-            return _cut_out(image, region, kernel, stats, line, not plain)
+            return _cut_out(image, region, kernel, stats, line, settings, scale)
     return None
 
 
@@ -340,45 +387,119 @@ def _extent(line: list[Glyph]) -> tuple[int, int, int, int]:
 
 
 def _cut_out(
-    image: np.ndarray, region: Box, kernel: int, stats: np.ndarray, line: list[Glyph], over_video: bool
+    image: np.ndarray,
+    region: Box,
+    kernel: int,
+    stats: np.ndarray,
+    line: list[Glyph],
+    settings: NameSettings,
+    scale: int,
 ) -> Label | None:
-    """A line of text in a region cut out of the frame for OCR; stats: the region's light marks."""
+    """A line of text in a region cut out of the frame for OCR; stats: the region's light marks, line: its
+    glyphs, both in the region's pixels enlarged `scale` times."""
     x0, y0, x1, y1 = _extent(line)
     # A full stop ends a name ("Jr."): a mark too small for a glyph, right after the line and within it.
     size = max(g[3] for g in line)
     for x, y, w, h, _ in stats[1:]:
         if x1 <= x <= x1 + size // 3 and y >= y0 and y + h <= y1 + 1 and max(w, h) <= size // 3:
             x1 = max(x1, int(x + w))
+    x0, y0, x1, y1 = x0 // scale, y0 // scale, -(-x1 // scale), -(-y1 // scale)
     # The line may run past the region (a name across the band's edge): it is cut out of the frame, and
     # everything light in its box is text: dots and accents, and letters joined to something taller (a
     # headset cable through a "W").
     box = _clipped(
         Box(region.x + x0 - MARGIN, region.y + y0 - MARGIN, x1 - x0 + 2 * MARGIN, y1 - y0 + 2 * MARGIN), image.shape
     )
-    pixels = _text_pixels(image, box, kernel)
+    enlarged, grey_box = _text_pixels(image, box, kernel, settings.ocr_text_height)
+    pixels, _ = _text_pixels(image, box, kernel, 1)
+    # Word spaces, in the box's pixels: where they are and how wide they are.
+    spaces = [
+        (region.x + (start + end) / 2 / scale - box.x, (end - start) / scale)
+        for start, end in _word_gaps(line)
+        if not pixels[:, round(region.x + start / scale - box.x) + 1 : round(region.x + end / scale - box.x) - 1].any()
+    ]
+    # Only the second reading's cuts: the first reading is the one measured on composed labels, where a
+    # widened space changed a few letters' reading.
+    height = size / scale
+    enlarged = _spaced(enlarged, box.w, spaces, height, 0)
+    grey_box = _spaced(grey_box, box.w, spaces, height, int(np.median(grey_box)))
     # A longer name that starts the same shows more letters within a line's height of this one's end.
     right = min(region.x + region.w, box.x + box.w + box.h)
     light = _letters(image, box, right)
     if light is None:
         return None
-    grey_box = cv2.cvtColor(image[box.y : box.y + box.h, box.x : box.x + box.w], cv2.COLOR_BGR2GRAY)
     fingerprint = _fingerprint(light[:, : box.w])
-    return Label(pixels, box, right, fingerprint, int(light[:, box.w :].sum()), grey_box, over_video)
+    return Label(pixels, box, right, fingerprint, int(light[:, box.w :].sum()), grey_box, enlarged)
 
 
-def _text_pixels(image: np.ndarray, box: Box, kernel: int) -> np.ndarray:
-    """The ink of the letters in a box of the frame, nothing else, scaled so that strokes are near full."""
+def _word_gaps(line: list[Glyph]) -> list[tuple[int, int]]:
+    """The spaces between a line's words, as (start, end) x: gaps between its marks WORD_SPACE times the
+    median gap or wider, and at least WORD_SPACE_SHARE of the line's height."""
+    spans: list[list[int]] = []
+    for x, _, w, _ in sorted(line):
+        if spans and x <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], x + w)
+        else:
+            spans.append([x, x + w])
+    gaps = [(a[1], b[0]) for a, b in zip(spans, spans[1:], strict=False)]
+    if len(gaps) < 2:
+        return []
+    typical = float(np.median([end - start for start, end in gaps]))
+    size = max(g[3] for g in line)
+    return [(start, end) for start, end in gaps if end - start >= max(WORD_SPACE * typical, WORD_SPACE_SHARE * size)]
+
+
+def _spaced(pixels: np.ndarray, width: int, spaces: list[tuple[float, float]], size: float, fill: int) -> np.ndarray:
+    """A cut-out label with each word space widened to `size` (the line's height), filled with `fill`.
+
+    Tesseract joins small words whose space is a few pixels ("Thi Le" read "ThiLe"): the glyphs found say
+    where the spaces are, and a space as wide as a letter is high is one it keeps. spaces: (centre, width)
+    in the label box's pixels (`width` wide); the cut may be enlarged, so they are scaled to its width.
+    """
+    if not spaces:
+        return pixels
+    factor = pixels.shape[1] / width
+    parts, last = [], 0
+    for centre, gap in spaces:
+        at = round(centre * factor)
+        extra = round(max(0.0, size - gap) * factor)
+        parts += [pixels[:, last:at], np.full((pixels.shape[0], extra), fill, pixels.dtype)]
+        last = at
+    return np.hstack([*parts, pixels[:, last:]])
+
+
+def _text_pixels(image: np.ndarray, box: Box, kernel: int, text_height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ink of the letters in a box of the frame, nothing else, scaled so that strokes are near full, and
+    the box's grey levels, both enlarged towards text_height pixels.
+
+    Small text is enlarged before its letters are told from the background, not after: a 5 px letter's
+    faint anti-aliased strokes fall below the ink threshold at its own size and are lost, while at
+    Tesseract's size they are strokes of their own. The enlarged cut also scales each pixel's ink by the
+    room its background left it (a white letter stands out by 45 grey levels over a pale shirt, by 190 over
+    a dark wall), so letters crossing both are evenly dark; the cut at the frame's size (text_height 1) keeps
+    one scale for the whole label, as the composed labels of tests/test_names.py were measured with.
+    """
+    scale = min(MAX_UPSCALE, max(1.0, text_height / box.h))
     x0, y0 = max(0, box.x - kernel), max(0, box.y - kernel)
     x1, y1 = min(image.shape[1], box.x + box.w + kernel), min(image.shape[0], box.y + box.h + kernel)
-    _, ink, mask = _text(image[y0:y1, x0:x1], kernel)
-    inside = (slice(box.y - y0, box.y - y0 + box.h), slice(box.x - x0, box.x - x0 + box.w))
-    ink, mask = ink[inside], mask[inside]
+    crop = image[y0:y1, x0:x1]
+    if scale > 1:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    grey, ink, mask = _text(crop, int(kernel * scale) | 1)
+    top, left = round((box.y - y0) * scale), round((box.x - x0) * scale)
+    inside = (slice(top, top + round(box.h * scale)), slice(left, left + round(box.w * scale)))
+    grey, ink, mask = grey[inside], ink[inside], mask[inside]
     if not mask.any():
-        return np.zeros(ink.shape, np.uint8)
+        return np.zeros(ink.shape, np.uint8), grey
     # Text over video is unevenly bright; Tesseract reads evenly dark letters best.
-    full = float(np.percentile(ink[mask], INK_FULL_PERCENTILE))
     keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return np.where(keep, np.clip(ink * (255 / full), 0, 255), 0).astype(np.uint8)
+    if scale > 1:
+        # grey - ink is the background the top-hat saw; 255 minus it, the room a letter had.
+        share = ink.astype(np.float32) / np.maximum(1.0, 255.0 - grey.astype(np.float32) + ink)
+        full = float(np.percentile(share[mask], INK_FULL_PERCENTILE))
+        return np.where(keep, np.clip(share * (255 / full), 0, 255), 0).astype(np.uint8), grey
+    full = float(np.percentile(ink[mask], INK_FULL_PERCENTILE))
+    return np.where(keep, np.clip(ink * (255 / full), 0, 255), 0).astype(np.uint8), grey
 
 
 def _clipped(box: Box, shape: tuple[int, ...]) -> Box:
@@ -408,6 +529,37 @@ def _lines(glyphs: list[Glyph]) -> list[list[Glyph]]:
     return lines
 
 
+def _icons_among(glyphs: list[Glyph], areas: dict[Glyph, int]) -> set[Glyph]:
+    """The icons at the ends of labels among a region's marks: a microphone, a camera or a person drawn in
+    the text's colour beside the name (LiveKit, BigBlueButton), which Tesseract reads as a letter run into
+    the name's first one, and which, taller than the letters, splits them into two lines.
+
+    An icon is a solid, squarish mark with its neighbours (marks at its height within ICON_REACH of its
+    heights) on one side only, set apart from them by more than a letter gap, and taller than every one of
+    them by ICON_HEIGHT: a letter is drawn in strokes, so it fills less of its box (an "I" is no square),
+    and a capital starting a name is no taller than the name's other capitals and ascenders.
+    areas: each glyph's pixel count.
+    """
+    icons = set()
+    for glyph in glyphs:
+        x, y, w, h = glyph
+        if not (ICON_ASPECT[0] <= w / h <= ICON_ASPECT[1] and areas[glyph] >= ICON_FILL * w * h):
+            continue
+        near = [
+            g
+            for g in glyphs
+            if g != glyph
+            and min(y + h, g[1] + g[3]) > max(y, g[1])
+            and max(g[0] - (x + w), x - (g[0] + g[2])) <= ICON_REACH * h
+        ]
+        right = [g[0] - (x + w) for g in near if g[0] >= x + w]
+        left = [x - (g[0] + g[2]) for g in near if g[0] + g[2] <= x]
+        gaps = right if not left else left if not right else []
+        if gaps and len(gaps) == len(near) and min(gaps) >= ICON_GAP * h and h >= ICON_HEIGHT * max(g[3] for g in near):
+            icons.add(glyph)
+    return icons
+
+
 def _overlap(a: list[Glyph], b: list[Glyph]) -> int:
     """Rows two lines share."""
     return min(max(g[1] + g[3] for g in a), max(g[1] + g[3] for g in b)) - max(
@@ -415,9 +567,14 @@ def _overlap(a: list[Glyph], b: list[Glyph]) -> int:
     )
 
 
-def _is_text(line: list[Glyph], min_glyphs: int) -> bool:
-    """Whether a line of marks looks like a name: at least min_glyphs glyphs of like height on one baseline."""
-    if len(line) < min_glyphs:
+def _is_text(line: list[Glyph], min_glyphs: int, enlarged: bool) -> bool:
+    """Whether a line of marks looks like a name: at least min_glyphs glyphs of like height on one baseline.
+
+    Small blurred letters run together into one mark a word wide ("Calvin" in a 5 px title bar): in an
+    enlarged search, where such text is looked for, a mark counts as as many glyphs as it is heights wide.
+    At the frame's own size a lone wide mark is more often a lamp or a window frame.
+    """
+    if sum(max(1, g[2] // g[3]) if enlarged else 1 for g in line) < min_glyphs:
         return False
     heights = np.array([g[3] for g in line])
     bottoms = np.array([g[1] + g[3] for g in line])
@@ -448,22 +605,75 @@ def _icons(colour: np.ndarray) -> np.ndarray:
 
 
 def ocr_labels(labels: list[Label], languages: str = "eng", settings: NameSettings = DEFAULT) -> list[str]:
-    """The raw text of each label: one Tesseract call over all of them stacked one above the other, and a
-    second one over those over the video read with low confidence, binarised (see _binarised); the surer
-    reading wins (settings: the configuration's [capture.names])."""
+    """The raw text of each label: one Tesseract call over all of them stacked one above the other, and for
+    those it read with low confidence (below second_reading_confidence) a second call over other cuts of
+    their letters (see _other_cuts), after which the five readings vote (see vote). Small text read wrongly
+    is read wrongly in different ways by different cuts, the right name alike by several. settings: the
+    configuration's [capture.names].
+    """
     height = settings.ocr_text_height
     read = _ocr_sheet([_for_ocr(label.pixels, height) for label in labels], languages, height)
-    unsure = [
-        i
-        for i, (_, confidence) in enumerate(read)
-        if labels[i].over_video and confidence < settings.second_reading_confidence
+    unsure = [i for i, (_, confidence) in enumerate(read) if confidence < settings.second_reading_confidence]
+    cuts = [(i, cut, size) for i in unsure for cut, size in _other_cuts(labels[i], height)]
+    if not cuts:
+        return [text for text, _ in read]
+    again = _ocr_sheet([_for_ocr(cut, size) for _, cut, size in cuts], languages, height)
+    votes: dict[int, list[tuple[str, float]]] = {i: [read[i]] for i in unsure}
+    for (i, _, _), reading in zip(cuts, again, strict=True):
+        votes[i].append(reading)
+    texts = [text for text, _ in read]
+    for i, readings in votes.items():
+        texts[i] = vote(readings)
+    return texts
+
+
+def vote(readings: Sequence[tuple[str, float]]) -> str:
+    """The raw text of the name most readings agree on: each reading (text, confidence 0-100) counts
+    VOTE_BASE + its confidence for the letters of the name it cleans to, spaces aside; of the readings of
+    the winning letters, the one with the most words is returned (the earliest of those).
+
+    The confidence is that of the least sure word, so a long name read right by several cuts may have low
+    ones ("Mary-Kate O'Neil" at 0, 5, 18, 30) against one cut's wrong reading at 74 ("Mory-Kote"): agreement
+    counts for more than one reading's confidence. Spaces are set aside because small word spaces are what
+    Tesseract loses in some cuts and not in others ("ThiLe", "Thi Le"), rarely what it adds.
+    """
+    tally: dict[str, float] = {}
+    for text, confidence in readings:
+        tally[_letters_of(text)] = tally.get(_letters_of(text), 0.0) + VOTE_BASE + confidence
+    best = max(tally, key=lambda letters: tally[letters])
+    return max(
+        (text for text, _ in readings if _letters_of(text) == best), key=lambda text: len(clean_name(text).split())
+    )
+
+
+def _letters_of(text: str) -> str:
+    return clean_name(text).replace(" ", "")
+
+
+def _other_cuts(label: Label, height: int) -> list[tuple[np.ndarray, int]]:
+    """A label's letters cut out otherwise than `pixels`, each with the text height it is read at.
+
+    Enlarged before the letters are cut out (see _text_pixels: faint strokes of small text survive), read
+    at the usual height and larger (thin strokes that merge at the usual size come apart); the grey levels
+    binarised by Otsu's threshold (see _binarised); the grey levels stretched from the background to the
+    text (see _stretched: letters that an outline or a shadow cut off from the ink).
+    """
+    return [
+        (label.enlarged, height),
+        (label.enlarged, round(height * LARGER_READING)),
+        (_binarised(label), height),
+        (_stretched(label), height),
     ]
-    if unsure:
-        again = _ocr_sheet([_for_ocr(_binarised(labels[i]), height) for i in unsure], languages, height)
-        for i, reading in zip(unsure, again, strict=True):
-            if reading[1] > read[i][1] + settings.second_reading_margin:
-                read[i] = reading
-    return [text for text, _ in read]
+
+
+def _stretched(label: Label) -> np.ndarray:
+    """The label's grey levels, light = text: its median (the background, a label's fill or the picture
+    behind thin letters) to black, its brightest to white."""
+    grey = label.grey.astype(np.float32)
+    background = float(np.median(grey))
+    top = float(np.percentile(grey, STRETCH_PERCENTILE))
+    stretched: np.ndarray = np.clip((grey - background) * (255 / max(1.0, top - background)), 0, 255)
+    return stretched.astype(np.uint8)
 
 
 def _binarised(label: Label) -> np.ndarray:
@@ -474,7 +684,7 @@ def _binarised(label: Label) -> np.ndarray:
     letter mask keeps the picture around them out.
     """
     _, light = cv2.threshold(label.grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    near = cv2.dilate((label.pixels > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    near = cv2.dilate((label.enlarged > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return np.where(near, light, 0).astype(np.uint8)
 
 
@@ -530,6 +740,10 @@ def clean_name(text: str) -> str:
     # that are no initial (a capital) nor a letter of a script without case (a Hangul syllable).
     while len(words) > 1 and len(words[0]) == 1 and (words[0].islower() or not words[0].isalpha()):
         words = words[1:]
+    # Icons after a capitalised name (Nextcloud's microphone and camera) are read as a short lower-case word
+    # ("Emily Grant rm"); a name that capitalises its words does not end in one.
+    while len(words) > 1 and words[-1].islower() and len(words[-1]) <= 2 and words[-2][:1].isupper():
+        words = words[:-1]
     if len(words) > 1:
         words[-1] = _LAST_WORD_FIXES.get(words[-1], words[-1])
     # A small ellipsis is read as one full stop; after a long lower-case word it is no abbreviation ("Jr.").

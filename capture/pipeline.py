@@ -1,11 +1,13 @@
 """Frame -> observations: find the tile grid, detect faces per tile, measure every face's attention signals
 and classify its emotion in one batch each, key faces (and faceless tiles) to students.
 
-Thread pools are pinned, because a teacher's laptop is busy with the video call itself: a frame is many
-small steps (49 tile resizes, a few small matrix products, one LiteRT call per model), each too short to
-gain from a second thread, and pool threads that spin while they wait for work take the core the next
-step needs. So OpenCV runs on the calling thread, OpenBLAS on one thread, BlazeFace and the landmark models
-on one LiteRT thread each (their num_threads), and Tesseract on one OpenMP thread (capture/names.py).
+Thread pools are pinned to the configuration's capture.threads (1; config/classpulse.toml gives the
+measurement), because a teacher's laptop is busy with the video call itself: a frame is many small steps
+(49 tile resizes, a few small matrix products, one LiteRT call per model), each too short to gain from a
+second thread, and pool threads that spin while they wait for work take the core the next step needs. So
+OpenCV, OpenBLAS and the landmark models run on that many threads here; BlazeFace and the emotion model are
+built by the caller with the same count (their num_threads / threads); Tesseract runs on one OpenMP thread
+(capture/names.py).
 """
 
 from __future__ import annotations
@@ -28,25 +30,38 @@ from model.preprocess import face_crops
 from model.runtime import EmotionClassifier
 from vocabulary.records import Box, FaceDetections, FaceSignals, Frame, FrameResult, Layout, Observation, Presence
 
-# numpy's bundled OpenBLAS names its thread setter with a prefix and suffix; a system OpenBLAS does not.
-_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
+# numpy's and scipy's bundled OpenBLAS name their thread setter with a prefix (and numpy's 64-bit one a
+# suffix); OpenCV's and a system OpenBLAS do not.
+OPENBLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
 
 
-def pin_threads() -> None:
-    """One thread for OpenCV and for every OpenBLAS loaded in this process (see the module docstring)."""
-    cv2.setNumThreads(1)
+def openblas_libraries() -> list[ctypes.CDLL]:
+    """Every OpenBLAS loaded in this process (numpy's own, and any other a package brought)."""
     maps = Path("/proc/self/maps")
     if not maps.is_file():
-        return
-    libraries = {line.split()[-1] for line in maps.read_text().splitlines() if "openblas" in line.lower()}
-    for library in sorted(libraries):
+        return []
+    paths = {line.split()[-1] for line in maps.read_text().splitlines() if "openblas" in line.lower()}
+    libraries = []
+    for path in sorted(paths):
         try:
-            loaded = ctypes.CDLL(library)
+            libraries.append(ctypes.CDLL(path))
         except OSError:
             continue
-        setter = next((getattr(loaded, name) for name in _OPENBLAS_SETTERS if hasattr(loaded, name)), None)
+    return libraries
+
+
+def pin_threads(threads: int) -> None:
+    """`threads` threads for OpenCV and for every OpenBLAS loaded in this process (see the module docstring)."""
+    cv2.setNumThreads(threads)
+    for library in openblas_libraries():
+        setter = next((getattr(library, name) for name in OPENBLAS_SETTERS if hasattr(library, name)), None)
         if setter is not None:
-            setter(1)
+            setter(threads)
 
 
 class FramePipeline:
@@ -69,10 +84,12 @@ class FramePipeline:
         settings = settings or CaptureConfig()
         if settings.ocr_lang != "eng":
             check_languages(settings.ocr_lang)
-        pin_threads()
+        pin_threads(settings.threads)
         self.detector = detector
         self.classifier = classifier
-        self.signals = signals if signals is not None else SignalEstimator(settings.signals)
+        self.signals = (
+            signals if signals is not None else SignalEstimator(settings.signals, num_threads=settings.threads)
+        )
         self.students = StudentTracker(settings.identity)
         self.names = NameReader(languages=settings.ocr_lang, settings=settings.names)
         self.tiles = TileFinder(settings.layout, settings.grid)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from config import CaptureConfig
 from model.litert import BatchModel
 from vocabulary.emotions import FACE_SIZE, NUM_CLASSES
 
@@ -34,9 +35,12 @@ def top_margin(probabilities: np.ndarray) -> np.ndarray:
 
 
 class EmotionClassifier:
-    """Classifies a batch of 48x48 grey faces into the 7 FER2013 probabilities, one predict call per frame."""
+    """Classifies a batch of 48x48 grey faces into the 7 FER2013 probabilities, one predict call per frame.
 
-    def __init__(self, model_path: str | Path = DEFAULT_MODEL, threads: int = 2):
+    threads: LiteRT's threads per file; capture passes its capture.threads (one: on a laptop busy with the
+    call, a second thread waits for a core more than it helps, see config/classpulse.toml)."""
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL, threads: int = CaptureConfig().threads):
         self.model_path = Path(model_path)
         self._fast = _load(self.model_path, threads)
         # Without a refine file no margin is below 0: every face keeps the fast answer.

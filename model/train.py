@@ -53,6 +53,9 @@ class Recipe:
     teacher_weight: float = 0.5
     teacher_temperature: float = 2.0
     seed: int = 1337
+    # Channels of the four stages (model.architecture); None: the live network's. A wider one is a teacher to
+    # distil from, too slow for the live budget itself.
+    widths: tuple[int, ...] | None = None
 
 
 def split_for_training(data: FerData, seed: int) -> tuple[FerData, FerData]:
@@ -109,7 +112,7 @@ def build_compiled_model(recipe: Recipe, steps_per_epoch: int) -> keras.Model:
         warmup_steps=recipe.warmup_epochs * steps_per_epoch,
         decay_steps=max(1, (recipe.epochs - recipe.warmup_epochs) * steps_per_epoch),
     )
-    model = build_classifier()
+    model = build_classifier() if recipe.widths is None else build_classifier(recipe.widths)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
@@ -258,6 +261,16 @@ def _best_so_far(log_path: Path) -> float | None:
     return max(scores) if scores else None
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: four whole numbers separated by commas") from None
+    if len(widths) != 4 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: four positive channel counts, e.g. 48,96,192,384")
+    return widths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="FER2013 CSV(.gz) or image-folder root")
@@ -282,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
     parser.add_argument("--batch-size", type=int, default=Recipe.batch_size)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument(
+        "--widths",
+        type=_widths,
+        default=Recipe.widths,
+        help="channels of the four stages, e.g. 48,96,192,384 for a teacher (default: the live network's)",
+    )
     parser.add_argument("--limit", type=int, help="use only the first N rows of each split (smoke runs)")
     args = parser.parse_args(argv)
     if args.epochs < 1:
@@ -296,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         ferplus_weight=args.ferplus_weight,
         teacher_weight=args.teacher_weight,
+        widths=args.widths,
     )
     try:
         if args.teacher is not None and not (args.teacher.is_file() and args.teacher.suffix == ".keras"):

@@ -132,7 +132,7 @@ def compose_gallery(
         elif label.place == "label":
             _draw_name_label(view, names[index], label, index in muted)
         else:
-            _draw_name_on_video(view, names[index], label, centred=label.place == "bottom-centre")
+            draw_name_on_video(view, names[index], label, centred=label.place == "bottom-centre")
     return Gallery(image=image, tiles=tiles, faces=pasted)
 
 
@@ -259,13 +259,28 @@ def _draw_name_label(view: np.ndarray, name: str, style: LabelStyle, muted: bool
     cv2.putText(view, name, origin, style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
 
 
-def _draw_name_on_video(view: np.ndarray, name: str, style: LabelStyle, centred: bool) -> None:
+def draw_name_on_video(view: np.ndarray, name: str, style: LabelStyle, centred: bool = False) -> None:
     """The name in white straight on the picture near the bottom, with the faint shadow apps give it."""
     (text_w, text_h), baseline = cv2.getTextSize(name, style.font, style.scale, style.thickness)
     x = (view.shape[1] - text_w) // 2 if centred else max(4, text_h // 2)
     y = view.shape[0] - baseline - max(4, text_h // 2)
     cv2.putText(view, name, (x + 1, y + 1), style.font, style.scale, (40, 40, 40), style.thickness, cv2.LINE_AA)
     cv2.putText(view, name, (x, y), style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
+
+
+def draw_label_with_icon(view: np.ndarray, name: str, style: LabelStyle, icon_bgr: tuple[int, int, int]) -> int:
+    """A dark label in the bottom-left corner holding a solid person icon half again as tall as the letters
+    (BigBlueButton, LiveKit), then the name in white; returns the x right of the icon."""
+    (text_w, text_h), _ = cv2.getTextSize(name, style.font, style.scale, style.thickness)
+    pad, icon_h, left = text_h // 2, round(text_h * 1.5), 8
+    top = view.shape[0] - 8 - icon_h - 2 * pad
+    view[top : top + icon_h + 2 * pad, left : left + icon_h + text_w + 4 * pad] = LABEL_BGR
+    centre, head = left + pad + icon_h // 2, icon_h // 4
+    cv2.circle(view, (centre, top + pad + head), head, icon_bgr, -1, cv2.LINE_AA)
+    cv2.ellipse(view, (centre, top + pad + icon_h), (icon_h // 2, icon_h // 2), 0, 180, 360, icon_bgr, -1, cv2.LINE_AA)
+    origin = (left + 2 * pad + icon_h, top + pad + icon_h - (icon_h - text_h) // 2)
+    cv2.putText(view, name, origin, style.font, style.scale, NAME_BGR, style.thickness, cv2.LINE_AA)
+    return left + pad + icon_h
 
 
 def _draw_title_bar(image: np.ndarray, tile: Box, name: str, style: LabelStyle) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +18,9 @@ from capture.detect.regions import FaceFinder, find_faces, sliding_windows
 from capture.errors import CaptureError
 from capture.grid import find_tile_grid
 from capture.layout import find_tiles
+from capture.pipeline import OPENBLAS_SETTERS, FramePipeline, openblas_libraries
+from config import CaptureConfig
+from model.runtime import EmotionClassifier
 from tests.galleries import (
     ASTRONAUT_EYES,
     ASTRONAUT_FACE,
@@ -25,7 +32,7 @@ from tests.galleries import (
     fer_faces,
     lfw_faces,
 )
-from vocabulary.records import Box, FaceDetections
+from vocabulary.records import Box, FaceDetections, Frame
 
 # BlazeFace keypoints 0 and 1 are the subject's right and left eye, 3 the mouth; marked by hand on astronaut().
 ASTRONAUT_MOUTH = np.array([226, 145])
@@ -249,3 +256,42 @@ def test_a_file_that_is_not_a_model_is_refused_clearly(tmp_path: Path) -> None:
     bad.write_text("not a model")
     with pytest.raises(CaptureError, match="not a TFLite model"):
         make_detector("blazeface", model_path=bad)
+
+
+def threads_running() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_thread_setting_reaches_opencv_openblas_and_every_litert_model(threads: int) -> None:
+    # scipy (which scikit-image brings) loads an OpenBLAS of its own, named otherwise: it is pinned too.
+    importlib.import_module("scipy.linalg")
+    settings = CaptureConfig(threads=threads)
+    detector = make_detector("blazeface", num_threads=settings.threads)
+    pipeline = FramePipeline(detector, EmotionClassifier(threads=settings.threads), settings=settings)
+    assert cv2.getNumThreads() == threads
+    getters = [name.replace("_set_", "_get_") for name in OPENBLAS_SETTERS]
+    # numpy's OpenBLAS, OpenCV's own, and scipy's once anything imported scipy.
+    blas = [next(getattr(b, g) for g in getters if hasattr(b, g)) for b in openblas_libraries()]
+    assert len(blas) == len(openblas_libraries()) >= 3, "numpy's, OpenCV's and scipy's OpenBLAS, each with a getter"
+    assert {get() for get in blas} == {threads}
+    gallery = compose_gallery(lfw_faces(12), 4, 3)
+    before = threads_running()
+    result = pipeline.analyse(Frame(0, datetime.now(UTC), gallery.image))
+    assert result.faces == 12
+    started = threads_running() - before
+    # A LiteRT model on one thread runs on the caller's; on more it starts a pool of its own, at its first
+    # call: BlazeFace, the face mesh, the iris model and the emotion model all ran on this frame.
+    if threads == 1:
+        assert started == 0
+    else:
+        assert started >= 4
+
+
+def test_the_detector_and_the_emotion_model_default_to_the_configured_threads() -> None:
+    photo = astronaut()
+    before = threads_running()
+    BlazeFace().detect(photo, [Box(0, 0, 512, 512)])
+    EmotionClassifier().predict(np.zeros((3, 48, 48), np.uint8))
+    assert CaptureConfig().threads == 1
+    assert threads_running() == before

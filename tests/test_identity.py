@@ -106,6 +106,26 @@ def test_without_names_faces_keep_their_identity_by_appearance(detector) -> None
     assert keys == [key_of[s] for s in order]
 
 
+def test_without_names_faces_are_found_again_after_the_window_shrinks_and_the_video_is_compressed(detector) -> None:
+    # The change bench.reid measures: another window size (faces 2/3 the size), every tile moved, each face
+    # framed anew in its tile, and JPEG at quality 50 as a video codec leaves it.
+    tracker = StudentTracker()
+    first = list(range(12))
+    keys, _ = identify(tracker, None, class_gallery(first, 4, 3, seed=0, off=set(), named=False), detector)
+    key_of = dict(zip(first, keys, strict=True))
+    order = derangement(12, seed=3)
+    faces = lfw_faces(len(NAMES))
+    small = compose_gallery([faces[s] for s in order], 4, 3, size=(1280, 720), seed=9)
+    _, encoded = cv2.imencode(".jpg", small.image, [cv2.IMWRITE_JPEG_QUALITY, 50])
+    image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    # The tiles as drawn: this is about faces, not about finding the tiles.
+    detections = find_faces(detector, image, small.tiles)
+    tracker.assign(small.tiles, detections, image, None)
+    keys = [tracker.tile_key(i) for i in range(12)]
+    assert sorted(detections.tiles.tolist()) == list(range(12)), "precondition: every face is found"
+    assert keys == [key_of[s] for s in order]
+
+
 def test_without_names_someone_else_in_a_leavers_tile_is_a_new_student(detector) -> None:
     tracker = StudentTracker()
     first = list(range(9))

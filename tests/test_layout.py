@@ -93,6 +93,42 @@ def test_a_last_row_of_camera_off_tiles_drawn_on_the_background_is_found() -> No
     assert_tiles(find_tiles(image).tiles, gallery.tiles)
 
 
+def test_a_camera_off_tile_at_the_end_of_a_strip_is_found() -> None:
+    # Zoom's floating strip over a shared screen: one column of tiles, the last camera-off, drawn on the
+    # strip's own colour with only a name, so it has no edge of its own; it is the column's next cell.
+    gallery = compose_gallery(lfw_faces(4), 1, 4, size=(300, 700))
+    strip = gallery.image.copy()
+    last = gallery.tiles[3]
+    strip[last.y : last.y + last.h, last.x : last.x + last.w] = BACKGROUND_BGR
+    cv2.putText(strip, "Ian Rebmann", (last.x + 40, last.y + last.h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (235,) * 3)
+    screen = np.full((1080, 1920, 3), 250, np.uint8)
+    cv2.putText(screen, "Shared slide text", (200, 400), cv2.FONT_HERSHEY_SIMPLEX, 2, (30, 30, 30), 3)
+    screen[200:900, 100:400] = strip
+    found = find_tiles(screen)
+    assert found.layout is Layout.STRIP
+    assert_tiles(found.tiles, shifted(gallery.tiles, 100, 200))
+
+
+def test_a_strip_tile_whose_bottom_edge_the_picture_hides_is_found_alone() -> None:
+    # Zoom's floating panel: the third tile's dark sweater meets the dark camera-off tile below it, so the
+    # only rectangle there runs from the third tile's top to the panel's bottom. The strip's lattice gives
+    # the third tile; the rectangle is no tile.
+    gallery = compose_gallery(lfw_faces(3), 1, 3, size=(480, 826), gap=5)
+    screen = np.full((1600, 2560, 3), 250, np.uint8)
+    cv2.putText(screen, "Retro board", (900, 400), cv2.FONT_HERSHEY_SIMPLEX, 2, (30, 30, 30), 3)
+    screen[100:1430, 0:544] = 20
+    screen[200:1026, 60:540] = gallery.image
+    tiles = shifted(gallery.tiles, 60, 200)
+    bottom = tiles[2].y + tiles[2].h
+    noise = np.random.default_rng(1).normal(0, 3, (90, 480, 3))
+    screen[bottom - 90 : bottom, 60:540] = np.clip(36 + noise, 0, 255).astype(np.uint8)
+    screen[bottom : bottom + 220, 60:540] = 36
+    cv2.putText(screen, "Ian Rebmann", (200, bottom + 110), cv2.FONT_HERSHEY_SIMPLEX, 1, (235, 235, 235), 2)
+    found = find_tiles(screen)
+    assert found.layout is Layout.STRIP
+    assert_tiles(found.tiles, tiles)
+
+
 def test_a_photo_has_no_tiles() -> None:
     for image in (astronaut(), grace_hopper()):
         if image is not None:

@@ -5,15 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 import config
 from capture.detect import make_detector
 from capture.grid import find_tile_grid
-from capture.names import NameReader, clean_name
+from capture.names import (
+    DEFAULT,
+    SEARCH_SCALE,
+    NameReader,
+    _binarised,
+    _for_ocr,
+    _label_regions,
+    _line_in,
+    _ocr_sheet,
+    _spaced,
+    _stretched,
+    _word_gaps,
+    clean_name,
+    find_label,
+    ocr_labels,
+    vote,
+)
 from capture.pipeline import FramePipeline
 from tests.conftest import require_tool
-from tests.galleries import PARTICIPANT_NAMES, LabelStyle, compose_gallery, lfw_faces
+from tests.galleries import (
+    PARTICIPANT_NAMES,
+    LabelStyle,
+    compose_gallery,
+    draw_label_with_icon,
+    draw_name_on_video,
+    lfw_faces,
+)
+from vocabulary.records import Box
 
 # Names with the punctuation real names have, and the decorations video calls add to them.
 NAMES = [
@@ -66,6 +91,11 @@ def gallery(names: list[str], seed: int = 0, label: LabelStyle = STYLES["simplex
         ("Anne—Marie Dubois", "Anne-Marie Dubois"),
         ("Aisha Al--Farsi", "Aisha Al-Farsi"),
         ("& Ada Lovelace", "Ada Lovelace"),
+        # An icon after the name read as a short lower-case word; lower-case names and particles stay.
+        ("Emily Grant rm", "Emily Grant"),
+        ("shishir", "shishir"),
+        ("jo li", "jo li"),
+        ("Charlotte de Crum", "Charlotte de Crum"),
         ("| Li Wei |", "Li Wei"),
         ("“Zoe Chen”", "Zoe Chen"),
         ("Martin Luther King Jr.", "Martin Luther King Jr."),
@@ -200,3 +230,83 @@ def test_a_name_above_marks_on_a_patterned_shirt_is_read() -> None:
         cv2.putText(view, name, (12, top + height + 5), font, scale, (245, 245, 245), 1, cv2.LINE_AA)
     read = NameReader().read(drawn.image, drawn.tiles)
     assert sum(got == clean_name(name) for got, name in zip(read, names, strict=True)) >= 5, read
+
+
+def test_white_letters_over_a_lit_wall_are_read_by_the_otsu_second_reading() -> None:
+    """White letters with a thin dark shadow over a lit wall (grey 145-175) have little ink: the first reading,
+    of that ink, is unsure, so the label is read again; split by Otsu's threshold, its grey levels are the
+    letters alone, that reading is exact, and it wins the vote."""
+    image = np.full((270, 480, 3), 60, np.uint8)
+    image[150:] = (160 + np.linspace(-15, 15, 480))[None, :, None].astype(np.uint8)
+    draw_name_on_video(image, "Maryam Khalifah", LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, 0.8, place="over-video"))
+    label = find_label(image, Box(0, 0, 480, 270))
+    assert label is not None
+    height = DEFAULT.ocr_text_height
+    ((first, confidence),) = _ocr_sheet([_for_ocr(label.pixels, height)], "eng", height)
+    assert confidence < DEFAULT.second_reading_confidence, first
+    ((otsu, _),) = _ocr_sheet([_for_ocr(_binarised(label), height)], "eng", height)
+    assert clean_name(otsu) == "Maryam Khalifah"
+    assert clean_name(ocr_labels([label])[0]) == "Maryam Khalifah"
+    # The stretched cut maps the wall (the label's median grey) to black and the letters to white.
+    stretched = _stretched(label)
+    assert np.median(stretched) == 0 and stretched.max() == 255
+
+
+def test_letters_smaller_than_a_glyph_are_found_enlarged() -> None:
+    """Lower-case names 4 px high (LiveKit's) are below min_text_height at the frame's own size: no region
+    of the tile shows a line there, and the search at SEARCH_SCALE finds each name where it is drawn."""
+    names = ["noa", "ceren", "suzanne", "marco", "owen", "emma"]
+    style = LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, 0.25)
+    drawn = compose_gallery(lfw_faces(6), 3, 2, size=(960, 540), names=names, label=style)
+    for tile, name in zip(drawn.tiles, names, strict=True):
+        regions = _label_regions(tile, drawn.image.shape, drawn.tiles, DEFAULT)
+        assert all(_line_in(drawn.image, region, pick, 5, DEFAULT) is None for region, pick in regions), name
+        label = find_label(drawn.image, tile, drawn.tiles)
+        assert label is not None, name
+        (width, height), _ = cv2.getTextSize(name, style.font, style.scale, style.thickness)
+        # tests/galleries.py draws the text 4 + its half height from the tile's left, above the bottom edge.
+        left = tile.x + 4 + max(3, height // 2)
+        assert label.box.x <= left and label.box.x + label.box.w >= left + width - 1, (name, label.box)
+        assert tile.y + tile.h - 3 * height <= label.box.y < tile.y + tile.h, (name, label.box)
+    assert SEARCH_SCALE > 1
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.7])
+@pytest.mark.parametrize("name", ["Ada Lovelace", "Li Wei", "Kim Nguyen"])
+def test_an_icon_drawn_before_a_name_is_no_part_of_it(name: str, scale: float) -> None:
+    """A solid person icon in the text's colour, taller than the letters (BigBlueButton, LiveKit), left of
+    the name: it is left out of the label, so it neither splits the name into two lines nor is read as a
+    letter."""
+    image = np.full((270, 480, 3), 110, np.uint8)
+    icon_right = draw_label_with_icon(image, name, LabelStyle(cv2.FONT_HERSHEY_SIMPLEX, scale), (200, 200, 200))
+    label = find_label(image, Box(0, 0, 480, 270))
+    assert label is not None and label.box.x >= icon_right - 3, label
+    assert NameReader().read(image, [Box(0, 0, 480, 270)]) == [name]
+
+
+def test_word_spaces_are_told_from_letter_gaps_and_widened() -> None:
+    # Glyphs (x, y, w, h) 6 px high: letters 1-2 px apart, one gap of 5 px between two words.
+    line = [(0, 0, 4, 6), (5, 0, 4, 6), (11, 0, 2, 6), (18, 0, 4, 6), (23, 0, 4, 6)]
+    assert _word_gaps(line) == [(13, 18)]
+    # Evenly spaced letters (one word), and two letters, have no word space.
+    assert _word_gaps([(x, 0, 4, 6) for x in range(0, 30, 6)]) == []
+    assert _word_gaps([(0, 0, 4, 6), (9, 0, 4, 6)]) == []
+    # A 5 px space in a cut twice the box's size becomes a space as wide as the line is high (6 px).
+    cut = np.full((12, 40), 200, np.uint8)
+    spaced = _spaced(cut, 20, [(15.5, 5.0)], 6.0, 0)
+    assert spaced.shape == (12, 42)
+    assert (spaced[:, 31:33] == 0).all() and (spaced[:, :31] == 200).all() and (spaced[:, 33:] == 200).all()
+
+
+def test_readings_vote_for_the_name_most_of_them_agree_on() -> None:
+    # Two readings agree, once with an icon's edge read as a bar: together surer than one sure reading.
+    assert vote([("ThiLe", 92.0), ("Thi Le", 63.0), ("| Thi Le", 40.0)]) == "Thi Le"
+    # One sure reading outweighs two unsure ones that disagree with it and with each other.
+    assert vote([("Ada Lovelace", 95.0), ("Ado Lovelace", 10.0), ("Adu Lovelace", 10.0)]) == "Ada Lovelace"
+    # A reading at confidence 0 (a word Tesseract gave up on) still counts.
+    assert vote([("Li Wei", 0.0), ("Li We", 0.0), ("Li Wei", 0.0)]) == "Li Wei"
+    # Four cuts agreeing, unsure of some word of a long name, outweigh one cut's surer wrong reading.
+    readings = [("Mary-Kate O'Neil", 0.0), ("Mary-Kate O'Neil", 30.0), ("Mary-Kate O'Neil", 5.0)]
+    assert vote([*readings, ("Mary-Kote O'Neil", 74.0), ("Mary-Kate O'Neil", 18.0)]) == "Mary-Kate O'Neil"
+    # Spaces aside, three readings agree on the letters; one of them kept the small word space the others lost.
+    assert vote([("ThiLe", 90.0), ("ThiLe", 85.0), ("Thi Le", 10.0), ("Thi Lo", 60.0)]) == "Thi Le"

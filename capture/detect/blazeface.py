@@ -19,6 +19,7 @@ import numpy as np
 
 from capture.detect.boxes import to_detections, weighted_nms
 from capture.errors import CaptureError
+from config import CaptureConfig
 from model.litert import BatchModel
 from vocabulary.records import Box, FaceDetections
 
@@ -99,7 +100,7 @@ class BlazeFace:
         score_threshold: float = 0.6,
         iou_threshold: float = 0.3,
         batched: bool = True,
-        num_threads: int = 1,
+        num_threads: int = CaptureConfig().threads,
     ) -> None:
         if not 0 < score_threshold < 1:
             raise CaptureError(f"score_threshold must be between 0 and 1, got {score_threshold}")
