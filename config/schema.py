@@ -18,6 +18,7 @@ from vocabulary.emotions import EMOTIONS
 MAX_SECONDS = 86_400
 MAX_DEGREES = 90
 MAX_WEIGHT = 1_000
+MAX_SIGN_IN_HOURS = 168  # a week: a sign-in that outlives it is a lost or shared computer left signed in
 
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Window = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
@@ -157,8 +158,7 @@ class NameSettings(Table):
     min_text_height: Pixels = 5
     ocr_text_height: Annotated[int, Field(ge=8, le=400)] = 44
     min_glyphs: Annotated[int, Field(ge=1, le=100)] = 2
-    second_reading_confidence: Annotated[float, Field(ge=0, le=100)] = 60.0
-    second_reading_margin: Annotated[float, Field(ge=0, le=100)] = 10.0
+    second_reading_confidence: Annotated[float, Field(ge=0, le=100)] = 80.0
 
 
 class IdentitySettings(Table):
@@ -183,6 +183,7 @@ class CaptureConfig(Table):
     buffer_frames: Annotated[int, Field(ge=1, le=1_000_000)] = 3600
     server_drain_seconds: Seconds = 10.0
     server_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    threads: Annotated[int, Field(ge=1, le=64)] = 1
     detect: DetectConfig = DetectConfig()
     regions: RegionSettings = RegionSettings()
     signals: SignalSettings = SignalSettings()
@@ -192,10 +193,29 @@ class CaptureConfig(Table):
     identity: IdentitySettings = IdentitySettings()
 
 
+class ClassroomConfig(Table):
+    enabled: bool = True
+    preview_seconds: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    stop_seconds: Annotated[float, Field(gt=0, le=3600)] = 90.0
+    error_lines: Annotated[int, Field(ge=1, le=100)] = 6
+
+
 class DashboardConfig(Table):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8050
     behind_tls_proxy: bool = False
+    sign_in_hours: Annotated[float, Field(gt=0, le=MAX_SIGN_IN_HOURS)] = 12.0
+    idle_minutes: Annotated[float, Field(gt=0, le=MAX_SIGN_IN_HOURS * 60)] = 60.0
+    login_failures_per_name: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_failures_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
+    login_failure_window_seconds: Window = 300.0
+    login_checks_at_once: Annotated[int, Field(ge=1, le=64)] = 2
+    classroom: ClassroomConfig = ClassroomConfig()
+
+
+class DatabaseConfig(Table):
+    partition_days_ahead: Annotated[int, Field(ge=1, le=366)] = 7
+    retention_lock_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class ClassPulseConfig(Table):
@@ -205,6 +225,7 @@ class ClassPulseConfig(Table):
     score: ScoreConfig = ScoreConfig()
     flags: FlagConfig = FlagConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    database: DatabaseConfig = DatabaseConfig()
 
     @property
     def engagement(self) -> EngagementConfig:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from dashboard import ids
 from dashboard.access import current_user, is_admin, visible_session, visible_sessions, visible_summaries
 from dashboard.components import ELSEWHERE, message_page, no_sessions_page
-from dashboard.pages import admin, live, report, school, sessions
+from dashboard.pages import admin, classes, classroom, live, report, school, sessions
 from db.errors import DatabaseError
 from db.queries import UnknownSessionError, session_summaries
 from db.users import User
@@ -39,6 +39,8 @@ def app_shell() -> html.Div:
                         [
                             dcc.Link("Live class", href="/"),
                             dcc.Link("Sessions", href="/sessions"),
+                            *classes.nav_links(),
+                            *classroom.nav_links(),
                             html.Span(id=ADMIN_LINKS),
                         ]
                     ),
@@ -66,7 +68,7 @@ def register_callbacks(app: Dash, engine: Engine) -> None:
         lambda pathname: render_page(engine, pathname, current_user())
     )
     app.callback(Output(ADMIN_LINKS, "children"), Input(ids.URL, "pathname"))(lambda _: admin_links(current_user()))
-    for page in (live, sessions, report, school, admin):
+    for page in (live, sessions, report, school, admin, classroom, classes):
         page.register(app, engine)
 
 
@@ -95,6 +97,10 @@ def render_page(engine: Engine, pathname: str | None, viewer: User) -> html.Div:
                 return school.layout()
             case ["admin"] if is_admin(viewer):
                 return admin.layout(engine)
+            case ["classroom"]:
+                return classroom.layout(engine, viewer)
+            case ["classes", *rest]:
+                return classes.render(engine, rest, viewer)
     except UnknownSessionError as error:
         return message_page("Unknown session", f"{error}.", ELSEWHERE)
     except DatabaseError as error:

@@ -1,0 +1,400 @@
+"""The "Start class" page: on the teacher's own computer, choose the screen (or a part of it) the video call is
+on, see a live preview with the tiles and faces the real pipeline finds outlined, start and stop the capture
+(dashboard.capture_control: `python -m capture` as a child process writing into this dashboard's database) and
+follow its status: frames recorded, faces, the last frame's time, and errors in capture's own words.
+
+Offered only where the dashboard is the teacher's own ([dashboard.classroom] enabled, served on a loopback host
+and not behind a TLS proxy): a dashboard other computers reach must never watch its own screen for them.
+A teacher sees and stops only the capture they started; an admin any; signed-out visitors get nothing
+(dashboard.auth signs every request in first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from dash import Dash, Input, Output, State, callback_context, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from sqlalchemy import Engine
+
+import config
+from capture.errors import CaptureError
+from dashboard.__main__ import is_loopback
+from dashboard.access import can_see, current_user, is_admin
+from dashboard.capture_control import CaptureControl, CaptureRequest, CaptureRun, CaptureStartError
+from dashboard.components import live_path, message_page
+from dashboard.formatting import local_time, zone_label
+from dashboard.preview import Monitor, Preview, monitors, source_spec
+from db.classes import list_classes
+from db.errors import DatabaseError
+from db.queries import UnknownSessionError, find_session
+from db.users import User
+
+PATH = "/classroom"
+SCREEN = "classroom-screen"  # Dropdown: the monitor's number
+PART = "classroom-part"  # the four inputs of a part of the screen: f"{PART}-x", -y, -w, -h
+PART_FIELDS = ("x", "y", "w", "h")
+SESSION = "classroom-session"  # Input: the session's name
+CLASS = "classroom-class"  # Input: the class it belongs to (optional), offered the viewer's classes
+CLASS_CHOICES = "classroom-class-choices"  # the Datalist of the viewer's classes
+START = "classroom-start"
+STOP = "classroom-stop"
+MESSAGE = "classroom-message"  # what the last Start or Stop did, or why it did nothing
+STATUS = "classroom-status"
+STATE = "classroom-state"  # one line; data-state: idle, busy, starting, running, stopping, ended, failed
+FRAMES = "classroom-frames"
+FACES = "classroom-faces"
+LAST_FRAME = "classroom-last-frame"
+ERRORS = "classroom-errors"
+LIVE_LINK = "classroom-live-link"
+PREVIEW = "classroom-preview"  # the img
+PREVIEW_CLASS = "classroom-preview"  # its class; with "paused" while a capture runs
+PREVIEW_NOTE = "classroom-preview-note"  # what the preview found, or why there is none
+TICK = "classroom-tick"
+# The part of the screen as the page's four inputs give it: x, y, width, height, each None when empty.
+Part = tuple[int | None, int | None, int | None, int | None]
+
+
+def offered() -> bool:
+    """Whether this dashboard may watch its own screen: see the module docstring and [dashboard.classroom]."""
+    served = config.chosen().dashboard
+    return served.classroom.enabled and is_loopback(served.host) and not served.behind_tls_proxy
+
+
+def nav_links() -> list[dcc.Link]:
+    """The navigation bar's link to this page, where it is offered."""
+    return [dcc.Link("Start class", href=PATH)] if offered() else []
+
+
+def layout(engine: Engine, viewer: User) -> html.Div:
+    if not offered():
+        return message_page(
+            "Start class is not available here",
+            "This dashboard is reached from other computers, so it never watches its own screen. Start the class "
+            "on the teacher's computer: its own dashboard (python -m dashboard) has this page, or run python -m "
+            "capture there.",
+            {"All sessions": "/sessions"},
+        )
+    try:
+        screens = monitors()
+        problem = ""
+    except CaptureError as error:
+        screens, problem = [], str(error)
+    try:
+        classes = [found.name for found in list_classes(engine, viewer.name)]
+    except DatabaseError:
+        classes = []  # only the suggestions are missing: a class can still be typed
+    return html.Div(
+        [
+            html.H1("Start class"),
+            html.P(
+                "ClassPulse watches this computer's screen, where the video call's gallery is, about once a second, "
+                "and keeps numbers only: who is there, looking, eyes open, expression likelihoods. No picture of "
+                "the screen or of a face is ever stored.",
+                className="subtitle",
+            ),
+            html.Div(
+                [
+                    html.Div(
+                        [_controls(viewer, screens, problem, classes), _status_card()], className="classroom-side"
+                    ),
+                    _preview_card(),
+                ],
+                className="classroom",
+            ),
+            dcc.Interval(id=TICK, interval=config.chosen().dashboard.classroom.preview_seconds * 1000),
+        ]
+    )
+
+
+def _controls(viewer: User, screens: list[Monitor], problem: str, classes: list[str]) -> html.Div:
+    options: list[dcc.Dropdown.Options] = [{"label": screen.label(), "value": screen.number} for screen in screens]
+    part_inputs = [
+        html.Label(
+            [label, dcc.Input(id=f"{PART}-{name}", type="number", min=0, step=1, debounce=True)],
+            className="part-field",
+        )
+        for name, label in zip(PART_FIELDS, ("x", "y", "width", "height"), strict=True)
+    ]
+    return html.Div(
+        [
+            html.H2("1. What to watch"),
+            html.Label("Screen with the video call", htmlFor=SCREEN),
+            dcc.Dropdown(id=SCREEN, options=options, value=screens[0].number if screens else None, clearable=False),
+            html.P(problem, className="classroom-problem") if problem else None,
+            html.Details(
+                [
+                    html.Summary("Only part of the screen (optional)"),
+                    html.P(
+                        "Pixels from the screen's top-left corner; leave all four empty for the whole screen.",
+                        className="hint",
+                    ),
+                    html.Div(part_inputs, className="part-fields"),
+                ]
+            ),
+            html.H2("2. Session"),
+            html.Label("Session name", htmlFor=SESSION),
+            dcc.Input(id=SESSION, type="text", value=default_session_name(viewer), className="session-name"),
+            html.Label("Class (optional)", htmlFor=CLASS),
+            dcc.Input(id=CLASS, type="text", list=CLASS_CHOICES, placeholder="e.g. 7B maths", className="session-name"),
+            html.Datalist([html.Option(value=name) for name in classes], id=CLASS_CHOICES),
+            html.P(
+                f"Recorded as {viewer.name}'s. A class's lessons share one list of students, so a name fixed "
+                "in one lesson stays fixed in the next.",
+                className="hint",
+            ),
+            html.Div(
+                [
+                    html.Button("Start class", id=START, className="primary start"),
+                    html.Button("Stop class", id=STOP, className="stop", disabled=True),
+                ],
+                className="classroom-buttons",
+            ),
+            html.P(id=MESSAGE, className="classroom-message", role="status"),
+        ],
+        className="card classroom-controls",
+    )
+
+
+def _status_card() -> html.Div:
+    return html.Div([html.H2("Status"), html.Div(id=STATUS)], className="card classroom-status")
+
+
+def _preview_card() -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2("Preview: what ClassPulse will watch"),
+                    html.Span(
+                        [
+                            html.Span(className="swatch tile-swatch"),
+                            "student tile",
+                            html.Span(className="swatch face-swatch"),
+                            "face found",
+                        ],
+                        className="legend",
+                    ),
+                ],
+                className="section-heading",
+            ),
+            html.P("Looking at the screen…", id=PREVIEW_NOTE, className="hint"),
+            html.Img(id=PREVIEW, className=PREVIEW_CLASS, alt="the chosen screen with tiles and faces outlined"),
+            html.P(
+                "This picture is drawn live for this page only: it is never saved, recorded or sent anywhere else.",
+                className="hint never-stored",
+            ),
+        ],
+        className="card classroom-preview-card",
+    )
+
+
+def default_session_name(viewer: User) -> str:
+    return f"{viewer.name} {datetime.now():%Y-%m-%d %H:%M}"
+
+
+def register(app: Dash, engine: Engine) -> None:
+    if not offered():
+        return
+    settings = config.chosen()
+    control = CaptureControl(engine, settings.dashboard.classroom)
+    preview = Preview(settings.capture)
+    app.callback(
+        Output(STATUS, "children"),
+        Output(MESSAGE, "children"),
+        Output(START, "disabled"),
+        Output(STOP, "disabled"),
+        Input(START, "n_clicks"),
+        Input(STOP, "n_clicks"),
+        Input(TICK, "n_intervals"),
+        State(SCREEN, "value"),
+        *(State(f"{PART}-{name}", "value") for name in PART_FIELDS),
+        State(SESSION, "value"),
+        State(CLASS, "value"),
+    )(
+        lambda _start, _stop, _tick, screen, x, y, w, h, session, class_name: act(
+            engine,
+            control,
+            current_user(),
+            callback_context.triggered_id,
+            screen,
+            (x, y, w, h),
+            session,
+            class_name,
+        )
+    )
+    app.callback(
+        Output(PREVIEW, "src"),
+        Output(PREVIEW, "className"),
+        Output(PREVIEW_NOTE, "children"),
+        Input(TICK, "n_intervals"),
+        Input(SCREEN, "value"),
+        *(Input(f"{PART}-{name}", "value") for name in PART_FIELDS),
+    )(lambda _tick, screen, x, y, w, h: look(control, preview, screen, (x, y, w, h)))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The status card, the action's message, and whether Start and Stop are disabled."""
+
+    status: html.Div
+    message: str
+    start_disabled: bool
+    stop_disabled: bool
+
+
+def act(
+    engine: Engine,
+    control: CaptureControl,
+    viewer: User,
+    trigger: object,
+    screen: int | None,
+    part: Part,
+    session: object,
+    class_name: object = None,
+) -> tuple[html.Div, str, bool, bool]:
+    """Start or Stop as `viewer` asked (`trigger`: the button's id), then the status as they may see it."""
+    message = ""
+    if trigger == START:
+        message = start(engine, control, viewer, screen, part, session, class_name)
+    elif trigger == STOP:
+        message = stop(control, viewer)
+    answer = status(control.current(), viewer, message)
+    return answer.status, answer.message, answer.start_disabled, answer.stop_disabled
+
+
+def start(
+    engine: Engine,
+    control: CaptureControl,
+    viewer: User,
+    screen: int | None,
+    part: Part,
+    session: object,
+    class_name: object = None,
+) -> str:
+    """Start a capture for `viewer` (the session's owner); what happened, or why nothing did, in one line."""
+    name = _text(session) or default_session_name(viewer)
+    try:
+        spec = source_spec(_monitor(screen), _whole_or_part(part))
+        continued = _continues_their_session(engine, viewer, name)
+        control.start(CaptureRequest(spec, name, viewer.name, _text(class_name) or None))
+    except (CaptureError, CaptureStartError, DatabaseError) as error:
+        return f"Not started: {error}."
+    how = "Continuing" if continued else "Starting"
+    return f"{how} {name!r}: the first frame comes once the models have loaded (a few seconds)."
+
+
+def stop(control: CaptureControl, viewer: User) -> str:
+    run = control.current()
+    if run is None or not run.running:
+        return "Nothing to stop: no class is being captured."
+    if not _may_see(viewer, run):
+        return "Not stopped: this capture was started by someone else; only they or an admin can stop it."
+    control.stop()
+    return "Stopping: the last frames are being written."
+
+
+def status(run: CaptureRun | None, viewer: User, message: str) -> Answer:
+    """The status card for `viewer`: their own capture in full, another teacher's only as "busy"."""
+    if run is None or (not _may_see(viewer, run) and not run.running):
+        idle = "Not capturing. Choose the screen, check the preview, then press Start class."
+        return Answer(_state("idle", idle), message, False, True)
+    if not _may_see(viewer, run):
+        busy = "Another class is being captured on this computer. One capture at a time: it must stop first."
+        return Answer(_state("busy", busy), message, True, True)
+    name = run.request.session
+    if run.running and run.stop_requested:
+        state = _state("stopping", f"Stopping {name!r}: writing the last frames…")
+    elif run.running and not run.frames:
+        state = _state("starting", f"Starting {name!r}: loading the face and expression models…")
+    elif run.running:
+        state = _state("running", f"Capturing {name!r} since {local_time(run.started_at)}.")
+    else:
+        state = _state("ended" if run.exit_code == 0 or run.stop_requested else "failed", run.outcome())
+    last = "—" if run.last_frame_at is None else f"{local_time(run.last_frame_at)} ({zone_label()})"
+    facts = html.Dl(
+        [
+            html.Dt("Frames recorded"),
+            html.Dd(str(run.frames), id=FRAMES),
+            html.Dt("Faces in the last frame"),
+            html.Dd("—" if run.last_faces is None else str(run.last_faces), id=FACES),
+            html.Dt("Last frame"),
+            html.Dd(last, id=LAST_FRAME),
+        ],
+        className="classroom-facts",
+    )
+    parts: list[html.Div | html.Dl | html.P | html.Pre] = [state, facts]
+    if run.frames:
+        parts.append(html.P(dcc.Link(f"Open the live page of {name}", href=live_path(name), id=LIVE_LINK)))
+    if run.errors:
+        parts.append(html.Pre("\n".join(run.errors), id=ERRORS, className="classroom-errors"))
+    return Answer(html.Div(parts), message, run.running, not run.running or run.stop_requested)
+
+
+def look(control: CaptureControl, preview: Preview, screen: int | None, part: Part) -> tuple[object, str, str]:
+    """The preview's picture (None: none; no_update: keep the one shown), its class and its note. Paused while
+    a capture runs, the last picture dimmed: the capture is watching, and the teacher's laptop needs its cores
+    for the call and the capture."""
+    run = control.current()
+    if run is not None and run.running:
+        paused = "Preview paused while the class is captured: the status shows what the capture finds."
+        return no_update, PREVIEW_CLASS + " paused", paused
+    try:
+        picture = preview.look(source_spec(_monitor(screen), _whole_or_part(part)))
+    except CaptureError as error:
+        return None, PREVIEW_CLASS, f"No preview: {error}."
+    if picture is None:
+        raise PreventUpdate  # another tab's look is under way: this one keeps its picture until the next tick
+    note = (
+        f"{picture.tiles} student tile(s) and {picture.faces} face(s) found on this {picture.width}×{picture.height} "
+        f"area ({picture.layout} layout)."
+    )
+    if not picture.tiles and not picture.faces:
+        note += " Is the video call's gallery on this screen?"
+    return picture.uri, PREVIEW_CLASS, note
+
+
+def _text(value: object) -> str:
+    """A text field's value, stripped; a request may carry another type (a number), which is taken as written."""
+    return "" if value is None else str(value).strip()
+
+
+def _may_see(viewer: User, run: CaptureRun) -> bool:
+    return is_admin(viewer) or run.request.teacher == viewer.name
+
+
+def _state(kind: str, text: str) -> html.Div:
+    line = html.Div(text, id=STATE, className=f"classroom-state {kind}")
+    # A data-* name is no Python identifier, and Dash's typed constructor has no parameter for it.
+    setattr(line, "data-state", kind)
+    return line
+
+
+def _monitor(screen: int | None) -> Monitor:
+    found = [monitor for monitor in monitors() if monitor.number == screen]
+    if not found:
+        raise CaptureError(f"there is no screen {screen} on this computer now; choose one from the list")
+    return found[0]
+
+
+def _whole_or_part(part: Part) -> tuple[int, int, int, int] | None:
+    given = [value for value in part if value is not None]
+    if not given:
+        return None
+    if len(given) < len(part):
+        raise CaptureError("give all four numbers of the part (x, y, width, height), or none for the whole screen")
+    x, y, w, h = (int(value) for value in given)
+    return x, y, w, h
+
+
+def _continues_their_session(engine: Engine, viewer: User, name: str) -> bool:
+    """Whether `name` is a session of `viewer`'s that capture will continue. A name that is another teacher's
+    session is refused (CaptureError): capture would continue it, into their class."""
+    try:
+        existing = find_session(engine, name)
+    except UnknownSessionError:
+        return False
+    if not can_see(viewer, existing):
+        raise CaptureError(f"the name {name!r} is taken by another teacher's session; choose another")
+    return True
