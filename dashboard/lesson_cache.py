@@ -10,23 +10,19 @@ report_cache, so a report page open on it at the same time shares the computatio
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Any
-
 import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.settings import EngagementConfig
 from analytics.term import lesson_students
+from dashboard.kept import KeptByVersion
 from dashboard.report_cache import report_tables
 from db.queries import SessionInfo, session_version
 
 # Lessons kept: a school's classes over a term or two (a few dozen rows each, a few kilobytes).
 KEPT_LESSONS = 4096
 
-_lock = threading.Lock()
-_kept: OrderedDict[tuple[str, int], tuple[Any, pd.DataFrame]] = OrderedDict()
+_kept: KeptByVersion[pd.DataFrame] = KeptByVersion(KEPT_LESSONS)
 
 
 def lesson_table(engine: Engine, lesson: SessionInfo, config: EngagementConfig) -> pd.DataFrame:
@@ -34,22 +30,15 @@ def lesson_table(engine: Engine, lesson: SessionInfo, config: EngagementConfig) 
     unchanged (raises db.errors.DatabaseError)."""
     key = (engine.url.render_as_string(hide_password=False), lesson.id)
     version = (session_version(engine, lesson.id), config)
-    with _lock:
-        kept = _kept.get(key)
-        if kept is not None and kept[0] == version:
-            _kept.move_to_end(key)
-            return kept[1]
+    kept = _kept.get(key, version)
+    if kept is not None:
+        return kept
     # Read after `version`: a lesson changed meanwhile is kept under its older version, and computed again.
     table = lesson_students(report_tables(engine, lesson, config))
-    with _lock:
-        _kept[key] = (version, table)
-        _kept.move_to_end(key)
-        while len(_kept) > KEPT_LESSONS:
-            _kept.popitem(last=False)
+    _kept.put(key, version, table)
     return table
 
 
 def forget_lessons() -> None:
     """Drop every kept lesson (a benchmark times class pages computed afresh)."""
-    with _lock:
-        _kept.clear()
+    _kept.clear()

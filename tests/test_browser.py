@@ -12,6 +12,7 @@ import csv
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from dashboard import ids
 from dashboard.components import live_path, report_path
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.pages.live import ATTENTION_LINES, NOW_CHART_HEIGHT_PX, TIMELINE_HEIGHT_PX
+from dashboard.pages.report import RENAME_OPEN, RENAME_PANEL, RENAME_TITLE
 from tests.cli import count_rows, run_module
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
@@ -50,6 +52,8 @@ GALLERY_FRAMES = 2
 # Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
 WAIT_S = 30
 WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 1000
+# The screens every changed page is looked at on: a teacher's laptop and a desktop monitor.
+SIZES = ((1366, 768), (1920, 1080))
 # A4 less the report's 12 mm print margins, in CSS pixels (96 per inch): no chart may print wider.
 A4_CM = (21.0, 29.7)
 PRINT_WIDTH_PX = (210 - 2 * 12) / 25.4 * 96
@@ -166,24 +170,48 @@ def dashboard(classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) ->
 def page(
     browser_programs: tuple[str, str], dashboard: str, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Page]:
-    chromium, chromedriver = browser_programs
     downloads = tmp_path_factory.mktemp("downloads")
+    with chromium_page(browser_programs, dashboard, downloads, artifacts, (WINDOW_WIDTH, WINDOW_HEIGHT)) as page:
+        sign_in_browser(page.driver, dashboard, ADMIN)
+        yield page
+
+
+@contextmanager
+def chromium_page(
+    programs: tuple[str, str], base_url: str, downloads: Path, artifacts: Path, window: tuple[int, int] = SIZES[0]
+) -> Iterator[Page]:
+    """A headless Chromium window of `window` pixels on the dashboard at `base_url`, saving downloads in
+    `downloads`; closed afterwards."""
+    chromium, chromedriver = programs
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size={},{}".format(*window),
+    ):
         options.add_argument(argument)
-    options.add_argument(f"--window-size={WINDOW_WIDTH},{WINDOW_HEIGHT}")
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
     # An explicit driver path keeps Selenium Manager from trying to download one.
     driver = webdriver.Chrome(options=options, service=Service(chromedriver))
     try:
-        sign_in_browser(driver, dashboard, ADMIN)
-        yield Page(driver, dashboard, downloads, artifacts)
+        yield Page(driver, base_url, downloads, artifacts)
     finally:
         driver.quit()
+
+
+def shots(page: Page, name: str) -> None:
+    """The page at each of SIZES, as a laptop and a desktop show it (the whole page, below the fold too); back at
+    the laptop's size afterwards."""
+    for width, height in SIZES:
+        page.driver.set_window_size(width, height)
+        page.driver.execute_script("return document.body.offsetHeight")  # lays the page out at the new size
+        page.screenshot(f"{name}-{width}x{height}")
+    page.driver.set_window_size(*SIZES[0])
 
 
 def cards(page: Page) -> list[WebElement]:
@@ -276,10 +304,10 @@ def test_sessions_page_lists_the_session_with_its_counts(classroom: Classroom, p
     page.open("/sessions")
     row = page.wait_for("the session's row", lambda: session_row(page))
     cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-    # Columns: started, session, teacher, source, duration, students, average engagement (scored as capture
-    # ended), observations, report link.
-    assert [cells[5], cells[7]] == [str(classroom.count("students")), str(classroom.count("observations"))]
-    assert 0 <= float(cells[6]) <= 1
+    # Columns: started, session, teacher, class, source, duration, students, average engagement (scored as
+    # capture ended), observations, report link.
+    assert [cells[6], cells[8]] == [str(classroom.count("students")), str(classroom.count("observations"))]
+    assert 0 <= float(cells[7]) <= 1
     page.screenshot("sessions")
 
 
@@ -320,31 +348,47 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(file))
 
 
-def test_a_student_renamed_on_the_report_page_shows_in_its_table_and_heatmap(page: Page) -> None:
+def test_a_student_renamed_from_their_row_shows_in_its_table_and_heatmap(page: Page) -> None:
     page.open(report_path(SESSION))
     page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.REPORT_HEATMAP}"))
     page.wait_for("the page's callbacks to settle", lambda: page.driver.title == "ClassPulse")
-    assert page.text(ids.FIX_MESSAGE) == ""  # nothing asked yet, so nothing answered
+    assert not page.driver.find_element(By.ID, RENAME_PANEL).is_displayed()  # nothing asked yet
     page.driver.execute_script("window.notReloaded = true;")
     typed = "Zoë <i>O'Brien</i>"  # markup typed as a name must show as text, in the table and in the chart
-    choose(page, ids.RENAME_STUDENT, "tile-2")
-    page.driver.find_element(By.ID, ids.RENAME_NAME).send_keys(typed)
+    name_box = open_rename(page, "tile-2")
+    assert name_box.get_attribute("value") == ""  # no name yet
+    name_box.send_keys(typed)
     page.driver.find_element(By.ID, ids.RENAME_BUTTON).click()
     page.wait_for("the new name in the students table", lambda: table_name(page, "tile-2") == typed)
     page.wait_for("the new name in the heatmap", lambda: typed in heatmap_labels(page))
     (label,) = [label for label in page.elements(f"#{ids.REPORT_HEATMAP} .ytick text") if label.text == typed]
     assert label.location["x"] >= page.driver.find_element(By.ID, ids.REPORT_HEATMAP).location["x"]  # not cut off
-    assert page.text(ids.FIX_MESSAGE) == f"Renamed tile-2 to {typed}."
-    assert page.driver.find_element(By.ID, ids.RENAME_NAME).get_attribute("value") == ""  # ready for the next
+    notice = page.wait_for("the rename's notice", lambda: [e for e in page.elements(".merge-notice") if e.text])
+    assert notice[0].text == f"Renamed tile-2 to {typed}."
+    assert not page.driver.find_element(By.ID, RENAME_PANEL).is_displayed()  # closed by the redrawn page
     assert not page.elements(f"#{ids.REPORT_STUDENTS} i, #{ids.REPORT_HEATMAP} i")
     assert page.driver.execute_script("return window.notReloaded === true;")
     page.screenshot("report-renamed")
 
-    choose(page, ids.RENAME_STUDENT, "tile-3")
+    open_rename(page, "tile-3")
     page.driver.find_element(By.ID, ids.RENAME_BUTTON).click()  # with no name typed
     page.wait_for("the refusal", lambda: page.text(ids.FIX_MESSAGE) == "Not changed: the new name is empty.")
     assert table_name(page, "tile-3") == ""
     page.screenshot("report-rename-refused")
+
+
+def open_rename(page: Page, student: str) -> WebElement:
+    """Press the "Rename…" button of `student`'s row; the rename panel's name box, once the panel shows."""
+    row = page.elements(f"#{ids.REPORT_STUDENTS} tbody tr[data-student='{student}']")[0]
+    button = row.find_element(By.CSS_SELECTOR, f"button[id*='{RENAME_OPEN}']")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+    page.wait_for(
+        f"the rename panel for {student}",
+        lambda: page.driver.find_element(By.ID, RENAME_PANEL).is_displayed()
+        and page.text(RENAME_TITLE) == f"Rename {student}",
+    )
+    return page.driver.find_element(By.ID, ids.RENAME_NAME)
 
 
 def choose(page: Page, dropdown_id: str, label: str) -> None:

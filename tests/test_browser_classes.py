@@ -14,8 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from dashboard import ids
@@ -24,8 +22,13 @@ from db.migrate import upgrade
 from db.users import Role, add_user
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, sign_in_browser
-from tests.test_browser import Page, artifacts  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-from tests.test_browser_school import SIZES, shots
+from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+    SIZES,
+    Page,
+    artifacts,
+    chromium_page,
+    shots,
+)
 from tests.test_class_pages import ALAN, LESSONS, T0, class_id, record_lesson, roster_id
 
 
@@ -59,20 +62,8 @@ def browser(
     artifacts: Path,  # noqa: F811  (the fixture imported above)
     tmp_path: Path,
 ) -> Iterator[Page]:
-    chromium, chromedriver = browser_programs
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768"):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        yield Page(driver, dashboard, tmp_path, artifacts)
-    finally:
-        driver.quit()
+    with chromium_page(browser_programs, dashboard, tmp_path, artifacts) as page:
+        yield page
 
 
 def test_a_teacher_follows_a_student_across_the_term_and_downloads_it(browser: Page, class_db: str) -> None:

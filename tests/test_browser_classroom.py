@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -28,12 +26,17 @@ from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
 from tests.galleries import compose_gallery, lfw_faces
 from tests.screen import ScreenError, showing_fullscreen
-from tests.test_browser import Page, artifacts  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+    SIZES,
+    Page,
+    artifacts,
+    chromium_page,
+    shots,
+)
 
 TEACHER = "ms.garcia"
 SESSION = "maths 7b"
 CLASS = "7B maths"
-SIZES = ((1366, 768), (1920, 1080))
 GALLERY_FACES = 9
 # The capture child loads its models before its first frame; on CI's two busy cores that can take a while.
 FIRST_FRAME_S = 180
@@ -84,27 +87,9 @@ def page(
     artifacts: Path,  # noqa: F811  (the fixture imported above)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Page]:
-    chromium, chromedriver = browser_programs
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        sign_in_browser(driver, dashboard[0], TEACHER)
-        yield Page(driver, dashboard[0], tmp_path_factory.mktemp("downloads"), artifacts)
-    finally:
-        driver.quit()
-
-
-def shots(page: Page, name: str) -> None:
-    """The page at each of SIZES, as a laptop and a desktop show it; back at the laptop's size afterwards."""
-    for width, height in SIZES:
-        page.driver.set_window_size(width, height)
-        page.driver.execute_script("return document.body.offsetHeight")  # lays the page out at the new size
-        page.screenshot(f"{name}-{width}x{height}")
-    page.driver.set_window_size(*SIZES[0])
+    with chromium_page(browser_programs, dashboard[0], tmp_path_factory.mktemp("downloads"), artifacts) as page:
+        sign_in_browser(page.driver, dashboard[0], TEACHER)
+        yield page
 
 
 def wait_long(page: Page, what: str, condition: Callable[[], T | None], seconds: float = FIRST_FRAME_S) -> T:

@@ -14,8 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from dashboard import ids
@@ -26,11 +24,16 @@ from db.tokens import list_tokens
 from db.users import Role, add_user, find_user
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in_browser
-from tests.test_browser import Page, artifacts, choose  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
+    Page,
+    artifacts,
+    choose,
+    chromium_page,
+    shots,
+)
 from tests.test_school import FRAMES, LATE_FRAMES, in_class, running_classes, scripted_class
 
 ADMIN = "head-of-school"
-SIZES = ((1366, 768), (1920, 1080))
 NEW_PASSWORD = "lantern orchard seventeen"
 
 
@@ -68,28 +71,8 @@ def browser(
     artifacts: Path,  # noqa: F811  (the fixture imported above)
     tmp_path: Path,
 ) -> Iterator[Page]:
-    chromium, chromedriver = browser_programs
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768"):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        yield Page(driver, dashboard, tmp_path, artifacts)
-    finally:
-        driver.quit()
-
-
-def shots(page: Page, name: str) -> None:
-    """The page at each of SIZES, as a laptop and a desktop show it (the whole page, below the fold too)."""
-    for width, height in SIZES:
-        page.driver.set_window_size(width, height)
-        page.driver.execute_script("return document.body.offsetHeight")  # lays the page out at the new size
-        page.screenshot(f"{name}-{width}x{height}")
+    with chromium_page(browser_programs, dashboard, tmp_path, artifacts) as page:
+        yield page
 
 
 def test_an_admin_sees_every_running_class_and_the_trends_and_downloads_them(browser: Page, school_db: str) -> None:
