@@ -162,13 +162,16 @@ def refresh(engine: Engine, state: LiveState, score: bool = True) -> LiveView:
     """Read what arrived since `state` and return the updated state with the page's new tables; with `score`,
     rescored too (else with `state`'s engagement, scores, states and flags)."""
     latest_frame = latest_frame_time(engine, state.session_id)
+    # Read once for the rows' names and the cards (observation_rows reads them again only for a student added
+    # since, whose card then shows from the next refresh).
+    people = student_rows(engine, state.session_id)
     if state.last_seen is None:
-        rows, counts, unsure = _first_read(engine, state, latest_frame)
+        rows, counts, unsure = _first_read(engine, state, latest_frame, people)
         new_rows, last_seen = rows, latest_frame
     else:
         # Rows not yet counted, plus the last NOW_SECONDS that the mood panel and student cards look at.
         since = state.last_seen - timedelta(seconds=NOW_SECONDS)
-        rows = observation_rows(engine, state.session_id, since=since)
+        rows = observation_rows(engine, state.session_id, since=since, people=people)
         new_rows = rows[rows["ts"] > pd.Timestamp(state.last_seen)]
         counts = merge_counts(state.counts, emotion_counts(new_rows))
         unsure = state.unsure.add(_binned(_unsure_rows(new_rows)), fill_value=0).astype("int64")
@@ -188,7 +191,7 @@ def refresh(engine: Engine, state: LiveState, score: bool = True) -> LiveView:
     updated = replace(
         scored, last_seen=last_seen, counts=counts, unsure=unsure, student_counts=student_counts, engagement=engagement
     )
-    students = student_states(student_rows(engine, state.session_id), rows, now)
+    students = student_states(people, rows, now)
     return LiveView(
         state=updated,
         latest_frame=latest_frame,
@@ -471,7 +474,7 @@ LIVE_HUB = LiveHub()
 
 
 def _first_read(
-    engine: Engine, state: LiveState, latest_frame: datetime | None
+    engine: Engine, state: LiveState, latest_frame: datetime | None, people: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """The rows of the last SPARKLINE_SECONDS, and the class's emotion counts and unsure faces per bin over the
     shown window.
@@ -484,7 +487,9 @@ def _first_read(
         return _NO_ROWS, emotion_counts(_NO_ROWS), _NO_UNSURE
     since = None if state.window_s is None else latest_frame - timedelta(seconds=state.window_s)
     tally = emotion_tally(engine, state.session_id, since=since, until=latest_frame)
-    rows = observation_rows(engine, state.session_id, since=latest_frame - timedelta(seconds=SPARKLINE_SECONDS))
+    rows = observation_rows(
+        engine, state.session_id, since=latest_frame - timedelta(seconds=SPARKLINE_SECONDS), people=people
+    )
     unsure = unsure_tally(engine, state.session_id, SURE_PROBABILITY, since=since, until=latest_frame)
     return rows[rows["ts"] <= pd.Timestamp(latest_frame)], emotion_counts(tally), _binned(unsure)
 

@@ -14,9 +14,12 @@ import ipaddress
 import signal
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import Engine
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 import config
@@ -25,9 +28,12 @@ from dashboard import tokens_cli, users_cli
 from dashboard.auth import load_secret_key
 from db.engine import DATA_DIR, DEFAULT_URL
 from db.errors import DatabaseError
+from db.partitions import keep_ahead
 from db.users import list_users
 
 PROG = "python -m dashboard"
+# How often the server checks that the coming days have their partitions (db.partitions).
+PARTITION_CHECK_S = 24 * 3600.0
 
 
 class ServeError(Exception):
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         secret_key = load_secret_key(args.data_dir)
         has_users = bool(list_users(engine))
         engagement_config()  # read once here, as every refresh then reuses it
-        app = create_app(engine, secret_key, served.behind_tls_proxy)
+        app = create_app(engine, secret_key, served)
         # Everything built so far (modules, layouts, callbacks) lives as long as the process: frozen, the
         # collector's full passes stop walking it, which paused refreshes ~70 ms every 6-20 of them.
         gc.freeze()
@@ -117,8 +123,25 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     print(f"{PROG}: serving on http://{served.host}:{served.port} (Ctrl-C stops)", file=sys.stderr)
+    threading.Thread(
+        target=keep_partitions_ahead,
+        args=(engine, config.chosen().database.partition_days_ahead),
+        name="partitions",
+        daemon=True,
+    ).start()
     serve_until_stopped(server)
     return 0
+
+
+def keep_partitions_ahead(engine: Engine, days_ahead: int) -> None:
+    """Create the database's day partitions ahead of today once a day while the server runs (PostgreSQL; a
+    no-op on SQLite), so rows never pile up in the default partition of a server that runs for weeks."""
+    while True:
+        try:
+            keep_ahead(engine, days_ahead)
+        except DatabaseError as error:
+            print(f"{PROG}: warning: {error}", file=sys.stderr)
+        time.sleep(PARTITION_CHECK_S)
 
 
 def is_loopback(host: str) -> bool:

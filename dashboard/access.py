@@ -14,7 +14,8 @@ from db.users import Role, User
 
 def current_user() -> User:
     """The signed-in user of the request being served (dashboard.auth's guard has set it)."""
-    return g.user
+    user: User = g.user  # flask.g's attributes are untyped; the guard stores a User here and nothing else
+    return user
 
 
 def can_see(user: User, session: SessionInfo) -> bool:

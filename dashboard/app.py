@@ -11,7 +11,8 @@ from flask import Response, request
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
-from dashboard.auth import SECRET_KEY_BYTES, LoginThrottle, install_sign_in
+from config.schema import DashboardConfig
+from dashboard.auth import SECRET_KEY_BYTES, install_sign_in
 from dashboard.ingest import mount_ingest
 from dashboard.router import app_shell, register_callbacks
 from db.engine import connect
@@ -21,11 +22,12 @@ ASSETS = Path(__file__).resolve().with_name("assets")
 CALLBACK_PATH = "/_dash-update-component"
 
 
-def create_app(engine: Engine, secret_key: bytes | None = None, behind_tls_proxy: bool = False) -> Dash:
+def create_app(engine: Engine, secret_key: bytes | None = None, settings: DashboardConfig | None = None) -> Dash:
     """A Dash app that shows what `engine`'s database holds to signed-in users; it writes only the users table.
 
     `secret_key` signs the session cookies (`dashboard.auth.load_secret_key`); without one, a random key
-    lasts as long as this process. `behind_tls_proxy`: browsers reach it over HTTPS through a proxy.
+    lasts as long as this process. `settings`: the configuration's [dashboard] table (whether a TLS proxy is in
+    front, how long sign-ins last, how sign-in attempts are bounded); None: its defaults.
     """
     # Pages are built by the router callback, so their components are not in the first layout.
     app = Dash(__name__, title="ClassPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True)
@@ -33,8 +35,7 @@ def create_app(engine: Engine, secret_key: bytes | None = None, behind_tls_proxy
         app.server,
         engine,
         secret_key or secrets.token_bytes(SECRET_KEY_BYTES),
-        LoginThrottle(),
-        behind_tls_proxy=behind_tls_proxy,
+        settings if settings is not None else DashboardConfig(),
     )
     app.layout = app_shell()
     register_callbacks(app, engine)

@@ -2,7 +2,8 @@
 
 A sign-in is kept on the server (SignIns), the signed cookie only names it (the key lives in the data folder,
 0600): /logout deletes it, and it ends after an idle time and an absolute lifetime. Password checks are bounded
-per name, per address and overall (LoginThrottle). The pages here are plain HTML served by Flask, so nothing of
+per name, per address and overall (LoginThrottle). The lifetimes and bounds are the configuration's [dashboard]
+table (config.schema.DashboardConfig). The pages here are plain HTML served by Flask, so nothing of
 the Dash app (not even its scripts) reaches a visitor before sign-in. Every POST needs Flask-WTF's CSRF token
 of the current sign-in: the forms here carry it in a hidden field (the Dash page's Sign-out form fills it in
 from the CSRF_COOKIE cookie as it is sent), Dash's callbacks in the X-CSRFToken header that dash-renderer
@@ -27,13 +28,13 @@ from flask import Flask, Response, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import Engine
+from werkzeug.wrappers import Response as WerkzeugResponse  # what redirect() returns; flask.Response is one
 
+from config.schema import DashboardConfig
 from db.users import User, accept_notice, check_login, find_user
 
 SECRET_KEY_FILE = "dashboard-secret.key"
 SECRET_KEY_BYTES = 32
-SIGN_IN_HOURS = 12  # a sign-in ends this long after it began, however busy
-IDLE_MINUTES = 60  # and this long after its last request (a live page polls every few seconds)
 # Sent to the server in the session cookie: the id of the sign-in in SignIns.
 SIGN_IN_KEY = "sign_in"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -82,10 +83,10 @@ class LoginThrottle:
     most `max_checks` checks at once over all addresses (the rest are turned away at once, not queued, so the
     server's threads stay free for signed-in users)."""
 
-    max_failures: int = 5
-    max_address_failures: int = 20
-    window_s: float = 300.0
-    max_checks: int = 2
+    max_failures: int
+    max_address_failures: int
+    window_s: float
+    max_checks: int
     _failures: dict[tuple[str, ...], deque[float]] = field(default_factory=dict)
     _in_flight: dict[tuple[str, ...], int] = field(default_factory=dict)
     _checking: int = 0
@@ -152,8 +153,8 @@ class SignIns:
     so a copied cookie is worthless afterwards; one ends `idle_s` after its last request and `absolute_s` after
     the sign-in whatever happens. Kept in memory: restarting the dashboard signs everyone out."""
 
-    idle_s: float = IDLE_MINUTES * 60
-    absolute_s: float = SIGN_IN_HOURS * 3600
+    idle_s: float
+    absolute_s: float
     _live: dict[str, _SignIn] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -167,8 +168,10 @@ class SignIns:
 
     def user(self, sign_in_id: object, csrf: object, now: float) -> str | None:
         """The user signed in as `sign_in_id`, if that sign-in lasts and `csrf` is its token; it counts as used."""
+        if not isinstance(sign_in_id, str):
+            return None
         with self._lock:
-            held = self._live.get(sign_in_id) if isinstance(sign_in_id, str) else None
+            held = self._live.get(sign_in_id)
             if held is None or held.csrf != csrf:
                 return None
             if not self._lasts(held, now):
@@ -193,16 +196,18 @@ class _SessionInterface(SecureCookieSessionInterface):
         return super().get_cookie_secure(app) or request.is_secure
 
 
-def install_sign_in(
-    server: Flask,
-    engine: Engine,
-    secret_key: bytes,
-    throttle: LoginThrottle,
-    behind_tls_proxy: bool = False,
-) -> None:
-    """Guard every route of `server` and add /login, /logout and /notice. `behind_tls_proxy`: browsers reach
-    the dashboard over HTTPS through a proxy, so cookies get `Secure` and requests must come from https://."""
-    sign_ins = SignIns()
+def install_sign_in(server: Flask, engine: Engine, secret_key: bytes, settings: DashboardConfig) -> None:
+    """Guard every route of `server` and add /login, /logout and /notice. `settings.behind_tls_proxy`: browsers
+    reach the dashboard over HTTPS through a proxy, so cookies get `Secure` and requests must come from https://;
+    its sign_in_hours, idle_minutes and login_* keys are the sign-ins' lifetimes and the throttle's bounds."""
+    behind_tls_proxy = settings.behind_tls_proxy
+    sign_ins = SignIns(idle_s=settings.idle_minutes * 60, absolute_s=settings.sign_in_hours * 3600)
+    throttle = LoginThrottle(
+        max_failures=settings.login_failures_per_name,
+        max_address_failures=settings.login_failures_per_address,
+        window_s=settings.login_failure_window_seconds,
+        max_checks=settings.login_checks_at_once,
+    )
     server.secret_key = secret_key
     server.session_interface = _SessionInterface()
     server.config.update(
@@ -212,7 +217,7 @@ def install_sign_in(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=behind_tls_proxy,
         # The cookie's own expiry is set once, at sign-in; SignIns ends the sign-in on the server.
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SIGN_IN_HOURS),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.sign_in_hours),
         SESSION_REFRESH_EACH_REQUEST=False,
         # A token lives as long as the sign-in it belongs to (sign-in and sign-out make a new one): a report
         # page left open for an hour must still be able to run its callbacks.
@@ -220,7 +225,7 @@ def install_sign_in(
     )
 
     @server.before_request
-    def _guard() -> Response | None:
+    def _guard() -> WerkzeugResponse | None:
         if request.method not in SAFE_METHODS and not _same_origin(behind_tls_proxy):
             return _page("Request refused", "<p>A request from another site was refused.</p>", 403)
         if request.path in OPEN_PATHS:
@@ -234,7 +239,7 @@ def install_sign_in(
         return None
 
     @server.route("/login", methods=["GET", "POST"])
-    def _login() -> Response:
+    def _login() -> WerkzeugResponse:
         target = local_path(request.values.get("next", "/"))
         if request.method == "GET":
             return _page("Sign in", _login_form(target, ""))
@@ -264,13 +269,13 @@ def install_sign_in(
         return redirect(target if user.notice_accepted_at else f"/notice?next={quote(target, safe='/')}")
 
     @server.route("/logout", methods=["POST"])
-    def _logout() -> Response:
+    def _logout() -> WerkzeugResponse:
         sign_ins.end(session.get(SIGN_IN_KEY))
         session.clear()
         return redirect("/login")
 
     @server.route("/notice", methods=["GET", "POST"])
-    def _notice() -> Response:
+    def _notice() -> WerkzeugResponse:
         target = local_path(request.values.get("next", "/"))
         if request.method == "POST" and request.form.get("accept") == "yes":
             accept_notice(engine, g.user.name)
@@ -316,9 +321,12 @@ def _signed_in_user(engine: Engine, sign_ins: SignIns) -> User | None:
     return user
 
 
-def _refuse(status: int, page: str) -> Response:
+def _refuse(status: int, page: str) -> WerkzeugResponse:
     """Browsers asking for a page are sent to `page`; Dash's requests and anything else get the bare status."""
-    if request.method == "GET" and not request.path.startswith("/_") and "text/html" in request.accept_mimetypes:
+    # find, not `in`: the same match (wildcards too), but typed; mypy reads `in` as a look-up among
+    # (type, quality) pairs.
+    wants_html = request.accept_mimetypes.find("text/html") >= 0
+    if request.method == "GET" and not request.path.startswith("/_") and wants_html:
         return redirect(f"{page}?next={quote(request.full_path.rstrip('?'), safe='/')}")
     return Response("sign in first" if status == 401 else "accept the notice first", status, mimetype="text/plain")
 

@@ -14,8 +14,8 @@ from dashboard.formatting import local_time, zone_label
 from dashboard.theme import EMOTION_COLORS, EMOTION_TEXT_COLORS
 from db.queries import SessionInfo
 
-STATIC_GRAPH = {"displayModeBar": False, "staticPlot": True}
-TIMELINE_GRAPH = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+STATIC_GRAPH: dcc.Graph.Config = {"displayModeBar": False, "staticPlot": True}
+TIMELINE_GRAPH: dcc.Graph.Config = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 ELSEWHERE = {"All sessions": "/sessions", "Newest session": "/"}
 
 
@@ -38,7 +38,8 @@ def message_page(title: str, text: str, links: dict[str, str] | None = None) -> 
 def no_sessions_page() -> html.Div:
     return message_page(
         "No sessions yet",
-        "No class has been recorded in this database yet — start `python -m capture` and this page will show it.",
+        "No class has been recorded in this database yet — start one from “Start class” on the teacher's own computer, "
+        "or with `python -m capture`, and this page will show it.",
     )
 
 
@@ -62,13 +63,13 @@ def session_heading(session: SessionInfo, links: dict[str, str]) -> html.Div:
 def emotion_badge(emotion: str, sure: float | None = None) -> html.Span:
     """An emotion in its colour. `sure`: the model's calibrated probability for it (NaN or None: not given),
     said in the tooltip, and marked "?" when the model was unsure (below analytics.live.SURE_PROBABILITY)."""
-    known = sure is not None and not math.isnan(sure)
-    unsure = known and sure < SURE_PROBABILITY
-    badge = html.Span(
-        emotion + ("?" if unsure else ""),
-        className="badge" + (" unsure" if unsure else ""),
-        style={"backgroundColor": EMOTION_COLORS[emotion], "color": EMOTION_TEXT_COLORS[emotion]},
-    )
-    if sure is not None and known:
-        badge.title = f"{emotion}: model {'unsure' if unsure else 'sure'}, {sure:.0%} likely (calibrated probability)"
-    return badge
+    known = None if sure is None or math.isnan(sure) else sure
+    unsure = known is not None and known < SURE_PROBABILITY
+    text = emotion + ("?" if unsure else "")
+    look = "badge" + (" unsure" if unsure else "")
+    style = {"backgroundColor": EMOTION_COLORS[emotion], "color": EMOTION_TEXT_COLORS[emotion]}
+    if known is None:
+        # No title prop at all (Dash sends one given as None as null): a live refresh sends dozens of badges.
+        return html.Span(text, className=look, style=style)
+    said = f"{emotion}: model {'unsure' if unsure else 'sure'}, {known:.0%} likely (calibrated probability)"
+    return html.Span(text, className=look, style=style, title=said)

@@ -31,7 +31,11 @@ def to_local(times: pd.Index | pd.Series) -> pd.DatetimeIndex:
 def local_zone() -> tzinfo:
     """The viewer's time zone (module docstring)."""
     named = _viewer_zone(unquote(request.cookies.get(ZONE_COOKIE, ""))) if has_request_context() else None
-    return named or datetime.now().astimezone().tzinfo
+    if named is not None:
+        return named
+    machine = datetime.now().astimezone().tzinfo
+    assert machine is not None  # astimezone() without a zone always attaches this machine's
+    return machine
 
 
 def zone_label() -> str:

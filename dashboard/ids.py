@@ -47,14 +47,9 @@ DOWNLOAD_STUDENTS = "download-students"
 DOWNLOAD_ROWS_BUTTON = "download-rows-button"
 DOWNLOAD_ROWS = "download-rows"
 REPORT_PRINT = "report-print"  # the "Print / Save as PDF" button (a clientside callback calls window.print())
-STUDENT_FIXES = "student-fixes"  # the card that renames and merges students
-RENAME_STUDENT = "rename-student"  # Dropdown: the key of the student to rename
-RENAME_NAME = "rename-name"  # Input: their new display name
+RENAME_NAME = "rename-name"  # Input: a student's new display name (the row's Rename… panel)
 RENAME_BUTTON = "rename-button"
-MERGE_KEEP = "merge-keep"  # Dropdown: the key of the student who stays
-MERGE_DROP = "merge-drop"  # Dropdown: the key of the student whose rows move to KEEP
-MERGE_BUTTON = "merge-button"
-FIX_MESSAGE = "fix-message"  # what the last rename or merge did, or why it did not
+FIX_MESSAGE = "fix-message"  # why the last rename was refused
 
 MESSAGE = "page-message"  # the text of a "nothing to show here" page
 TIME_ZONE = "time-zone"  # the label naming the time zone the page's times are in

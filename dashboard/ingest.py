@@ -179,7 +179,8 @@ class IngestSessions:
             return None
         if row.teacher != teacher:
             raise _not_yours(name)
-        return row.source
+        source: str = row.source
+        return source
 
     def _check_resent(self, recorder: SessionRecorder, resent: list[FrameResult]) -> None:
         """Frames below the next number must be the ones stored under their numbers (a resend), nothing else."""
@@ -209,7 +210,10 @@ def _not_yours(name: str) -> Refusal:
 def mount_ingest(server: Flask, engine: Engine) -> None:
     """Serve the ingest API at INGEST_PATH beside `server`'s own routes: requests there never reach `server`, so
     its sign-in guard, session cookie and CSRF check neither apply nor can authorise them."""
-    server.wsgi_app = DispatcherMiddleware(server.wsgi_app, {INGEST_PATH: create_ingest_app(engine)})
+    # Flask's documented way to put middleware in front of an app is to replace this method with it.
+    server.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        server.wsgi_app, {INGEST_PATH: create_ingest_app(engine)}
+    )
 
 
 def create_ingest_app(engine: Engine) -> Flask:

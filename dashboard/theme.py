@@ -7,6 +7,8 @@ scale made to be read the same with and without colour-vision deficiencies (dark
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from plotly.colors import sample_colorscale, sequential
 
 EMOTION_COLORS: dict[str, str] = {
@@ -34,9 +36,30 @@ ABSENT_COLOR = "#E5E5E5"  # a student not seen lately
 UNSURE_COLOR = "#222222"  # the share of faces the model was unsure about: dotted, over the emotion areas
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 GRID_COLOR = "#EBF0F8"
+
+
+class AxisLook(TypedDict):
+    gridcolor: str
+    linecolor: str
+    zeroline: bool
+
+
+class ChartLayout(TypedDict):
+    """The look every chart starts from; typed per key, so a chart can spread an axis's look into its own."""
+
+    template: str
+    paper_bgcolor: str
+    plot_bgcolor: str
+    font: dict[str, str | int]
+    margin: dict[str, int]
+    legend: dict[str, str | int | float]
+    xaxis: AxisLook
+    yaxis: AxisLook
+
+
 # The "plotly_white" look spelled out: a named template is deep-copied into every figure, which costs
 # more than the rest of a live refresh's charts together.
-CHART_LAYOUT: dict[str, object] = {
+CHART_LAYOUT: ChartLayout = {
     "template": "none",
     "paper_bgcolor": "white",
     "plot_bgcolor": "white",

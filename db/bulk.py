@@ -30,7 +30,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     # The driver's own connection is the one SQLAlchemy's transaction runs on: the COPY commits or rolls back
-    # with the rest of it.
+    # with the rest of it. SQLAlchemy types it as possibly gone (None), which it is not inside a transaction.
     with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         for row in rows:
             copy.write_row([row[column] for column in columns])
@@ -56,6 +56,7 @@ def upsert_rows(
         connection.execute(insert_sqlite.on_conflict_do_update(index_elements=list(key), set_=merged), list(rows))
         return
     statement = _unnest_upsert(connection.dialect, table, columns, tuple(key), tuple(summed))
+    # As in insert_rows: the transaction's own driver connection, never None here.
     with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute(statement, [[row[column] for row in rows] for column in columns])
 

@@ -11,6 +11,8 @@ import stat
 import subprocess
 import sys
 import threading
+import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,16 +27,18 @@ from dash import Dash
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, insert, select, update
 
+from config.schema import DashboardConfig
 from dashboard import ids
 from dashboard.__main__ import is_loopback
 from dashboard.app import create_app
 from dashboard.auth import CSRF_COOKIE, CSRF_FIELD, SECRET_KEY_FILE, LoginThrottle, SignIns, load_secret_key
+from dashboard.pages import report
 from dashboard.pages.live import flag_id
 from db.engine import connect
 from db.migrate import ALEMBIC_INI, upgrade
 from db.queries import acknowledged_flags, find_session, flag_silences_of
 from db.schema import sessions, students, users
-from db.users import Role, add_user, check_login, find_user, set_password
+from db.users import Role, accept_notice, add_user, check_login, find_user, set_password
 from tests.cli import REPO, assert_one_clear_line
 from tests.dashboard_server import free_port, running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, csrf_token, post_form, sign_in, signed_in_client
@@ -62,7 +66,9 @@ def engine(url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def app(engine: Engine) -> Dash:
+def app(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Dash:
+    # The callback sweep presses "Start class" too: on a developer's desktop it must not capture their screen.
+    monkeypatch.delenv("DISPLAY", raising=False)
     return create_app(engine)
 
 
@@ -171,7 +177,7 @@ def test_five_failures_lock_that_name_from_that_address_even_for_the_right_passw
 
 
 def test_the_throttle_forgets_failures_older_than_its_window() -> None:
-    throttle = LoginThrottle(max_failures=5, window_s=300)
+    throttle = LoginThrottle(max_failures=5, max_address_failures=20, window_s=300, max_checks=2)
 
     def fail(now: float) -> None:
         assert throttle.begin("alice", "127.0.0.1", now) == 0.0
@@ -187,7 +193,7 @@ def test_the_throttle_forgets_failures_older_than_its_window() -> None:
 
 
 def test_a_check_in_flight_counts_against_the_limits_so_parallel_attempts_cannot_slip_under_them() -> None:
-    throttle = LoginThrottle(max_failures=5, max_address_failures=7, max_checks=100)
+    throttle = LoginThrottle(max_failures=5, max_address_failures=7, window_s=300, max_checks=100)
     # Five checks of one name begun and not yet finished fill that name's limit from that address.
     assert [throttle.begin("alice", "10.0.0.1", 0.0) for _ in range(6)] == [0.0] * 5 + [pytest.approx(5.0)]
     # Two more names fill the address's limit over every name, known or not.
@@ -199,7 +205,7 @@ def test_a_check_in_flight_counts_against_the_limits_so_parallel_attempts_cannot
 
 
 def test_at_most_max_checks_run_at_once_over_every_address() -> None:
-    throttle = LoginThrottle(max_checks=2)
+    throttle = LoginThrottle(max_failures=5, max_address_failures=20, window_s=300, max_checks=2)
     assert [throttle.begin(f"user-{n}", f"10.0.0.{n}", 0.0) for n in range(3)] == [0.0, 0.0, pytest.approx(5.0)]
     throttle.end("user-0", "10.0.0.0", 0.0, succeeded=True)
     assert throttle.begin("user-3", "10.0.0.3", 0.0) == 0.0
@@ -558,11 +564,44 @@ def test_cookies_are_secure_over_tls_and_when_told_of_a_tls_proxy(engine: Engine
     # A request after the sign-in gets no new session cookie: its expiry, 12 h after the sign-in, never slides.
     assert cookie_flags(create_app(engine), "http://localhost") == {CSRF_COOKIE: False}
     assert cookie_flags(create_app(engine), "https://localhost") == {CSRF_COOKIE: True}
-    assert cookie_flags(create_app(engine, behind_tls_proxy=True), "http://localhost") == {CSRF_COOKIE: True}
-    client = create_app(engine, behind_tls_proxy=True).server.test_client()
+    proxied = DashboardConfig(behind_tls_proxy=True)
+    assert cookie_flags(create_app(engine, settings=proxied), "http://localhost") == {CSRF_COOKIE: True}
+    client = create_app(engine, settings=proxied).server.test_client()
     response = post_form(client, "/login", {"name": "alice", "password": PASSWORD})
     (session_cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("classpulse_session=")]
     assert "; Secure" in session_cookie
+
+
+def test_a_schools_file_sets_the_sign_in_lifetimes_and_limits_and_print_config_shows_them(
+    url: str, engine: Engine, tmp_path: Path
+) -> None:
+    school = tmp_path / "school.toml"
+    # 0.001 min: a sign-in idle for 60 ms ends. One failure holds a name back.
+    school.write_text("[dashboard]\nsign_in_hours = 2\nidle_minutes = 0.001\nlogin_failures_per_name = 1\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "dashboard", "--config", str(school), "--print-config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    in_force = tomllib.loads(shown.stdout)["dashboard"]
+    assert (in_force["sign_in_hours"], in_force["idle_minutes"], in_force["login_failures_per_name"]) == (2, 0.001, 1)
+    assert (in_force["login_failures_per_address"], in_force["login_checks_at_once"]) == (20, 2)  # the defaults
+    accept_notice(engine, "alice")  # so her sign-in is the one request, with no notice to accept after it
+    with running_dashboard(url, tmp_path, "--config", str(school)) as (base_url, _):
+        alice = Browser(base_url)
+        alice.request("/login")
+        signed_at = time.time()
+        assert alice.post("/login", {"name": "alice", "password": PASSWORD}) == 302
+        (expires,) = [cookie.expires for cookie in alice.jar if cookie.name == "classpulse_session"]
+        assert expires is not None and abs(expires - (signed_at + 2 * 3600)) < 60  # 2 h, not the default 12 h
+        time.sleep(0.5)  # idle for longer than the file's 60 ms (by default, for far less than its hour)
+        assert not alice.signed_in()
+        bob = Browser(base_url)
+        assert bob.sign_in("bob", "a wrong guess") == 401
+        assert bob.sign_in("bob") == 429  # held back after the file's one failure (by default, after five)
 
 
 # Sign-in load (item 10).
@@ -663,10 +702,10 @@ FORGED_VALUES: dict[tuple[str, str], Any] = {
     (ids.LIVE_WINDOW, "value"): "all",
     (ids.SESSIONS_FILTER, "value"): "bob",
     (ids.REPORT_SESSION, "data"): "bob-history",
-    (ids.RENAME_STUDENT, "value"): "tile-0",
+    (report.RENAME_KEPT, "data"): "tile-0",
     (ids.RENAME_NAME, "value"): "renamed by alice",
-    (ids.MERGE_KEEP, "value"): "tile-0",
-    (ids.MERGE_DROP, "value"): "tile-1",
+    (report.MERGE_KEPT, "data"): "tile-0",
+    (report.MERGE_WITH, "value"): ["tile-1"],
 }
 # The pattern-matching components: a flag's buttons (Acknowledge, Snooze, Mute), a silence's undo; each
 # request gets its callback's own type.

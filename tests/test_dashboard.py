@@ -53,7 +53,22 @@ from dashboard.pages.live import (
     status_banner,
     student_cards,
 )
-from dashboard.pages.report import rows_download, students_download
+from dashboard.pages.report import (
+    MERGE_CONFIRM,
+    MERGE_CONFIRM_TEXT,
+    MERGE_KEPT,
+    MERGE_NOTICE,
+    MERGE_OPEN,
+    MERGE_WITH,
+    RENAME_CANCEL,
+    RENAME_KEPT,
+    RENAME_OPEN,
+    RENAME_PANEL,
+    RENAME_TITLE,
+    rows_download,
+    students_download,
+)
+from dashboard.report_cache import forget_reports, report_tables, warm_report
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import FlagSilence, acknowledged_flags, find_session, flag_silences_of, observation_rows
@@ -112,8 +127,10 @@ def dash_call(
     outputs: list[tuple[str, str]],
     inputs: list[tuple[str, str, Any]],
     state: list[tuple[str, str, Any]] = (),
+    status: int = 200,
 ) -> dict[str, Any]:
-    """POST a callback request as the browser does; returns {component id: {property: value}}."""
+    """POST a callback request as the browser does and check that it is answered `status`; returns
+    {component id: {property: value}}, or {} for an answer that carries none (204: no update, 400: refused)."""
     # Dash's wire format: one output as "id.prop"; several as "..id.prop...id.prop..".
     names = [f"{i}.{p}" for i, p in outputs]
     targets = [{"id": i, "property": p} for i, p in outputs]
@@ -125,8 +142,8 @@ def dash_call(
         "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
     }
     response = client.post("/_dash-update-component", json=payload)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()["response"]
+    assert response.status_code == status, (outputs, response.status_code, response.get_data(as_text=True))
+    return response.get_json()["response"] if status == 200 else {}
 
 
 def page(client: FlaskClient, path: str) -> dict[str, Any]:
@@ -225,12 +242,12 @@ def test_sessions_page_lists_every_session_with_its_counts(client: FlaskClient) 
     table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
     rows = [[cell_text(cell) for cell in row["props"]["children"]] for row in table_rows(table)]
 
-    # Newest first; columns: started, session, teacher (none: only admins see it), source, duration, students,
-    # average engagement (not computed before a report or the capture's end scored the session), observations,
-    # report link.
+    # Newest first; columns: started, session, teacher (none: only admins see it), class (none: recorded without
+    # --class), source, duration, students, average engagement (not computed before a report or the capture's end
+    # scored the session), observations, report link.
     assert [row[1] for row in rows] == ["cameras-off", "period-1"]
-    assert rows[1][2:] == ["—", "screen:1", "24 s", 3, "—", 18, "report"]
-    assert rows[0][5:8] == [0, "—", 0]
+    assert rows[1][2:] == ["—", "—", "screen:1", "24 s", 3, "—", 18, "report"]
+    assert rows[0][6:9] == [0, "—", 0]
 
 
 def test_sessions_page_shows_the_average_engagement_a_report_stored(engine: Engine, client: FlaskClient) -> None:
@@ -238,7 +255,7 @@ def test_sessions_page_shows_the_average_engagement_a_report_stored(engine: Engi
     page(client, "/report/period-1")
     table = component(page(client, "/sessions"), ids.SESSIONS_TABLE)
     rows = {cell_text(row["props"]["children"][1]): row["props"]["children"] for row in table_rows(table)}
-    assert cell_text(rows["period-1"][6]) == f"{tables.class_bins['score'].mean():.2f}"
+    assert cell_text(rows["period-1"][7]) == f"{tables.class_bins['score'].mean():.2f}"
 
 
 def test_sessions_filter_keeps_sessions_holding_every_word(client: FlaskClient) -> None:
@@ -665,6 +682,21 @@ def test_browsers_share_one_state_per_session_and_an_unchanged_session_sends_onl
     )
 
 
+def test_the_live_page_of_an_ended_session_warms_its_report(engine: Engine) -> None:
+    forget_reports()
+    session = find_session(engine, "period-1")  # ended: `record` closes it
+    tick(engine, "period-1", None, T0 + timedelta(minutes=5))
+    assert warm_report(engine, session, engagement_config()) is None  # the refresh started it already
+    report_tables(engine, session, engagement_config())  # waits for that computation if still running
+    assert find_session(engine, "period-1").mean_engagement is not None
+
+    with engine.begin() as connection:  # as if its capture were still running: nothing to warm yet
+        connection.execute(update(sessions).where(sessions.c.name == "cameras-off").values(ended_at=None))
+    tick(engine, "cameras-off", None, T0 + timedelta(hours=1, seconds=5))
+    assert warm_report(engine, find_session(engine, "cameras-off"), engagement_config()) is None
+    assert find_session(engine, "cameras-off").mean_engagement is None
+
+
 def on_since(student: str, rule: str, minutes: float, name: str | None = None) -> Flag:
     """A flag on now (NOW) whose condition began `minutes` ago."""
     start = pd.Timestamp(NOW - timedelta(minutes=minutes))
@@ -793,35 +825,78 @@ def test_mood_now_chart_and_sparkline_use_the_emotions_colours(engine: Engine) -
     bars = re.findall(r"(#[0-9A-F]{6}) ([0-9.]+)% ([0-9.]+)%", strip)
     assert bars == [(EMOTION_COLORS["happy"], "0.00", "3.00"), (EMOTION_COLORS["sad"], "3.33", "6.33")]  # 10 s of 300
 
+    # Consecutive bins of one emotion are one bar; a missing bin or another emotion starts a new one.
+    seen = [0, 1, 2, 4, 5, 6]
+    dominant = pd.Series(
+        ["happy"] * 4 + ["sad"] * 2, index=pd.DatetimeIndex([T0 + timedelta(seconds=10 * i) for i in seen])
+    )
+    strip = sparkline(dominant, T0, T0 + timedelta(minutes=5)).style["backgroundImage"]
+    bars = re.findall(r"(#[0-9A-F]{6}) ([0-9.]+)% ([0-9.]+)%", strip)
+    happy, sad = EMOTION_COLORS["happy"], EMOTION_COLORS["sad"]
+    assert bars == [(happy, "0.00", "9.67"), (happy, "13.33", "16.33"), (sad, "16.67", "23.00")]
 
-# Renaming and merging students on the report page.
 
-FIX_FIELDS = (ids.RENAME_STUDENT, ids.RENAME_NAME, ids.MERGE_KEEP, ids.MERGE_DROP)
+# Renaming and merging students from their row of the report page.
 
 
-def fix_up(client: FlaskClient, button: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    """Press the Rename or Merge button (`button`) of period-1's report as the browser does, with the fix-up
-    fields (FIX_FIELDS) holding `fields`; the HTTP status and {component id: {property: value}} it answers."""
-    # The callback shares the router's output, so Dash names it with a suffix: read its name as the browser does.
+def press(
+    client: FlaskClient,
+    trigger: str | dict[str, str],
+    state: dict[tuple[str, str], Any],
+    session: str = "period-1",
+) -> tuple[int, dict[str, Any]]:
+    """Press a button of `session`'s report as the browser does: `trigger` is the button's id (a row's button:
+    {"type": ..., "index": student key}), the callback it fires is the one with it among its inputs, every
+    other button of that callback unpressed, and its inputs and state hold `state` ({(id, property): value}; a
+    button unnamed there is pressed once) and the session. The HTTP status and {component id: {property:
+    value}} it answers."""
+    kind = trigger["type"] if isinstance(trigger, dict) else trigger
+
+    def named(spec_id: str) -> str:
+        return json.loads(spec_id)["type"] if spec_id.startswith("{") else spec_id
+
     (callback,) = [
         callback
         for callback in client.get("/_dash-dependencies").get_json()
-        if f"{ids.FIX_MESSAGE}.children" in callback["output"]
+        if any(named(spec["id"]) == kind for spec in callback["inputs"]) and not callback.get("clientside_function")
     ]
+
+    def given(spec: dict[str, str]) -> Any:
+        if spec["id"].startswith("{"):  # a pattern (ALL): every such button on the page, only `trigger` pressed
+            pressed = [trigger] if named(spec["id"]) == kind else []
+            return {
+                "id": spec["id"],
+                "property": spec["property"],
+                "value": [{"id": button, "property": spec["property"], "value": 1} for button in pressed],
+            }
+        value = state.get((spec["id"], spec["property"]), 1 if spec["id"] == trigger else None)
+        return {"id": spec["id"], "property": spec["property"], "value": value}
+
+    (pressed,) = [spec for spec in callback["inputs"] if named(spec["id"]) == kind]
     outputs = [name.split(".", 1) for name in callback["output"].strip(".").split("...")]
+    targets = [{"id": output_id, "property": prop} for output_id, prop in outputs]
+    changed = json.dumps(trigger, separators=(",", ":"), sort_keys=True) if isinstance(trigger, dict) else trigger
     payload = {
         "output": callback["output"],
-        "outputs": [{"id": output_id, "property": prop} for output_id, prop in outputs],
-        "inputs": [
-            {"id": pressed, "property": "n_clicks", "value": 1 if pressed == button else None}
-            for pressed in (ids.RENAME_BUTTON, ids.MERGE_BUTTON)
+        "outputs": targets[0] if len(targets) == 1 else targets,
+        "inputs": [given(spec) for spec in callback["inputs"]],
+        "state": [
+            given(spec) | ({"value": session} if spec["id"] == ids.REPORT_SESSION else {}) for spec in callback["state"]
         ],
-        "state": [{"id": ids.REPORT_SESSION, "property": "data", "value": "period-1"}]
-        + [{"id": field, "property": "value", "value": fields.get(field)} for field in FIX_FIELDS],
-        "changedPropIds": [f"{button}.n_clicks"],
+        "changedPropIds": [f"{changed}.{pressed['property']}"],
     }
     response = client.post("/_dash-update-component", json=payload)
     return response.status_code, response.get_json()["response"] if response.status_code == 200 else {}
+
+
+def rename(client: FlaskClient, student: str, typed: Any) -> tuple[int, dict[str, Any]]:
+    """Type `typed` into the rename panel opened for `student` and press Rename."""
+    return press(client, ids.RENAME_BUTTON, {(RENAME_KEPT, "data"): student, (ids.RENAME_NAME, "value"): typed})
+
+
+def merge(client: FlaskClient, kept: str, chosen: list[str]) -> tuple[int, dict[str, Any]]:
+    """Choose `chosen` in the merge panel opened for `kept` and confirm."""
+    return press(client, MERGE_CONFIRM, {(MERGE_KEPT, "data"): kept, (MERGE_WITH, "value"): chosen})
 
 
 def report_names(tree: Any) -> list[tuple[str, str]]:
@@ -834,57 +909,88 @@ def heatmap_rows(tree: Any) -> list[str]:
     return component(tree, ids.REPORT_HEATMAP)["figure"]["data"][0]["y"]
 
 
-def test_a_rename_redraws_the_report_with_the_name_as_typed_and_stores_it(client: FlaskClient) -> None:
-    assert {ids.REPORT_PRINT, ids.STUDENT_FIXES} <= component_ids(page(client, "/report/period-1"))
+def test_a_rows_rename_opens_with_their_name_and_redraws_the_report_with_the_name_as_typed(
+    client: FlaskClient,
+) -> None:
+    report = page(client, "/report/period-1")
+    assert ids.REPORT_PRINT in component_ids(report)
+    assert component(report, RENAME_PANEL)["hidden"] is True
+    status, opened = press(client, {"type": RENAME_OPEN, "index": "tile-1"}, {})
+    assert status == 200 and opened[RENAME_PANEL]["hidden"] is False and opened[RENAME_KEPT]["data"] == "tile-1"
+    assert opened[RENAME_TITLE]["children"] == "Rename tile-1" and opened[ids.RENAME_NAME]["value"] == ""
+    assert opened[MERGE_NOTICE]["children"] is None  # the last notice would show behind the panel
+
     typed = "  Ada <b>L</b><script>x()</script> "
-    status, response = fix_up(client, ids.RENAME_BUTTON, {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: typed})
+    status, response = rename(client, "tile-1", typed)
     assert status == 200
     name = typed.strip()
     redrawn = response[ids.PAGE]["children"]
     assert report_names(redrawn) == [("tile-0", ""), ("tile-1", name), ("tile-2", "")]
     # Chart labels are the one place Plotly reads markup; the table and menus show text as text.
     assert heatmap_rows(redrawn) == ["tile-0", "Ada &lt;b&gt;L&lt;/b&gt;&lt;script&gt;x()&lt;/script&gt;", "tile-2"]
-    assert component(redrawn, ids.RENAME_STUDENT)["options"][1] == {"label": f"{name} (tile-1)", "value": "tile-1"}
     assert response[ids.FIX_MESSAGE]["children"] == f"Renamed tile-1 to {name}."
-    assert text(component(redrawn, ids.FIX_MESSAGE)) == f"Renamed tile-1 to {name}."
+    assert text(component(redrawn, MERGE_NOTICE)) == f"Renamed tile-1 to {name}."
+    assert component(redrawn, RENAME_PANEL)["hidden"] is True  # closed by the redraw
     assert report_names(page(client, "/report/period-1"))[1] == ("tile-1", name)
+    # Opened again, the panel holds the name to be changed.
+    assert press(client, {"type": RENAME_OPEN, "index": "tile-1"}, {})[1][ids.RENAME_NAME]["value"] == name
+    assert press(client, RENAME_CANCEL, {})[1][RENAME_PANEL]["hidden"] is True
 
 
-def test_a_merge_moves_the_rows_and_redraws_the_report_without_the_dropped_student(client: FlaskClient) -> None:
-    status, response = fix_up(client, ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-2"})
+def test_a_rows_merge_moves_the_rows_redraws_the_report_without_them_and_its_undo_brings_them_back(
+    client: FlaskClient,
+) -> None:
+    status, opened = press(client, {"type": MERGE_OPEN, "index": "tile-0"}, {})
+    assert status == 200 and opened[MERGE_KEPT]["data"] == "tile-0"
+    assert [option["value"] for option in opened[MERGE_WITH]["options"]] == ["tile-1", "tile-2"]
+    status, asked = press(client, MERGE_WITH, {(MERGE_KEPT, "data"): "tile-0", (MERGE_WITH, "value"): ["tile-2"]})
+    confirm = text(asked[MERGE_CONFIRM_TEXT]["children"])
+    assert "tile-2 (16 s present)" in confirm and "tile-0 (28 s present)" in confirm
+    assert asked[MERGE_CONFIRM]["disabled"] is False and asked[MERGE_CONFIRM]["children"] == "Yes, merge 1 into 1"
+
+    status, response = merge(client, "tile-0", ["tile-2"])
     assert status == 200
     redrawn = response[ids.PAGE]["children"]
-    assert response[ids.FIX_MESSAGE]["children"] == "Merged tile-2 into tile-0: 4 observation(s) moved."
+    notice = component(redrawn, MERGE_NOTICE)
+    assert text(notice).startswith("Merged tile-2 (16 s present) into tile-0 (28 s present): 4 observation(s) moved.")
     assert report_names(redrawn) == [("tile-0", ""), ("tile-1", "")]
     assert heatmap_rows(redrawn) == ["tile-0", "tile-1"]
-    assert [option["value"] for option in component(redrawn, ids.MERGE_DROP)["options"]] == ["tile-0", "tile-1"]
+
+    (undo,) = [item["props"]["id"] for item in walk(notice["children"]) if item["type"] == "Button"]
+    status, response = press(client, undo, {})
+    assert status == 200
+    back = response[ids.PAGE]["children"]
+    assert report_names(back) == [("tile-0", ""), ("tile-1", ""), ("tile-2", "")]
+    assert text(component(back, MERGE_NOTICE)) == "Undone: tile-2 back as before."
 
 
 def test_students_who_share_a_name_keep_a_heatmap_row_each(client: FlaskClient) -> None:
     for student in ("tile-0", "tile-2"):
-        status, response = fix_up(client, ids.RENAME_BUTTON, {ids.RENAME_STUDENT: student, ids.RENAME_NAME: "Sam"})
+        status, response = rename(client, student, "Sam")
         assert status == 200
     assert heatmap_rows(response[ids.PAGE]["children"]) == ["Sam (tile-0)", "tile-1", "Sam (tile-2)"]
 
 
-def test_a_refused_fix_up_says_why_in_one_line_and_changes_nothing(engine: Engine, client: FlaskClient) -> None:
-    def refused(button: str, fields: dict[str, str]) -> str:
-        status, response = fix_up(client, button, fields)
-        assert status == 200 and list(response) == [ids.FIX_MESSAGE]  # the page is left as it is
-        return response[ids.FIX_MESSAGE]["children"]
+def test_a_refused_rename_or_merge_says_why_in_one_line_and_changes_nothing(
+    engine: Engine, client: FlaskClient
+) -> None:
+    status, response = rename(client, "tile-1", "  ")
+    assert status == 200 and list(response) == [ids.FIX_MESSAGE]  # the page is left as it is
+    assert response[ids.FIX_MESSAGE]["children"] == "Not changed: the new name is empty."
+    assert rename(client, "tile-9", "Ada")[1][ids.FIX_MESSAGE]["children"].startswith("Not changed: ")
 
-    assert refused(ids.RENAME_BUTTON, {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: "  "}) == (
-        "Not changed: the new name is empty."
-    )
-    assert refused(ids.RENAME_BUTTON, {ids.RENAME_NAME: "Ada"}) == "Choose the student to rename."
-    assert refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0"}) == (
-        "Choose the student to keep and the one to merge into them."
-    )
-    assert "are the same student" in refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-0"})
+    def refused(kept: str, chosen: list[str]) -> str:
+        status, response = merge(client, kept, chosen)
+        assert status == 200
+        redrawn = response[ids.PAGE]["children"]
+        assert report_names(redrawn) == [("tile-0", ""), ("tile-1", ""), ("tile-2", "")]
+        return text(component(redrawn, MERGE_NOTICE))
+
+    assert "are the same student" in refused("tile-0", ["tile-0"])
     with engine.begin() as connection:  # as if its capture were still running
         connection.execute(update(sessions).where(sessions.c.name == "period-1").values(ended_at=None))
-    live = refused(ids.MERGE_BUTTON, {ids.MERGE_KEEP: "tile-0", ids.MERGE_DROP: "tile-2"})
-    assert live.startswith("Not changed: session 'period-1' is still being captured") and "\n" not in live
+    live = refused("tile-0", ["tile-2"])
+    assert live.startswith("Not merged: session 'period-1' is still being captured") and "\n" not in live
     assert report_names(page(client, "/report/period-1")) == [("tile-0", ""), ("tile-1", ""), ("tile-2", "")]
 
 
@@ -892,13 +998,16 @@ def test_only_an_admin_or_the_teacher_who_owns_the_session_may_fix_its_students(
     with engine.begin() as connection:
         connection.execute(update(sessions).where(sessions.c.name == "period-1").values(teacher="alice"))
     app = create_app(engine)
-    rename = {ids.RENAME_STUDENT: "tile-1", ids.RENAME_NAME: "Ada"}
     # Another teacher cannot see the session, so the server answers as for any refused callback: no update.
-    assert fix_up(signed_in_client(app, engine, "bob", Role.TEACHER), ids.RENAME_BUTTON, rename) == (204, {})
-    assert report_names(page(signed_in_client(app, engine), "/report/period-1"))[1] == ("tile-1", "")
+    assert rename(signed_in_client(app, engine, "bob", Role.TEACHER), "tile-1", "Ada") == (204, {})
+    assert merge(signed_in_client(app, engine, "bob", Role.TEACHER), "tile-0", ["tile-2"]) == (204, {})
+    assert report_names(page(signed_in_client(app, engine), "/report/period-1")) == [
+        ("tile-0", ""),
+        ("tile-1", ""),
+        ("tile-2", ""),
+    ]
     for name, role in (("alice", Role.TEACHER), ("admin", Role.ADMIN)):
-        rename[ids.RENAME_NAME] = f"Ada for {name}"
-        status, response = fix_up(signed_in_client(app, engine, name, role), ids.RENAME_BUTTON, rename)
+        status, response = rename(signed_in_client(app, engine, name, role), "tile-1", f"Ada for {name}")
         assert status == 200 and report_names(response[ids.PAGE]["children"])[1] == ("tile-1", f"Ada for {name}")
 
 

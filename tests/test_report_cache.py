@@ -8,12 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from analytics.settings import load_config
-from dashboard.report_cache import report_tables
+from dashboard.report_cache import forget_reports, report_tables, warm_report
 from db.migrate import upgrade
 from db.queries import find_session
+from db.schema import sessions
 from db.students import merge_students, rename_student, undo_merge
 from tests.test_timeline import PERIOD_1, T0, record
 
@@ -86,3 +87,37 @@ def test_a_merge_and_its_undo_each_give_a_report_computed_afresh(databases: tupl
     undone = report_tables(engine, session, CONFIG)
     assert undone is not merged and undone is not before
     assert undone.students.equals(before.students) and undone.attendance.equals(before.attendance)
+
+
+def test_an_ended_session_is_warmed_once_and_its_first_open_finds_the_report_kept(
+    databases: tuple[Engine, Engine],
+) -> None:
+    engine = databases[0]
+    forget_reports()
+    record(engine, "period-1", PERIOD_1)  # closed: its end is stamped
+    session = find_session(engine, "period-1")
+    warming = warm_report(engine, session, CONFIG)
+    assert warming is not None
+    warming.join()
+    # Computed without anyone opening it: an ended session's report stores its average as it is computed.
+    assert find_session(engine, "period-1").mean_engagement is not None
+    assert warm_report(engine, session, CONFIG) is None  # this end was warmed already
+    kept = report_tables(engine, session, CONFIG)
+    assert report_tables(engine, session, CONFIG) is kept
+
+    record(engine, "period-1", [(30, {"tile-0": 3})], first_index=len(PERIOD_1))  # resumed, then ended again
+    again = warm_report(engine, find_session(engine, "period-1"), CONFIG)
+    assert again is not None
+    again.join()
+    later = report_tables(engine, find_session(engine, "period-1"), CONFIG)
+    assert later is not kept and later.students["last_seen"].max() == T0 + timedelta(seconds=30)
+
+
+def test_a_running_session_is_not_warmed(databases: tuple[Engine, Engine]) -> None:
+    engine = databases[0]
+    forget_reports()
+    record(engine, "period-1", PERIOD_1)
+    with engine.begin() as connection:  # as if its capture were still running
+        connection.execute(update(sessions).where(sessions.c.name == "period-1").values(ended_at=None))
+    assert warm_report(engine, find_session(engine, "period-1"), CONFIG) is None
+    assert find_session(engine, "period-1").mean_engagement is None

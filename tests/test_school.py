@@ -14,7 +14,6 @@ import pytest
 from dash import Dash
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
-from werkzeug.test import TestResponse
 
 import analytics.school
 from analytics.engagement import class_bins, frame_signals, student_bins
@@ -355,9 +354,8 @@ def test_no_school_or_admin_callback_answers_a_teacher_or_changes_anything(app: 
         (*_token_call(admin.REVOKE_BUTTON, token_id=1),),
     ]
     for outputs, inputs, state in calls:
-        response = _post(alice, outputs, inputs, state)
         # 204: Dash's "no update", as for a callback naming another teacher's session.
-        assert response.status_code == 204, (outputs, response.status_code, response.get_data(as_text=True))
+        dash_call(alice, outputs, inputs, state, status=204)
     assert (list_tokens(engine), find_user(engine, "bob")) == before
     assert find_user(engine, "mallory") is None and find_user(engine, "alice").role is Role.TEACHER
 
@@ -412,8 +410,8 @@ def test_an_admin_issues_a_token_shown_once_and_revokes_it_from_the_page(app: Da
 def test_an_admin_action_without_the_csrf_token_is_refused_and_changes_nothing(app: Dash, engine: Engine) -> None:
     head = signed_in_client(app, engine, "head", Role.ADMIN)
     del head.environ_base["HTTP_X_CSRFTOKEN"]
-    response = _post(head, *_token_call(admin.ISSUE_BUTTON, teacher="alice"))
-    assert response.status_code == 400 and list_tokens(engine) == []
+    dash_call(head, *_token_call(admin.ISSUE_BUTTON, teacher="alice"), status=400)
+    assert list_tokens(engine) == []
 
 
 def _user_call(button: str, **values: str | None) -> tuple[list, list, list]:
@@ -452,20 +450,6 @@ def _token_call(button: str, teacher: str | None = None, token_id: int | None = 
     other = admin.REVOKE_BUTTON if button == admin.ISSUE_BUTTON else admin.ISSUE_BUTTON
     inputs = [(button, "n_clicks", 1), (other, "n_clicks", None)]
     return outputs, inputs, [(admin.ISSUE_USER, "value", teacher), (admin.REVOKE_TOKEN, "value", token_id)]
-
-
-def _post(client: FlaskClient, outputs: list, inputs: list, state: list) -> TestResponse:
-    names = [f"{i}.{p}" for i, p in outputs]
-    payload = {
-        "output": names[0] if len(outputs) == 1 else ".." + "...".join(names) + "..",
-        "outputs": [{"id": i, "property": p} for i, p in outputs]
-        if len(outputs) > 1
-        else {"id": outputs[0][0], "property": outputs[0][1]},
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
-    }
-    return client.post("/_dash-update-component", json=payload)
 
 
 def _user_answer(client: FlaskClient, button: str, **values: str | None) -> dict:

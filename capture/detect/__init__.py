@@ -26,6 +26,8 @@ def _blazeface(**options: object) -> FaceDetector:
     # Imported on demand so that choosing another detector never loads the LiteRT runtime.
     from capture.detect.blazeface import BlazeFace
 
+    # The options are [capture.detect]'s fields, typed and checked by config.schema; the registry passes them on
+    # untyped so that every detector can take its own.
     return BlazeFace(**options)  # type: ignore[arg-type]
 
 

@@ -41,7 +41,9 @@ REVOKE_TOKEN = "admin-revoke-token"
 REVOKE_BUTTON = "admin-revoke-button"
 TOKEN_MESSAGE = "admin-token-message"
 NEW_TOKEN = "admin-new-token"  # the token just issued, shown this once
-ROLE_OPTIONS = [{"label": role.value, "value": role.value} for role in Role]
+# Options typed as Dash declares them, so a misspelt key fails the type check, not silently in the browser.
+Choices = list[dcc.Dropdown.Options]
+ROLE_OPTIONS: list[dcc.RadioItems.Options] = [{"label": role.value, "value": role.value} for role in Role]
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,9 @@ class UserAnswer:
 
     message: str
     table: html.Table
-    names: list[dict[str, str]]
+    names: Choices
 
-    def outputs(self) -> tuple[Any, ...]:
+    def outputs(self) -> tuple[str, html.Table, Choices, Choices, Choices]:
         return self.message, self.table, self.names, self.names, self.names
 
 
@@ -61,9 +63,9 @@ class TokenAnswer:
     message: str
     new_token: str  # "" unless one was just issued
     table: html.Table
-    live: list[dict[str, Any]]  # the revoke list's options: live tokens
+    live: Choices  # the revoke list's options: live tokens
 
-    def outputs(self) -> tuple[Any, ...]:
+    def outputs(self) -> tuple[str, str, html.Table, Choices]:
         return self.message, self.new_token, self.table, self.live
 
 
@@ -284,7 +286,7 @@ def _other_user(admin: User, name: str | None, what: str) -> str:
     return name
 
 
-def token_action(engine: Engine, button: str, teacher: str | None, token_id: Any) -> TokenAnswer:
+def token_action(engine: Engine, button: str, teacher: str | None, token_id: object) -> TokenAnswer:
     """Issue a token to `teacher` or revoke token `token_id`, as the signed-in admin."""
     admin_only()
     new_token = ""
@@ -352,11 +354,11 @@ def tokens_table(tokens: list[CaptureToken]) -> html.Table:
     return html.Table([html.Thead(header), html.Tbody(rows)], className="table")
 
 
-def _name_options(users: list[User]) -> list[dict[str, str]]:
+def _name_options(users: list[User]) -> Choices:
     return [{"label": f"{user.name} ({user.role.value})", "value": user.name} for user in users]
 
 
-def _live_options(tokens: list[CaptureToken]) -> list[dict[str, Any]]:
+def _live_options(tokens: list[CaptureToken]) -> Choices:
     return [
         {
             "label": f"{token.id}: {token.teacher}, issued {local_time(token.created_at, with_date=True)}",

@@ -23,27 +23,38 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import MATCH, Dash, Input, Output, State, callback_context, dcc, html, no_update
+import plotly.graph_objects as go
+from dash import MATCH, Dash, Input, NoUpdate, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from sqlalchemy import Engine
+from sqlalchemy import Column, Engine, String
 
 from analytics.flags import EMOTION_RULES, Flag
-from analytics.live import ATTENTIVE, LIVE_HUB, SPARKLINE_SECONDS, SURE_PROBABILITY, LiveState, LiveView
+from analytics.live import (
+    ATTENTIVE,
+    LIVE_HUB,
+    SPARKLINE_SECONDS,
+    SURE_PROBABILITY,
+    LiveState,
+    LiveView,
+    engagement_config,
+)
 from analytics.live_flags import RULE_ORDER, ShownFlag, decided
 from analytics.timeline import NOW_SECONDS, dominant_emotions
-from dashboard import ids
+from dashboard import ids, row_values
 from dashboard.access import current_user
 from dashboard.checks import checked_session
 from dashboard.components import STATIC_GRAPH, TIMELINE_GRAPH, emotion_badge, report_path, session_heading
+from dashboard.data_attributes import with_data
 from dashboard.figures import engagement_timeline, message_figure, mood_now_chart, mood_timeline, sparkline
 from dashboard.formatting import duration, local_time, local_zone
+from dashboard.report_cache import warm_report
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, engagement_color, engagement_text_color
 from db.errors import DatabaseError
 from db.queries import (
@@ -66,6 +77,8 @@ REFRESH_MS = 2000
 DEFAULT_WINDOW_SECONDS = 15 * 60
 WHOLE_SESSION = "all"
 WINDOW_CHOICES = {"Last 15 min": str(DEFAULT_WINDOW_SECONDS), "Last hour": "3600", "Whole session": WHOLE_SESSION}
+# Options typed as Dash declares them, so a misspelt key fails the type check, not silently in the browser.
+WINDOW_OPTIONS: list[dcc.RadioItems.Options] = [{"label": k, "value": v} for k, v in WINDOW_CHOICES.items()]
 # Fixed chart heights: a graph sized by its container grew on every refresh while the page loaded.
 TIMELINE_HEIGHT_PX = 360
 NOW_CHART_HEIGHT_PX = 260
@@ -93,12 +106,23 @@ RULE_WORDS: dict[str, tuple[str, str, str]] = {
 UNSEEN_STATES = {"camera_off": "camera off", "empty": "seat empty", "absent": "not in the call"}
 # ... and with a face, for a viewer who hides emotions (the badge shows the emotion otherwise).
 SEEN_STATES = {ATTENTIVE: "attentive", "face": "head turned away"}
+
+
+def _stored_length(column: Column[Any]) -> int:
+    """The most characters `column` (a bounded String column of db.schema) stores."""
+    kind = column.type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String column of bounded length")
+    return kind.length
+
+
 # The longest rule name an acknowledgement and a mute can store: a longer one in a browser's button id is refused.
-MAX_RULE_LENGTH: int = min(flag_acknowledgements.c.rule.type.length, flag_silences.c.rule.type.length)
+MAX_RULE_LENGTH = min(_stored_length(flag_acknowledgements.c.rule), _stored_length(flag_silences.c.rule))
 # "Snooze": no flags of that student for this long (of the session's time), whatever the rule.
 SNOOZE_SECONDS = 10 * 60
 # The user's "show emotions" setting, by this name in the browser's preferences store and the switch.
 SHOW_EMOTIONS_KEY = "show_emotions"
+SHOW_EMOTIONS_OPTIONS: list[dcc.Checklist.Options] = [{"label": " Show emotions", "value": SHOW_EMOTIONS_KEY}]
 # The page's frame, and its class when the viewer hides emotions (assets/live_preferences.css hides the rest).
 PAGE_CLASS = "live-page"
 HIDE_EMOTIONS_CLASS = "hide-emotions"
@@ -116,28 +140,30 @@ def parse_flag_id(text: str) -> tuple[str, str, datetime]:
 
 
 def _shows(component: str, prop: str) -> Any:
+    # Any as dataclasses.field gives it: one helper serves fields of every type.
     return field(metadata={"output": (component, prop)})
 
 
 @dataclass(frozen=True)
 class LiveOutputs:
     """What one refresh puts on the page: each field is the Dash output named in its metadata, so the
-    callback's outputs and its answer come from one declaration (Dash takes them in field order)."""
+    callback's outputs and its answer come from one declaration (Dash takes them in field order). Any field may
+    be Dash's no_update: what the browser shows stays (LiveOutputs.unchanged)."""
 
-    state: str | None = _shows(ids.LIVE_STATE, "data")  # names the page drawn: live_tick's token
-    timeline: Any = _shows(ids.LIVE_TIMELINE, "figure")
-    student_count: str = _shows(ids.LIVE_STUDENT_COUNT, "children")
-    now_chart: Any = _shows(ids.LIVE_NOW_CHART, "figure")
-    student_grid: list[Any] = _shows(ids.STUDENT_GRID, "children")
-    banner: str | None = _shows(ids.LIVE_BANNER, "children")
-    banner_hidden: bool = _shows(ids.LIVE_BANNER, "hidden")
-    presence: str = _shows(ids.LIVE_PRESENCE, "children")
-    page_class: str = _shows(ids.LIVE_PAGE, "className")
-    mood_card_hidden: bool = _shows(ids.LIVE_MOOD_CARD, "hidden")
-    needs_attention: list[Any] = _shows(ids.NEEDS_ATTENTION, "children")
-    engagement_now: str = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
-    flag_list: list[Any] = _shows(ids.FLAG_LIST, "children")
-    silenced: list[Any] = _shows(ids.SILENCED, "children")
+    state: str | None | NoUpdate = _shows(ids.LIVE_STATE, "data")  # names the page drawn: live_tick's token
+    timeline: go.Figure | NoUpdate = _shows(ids.LIVE_TIMELINE, "figure")
+    student_count: str | NoUpdate = _shows(ids.LIVE_STUDENT_COUNT, "children")
+    now_chart: go.Figure | NoUpdate = _shows(ids.LIVE_NOW_CHART, "figure")
+    student_grid: list[html.Div] | list[html.P] | NoUpdate = _shows(ids.STUDENT_GRID, "children")
+    banner: str | None | NoUpdate = _shows(ids.LIVE_BANNER, "children")
+    banner_hidden: bool | NoUpdate = _shows(ids.LIVE_BANNER, "hidden")
+    presence: str | NoUpdate = _shows(ids.LIVE_PRESENCE, "children")
+    page_class: str | NoUpdate = _shows(ids.LIVE_PAGE, "className")
+    mood_card_hidden: bool | NoUpdate = _shows(ids.LIVE_MOOD_CARD, "hidden")
+    needs_attention: list[html.Li] | NoUpdate = _shows(ids.NEEDS_ATTENTION, "children")
+    engagement_now: str | NoUpdate = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
+    flag_list: list[html.Li] | NoUpdate = _shows(ids.FLAG_LIST, "children")
+    silenced: list[html.Span | str] | NoUpdate = _shows(ids.SILENCED, "children")
 
     @classmethod
     def outputs(cls) -> list[Output]:
@@ -148,7 +174,7 @@ class LiveOutputs:
         """Every output left as the browser has it."""
         return cls(*(no_update for _ in fields(cls)))
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[object]:
         # Not dataclasses.astuple: it deep-copies every figure.
         return iter([getattr(self, item.name) for item in fields(self)])
 
@@ -202,7 +228,7 @@ def register(app: Dash, engine: Engine) -> None:
         )
 
 
-def shows_emotions(preferences: Any, viewer: User) -> bool:
+def shows_emotions(preferences: object, viewer: User) -> bool:
     """Whether `viewer` wants the emotion figures and flags, by the browser's preferences store (keyed by user
     name, as the browser sends it: anything but a clear "no" shows them)."""
     if not isinstance(preferences, dict):
@@ -211,7 +237,9 @@ def shows_emotions(preferences: Any, viewer: User) -> bool:
     return not (isinstance(mine, dict) and mine.get(SHOW_EMOTIONS_KEY) is False)
 
 
-def show_emotions_setting(value: Any, preferences: Any, viewer: User) -> tuple[Any, Any]:
+def show_emotions_setting(
+    value: object, preferences: object, viewer: User
+) -> tuple[dict[str, object] | NoUpdate, list[str] | NoUpdate]:
     """The "show emotions" switch and the browser's preferences store kept in step: a click is written to the
     store under `viewer`'s name (other users of the browser keep theirs); on opening the page, the switch
     shows what the store holds."""
@@ -243,7 +271,7 @@ def layout(session: SessionInfo) -> html.Div:
                             html.P(id=ids.LIVE_STUDENT_COUNT, className="absent"),
                             dcc.Checklist(
                                 id=ids.SHOW_EMOTIONS,
-                                options=[{"label": " Show emotions", "value": SHOW_EMOTIONS_KEY}],
+                                options=SHOW_EMOTIONS_OPTIONS,
                                 value=[SHOW_EMOTIONS_KEY],
                                 className="show-emotions",
                             ),
@@ -281,7 +309,7 @@ def layout(session: SessionInfo) -> html.Div:
                             html.H2(["Class ", html.Span("mood and ", className="legend-emotion"), "engagement"]),
                             dcc.RadioItems(
                                 id=ids.LIVE_WINDOW,
-                                options=[{"label": k, "value": v} for k, v in WINDOW_CHOICES.items()],
+                                options=WINDOW_OPTIONS,
                                 value=str(DEFAULT_WINDOW_SECONDS),
                                 inline=True,
                                 className="window-choice",
@@ -348,7 +376,7 @@ def _legend() -> html.Div:
     )
 
 
-def _fixed_graph(graph_id: str, height_px: int, config: dict[str, Any]) -> dcc.Graph:
+def _fixed_graph(graph_id: str, height_px: int, config: dcc.Graph.Config) -> dcc.Graph:
     """A chart of a fixed height that says it is loading until a refresh draws it."""
     return dcc.Graph(
         id=graph_id,
@@ -360,7 +388,7 @@ def _fixed_graph(graph_id: str, height_px: int, config: dict[str, Any]) -> dcc.G
 
 
 def live_tick(
-    engine: Engine, session: dict[str, Any], window: str, shown: Any, now: datetime, show_emotions: bool = True
+    engine: Engine, session: dict[str, Any], window: str, shown: object, now: datetime, show_emotions: bool = True
 ) -> LiveOutputs:
     """One refresh of the live page of `session` (checked by the caller) for a browser that shows the page
     named by the token `shown` (LiveOutputs.state; anything else: nothing yet). The class's tables come
@@ -370,6 +398,8 @@ def live_tick(
     window_s = None if window == WHOLE_SESSION else int(window)
     try:
         info = find_session(engine, session["name"])
+        # The lesson is over: its report is computed now, before the teacher opens it.
+        warm_report(engine, info, engagement_config())
         shared = LIVE_HUB.view(engine, info, window_s)
         # The flags come from the last scoring pass; the decisions about them are read at every refresh.
         acknowledged = frozenset(acknowledged_flags(engine, session["id"]))
@@ -579,15 +609,15 @@ def _attention_line(rule: str, flags: list[Flag], now: datetime) -> html.Li:
     shown = ", ".join(names[:NAMES_PER_LINE]) + (
         f" +{len(names) - NAMES_PER_LINE}" if len(names) > NAMES_PER_LINE else ""
     )
-    return html.Li(
+    line = html.Li(
         [
             html.Strong(f"{len(flags)} {one if len(flags) == 1 else many}"),
             html.Span(f" {shown}", className="attention-names"),
             html.Span(f" · longest {duration(pd.Timestamp(now) - flags[0].start)}", className="absent"),
         ],
         className="attention",
-        **{"data-rule": rule, "data-count": str(len(flags))},
     )
+    return with_data(line, {"data-rule": rule, "data-count": str(len(flags))})
 
 
 def _rule_words(rule: str) -> tuple[str, str, str]:
@@ -613,7 +643,7 @@ def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
     new = shown.needs_attention and (pd.Timestamp(now) - flag.raised).total_seconds() <= NEW_FLAG_SECONDS
     kind = _rule_words(flag.rule)[0]
     if not shown.needs_attention:
-        actions: list[Any] = [html.Span(_decision(shown, now), className="absent")]
+        actions: list[html.Span | html.Button] = [html.Span(_decision(shown, now), className="absent")]
     else:
         actions = [
             html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge"),
@@ -631,7 +661,7 @@ def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
             ),
         ]
     quiet = " acknowledged" if shown.acknowledged else " silenced" if shown.silenced_by is not None else ""
-    return html.Li(
+    item = html.Li(
         [
             html.Strong(flag.name or flag.student, title=flag.student),
             html.Span(f" {flag.cause}", className="flag-rule"),
@@ -639,31 +669,29 @@ def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
             html.Span(f"since {local_time(flag.start)}: {flag.reason}", className="flag-reason"),
         ],
         className="flag" + (" new" if new else "") + quiet,
-        **{"data-student": flag.student, "data-rule": flag.rule},
     )
+    return with_data(item, {"data-student": flag.student, "data-rule": flag.rule})
 
 
-def silenced_line(silences: list[FlagSilence], names: dict[str, str], now: datetime) -> list[Any]:
+def silenced_line(silences: list[FlagSilence], names: dict[str, str], now: datetime) -> list[html.Span | str]:
     """The snoozes and mutes in force at `now` (db.queries.flag_silences_of; `names`: display name by
     student key), each with its undo button; nothing when there are none."""
     held = [silence for silence in silences if silence.until is None or silence.until > now]
     if not held:
         return []
-    items: list[Any] = ["Silenced: "]
+    items: list[html.Span | str] = ["Silenced: "]
     for silence in held:
         undo = "Unmute" if silence.until is None else "Unsnooze"
-        items.append(
-            html.Span(
-                [
-                    _silence_words(silence, names, now),
-                    html.Button(
-                        undo, id={"type": ids.LIFT_SILENCE, "index": str(silence.id)}, className="lift", title=undo
-                    ),
-                ],
-                className="silence",
-                **{"data-student": silence.student or "", "data-rule": silence.rule or ""},
-            )
+        line = html.Span(
+            [
+                _silence_words(silence, names, now),
+                html.Button(
+                    undo, id={"type": ids.LIFT_SILENCE, "index": str(silence.id)}, className="lift", title=undo
+                ),
+            ],
+            className="silence",
         )
+        items.append(with_data(line, {"data-student": silence.student or "", "data-rule": silence.rule or ""}))
     return items
 
 
@@ -698,6 +726,28 @@ def _names(students: pd.DataFrame) -> dict[str, str]:
     return dict(zip(named["student"], named["name"], strict=True))
 
 
+@dataclass(frozen=True)
+class CardStudent:
+    """A student as their card shows them: a row of analytics.timeline.student_states."""
+
+    student: str  # key
+    name: str | None  # display name, if they have one
+    emotion: str | None  # the one shown most in the last NOW_SECONDS; None: not seen in them
+    last_seen: pd.Timestamp
+
+    @classmethod
+    def rows(cls, students: pd.DataFrame) -> list[CardStudent]:
+        return [
+            cls(
+                row_values.key(row.student),
+                row_values.text(row.name),
+                row_values.text(row.emotion),
+                row_values.moment(row.last_seen),
+            )
+            for row in students.itertuples(index=False)
+        ]
+
+
 def student_cards(
     students: pd.DataFrame,
     sparklines: dict[str, pd.Series],
@@ -717,7 +767,7 @@ def student_cards(
     for shown in sorted(board, key=lambda shown: _severity(shown.flag.rule)):
         flags.setdefault(shown.flag.student, []).append(shown)
     ordered = sorted(
-        students.itertuples(index=False),
+        CardStudent.rows(students),
         key=lambda row: (
             not any(shown.needs_attention for shown in flags.get(row.student, [])),
             row.student not in flags,
@@ -739,7 +789,7 @@ def student_cards(
 
 
 def student_card(
-    student: Any,
+    student: CardStudent,
     dominant: pd.Series | None,
     start: datetime,
     end: datetime,
@@ -748,7 +798,7 @@ def student_card(
     state: str | None,
     sure: float | None = np.nan,
 ) -> html.Div:
-    """`student`: a student_states row; `dominant`: their emotion per recent bin, None when not seen lately;
+    """`dominant`: their emotion per recent bin, None when not seen lately;
     `score`: their current engagement, None when not scored; `flags`: theirs on now, most serious first;
     `state`: analytics.live.LiveState.states' (None: not measured); `sure`: the model's mean probability for
     the emotion shown (NaN: unknown; None: the viewer hides emotions, so no emotion and no strip). The card
@@ -764,19 +814,19 @@ def student_card(
         now_badge = emotion_badge(student.emotion, sure)
     else:
         now_badge = html.Span(f"not seen in {NOW_SECONDS} s (last {local_time(student.last_seen)})", className="absent")
-    measured = score is not None and not unseen
+    measured = None if unseen else score
     engagement = (
-        html.Span(
-            f"engagement {score:.2f}",
+        html.Span("engagement –", className="absent")
+        if measured is None
+        else html.Span(
+            f"engagement {measured:.2f}",
             className="badge",
-            style={"backgroundColor": engagement_color(score), "color": engagement_text_color(score)},
+            style={"backgroundColor": engagement_color(measured), "color": engagement_text_color(measured)},
         )
-        if measured
-        else html.Span("engagement –", className="absent")
     )
     why = [flag_words(shown.flag, end) + ("" if shown.needs_attention else f" ({_decision(shown)})") for shown in flags]
     reasons = "; ".join(shown.flag.reason for shown in flags)
-    return html.Div(
+    card = html.Div(
         [
             html.Div(student.name or student.student, className="student-name", title=student.student),
             html.Div([now_badge, engagement], className="badges"),
@@ -786,8 +836,11 @@ def student_card(
         id=ids.student_card(student.student),
         className="student-card" + (" flagged" if any(shown.needs_attention for shown in flags) else ""),
         # The card's edge carries the engagement colour, so the grid reads at a glance.
-        style={"borderLeft": f"6px solid {engagement_color(score) if measured else ABSENT_COLOR}"},
-        **{
+        style={"borderLeft": f"6px solid {ABSENT_COLOR if measured is None else engagement_color(measured)}"},
+    )
+    return with_data(
+        card,
+        {
             "data-student": student.student,
             "data-emotion": "hidden" if sure is None else student.emotion or "absent",
             "data-sure": "" if sure is None or np.isnan(sure) else f"{sure:.2f}",
@@ -804,7 +857,7 @@ def flag_words(flag: Flag, now: datetime) -> str:
     return f"{flag.cause} since {local_time(flag.start)}, {duration(pd.Timestamp(now) - flag.start)}"
 
 
-def _live_timeline(view: LiveView, show_emotions: bool) -> Any:
+def _live_timeline(view: LiveView, show_emotions: bool) -> go.Figure:
     latest, window_s = view.latest_frame, view.state.window_s
     if latest is None:
         return message_figure("No frames yet.")
@@ -823,7 +876,7 @@ def _engagement_trend(line: pd.Series) -> tuple[float | None, float | None]:
     return latest, None if earlier.empty else latest - float(earlier.iloc[-1])
 
 
-def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -> list[Any]:
+def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -> list[html.Div] | list[html.P]:
     if view.students.empty:
         return [
             html.P(
@@ -837,7 +890,7 @@ def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -
     bins = dominant.index.get_level_values("bin")
     # One pass over the table: a droplevel per student cost more than drawing their card.
     strips = {
-        key: pd.Series(dominant.to_numpy()[rows], index=bins[rows])
+        row_values.key(key): pd.Series(dominant.to_numpy()[rows], index=bins[rows])
         for key, rows in dominant.groupby(level="student").indices.items()
     }
     return student_cards(

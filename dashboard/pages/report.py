@@ -3,18 +3,20 @@ the largest drops, attendance, the students table with their flags in words, CSV
 
 From a student's row: their own timeline (a section opened at /report/<session>?student=<key>, so it can be
 linked and reloaded) and a merge of other students into them, confirmed in a sentence naming everyone and their
-minutes, and undoable (db.students keeps what the undo needs). A form renames a student."""
+minutes, and undoable (db.students keeps what the undo needs); and a rename, in a panel with their name ready to
+change."""
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import ALL, Dash, Input, Output, State, callback_context, dcc, html, no_update
+from dash import ALL, Dash, Input, NoUpdate, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
@@ -28,7 +30,7 @@ from analytics.report import (
     student_timeline,
     students_file,
 )
-from dashboard import ids
+from dashboard import ids, row_values
 from dashboard.access import current_user
 from dashboard.checks import checked_session
 from dashboard.components import (
@@ -40,6 +42,8 @@ from dashboard.components import (
     report_path,
     session_heading,
 )
+from dashboard.data_attributes import with_data
+from dashboard.downloads import TextDownload, csv_download
 from dashboard.figures import mood_timeline
 from dashboard.formatting import duration, local_time, percent
 from dashboard.report_cache import report_tables
@@ -50,7 +54,6 @@ from db.students import (
     MAX_NAME_LENGTH,
     Merge,
     merge_many,
-    merge_students,
     rename_student,
     standing_merges,
     undo_merges,
@@ -78,6 +81,11 @@ MERGE_NOTICE = "report-merge-notice"  # what the last merge or undo did, with it
 UNDO_MERGE = "report-undo-merge"  # an Undo button: {"type": UNDO_MERGE, "index": "3,4" (db.students merge ids)}
 UNDO_LISTED = "report-undo-listed"  # the same in the list of merges: {"type": UNDO_LISTED, "index": "3"}
 MERGES_LIST = "report-merges"
+RENAME_OPEN = "report-rename-open"  # each row's "Rename…" button: {"type": RENAME_OPEN, "index": student key}
+RENAME_PANEL = "report-rename-panel"
+RENAME_KEPT = "report-rename-kept"  # Store: the key of the student the panel renames
+RENAME_TITLE = "report-rename-title"
+RENAME_CANCEL = "report-rename-cancel"
 
 
 def register(app: Dash, engine: Engine) -> None:
@@ -100,32 +108,36 @@ def register(app: Dash, engine: Engine) -> None:
         prevent_initial_call=True,
     )(lambda _clicks, name: rows_download(engine, checked_session(engine, {"name": name})["name"]))
     # The browser prints the page as it is; print styles (assets/) and assets/print.js fit it to A4.
-    app.clientside_callback(
+    app.clientside_callback(  # type: ignore[no-untyped-call]  # Dash 3.3 declares no types for clientside_callback
         "function (clicks) { if (clicks) { window.print(); } }",
         Input(ids.REPORT_PRINT, "n_clicks"),
         prevent_initial_call=True,
     )
-    # The router also fills the page; a fix-up redraws it so every table and chart shows the change.
+    app.callback(
+        Output(RENAME_PANEL, "hidden"),
+        Output(RENAME_KEPT, "data"),
+        Output(ids.RENAME_NAME, "value"),
+        Output(RENAME_TITLE, "children"),
+        Output(ids.FIX_MESSAGE, "children", allow_duplicate=True),
+        # The last notice goes: it would show behind the panel, both at the foot of the window.
+        Output(MERGE_NOTICE, "children"),
+        Input({"type": RENAME_OPEN, "index": ALL}, "n_clicks"),
+        Input(RENAME_CANCEL, "n_clicks"),
+        State(ids.REPORT_SESSION, "data"),
+        prevent_initial_call=True,
+    )(lambda opens, _cancel, name: rename_panel(engine, checked_session(engine, {"name": name})["name"], opens))
+    # The router also fills the page; a rename redraws it so every table and chart shows the new name.
     app.callback(
         Output(ids.PAGE, "children", allow_duplicate=True),
-        Output(ids.FIX_MESSAGE, "children"),
+        Output(ids.FIX_MESSAGE, "children", allow_duplicate=True),
         Input(ids.RENAME_BUTTON, "n_clicks"),
-        Input(ids.MERGE_BUTTON, "n_clicks"),
-        State(ids.REPORT_SESSION, "data"),
-        State(ids.RENAME_STUDENT, "value"),
+        State(RENAME_KEPT, "data"),
         State(ids.RENAME_NAME, "value"),
-        State(ids.MERGE_KEEP, "value"),
-        State(ids.MERGE_DROP, "value"),
+        State(ids.REPORT_SESSION, "data"),
         prevent_initial_call=True,
     )(
-        lambda renames, merges, name, student, new_name, keep, drop: fix_students(
-            engine,
-            checked_session(engine, {"name": name})["name"],
-            _clicked(renames, merges),
-            student,
-            new_name,
-            keep,
-            drop,
+        lambda clicks, key, new_name, name: rename_saved(
+            engine, checked_session(engine, {"name": name})["name"], clicks, _key(key), new_name
         )
     )
     # The session's store is new with every drawn report page, so this runs when the page is drawn as well
@@ -136,7 +148,7 @@ def register(app: Dash, engine: Engine) -> None:
         Input(ids.REPORT_SESSION, "data"),
     )(lambda search, name: student_view(engine, checked_session(engine, {"name": name})["name"], _student_key(search)))
     # A row's "View" is far down a long page: bring the opened section into sight.
-    app.clientside_callback(
+    app.clientside_callback(  # type: ignore[no-untyped-call]  # Dash 3.3 declares no types for clientside_callback
         f"""function (view) {{
             const shown = document.getElementById("{STUDENT_VIEW}");
             if (view && shown) {{ shown.scrollIntoView({{block: "start"}}); }}
@@ -195,9 +207,76 @@ def register(app: Dash, engine: Engine) -> None:
     )
 
 
-def session_report(engine: Engine, session: SessionInfo, notice: html.Div | str = "") -> html.Div:
-    """The report page of `session`, or why it has nothing to show; `notice`: what the last student fix-up did
-    (a line, or merge_notice's line with its Undo button).
+@dataclass(frozen=True)
+class Attendance:
+    """A student's row of analytics.attendance.attendance_table."""
+
+    student: str  # key
+    name: str | None  # display name, if they have one
+    joined: pd.Timestamp | None  # None, and no left: never present (only ever an empty seat)
+    left: pd.Timestamp | None
+    seconds_present: float
+    seconds_camera_off: float
+    seconds_away: float
+    times_away: int
+    away: list[tuple[pd.Timestamp, pd.Timestamp]]  # (start, end) of each spell away
+
+    @classmethod
+    def rows(cls, table: pd.DataFrame) -> list[Attendance]:
+        return [
+            cls(
+                row_values.key(row.student),
+                row_values.text(row.name),
+                row_values.optional_moment(row.joined),
+                row_values.optional_moment(row.left),
+                row_values.number(row.seconds_present),
+                row_values.number(row.seconds_camera_off),
+                row_values.number(row.seconds_away),
+                row_values.count(row.times_away),
+                row_values.spells(row.away),
+            )
+            for row in table.itertuples(index=False)
+        ]
+
+
+@dataclass(frozen=True)
+class StudentLine:
+    """A student's row of analytics.report.student_table, as the students table shows it."""
+
+    student: str  # key
+    name: str | None  # display name, if they have one
+    seconds_present: float
+    attentive_share: float  # of their face time; NaN: their face never showed
+    engagement: float  # likewise
+    dominant: str | None  # the emotion they showed most of their face time; None: none shown
+    dominant_share: float  # its share of their faces; NaN without one
+    flags: int
+    flag_reasons: str  # every flag, in words ("" without any)
+
+    @classmethod
+    def rows(cls, table: pd.DataFrame) -> list[StudentLine]:
+        found = []
+        for row in table.itertuples(index=False):
+            dominant = row_values.text(row.dominant)
+            found.append(
+                cls(
+                    row_values.key(row.student),
+                    row_values.text(row.name),
+                    row_values.number(row.seconds_present),
+                    row_values.number(row.attentive_share),
+                    row_values.number(row.engagement),
+                    dominant,
+                    math.nan if dominant is None else row_values.number(getattr(row, f"share_{dominant}")),
+                    row_values.count(row.flags),
+                    row_values.text(row.flag_reasons) or "",
+                )
+            )
+        return found
+
+
+def session_report(engine: Engine, session: SessionInfo, notice: html.Div | None = None) -> html.Div:
+    """The report page of `session`, or why it has nothing to show; `notice`: what the last rename, merge or
+    undo did (merge_notice's line, with a merge's Undo button).
 
     One read of the session's rows feeds every table and chart; an unchanged session's tables are kept
     (dashboard.report_cache).
@@ -225,14 +304,13 @@ def layout(
     tables: SessionTables,
     timeline: go.Figure,
     merges: list[Merge],
-    notice: html.Div | str = "",
+    notice: html.Div | None = None,
 ) -> html.Div:
     """The whole-session report: timeline, engagement heatmap with its legend, the largest drops (analytics.
     report.engagement_drops), then the students: attendance, the per-student table (as its CSV download holds
-    it) with each row's view and merge buttons, and every flag in words; the CSV downloads, a print button,
-    the student fix-ups and the merge panel (`merges`: the session's standing merges; `notice`: what the last
-    fix-up did)."""
-    students = tables.students
+    it) with each row's view, rename and merge buttons, and every flag in words; the CSV downloads, a print
+    button, the merges that can be undone (`merges`: the session's standing ones), the rename and merge panels,
+    and `notice`: what the last rename, merge or undo did."""
     return html.Div(
         [
             dcc.Store(id=ids.REPORT_SESSION, data=session.name),
@@ -291,51 +369,11 @@ def layout(
                 ],
                 className="card",
             ),
-            student_fixes(students, notice if isinstance(notice, str) else "", merges),
+            _merges_list(merges),
+            _rename_panel(),
             _merge_panel(),
-            html.Div(notice if not isinstance(notice, str) else None, id=MERGE_NOTICE, className="no-print"),
+            html.Div(notice, id=MERGE_NOTICE, className="no-print"),
         ]
-    )
-
-
-def student_fixes(students: pd.DataFrame, notice: str, merges: list[Merge] | None = None) -> html.Section:
-    """Rename a student, merge two students who are one person (db.students does both; a merge only once
-    the session has ended; each row's "Merge…" button does the same with a confirmation), and the merges that
-    can be undone. `students`: analytics.report.student_table rows; `notice`: the message line."""
-    options = [{"label": _student_label(row), "value": row.student} for row in students.itertuples(index=False)]
-    return html.Section(
-        [
-            html.H2("Fix student names"),
-            html.Div(
-                [
-                    dcc.Dropdown(id=ids.RENAME_STUDENT, options=options, placeholder="Student", className="choice"),
-                    dcc.Input(
-                        id=ids.RENAME_NAME,
-                        # Set, not left out: a redrawn page would otherwise keep showing the last name typed.
-                        value="",
-                        type="text",
-                        placeholder="New name",
-                        maxLength=MAX_NAME_LENGTH,
-                    ),
-                    html.Button("Rename", id=ids.RENAME_BUTTON),
-                ],
-                className="fix-row",
-            ),
-            html.Div(
-                [
-                    dcc.Dropdown(id=ids.MERGE_KEEP, options=options, placeholder="Keep", className="choice"),
-                    dcc.Dropdown(
-                        id=ids.MERGE_DROP, options=options, placeholder="Drop (its rows go to Keep)", className="choice"
-                    ),
-                    html.Button("Merge", id=ids.MERGE_BUTTON),
-                ],
-                className="fix-row",
-            ),
-            html.P(notice, id=ids.FIX_MESSAGE, role="status"),
-            _merges_list(merges or []),
-        ],
-        id=ids.STUDENT_FIXES,
-        className="card no-print",
     )
 
 
@@ -354,13 +392,13 @@ def student_view(engine: Engine, session_name: str, key: str | None) -> html.Sec
             className="card student-view",
         )
     timeline = student_timeline(
-        engine, session.id, int(people.loc[key, "student_id"]), tables.flags, engagement_config()
+        engine, session.id, row_values.count(people.loc[key, "student_id"]), tables.flags, engagement_config()
     )
-    name = people.loc[key, "name"]
-    attendance = tables.attendance.set_index("student")
-    summary = _attendance_sentence(attendance.loc[key]) if key in attendance.index else ""
+    name = row_values.text(people.loc[key, "name"])
+    attendance = {row.student: row for row in Attendance.rows(tables.attendance)}
+    summary = _attendance_sentence(attendance[key]) if key in attendance else ""
     flags = timeline.flags
-    return html.Section(
+    view = html.Section(
         [
             html.Div([html.H2(_who_text(key, name)), close], className="section-heading"),
             html.P(summary, className="subtitle"),
@@ -378,11 +416,13 @@ def student_view(engine: Engine, session_name: str, key: str | None) -> html.Sec
             else html.P("No flag was raised for this student.", className="absent"),
         ],
         className="card student-view",
-        **{"data-student": key},
     )
+    return with_data(view, {"data-student": key})
 
 
-def merge_panel(engine: Engine, session_name: str, opens: list[int | None]) -> tuple[bool, Any, Any, Any, str]:
+def merge_panel(
+    engine: Engine, session_name: str, opens: list[int | None]
+) -> tuple[bool, str | None, list[dcc.Dropdown.Options], list[str], str]:
     """The merge panel opened by a row's "Merge…" button for that student (the panel then offers every other
     student of the session, with their minutes present), or closed by Cancel."""
     triggered = callback_context.triggered_id
@@ -394,11 +434,15 @@ def merge_panel(engine: Engine, session_name: str, opens: list[int | None]) -> t
     minutes = _minutes_present(engine, session_name)
     if kept not in minutes:
         raise PreventUpdate
-    options = [{"label": label, "value": key} for key, label in minutes.items() if key != kept]
+    options: list[dcc.Dropdown.Options] = [
+        {"label": label, "value": key} for key, label in minutes.items() if key != kept
+    ]
     return False, kept, options, [], f"Who else is {minutes[kept]}?"
 
 
-def merge_confirmation(engine: Engine, session_name: str, kept: str, chosen: list[str]) -> tuple[Any, bool, str]:
+def merge_confirmation(
+    engine: Engine, session_name: str, kept: str, chosen: list[str]
+) -> tuple[str | list[str | html.B], bool, str]:
     """The sentence that asks to confirm merging `chosen` into `kept`, naming them all with their minutes, and
     the confirm button (disabled until someone is chosen)."""
     minutes = _minutes_present(engine, session_name)
@@ -420,7 +464,7 @@ def merge_confirmation(engine: Engine, session_name: str, kept: str, chosen: lis
     )
 
 
-def merge_confirmed(engine: Engine, session_name: str, clicks: int | None, kept: str, chosen: list[str]) -> Any:
+def merge_confirmed(engine: Engine, session_name: str, clicks: int | None, kept: str, chosen: list[str]) -> html.Div:
     """Merge `chosen` into `kept` (db.students.merge_many, by the signed-in user) and redraw the page with a line
     saying what moved and an Undo button, or with a line saying why not."""
     if not clicks or not chosen:
@@ -438,7 +482,7 @@ def merge_confirmed(engine: Engine, session_name: str, clicks: int | None, kept:
     return session_report(engine, find_session(engine, session_name), merge_notice(done, [m.id for m in merges]))
 
 
-def undo_clicked(engine: Engine, session_name: str, clicks: list[int | None]) -> Any:
+def undo_clicked(engine: Engine, session_name: str, clicks: list[int | None]) -> html.Div:
     """Undo the merge(s) of the Undo button clicked and redraw the page saying who is back."""
     triggered = callback_context.triggered_id
     if not any(clicks) or not isinstance(triggered, dict):
@@ -455,8 +499,43 @@ def undo_clicked(engine: Engine, session_name: str, clicks: list[int | None]) ->
     return session_report(engine, find_session(engine, session_name), merge_notice(f"Undone: {back} back as before."))
 
 
+def rename_panel(
+    engine: Engine, session_name: str, opens: list[int | None]
+) -> tuple[bool, str | None, str, str, str, None]:
+    """The rename panel opened by a row's "Rename…" button for that student, their name (or nothing) ready
+    to be changed, or closed by Cancel; either way without the last notice."""
+    triggered = callback_context.triggered_id
+    if not isinstance(triggered, dict):  # Cancel
+        return True, None, "", "", "", None
+    if not any(opens):  # the buttons were drawn, nobody clicked
+        raise PreventUpdate
+    key = _key(triggered.get("index"))
+    people = student_rows(engine, find_session(engine, session_name).id).set_index("student")
+    if key not in people.index:
+        raise PreventUpdate
+    name = row_values.text(people.loc[key, "name"])
+    return False, key, name or "", f"Rename {_who_text(key, name)}", "", None
+
+
+def rename_saved(
+    engine: Engine, session_name: str, clicks: int | None, key: str, new_name: object
+) -> tuple[html.Div | NoUpdate, str]:
+    """Give student `key` the display name `new_name` (db.students.rename_student) and redraw the page with a
+    line saying so; or leave the page as it is, with a line in the panel saying why not (db.students refuses
+    an empty or too long name and an unknown student)."""
+    if not clicks:
+        raise PreventUpdate
+    typed = new_name if isinstance(new_name, str) else ""
+    try:
+        rename_student(engine, session_name, key, typed)
+    except DatabaseError as error:
+        return no_update, f"Not changed: {error}."
+    done = f"Renamed {key} to {typed.strip()}."
+    return session_report(engine, find_session(engine, session_name), merge_notice(done)), done
+
+
 def merge_notice(text: str, merge_ids: list[int] | None = None) -> html.Div:
-    """The line a merge or an undo leaves at the foot of the window, with the merge's Undo button."""
+    """The line a rename, a merge or an undo leaves at the foot of the window, with a merge's Undo button."""
     undo = (
         [html.Button("Undo", id={"type": UNDO_MERGE, "index": ",".join(map(str, merge_ids))}, className="undo")]
         if merge_ids
@@ -465,88 +544,44 @@ def merge_notice(text: str, merge_ids: list[int] | None = None) -> html.Div:
     return html.Div([html.Span(text), *undo], className="merge-notice", role="status")
 
 
-def attendance_download(engine: Engine, session_name: str) -> dict[str, Any]:
+def attendance_download(engine: Engine, session_name: str) -> TextDownload:
     """The attendance table as `python -m analytics report` writes attendance.csv: times in ISO 8601 UTC."""
     session = find_session(engine, session_name)
     table = attendance_file(report_tables(engine, session, engagement_config()).attendance)
-    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-attendance.csv", **CSV_FORMAT)
+    return csv_download(table, f"{_file_stem(session_name)}-attendance.csv", **CSV_FORMAT)
 
 
-def students_download(engine: Engine, session_name: str) -> dict[str, Any]:
+def students_download(engine: Engine, session_name: str) -> TextDownload:
     """The per-student table as `python -m analytics report` writes students.csv: times in ISO 8601 UTC,
     shares as fractions."""
     session = find_session(engine, session_name)
     table = students_file(report_tables(engine, session, engagement_config()).students)
-    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-students.csv", **CSV_FORMAT)
+    return csv_download(table, f"{_file_stem(session_name)}-students.csv", **CSV_FORMAT)
 
 
-def rows_download(engine: Engine, session_name: str) -> dict[str, Any]:
+def rows_download(engine: Engine, session_name: str) -> TextDownload:
     """Every observation of the session, as `python -m analytics export` writes it."""
     session = find_session(engine, session_name)
     table = export_table(engine, session.id)
-    return dcc.send_data_frame(table.to_csv, f"{_file_stem(session_name)}-rows.csv", index=False)
-
-
-def fix_students(
-    engine: Engine,
-    session_name: str,
-    button: str,
-    student: str | None,
-    new_name: str | None,
-    keep: str | None,
-    drop: str | None,
-) -> tuple[Any, str]:
-    """The rename (`button` ids.RENAME_BUTTON: `student` gets `new_name`) or merge (ids.MERGE_BUTTON: `drop`
-    into `keep`) of students of the session called `session_name`, by their keys, as db.students does them.
-    Returns the report page redrawn with a line saying what changed, or no update and a line saying why not
-    (db.students refuses an empty name, an unknown student and a merge in a session still being captured)."""
-    try:
-        if button == ids.RENAME_BUTTON:
-            if not student:
-                return no_update, "Choose the student to rename."
-            key = rename_student(engine, session_name, student, new_name or "")
-            done = f"Renamed {key} to {new_name.strip()}."
-        else:
-            if not (keep and drop):
-                return no_update, "Choose the student to keep and the one to merge into them."
-            merge = merge_students(engine, session_name, keep, drop, merged_by=current_user().name)
-            done = f"Merged {drop} into {keep}: {merge.moved} observation(s) moved."
-        return session_report(engine, find_session(engine, session_name), done), done
-    except DatabaseError as error:
-        return no_update, f"Not changed: {error}."
-
-
-def _clicked(*clicks: int | None) -> str:
-    """The id of the button that fired the callback. Dash also fires it when the report page (buttons
-    included) is drawn into the page slot, prevent_initial_call notwithstanding: then nothing was clicked."""
-    if not any(clicks):
-        raise PreventUpdate
-    return callback_context.triggered_id
-
-
-def _student_label(student: Any) -> str:
-    """'Name (tile-3)', or the key of a student without a name."""
-    return f"{student.name} ({student.student})" if isinstance(student.name, str) else student.student
+    return csv_download(table, f"{_file_stem(session_name)}-rows.csv")
 
 
 def _minutes_present(engine: Engine, session_name: str) -> dict[str, str]:
     """Each student's key -> 'Ada Lovelace (tile-3, 12 min present)', in order of first appearance."""
     tables = report_tables(engine, find_session(engine, session_name), engagement_config())
     labels = {}
-    for row in tables.attendance.itertuples(index=False):
+    for row in Attendance.rows(tables.attendance):
         present = f"{duration(timedelta(seconds=row.seconds_present))} present"
-        labels[row.student] = (
-            f"{row.name} ({row.student}, {present})" if isinstance(row.name, str) else (f"{row.student} ({present})")
-        )
+        labels[row.student] = f"{row.name} ({row.student}, {present})" if row.name else f"{row.student} ({present})"
     return labels
 
 
-def _who_text(key: str, name: Any) -> str:
+def _who_text(key: str, name: object) -> str:
     """'Ada Lovelace (tile-3)', or the key of a student without a name."""
     return f"{name} ({key})" if isinstance(name, str) else key
 
 
-def _student_key(search: Any) -> str | None:
+def _student_key(search: object) -> str | None:
     """The student named by the URL's query (?student=tile-3), if any."""
     if not isinstance(search, str):
         return None
@@ -554,14 +589,14 @@ def _student_key(search: Any) -> str | None:
     return keys[0] if keys else None
 
 
-def _key(value: Any) -> str:
+def _key(value: object) -> str:
     """A student key as the browser sent it (a store or a button's id): text, or the callback does nothing."""
     if not isinstance(value, str) or not value:
         raise PreventUpdate
     return value
 
 
-def _keys(value: Any) -> list[str]:
+def _keys(value: object) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
@@ -591,10 +626,35 @@ def _merge_panel() -> html.Section:
     )
 
 
-def _merges_list(merges: list[Merge]) -> html.Div:
+def _rename_panel() -> html.Section:
+    """The rename dialog at the foot of the window, hidden until a row's "Rename…" opens it."""
+    return html.Section(
+        [
+            dcc.Store(id=RENAME_KEPT),
+            html.H2("Rename", id=RENAME_TITLE),
+            html.Div(
+                [
+                    dcc.Input(
+                        id=ids.RENAME_NAME, value="", type="text", placeholder="New name", maxLength=MAX_NAME_LENGTH
+                    ),
+                    html.Button("Rename", id=ids.RENAME_BUTTON, className="primary"),
+                    html.Button("Cancel", id=RENAME_CANCEL),
+                ],
+                className="fix-row",
+            ),
+            html.P(id=ids.FIX_MESSAGE, role="status"),
+        ],
+        id=RENAME_PANEL,
+        hidden=True,
+        className="card no-print merge-panel",
+    )
+
+
+def _merges_list(merges: list[Merge]) -> html.Section | html.Div:
+    """The session's merges that can be undone, the latest first, each with its Undo button."""
     if not merges:
         return html.Div(id=MERGES_LIST)
-    return html.Div(
+    return html.Section(
         [
             html.H3("Merges you can undo (the latest first)"),
             html.Ul(
@@ -612,11 +672,12 @@ def _merges_list(merges: list[Merge]) -> html.Div:
             ),
         ],
         id=MERGES_LIST,
+        className="card no-print",
     )
 
 
-def _attendance_sentence(row: Any) -> str:
-    if pd.isna(row.joined):
+def _attendance_sentence(row: Attendance) -> str:
+    if row.joined is None or row.left is None:
         return "Never present (only an empty seat)."
     away = f", away {duration(timedelta(seconds=row.seconds_away))} ({row.times_away}×)" if row.times_away else ""
     return (
@@ -635,23 +696,25 @@ def _attendance_table(attendance: pd.DataFrame) -> html.Table:
             html.Thead(html.Tr([html.Th(label, className="number" if label in numbers else None) for label in header])),
             html.Tbody(
                 [
-                    html.Tr(
-                        [
-                            html.Td(_who_cell(row.student, row.name)),
-                            html.Td("" if pd.isna(row.joined) else local_time(row.joined)),
-                            html.Td("" if pd.isna(row.left) else local_time(row.left)),
-                            html.Td(duration(timedelta(seconds=row.seconds_present)), className="number"),
-                            html.Td(duration(timedelta(seconds=row.seconds_camera_off)), className="number"),
-                            html.Td(duration(timedelta(seconds=row.seconds_away)), className="number"),
-                            html.Td(
-                                ", ".join(f"{local_time(start)}–{local_time(end)}" for start, end in row.away)
-                                if row.times_away
-                                else "–"
-                            ),
-                        ],
-                        **{"data-student": row.student},
+                    with_data(
+                        html.Tr(
+                            [
+                                html.Td(_who_cell(row.student, row.name)),
+                                html.Td("" if row.joined is None else local_time(row.joined)),
+                                html.Td("" if row.left is None else local_time(row.left)),
+                                html.Td(duration(timedelta(seconds=row.seconds_present)), className="number"),
+                                html.Td(duration(timedelta(seconds=row.seconds_camera_off)), className="number"),
+                                html.Td(duration(timedelta(seconds=row.seconds_away)), className="number"),
+                                html.Td(
+                                    ", ".join(f"{local_time(start)}–{local_time(end)}" for start, end in row.away)
+                                    if row.times_away
+                                    else "–"
+                                ),
+                            ]
+                        ),
+                        {"data-student": row.student},
                     )
-                    for row in attendance.itertuples(index=False)
+                    for row in Attendance.rows(attendance)
                 ]
             ),
         ],
@@ -660,8 +723,8 @@ def _attendance_table(attendance: pd.DataFrame) -> html.Table:
     )
 
 
-def _who_cell(key: str, name: Any) -> list[Any]:
-    return [name, html.Span(key, className="key")] if isinstance(name, str) else [key]
+def _who_cell(key: str, name: str | None) -> list[str | html.Span]:
+    return [key] if name is None else [name, html.Span(key, className="key")]
 
 
 def _flags_list(tables: SessionTables) -> html.Ul | html.P:
@@ -674,7 +737,9 @@ def _flags_list(tables: SessionTables) -> html.Ul | html.P:
         by_student.setdefault(flag.student, []).append(flag_sentence(flag))
     return html.Ul(
         [
-            html.Li([html.B(_who_text(key, names.get(key))), ": ", "; ".join(sentences)], **{"data-student": key})
+            with_data(
+                html.Li([html.B(_who_text(key, names.get(key))), ": ", "; ".join(sentences)]), {"data-student": key}
+            )
             for key, sentences in by_student.items()
         ],
         id=FLAGS_LIST,
@@ -688,7 +753,8 @@ def _drops_list(drops: pd.DataFrame) -> html.Ol | html.P:
     return html.Ol(
         [
             html.Li(
-                f"{local_time(drop.start)} → {local_time(drop.end)}: {drop.before:.2f} → {drop.after:.2f} "
+                f"{local_time(row_values.moment(drop.start))} → {local_time(row_values.moment(drop.end))}: "
+                f"{drop.before:.2f} → {drop.after:.2f} "
                 f"(−{drop.drop:.2f})"
             )
             for drop in drops.itertuples(index=False)
@@ -699,9 +765,10 @@ def _drops_list(drops: pd.DataFrame) -> html.Ol | html.P:
 
 def _students_table(session_name: str, tables: SessionTables) -> html.Table:
     """One row per student: time on camera, attentive share and engagement of that time, the emotion shown most
-    (with its share of their faces), their flags in words, and the buttons that open their section and merge
-    into them. Times in the call and with the camera off are the attendance table's; first and last face and
-    every emotion's share are in the CSV download (on paper they would make the table wider than A4)."""
+    (with its share of their faces), their flags in words, and the buttons that open their section, rename
+    them and merge into them. Times in the call and with the camera off are the attendance table's; first and
+    last face and every emotion's share are in the CSV download (on paper they would make the table wider than
+    A4)."""
     header = ["Student", "Name", "On camera", "Attentive", "Engagement", "Mostly", "Flags", ""]
     numbers = {"On camera", "Attentive", "Engagement"}
     causes: dict[str, list[str]] = {}
@@ -721,7 +788,7 @@ def _students_table(session_name: str, tables: SessionTables) -> html.Table:
             html.Tbody(
                 [
                     _student_row(session_name, row, causes.get(row.student, []))
-                    for row in tables.students.itertuples(index=False)
+                    for row in StudentLine.rows(tables.students)
                 ]
             ),
         ],
@@ -730,15 +797,13 @@ def _students_table(session_name: str, tables: SessionTables) -> html.Table:
     )
 
 
-def _student_row(session_name: str, student: Any, causes: list[str]) -> html.Tr:
-    """`student`: an analytics.report.student_table row, `causes`: what their flags were about, in words."""
+def _student_row(session_name: str, student: StudentLine, causes: list[str]) -> html.Tr:
+    """`causes`: what the student's flags were about, in words."""
     view = f"{report_path(session_name)}?{urlencode({STUDENT_QUERY: student.student})}"
-    mostly = (
-        [emotion_badge(student.dominant), f" {_share(getattr(student, f'share_{student.dominant}'))}"]
-        if student.dominant
-        else ""
+    mostly: list[html.Span | str] | str = (
+        [emotion_badge(student.dominant), f" {_share(student.dominant_share)}"] if student.dominant else ""
     )
-    return html.Tr(
+    row = html.Tr(
         [
             html.Td(student.student),
             html.Td(student.name or ""),
@@ -751,13 +816,14 @@ def _student_row(session_name: str, student: Any, causes: list[str]) -> html.Tr:
             html.Td(
                 [
                     dcc.Link("View", href=view, className="row-action"),
+                    html.Button("Rename…", id={"type": RENAME_OPEN, "index": student.student}, className="row-action"),
                     html.Button("Merge…", id={"type": MERGE_OPEN, "index": student.student}, className="row-action"),
                 ],
                 className="no-print actions",
             ),
-        ],
-        **{"data-student": student.student},
+        ]
     )
+    return with_data(row, {"data-student": student.student})
 
 
 def _share(value: float) -> str:

@@ -8,14 +8,13 @@ so a slow server makes refreshes less frequent instead of queueing them. Every c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from sqlalchemy import Engine
 
-from analytics.csv_file import write_csv
 from analytics.live import engagement_config
 from analytics.school import (
     FLAG_EVERY,
@@ -24,12 +23,15 @@ from analytics.school import (
     TREND_SECONDS,
     ClassNow,
     Grouping,
+    grouping_columns,
     session_trends,
     trends,
     trends_file,
 )
+from dashboard import row_values
 from dashboard.access import admin_only
 from dashboard.components import live_path, report_path
+from dashboard.downloads import TextDownload, csv_download
 from dashboard.formatting import duration, local_time, percent, zone_label
 from dashboard.theme import engagement_color, engagement_text_color
 from db.errors import DatabaseError
@@ -45,6 +47,12 @@ TREND_ROWS = "school-trend-rows"
 DOWNLOAD_BUTTON = "school-download-button"
 DOWNLOAD = "school-download"
 WEEK_CHOICES = {"Last 4 weeks": 4, "Last 8 weeks": 8, "Last 13 weeks": 13, "Last 52 weeks": 52}
+# Options typed as Dash declares them, so a misspelt key fails the type check, not silently in the browser.
+WEEK_OPTIONS: list[dcc.Dropdown.Options] = [{"label": label, "value": weeks} for label, weeks in WEEK_CHOICES.items()]
+GROUPING_OPTIONS: list[dcc.RadioItems.Options] = [
+    {"label": "per teacher", "value": "teacher"},
+    {"label": "per class", "value": "class"},
+]
 DEFAULT_WEEKS = 8
 # The trend line's bars: one per time bin, as high as its score (0 to 1) times BAR_HEIGHT_PX.
 BAR_WIDTH_PX, BAR_HEIGHT_PX = 4, 24
@@ -52,8 +60,18 @@ BAR_WIDTH_PX, BAR_HEIGHT_PX = 4, 24
 LAG_SHOWN = timedelta(seconds=20)
 # A change of engagement smaller than this over the trend line is "steady".
 STEADY = 0.05
-NOW_COLUMNS = ("Teacher", "Class (session)", "Students", "Engagement now", "Last 5 minutes", "Open flags", "Last frame")
-TREND_COLUMNS = ("Week of", "{by}", "Sessions", "Engagement", "Attendance", "Camera off")
+NOW_COLUMNS = (
+    "Teacher",
+    "Class",
+    "Session",
+    "Students",
+    "Engagement now",
+    "Last 5 minutes",
+    "Open flags",
+    "Last frame",
+)
+# The grouping's columns (analytics.school.grouping_columns) come after the week.
+TREND_COLUMNS = ("Sessions", "Engagement", "Attendance", "Camera off")
 
 
 def register(app: Dash, engine: Engine) -> None:
@@ -114,17 +132,14 @@ def layout() -> html.Div:
                             html.H2("Trends"),
                             dcc.RadioItems(
                                 id=TREND_BY,
-                                options=[
-                                    {"label": "per teacher", "value": "teacher"},
-                                    {"label": "per class", "value": "class"},
-                                ],
+                                options=GROUPING_OPTIONS,
                                 value="teacher",
                                 inline=True,
                                 className="window-choice",
                             ),
                             dcc.Dropdown(
                                 id=TREND_WEEKS,
-                                options=[{"label": label, "value": weeks} for label, weeks in WEEK_CHOICES.items()],
+                                options=WEEK_OPTIONS,
                                 value=DEFAULT_WEEKS,
                                 clearable=False,
                                 style={"width": "12rem"},
@@ -138,8 +153,9 @@ def layout() -> html.Div:
                         "Per week (Monday to Sunday, UTC) of the sessions started in it. Engagement: the mean of the "
                         "sessions' average class engagement, stored when a session ends (sessions without one are "
                         "counted in brackets). Attendance: students in the call, on average over the frames. "
-                        "Camera off: the share of those student-frames with the camera off. A class is the "
-                        "session's name without a date at its end.",
+                        "Camera off: the share of those student-frames with the camera off. A class is the one the "
+                        "session was recorded for (capture --class), or else the session's name without a date at "
+                        "its end; per class means per class and its teacher.",
                         className="subtitle",
                     ),
                     html.Div(html.P("Loading…", className="absent"), id=TREND_ROWS, className="table-scroll"),
@@ -190,6 +206,7 @@ def _class_row(seen: ClassNow) -> html.Tr:
     return html.Tr(
         [
             html.Td(session.teacher or "(no teacher: admins only)"),
+            html.Td(session.class_name) if session.class_name else html.Td("—", className="absent"),
             html.Td(
                 [
                     dcc.Link(session.name, href=live_path(session.name)),
@@ -275,17 +292,48 @@ def trend_rows(engine: Engine, by: Grouping, weeks: int) -> html.Table | html.P:
         return html.P(f"Cannot read the database: {error}", className="absent")
     if table.empty:
         return html.P("No session started in these weeks.", className="absent")
-    header = html.Tr([html.Th(column.format(by=by.capitalize())) for column in TREND_COLUMNS])
-    body = [_trend_row(row, by) for row in table.itertuples(index=False)]
+    keys = grouping_columns(by)
+    header = html.Tr([html.Th(column) for column in ("Week of", *(key.capitalize() for key in keys), *TREND_COLUMNS)])
+    body = [_trend_row(row) for row in TrendLine.rows(table, keys)]
     return html.Table([html.Thead(header), html.Tbody(body)], className="table")
 
 
-def _trend_row(row: Any, by: str) -> html.Tr:
+@dataclass(frozen=True)
+class TrendLine:
+    """A row of analytics.school.trends, as the trends table shows it."""
+
+    week: pd.Timestamp  # its Monday
+    groups: list[str | None]  # the grouping's columns' values (analytics.school.grouping_columns)
+    sessions: int
+    scored: int  # sessions with a stored engagement
+    engagement: float  # NaN: none scored
+    attendance: float  # NaN: no frames
+    camera_off: float  # likewise
+
+    @classmethod
+    def rows(cls, table: pd.DataFrame, keys: list[str]) -> list[TrendLine]:
+        # The groups are read apart, as plain tuples: a row's named tuple renames "class", a Python keyword.
+        groups = table[keys].itertuples(index=False, name=None)
+        return [
+            cls(
+                row_values.moment(row.week),
+                [row_values.text(value) for value in group],
+                row_values.count(row.sessions),
+                row_values.count(row.scored),
+                row_values.number(row.engagement),
+                row_values.number(row.attendance),
+                row_values.number(row.camera_off),
+            )
+            for row, group in zip(table.itertuples(index=False), groups, strict=True)
+        ]
+
+
+def _trend_row(row: TrendLine) -> html.Tr:
     unscored = row.sessions - row.scored
     return html.Tr(
         [
-            html.Td(pd.Timestamp(row.week).strftime("%Y-%m-%d")),
-            html.Td(getattr(row, by)),
+            html.Td(row.week.strftime("%Y-%m-%d")),
+            *(html.Td(group) for group in row.groups),
             html.Td(str(row.sessions), className="number"),
             _score_cell(row.engagement, f" ({unscored} unscored)" if unscored else ""),
             html.Td("—" if pd.isna(row.attendance) else f"{row.attendance:.1f}", className="number"),
@@ -294,15 +342,11 @@ def _trend_row(row: Any, by: str) -> html.Tr:
     )
 
 
-def trends_download(engine: Engine, by: Grouping, weeks: int) -> dict[str, Any]:
+def trends_download(engine: Engine, by: Grouping, weeks: int) -> TextDownload:
     """The trend table as a CSV file, through the one CSV writer."""
     admin_only()
     table = trends_file(trend_table(engine, by, weeks))
-    return dict(
-        dcc.send_string(
-            lambda buffer: write_csv(table, buffer, float_format="%.4f"), f"classpulse-trends-per-{by}-{weeks}w.csv"
-        )
-    )
+    return csv_download(table, f"classpulse-trends-per-{by}-{weeks}w.csv", float_format="%.4f")
 
 
 def _note_row(text: str, columns: int) -> html.Tr:
