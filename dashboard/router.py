@@ -86,7 +86,9 @@ def render_page(engine: Engine, pathname: str | None, viewer: User) -> html.Div:
         match parts:
             case []:
                 newest = visible_sessions(engine, viewer)
-                return live.layout(newest[0]) if newest else no_sessions_page()
+                if newest:
+                    return live.layout(newest[0])
+                return no_sessions_page() if is_admin(viewer) else sessions.no_own_sessions_page()
             case ["sessions"]:
                 return sessions.layout(visible_summaries(session_summaries(engine), viewer))
             case ["live", name]:

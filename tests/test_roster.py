@@ -264,7 +264,9 @@ def test_a_teacher_without_sessions_of_their_own_is_told_so(tmp_path: Path) -> N
     lesson(engine, "alices-maths", {"tile-1": "Ann"}, T0)
     app = create_app(engine)
     add_user(engine, "alice", Role.TEACHER, PASSWORD)
-    bob = text(page(signed_in_client(app, engine, "bob", Role.TEACHER), "/sessions"))
-    assert "No sessions of yours yet" in bob and "alices-maths" not in bob and "No class has been" not in bob
+    bob = signed_in_client(app, engine, "bob", Role.TEACHER)
+    for path in ("/sessions", "/"):  # the list, and the live page a teacher lands on
+        shown = text(page(bob, path))
+        assert "No sessions of yours yet" in shown and "alices-maths" not in shown and "No class has been" not in shown
     assert "alices-maths" in text(page(signed_in_client(app, engine, "alice", Role.TEACHER), "/sessions"))
     engine.dispose()

@@ -72,8 +72,9 @@ def no_own_sessions_page() -> html.Div:
     empty (other teachers' sessions may fill it)."""
     return message_page(
         "No sessions of yours yet",
-        "You have no sessions of your own yet: a capture started with --teacher and your user name, or sent with "
-        "a capture token issued to you, shows here. Other teachers' sessions are not shown to you.",
+        "You have no sessions of your own yet: start one from “Start class” on your own computer; a capture started "
+        "with --teacher and your user name, or sent with a capture token issued to you, shows here too. Other "
+        "teachers' sessions are not shown to you.",
     )
 
 
