@@ -48,11 +48,12 @@ from dash import no_update
 from plotly.io.json import to_json_plotly
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
+import config
 import db.recorder as recorder_module
 from analytics.school import SchoolBoard
 from capture.sender import ServerRecorder
 from dashboard.pages import school
-from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, REFRESH_MS, live_tick
+from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, live_tick
 from dashboard.pages.report import session_report
 from dashboard.report_cache import forget_reports
 from db.migrate import upgrade
@@ -204,12 +205,12 @@ class StepResult:
 
 
 def time_views(engine: Engine, session_name: str, start: float, seconds: float) -> dict[str, list[float]]:
-    """Wall ms of each refresh of an admin's school view (every school.REFRESH_MS) and of a teacher's live page of
-    `session_name` (every live REFRESH_MS, keeping what the browser keeps) from `start` for `seconds`; and per
-    school refresh, in seconds for the class most behind: "lag", its numbers behind its latest stored frame;
-    "age", its numbers behind the wall clock when shown (the frame period and the ingest's delay included);
-    "flags_lag", its flag count behind its latest stored frame (a class not counted yet: since its start). The
-    school view's board is new, as after a server start."""
+    """Wall ms of each refresh of an admin's school view (every [dashboard] school_refresh_seconds) and of a
+    teacher's live page of `session_name` (every live_refresh_seconds, keeping what the browser keeps) from
+    `start` for `seconds`; and per school refresh, in seconds for the class most behind: "lag", its numbers
+    behind its latest stored frame; "age", its numbers behind the wall clock when shown (the frame period and the
+    ingest's delay included); "flags_lag", its flag count behind its latest stored frame (a class not counted
+    yet: since its start). The school view's board is new, as after a server start."""
     board = SchoolBoard()
     timings: dict[str, list[float]] = {"school": [], "live": [], "lag": [], "age": [], "flags_lag": []}
     next_at = {"school": start + 2.0, "live": start + 2.0}
@@ -232,7 +233,7 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
                 ),
             ):
                 timings[name].append(max((lag.total_seconds() for lag in lags), default=0.0))
-            next_at[view] += school.REFRESH_MS / 1000
+            next_at[view] += config.chosen().dashboard.school_refresh_seconds
         else:
             info = find_session(engine, session_name)
             outputs = live_tick(
@@ -242,7 +243,7 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
             timings[view].append((time.perf_counter() - began) * 1000)
             if outputs.state is not no_update:  # an unchanged page keeps the token it had
                 shown = outputs.state
-            next_at[view] += REFRESH_MS / 1000
+            next_at[view] += config.chosen().dashboard.live_refresh_seconds
     return timings
 
 

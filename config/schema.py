@@ -210,6 +210,10 @@ class DashboardConfig(Table):
     login_failures_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
     login_failure_window_seconds: Window = 300.0
     login_checks_at_once: Annotated[int, Field(ge=1, le=64)] = 2
+    live_refresh_seconds: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    snooze_minutes: Annotated[int, Field(ge=1, le=240)] = 10
+    school_refresh_seconds: Annotated[float, Field(ge=1, le=600)] = 10.0
+    ingest_idle_close_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 10.0
     classroom: ClassroomConfig = ClassroomConfig()
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+import config
 from analytics.live import engagement_config
 from dashboard.report_cache import warm_report
 from db.errors import DatabaseError, reported_as
@@ -48,9 +49,6 @@ from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, 
 # 50 frames of 49 students are about 1 MB of JSON.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_SOURCE_LENGTH = 500  # sessions.source
-# A session no request has written for this long is closed (its end stamped, its lease released); a capture
-# that comes back later continues it.
-IDLE_CLOSE_S = 600.0
 
 
 class Refusal(Exception):
@@ -77,7 +75,7 @@ class IngestSessions:
     """The sessions this server is writing for captures, each through its own SessionRecorder (which holds the
     session's lease while it is open here). Raises Refusal, or DatabaseError when the database is unreachable."""
 
-    def __init__(self, engine: Engine, idle_close_s: float = IDLE_CLOSE_S) -> None:
+    def __init__(self, engine: Engine, idle_close_s: float) -> None:
         self.engine = engine
         self.idle_close_s = idle_close_s
         self._writing: dict[str, _Writing] = {}
@@ -220,7 +218,8 @@ def create_ingest_app(engine: Engine) -> Flask:
     """The ingest API as a Flask app of its own."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    writing = IngestSessions(engine)
+    # A session no request has written for this long is closed; a capture that comes back later continues it.
+    writing = IngestSessions(engine, config.chosen().dashboard.ingest_idle_close_minutes * 60)
 
     def route(path: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], None]:
         def register(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

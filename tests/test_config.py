@@ -7,14 +7,18 @@ import re
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dash import dcc
 
 import config
 from config import ClassPulseConfig, ConfigError
+from dashboard.pages import live, school
 from db.migrate import upgrade
+from db.queries import SessionInfo
 from tests.cli import REPO, assert_one_clear_line, run_module
 from tests.dashboard_server import _wait_until_serving as wait_until_serving
 from tests.dashboard_server import free_port
@@ -186,3 +190,18 @@ def test_the_dashboard_listens_where_its_file_says(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert f"serving on http://127.0.0.1:{port}" in log.read_text()
+
+
+def test_the_pages_refresh_and_snooze_as_the_file_says(tmp_path: Path) -> None:
+    school_file = written(
+        tmp_path, "[dashboard]\nlive_refresh_seconds = 5.0\nschool_refresh_seconds = 30.0\nsnooze_minutes = 3\n"
+    )
+    lesson = SessionInfo(1, "maths", "screen", datetime(2026, 12, 3, 9, tzinfo=UTC), None)
+    try:
+        config.choose(school_file)
+        assert school.refresh_ms() == 30_000
+        (interval,) = [c for c in live.layout(lesson)._traverse() if isinstance(c, dcc.Interval)]
+        assert interval.interval == 5_000
+    finally:
+        config.choose(None)
+    assert school.refresh_ms() == 10_000  # the defaults again, for the tests that follow

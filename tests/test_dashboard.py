@@ -34,6 +34,7 @@ from analytics.live import ATTENTIVE, LIVE_HUB, LiveState, engagement_config, mo
 from analytics.live_flags import ShownFlag
 from analytics.report import engagement_drops, session_tables, write_report
 from analytics.timeline import emotion_counts
+from config import DashboardConfig
 from dashboard import ids
 from dashboard.app import create_app, open_database
 from dashboard.figures import mood_now_chart, mood_timeline, sparkline
@@ -42,7 +43,6 @@ from dashboard.pages.live import (
     ATTENTION_LINES,
     DEFAULT_WINDOW_SECONDS,
     NOW_CHART_HEIGHT_PX,
-    SNOOZE_SECONDS,
     TIMELINE_HEIGHT_PX,
     LiveOutputs,
     acknowledge,
@@ -628,7 +628,8 @@ def test_only_an_admin_or_the_teacher_who_owns_the_session_may_snooze_mute_or_un
     assert click(alice, ids.FLAG_SNOOZE, flag, session)[0] == 200
     (snooze,) = flag_silences_of(engine, info.id)
     assert (snooze.student, snooze.rule, snooze.created_by) == ("tile-1", None, "alice")
-    assert snooze.until == ABSENCE_START + timedelta(seconds=100 + SNOOZE_SECONDS)  # the session's time
+    snoozed = timedelta(minutes=DashboardConfig().snooze_minutes)
+    assert snooze.until == ABSENCE_START + timedelta(seconds=100) + snoozed  # the session's time
     assert click(bob, ids.LIFT_SILENCE, str(snooze.id), session) == (204, [])
     assert flag_silences_of(engine, info.id) == [snooze]
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
+import config
 from analytics.live import engagement_config
 from capture.sender import ServerError, ServerRecorder
 from capture.spool import Spool, SpoolError
@@ -523,6 +524,26 @@ def test_closing_a_session_warms_its_report_for_the_teacher(tmp_path: Path) -> N
     assert ended.ended_at is not None
     # None: this end of the session was warmed already, by the close.
     assert warm_report(engine, ended, engagement_config()) is None
+
+
+def test_a_session_no_capture_writes_is_closed_after_the_configured_idle_time(tmp_path: Path) -> None:
+    engine = upgrade(f"sqlite:///{tmp_path / 'school.db'}")
+    add_user(engine, "alice", Role.TEACHER, PASSWORD)
+    headers = {"Authorization": f"Bearer {issue_token(engine, 'alice')[1]}"}
+    school_file = tmp_path / "school.toml"
+    school_file.write_text("[dashboard]\ningest_idle_close_minutes = 0.002\n")  # 0.12 s
+    try:
+        config.choose(school_file)
+        client = create_app(engine).server.test_client()
+    finally:
+        config.choose(None)
+    client.post(f"{INGEST_PATH}/open", json={"session": "quiet", "source": "screen"}, headers=headers)
+    assert find_session(engine, "quiet").ended_at is None
+    time.sleep(0.5)
+    # Idle sessions are closed when the server next opens one.
+    client.post(f"{INGEST_PATH}/open", json={"session": "next", "source": "screen"}, headers=headers)
+    assert find_session(engine, "quiet").ended_at is not None
+    assert find_session(engine, "next").ended_at is None
 
 
 def varied_frames() -> list[FrameResult]:

@@ -203,7 +203,7 @@ def test_the_page_refreshes_within_a_second_until_every_class_has_numbers_then_a
         dash_call(head, outputs, [(school.INTERVAL, "n_intervals", n)])[school.INTERVAL]["interval"] for n in range(4)
     ]
     # Two classes' flag counts, one a refresh; their lines and students are in every answer.
-    assert periods == [school.FILLING_MS] + [school.REFRESH_MS] * 3
+    assert periods == [school.FILLING_MS] + [school.refresh_ms()] * 3
     answer = dash_call(head, outputs, [(school.INTERVAL, "n_intervals", 5)])
     assert answer[school.NOW_STATUS]["children"].startswith("2 class(es) running")
     assert "8 in the call, 6 on camera" in str(answer[school.NOW_ROWS]["children"])

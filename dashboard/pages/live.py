@@ -1,11 +1,11 @@
-"""The live class page, refreshed every REFRESH_MS from analytics.live. Above the fold on a laptop: the class
-now (engagement, its trend, who is there and attentive) and what needs attention (the flags grouped by kind,
-most serious and longest first, a handful of lines), then a card per student saying in words what happened
-and since when. Below: the class mood over time with its engagement line and the share of faces the model was
-unsure about, the emotions of the last seconds with their 95 % bands, and every flag with what the teacher can
-do about it: acknowledge it, snooze its student for SNOOZE_SECONDS, or mute its kind for the class; the
-snoozes and mutes in force are named under the needs-attention list, each with its undo. These decisions are
-stored (db.queries), so they hold after a reload and in other tabs.
+"""The live class page, refreshed every [dashboard] live_refresh_seconds from analytics.live. Above the fold on a
+laptop: the class now (engagement, its trend, who is there and attentive) and what needs attention (the flags grouped by
+kind, most serious and longest first, a handful of lines), then a card per student saying in words what happened and
+since when. Below: the class mood over time with its engagement line and the share of faces the model was unsure about,
+the emotions of the last seconds with their 95 % bands, and every flag with what the teacher can do about it:
+acknowledge it, snooze its student for [dashboard] snooze_minutes, or mute its kind for the class; the snoozes and mutes
+in force are named under the needs-attention list, each with its undo. These decisions are stored (db.queries), so they
+hold after a reload and in other tabs.
 
 The class's tables are the server's, shared by every browser on the session (analytics.live.LiveHub), and so
 is the page drawn from them: a browser keeps only the token of the page it shows, and a refresh that finds
@@ -35,6 +35,7 @@ from dash import MATCH, Dash, Input, NoUpdate, Output, State, callback_context, 
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Column, Engine, String
 
+import config
 from analytics.flags import EMOTION_RULES, Flag
 from analytics.live import (
     ATTENTIVE,
@@ -73,7 +74,6 @@ from db.schema import flag_acknowledgements, flag_silences
 from db.users import User
 from vocabulary.emotions import EMOTIONS
 
-REFRESH_MS = 2000
 DEFAULT_WINDOW_SECONDS = 15 * 60
 WHOLE_SESSION = "all"
 WINDOW_CHOICES = {"Last 15 min": str(DEFAULT_WINDOW_SECONDS), "Last hour": "3600", "Whole session": WHOLE_SESSION}
@@ -118,8 +118,6 @@ def _stored_length(column: Column[Any]) -> int:
 
 # The longest rule name an acknowledgement and a mute can store: a longer one in a browser's button id is refused.
 MAX_RULE_LENGTH = min(_stored_length(flag_acknowledgements.c.rule), _stored_length(flag_silences.c.rule))
-# "Snooze": no flags of that student for this long (of the session's time), whatever the rule.
-SNOOZE_SECONDS = 10 * 60
 # The user's "show emotions" setting, by this name in the browser's preferences store and the switch.
 SHOW_EMOTIONS_KEY = "show_emotions"
 SHOW_EMOTIONS_OPTIONS: list[dcc.Checklist.Options] = [{"label": " Show emotions", "value": SHOW_EMOTIONS_KEY}]
@@ -258,7 +256,7 @@ def layout(session: SessionInfo) -> html.Div:
             dcc.Store(id=ids.LIVE_STATE),
             # In the browser, not the database: a user's own view of the page, kept across reloads and tabs.
             dcc.Store(id=ids.LIVE_PREFERENCES, storage_type="local"),
-            dcc.Interval(id=ids.LIVE_INTERVAL, interval=REFRESH_MS),
+            dcc.Interval(id=ids.LIVE_INTERVAL, interval=round(config.chosen().dashboard.live_refresh_seconds * 1000)),
             session_heading(session, {"Session report": report_path(session.name), "All sessions": "/sessions"}),
             html.Div(id=ids.LIVE_BANNER, className="banner", hidden=True),
             html.Div(
@@ -500,11 +498,13 @@ def acknowledge(
 
 
 def snooze(engine: Engine, session: dict[str, Any], flag: str, clicks: int | None, viewer: User) -> tuple[str, bool]:
-    """Silence every flag of `flag`'s student for SNOOZE_SECONDS: a teacher who has seen to a student wants
-    no more about them for a while, whatever the rule. The button's new label and that it is disabled."""
+    """Silence every flag of `flag`'s student for [dashboard] snooze_minutes (of the session's time): a teacher who
+    has seen to a student wants no more about them for a while, whatever the rule. The button's new label and that
+    it is disabled."""
     try:
         student, _, _ = _clicked_flag(engine, session, flag, clicks)
-        silence_flags(engine, session["id"], viewer.name, student=student, seconds=SNOOZE_SECONDS)
+        minutes = config.chosen().dashboard.snooze_minutes
+        silence_flags(engine, session["id"], viewer.name, student=student, seconds=minutes * 60)
     except DatabaseError:
         return "Not saved, try again", False
     return "Snoozed", True
@@ -645,13 +645,14 @@ def _flag_item(shown: ShownFlag, now: datetime) -> html.Li:
     if not shown.needs_attention:
         actions: list[html.Span | html.Button] = [html.Span(_decision(shown, now), className="absent")]
     else:
+        minutes = config.chosen().dashboard.snooze_minutes
         actions = [
             html.Button("Acknowledge", id={"type": ids.FLAG_ACK, "index": key}, className="acknowledge"),
             html.Button(
-                f"Snooze {SNOOZE_SECONDS // 60} min",
+                f"Snooze {minutes} min",
                 id={"type": ids.FLAG_SNOOZE, "index": key},
                 className="snooze",
-                title=f"No flags about {flag.name or flag.student} for {SNOOZE_SECONDS // 60} minutes",
+                title=f"No flags about {flag.name or flag.student} for {minutes} minutes",
             ),
             html.Button(
                 f"Mute “{kind}” for all",

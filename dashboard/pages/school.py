@@ -1,5 +1,6 @@
 """The school view, for admins: every class running now (analytics.school.SCHOOL_BOARD), refreshed every
-REFRESH_MS, and trends per teacher or class over weeks with a CSV download (analytics/csv_file.py).
+[dashboard] school_refresh_seconds, and trends per teacher or class over weeks with a CSV download
+(analytics/csv_file.py).
 
 The running classes refresh as the live page does: the timer is off while a refresh runs (Dash's `running`),
 so a slow server makes refreshes less frequent instead of queueing them. Every callback answers admins only
@@ -15,6 +16,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from sqlalchemy import Engine
 
+import config
 from analytics.live import engagement_config
 from analytics.school import (
     FLAG_EVERY,
@@ -36,7 +38,6 @@ from dashboard.formatting import duration, local_time, percent, zone_label
 from dashboard.theme import engagement_color, engagement_text_color
 from db.errors import DatabaseError
 
-REFRESH_MS = 10_000
 FILLING_MS = 1_000  # the next refresh while a class has no numbers yet
 NOW_ROWS = "school-now-rows"
 NOW_STATUS = "school-now-status"
@@ -94,6 +95,11 @@ def register(app: Dash, engine: Engine) -> None:
     )(lambda _, by, weeks: trends_download(engine, by, weeks))
 
 
+def refresh_ms() -> int:
+    """Milliseconds between refreshes of the running classes ([dashboard] school_refresh_seconds)."""
+    return round(config.chosen().dashboard.school_refresh_seconds * 1000)
+
+
 def layout() -> html.Div:
     return html.Div(
         [
@@ -121,7 +127,7 @@ def layout() -> html.Div:
                         ),
                         className="table-scroll",
                     ),
-                    dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
+                    dcc.Interval(id=INTERVAL, interval=refresh_ms()),
                 ],
                 className="card",
             ),
@@ -174,9 +180,9 @@ def running_now(engine: Engine) -> tuple[list[html.Tr], str, int]:
     try:
         classes = SCHOOL_BOARD.refresh(engine)
     except DatabaseError as error:
-        return [_note_row(f"Cannot read the database: {error}", len(NOW_COLUMNS))], "", REFRESH_MS
+        return [_note_row(f"Cannot read the database: {error}", len(NOW_COLUMNS))], "", refresh_ms()
     filling = any(seen.flags_at is None for seen in classes)
-    return *now_rows(classes), FILLING_MS if filling else REFRESH_MS
+    return *now_rows(classes), FILLING_MS if filling else refresh_ms()
 
 
 def now_rows(classes: list[ClassNow]) -> tuple[list[html.Tr], str]:
