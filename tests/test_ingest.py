@@ -81,6 +81,14 @@ def dashboard_server(url: str, data_dir: Path, port: int) -> Iterator[subprocess
         server.wait(timeout=30)
 
 
+@contextmanager
+def serving(engine: Engine, data_dir: Path) -> Iterator[str]:
+    """`python -m dashboard` serving `engine`'s database on a free port; yields its base URL."""
+    port = free_port()
+    with dashboard_server(engine.url.render_as_string(hide_password=False), data_dir, port):
+        yield f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture
 def school(postgres_url: str) -> tuple[Engine, dict[str, str]]:
     """A migrated PostgreSQL database with teachers alice and bob, and a capture token for each."""
@@ -161,9 +169,7 @@ def test_a_token_never_writes_another_teachers_session(school: tuple[Engine, dic
     # An admin's session, written by a local capture: it has no owner, so no token may write it either.
     with SessionRecorder.open(engine, "admins-own", "screen") as recorder:
         recorder.record(synthetic_frame(0))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+    with serving(engine, tmp_path) as base_url:
         assert post(base_url, "open", {"session": "alices-class", "source": "screen"}, tokens["alice"])[0] == 200
         first = {"session": "alices-class", "frames": [frame_to_json(synthetic_frame(0))]}
         assert post(base_url, "frames", first, tokens["alice"])[0] == 200
@@ -255,9 +261,7 @@ def test_bad_payloads_are_refused_with_one_clear_line_and_nothing_written(
     school: tuple[Engine, dict[str, str]], tmp_path: Path
 ) -> None:
     engine, tokens = school
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+    with serving(engine, tmp_path) as base_url:
         assert post(base_url, "open", {"session": "maths", "source": "screen"}, tokens["alice"])[0] == 200
         for what, body, word in bad_payloads():
             status, answer = post(base_url, "frames", body, tokens["alice"])
@@ -310,9 +314,7 @@ def test_a_resent_batch_is_acknowledged_and_counted_once_in_the_rollups(
     school: tuple[Engine, dict[str, str]], tmp_path: Path
 ) -> None:
     engine, tokens = school
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+    with serving(engine, tmp_path) as base_url:
         assert post(base_url, "open", {"session": "maths", "source": "screen"}, tokens["alice"])[0] == 200
         for batch in (range(0, 6), range(3, 9), range(0, 9)):  # the last two: answers lost, sent again
             body = {"session": "maths", "frames": [frame_to_json(synthetic_frame(index)) for index in batch]}
@@ -441,9 +443,7 @@ def test_a_token_revoked_mid_class_stops_the_sending_and_keeps_the_frames(
     school: tuple[Engine, dict[str, str]], tmp_path: Path
 ) -> None:
     engine, tokens = school
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+    with serving(engine, tmp_path) as base_url:
         recorder = ServerRecorder.open(base_url, tokens["alice"], "maths", "screen", tmp_path / "spool.db")
         recorder.record(synthetic_frame(0))
         wait_until_sent(recorder)

@@ -29,7 +29,7 @@ from tests.dashboard_users import PASSWORD, signed_in_client
 from tests.galleries import compose_gallery, lfw_faces
 from tests.test_bad_input import assert_argument_refused
 from tests.test_dashboard import page, text
-from tests.test_ingest import dashboard_server, free_port, post, school, synthetic_frame  # noqa: F401
+from tests.test_ingest import post, school, serving, synthetic_frame  # noqa: F401
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 T0 = datetime(2026, 9, 7, 9, 0, tzinfo=UTC)
@@ -206,9 +206,7 @@ def test_a_bad_class_is_one_clear_line_and_exit_2(bad: str, tmp_path: Path) -> N
 
 def test_capture_with_class_on_the_server_path(school: tuple[Engine, dict[str, str]], tmp_path: Path) -> None:  # noqa: F811
     engine, tokens = school
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with dashboard_server(engine.url.render_as_string(hide_password=False), tmp_path, port):
+    with serving(engine, tmp_path) as base_url:
         for session in ("monday", "tuesday"):
             with ServerRecorder.open(
                 base_url, tokens["alice"], session, "screen", tmp_path / "spool.db", class_of="7B"
