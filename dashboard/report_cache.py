@@ -38,6 +38,8 @@ _kept: KeptByVersion[SessionTables] = KeptByVersion(KEPT_SESSIONS)
 _computing: dict[tuple[str, int], threading.Event] = {}
 # Ended sessions whose report warm_report has started (by _kept's key and the session's end): each end once.
 _warmed: OrderedDict[tuple[str, int, Any], None] = OrderedDict()
+# Held by the warming computing now (see _warm).
+_warming = threading.Lock()
 
 
 def report_tables(engine: Engine, session: SessionInfo, config: EngagementConfig) -> SessionTables:
@@ -80,8 +82,10 @@ def warm_report(engine: Engine, session: SessionInfo, config: EngagementConfig) 
 
 
 def _warm(engine: Engine, session: SessionInfo, config: EngagementConfig) -> None:
+    # One at a time: at a change of periods a school server sees dozens of sessions end together, and their
+    # reports computed at once would take both cores from the captures sending the next lesson's frames.
     # On failure the report page computes it when opened, and says what failed then.
-    with suppress(DatabaseError):
+    with _warming, suppress(DatabaseError):
         report_tables(engine, session, config)
 
 
