@@ -6,7 +6,11 @@
   page's JPEG data URI), median and p95 over N looks after one untimed look that loads the models; the
   data URI's size in KB, which the browser receives every [dashboard.classroom] preview_seconds;
 - capture: seconds from Start to the first frame in the database (the child loads its models first) and from
-  Stop (SIGTERM) to the child's clean exit, through the real CaptureControl and `python -m capture`.
+  Stop (SIGTERM) to the child's clean exit, through the real CaptureControl and `python -m capture`;
+- killed: seconds from SIGKILL of a dashboard (tests.dashboard_stand_in) whose capture is recording to that
+  capture child's end (it sees the pipe from its dead parent close, writes its frames and closes the session);
+- windows: ms to list the windows with their titles (the page's list, every preview_seconds) and ms for one look
+  at where a captured window is now (every [capture] window_follow_seconds), medians over N, beside the gallery.
 The machine's load average is printed beside them: on a shared machine the numbers move with it.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,14 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.windows import shown_windows, window_at, x_display
 from config import CaptureConfig
 from config.schema import ClassroomConfig
 from dashboard.capture_control import CaptureControl, CaptureRequest, CaptureRun
 from dashboard.preview import Preview
 from db.migrate import upgrade
 from db.users import Role, add_user
+from tests.cli import REPO
+from tests.dashboard_stand_in import has_ended
 from tests.galleries import compose_gallery, lfw_faces
-from tests.screen import showing_fullscreen, virtual_screen
+from tests.screen import showing_fullscreen, virtual_screen, x_window
 
 COLS = ROWS = 7
 WAIT_S = 300
@@ -70,7 +78,44 @@ def main(argv: list[str] | None = None) -> int:
             f"capture: first frame {first_frame_s:.1f} s after Start; exit {run.exit_code} {stop_s:.1f} s after "
             f"Stop; {run.frames} frames, {run.last_faces} faces in the last   load {load()}"
         )
+        print(f"killed: capture ended {killed_s(f'sqlite:///{work}/bench.db'):.1f} s after its dashboard's SIGKILL")
+        with x_window("Zoom Meeting", 100, 50, 640, 360, 0x2060C0) as zoom, x_display() as connection:
+            listing = timed_ms(args.looks, shown_windows)
+            following = timed_ms(args.looks, lambda: window_at(connection, zoom.id))
+        print(
+            f"windows: {np.median(listing):.1f} ms to list them, {np.median(following):.2f} ms per look at one "
+            f"(medians of {args.looks})   load {load()}"
+        )
     return 0
+
+
+def killed_s(url: str) -> float:
+    """Seconds from SIGKILL of a dashboard whose capture is recording to that capture child's end."""
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "tests.dashboard_stand_in", url, "killed", "bench"], cwd=REPO, stdout=subprocess.PIPE
+    )
+    assert dashboard.stdout is not None
+    child = int(dashboard.stdout.readline().split()[0])
+    said = dashboard.stdout.readline().decode().strip()
+    if said != "recording":
+        raise SystemExit(f"bench.classroom: the capture did not record: {said}")
+    dashboard.kill()
+    killed_at = time.monotonic()
+    dashboard.wait()
+    while not has_ended(child):
+        if time.monotonic() - killed_at > WAIT_S:
+            raise SystemExit(f"bench.classroom: the capture child still ran {WAIT_S} s after its dashboard was killed")
+        time.sleep(0.02)
+    return time.monotonic() - killed_at
+
+
+def timed_ms(times: int, call: Callable[[], object]) -> list[float]:
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        call()
+        spent.append((time.perf_counter() - started) * 1000)
+    return spent
 
 
 def wait(control: CaptureControl, done: Callable[[CaptureRun], bool]) -> CaptureRun:

@@ -15,7 +15,6 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 import config
-from analytics.report import score_session
 from capture.detect import DETECTORS, make_detector
 from capture.errors import CaptureError
 from capture.feedback import make_feedback
@@ -40,6 +39,8 @@ PROG = "python -m capture"
 EXAMPLES = f"""examples:
   {PROG} --teacher ms.garcia --session maths-7b
       watch the primary screen at 1 frame/s into the local database until Ctrl-C
+  {PROG} --window "zoom meeting" --session maths-7b
+      watch the video call's window wherever it is moved on the screen
   {PROG} --source lesson.mp4 --attention-only
       analyse a recording as fast as the machine allows, without emotion inference
   {PROG} --source screen:0,0,1920,1080 --server https://cp.school.example --token-file token
@@ -63,12 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_argument_group("source")
-    source.add_argument(
+    one_source = source.add_mutually_exclusive_group()
+    one_source.add_argument(
         "--source",
         metavar="SRC",
         default="screen",
-        help="screen (the primary monitor), screen:N, screen:X,Y,W,H, webcam:N, a video file, an image or a "
-        "folder of images (default %(default)s)",
+        help="screen (the primary monitor), screen:N, screen:X,Y,W,H, window:TITLE, window-id:ID, webcam:N, a video "
+        "file, an image or a folder of images (default %(default)s)",
+    )
+    one_source.add_argument(
+        "--window",
+        type=text,
+        default=None,
+        metavar="TITLE",
+        help='the window whose title contains TITLE (case-insensitive, e.g. "zoom meeting"), followed as it moves '
+        "(the same as --source window:TITLE); no or several such windows: they are listed, exit 2",
     )
     source.add_argument(
         "--fps",
@@ -174,6 +184,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--server writes no database: no --db, --teacher (the token names it) or --retain-days with it")
     if args.server is None and args.token_file is not None:
         parser.error("--token-file goes with --server")
+    if args.window is not None and not args.window.strip():
+        parser.error("--window needs words of a window's title")
+    if args.window is not None:
+        args.source = f"window:{args.window}"
     args.session = args.session or datetime.now().strftime("class-%Y-%m-%d-%H%M")
     return args
 
@@ -205,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     tuned = in_force.capture
     try:
         token = read_token(args.token_file) if args.server is not None else ""
-        with open_source(args.source, fps=tuned.fps) as source:
+        with open_source(args.source, fps=tuned.fps, follow_seconds=tuned.window_follow_seconds) as source:
             # Attention-only: emotion recognition in education is restricted in some jurisdictions
             # (EU AI Act Art. 5(1)(f)), so the model is not even loaded.
             classifier = None if tuned.attention_only else EmotionClassifier(args.model, threads=tuned.threads)
@@ -275,6 +289,8 @@ def keep_average_engagement(engine: Engine, session_name: str) -> None:
     """Score the ended session once, so the dashboard's sessions list shows its average engagement without
     reading every row of every session (analytics.report.score_session). Failing costs only that number."""
     try:
+        from analytics.report import score_session  # pandas and the analysis: only when a session ends
+
         score_session(engine, find_session(engine, session_name), config.chosen().engagement)
     except (DatabaseError, ConfigError) as error:
         print(f"warning: the session's average engagement was not stored: {error}", file=sys.stderr)

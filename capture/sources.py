@@ -4,6 +4,8 @@ Specs understood by `open_source`:
     screen              the primary monitor
     screen:N            monitor N, numbered as mss numbers them (1 = first; 0 = all monitors as one image)
     screen:X,Y,W,H      a region of the screen, in pixels
+    window:TITLE        the one window whose title contains TITLE (case-insensitive), followed as it moves
+    window-id:ID        X window ID (as capture.windows lists them, 0x… or decimal), followed as it moves
     webcam, webcam:N    camera N (default 0)
     PATH                a video file, an image file, or a folder of images (file-name order, numbers as numbers)
 
@@ -29,6 +31,8 @@ import cv2
 import numpy as np
 
 from capture.errors import CaptureError
+from capture.windows import Window, WindowGoneError, connect, list_windows, matching, window_at
+from config import CaptureConfig
 from vocabulary.records import Frame
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -36,7 +40,10 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".
 # we report one clear line of our own instead. OpenCV reads this when it first opens a video.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-SPEC_FORMS = "screen, screen:N, screen:X,Y,W,H, webcam:N, or the path of a video, an image or a folder of images"
+SPEC_FORMS = (
+    "screen, screen:N, screen:X,Y,W,H, window:TITLE, window-id:ID, webcam:N, or the path of a video, an image or a "
+    "folder of images"
+)
 
 # ffmpeg reports a frame it cannot decode the same way as the end of the file, but reading on after a
 # bad frame works, so a video only counts as ended after this many failed reads in a row.
@@ -48,6 +55,7 @@ MIN_FPS = 1 / 86400
 
 _SCREEN_SPEC = re.compile(r"screen(?::(?P<monitor>\d+)|:(?P<region>-?\d+,-?\d+,\d+,\d+))?")
 _WEBCAM_SPEC = re.compile(r"webcam(?::(?P<index>\d+))?")
+_WINDOW_SPEC = re.compile(r"window:(?P<title>.*\S.*)|window-id:(?P<id>0[xX][0-9a-fA-F]+|\d+)", re.DOTALL)
 _LOOKS_LIKE_SPEC = re.compile(r"[A-Za-z]+:")
 
 Image = np.ndarray  # H x W x 3 BGR uint8
@@ -55,11 +63,14 @@ Region = tuple[int, int, int, int]  # x, y, w, h
 StampedImages = Generator[tuple[Image, datetime], None, None]
 
 
-def open_source(spec: str, fps: float = 1.0, *, start: datetime | None = None) -> FrameSource:
+def open_source(
+    spec: str, fps: float = 1.0, *, start: datetime | None = None, follow_seconds: float | None = None
+) -> FrameSource:
     """Open the source `spec` names (see the module docstring); one clear CaptureError when it cannot.
 
     `fps` paces live sources and spaces the timestamps of a folder's images. `start` is the time of
     frame 0's clock (default: now); video frames are stamped start + their position in the recording.
+    `follow_seconds`: how often a window's place is read again (default [capture] window_follow_seconds).
     """
     if not (math.isfinite(fps) and fps >= MIN_FPS):
         raise CaptureError(f"fps must be a positive number of at least {MIN_FPS:.3g} (one frame a day), not {fps}")
@@ -73,6 +84,10 @@ def open_source(spec: str, fps: float = 1.0, *, start: datetime | None = None) -
             x, y, w, h = map(int, screen["region"].split(","))
             target = (x, y, w, h)
         return ScreenSource(target, fps, start)
+    if window := _WINDOW_SPEC.fullmatch(spec):
+        if follow_seconds is None:
+            follow_seconds = CaptureConfig().window_follow_seconds
+        return WindowSource(window["title"] or int(window["id"], 0), fps, start, follow_seconds)
     if webcam := _WEBCAM_SPEC.fullmatch(spec):
         return WebcamSource(int(webcam["index"] or 0), fps, start)
     path = Path(spec)
@@ -257,6 +272,78 @@ def _screen_area(
             f"({whole['width']}x{whole['height']} at {whole['left']},{whole['top']})"
         )
     return {"left": x, "top": y, "width": w, "height": h}, f"region {x},{y},{w},{h}"
+
+
+class WindowSource(_LiveSource):
+    """One window, found by words of its title or by its X id, grabbed with mss wherever it is: its place and
+    size are read again every `follow_seconds`, so a window moved or resized mid-lesson is followed. While it is
+    not shown (minimised) no frame is taken, and the part of it off the screen is left out; a closed window
+    ends the capture with one line."""
+
+    def __init__(self, target: str | int, fps: float, start: datetime, follow_seconds: float) -> None:
+        display = os.environ.get("DISPLAY")
+        self._x = connect()
+        self._screen: Any = None
+        try:
+            if isinstance(target, str):
+                found = matching(list_windows(self._x), target)
+            else:
+                try:
+                    shown = window_at(self._x, target)
+                except WindowGoneError:
+                    raise CaptureError(f"there is no window {target:#x} (closed?): choose one that is open") from None
+                if shown is None:
+                    raise CaptureError(f"window {target:#x} is not shown now (minimised?): show it, then start again")
+                found = shown
+            self._screen = _connect_to_screen(display)
+        except CaptureError:
+            self.close_connections()
+            raise
+        self.window = found
+        self._follow_seconds = follow_seconds
+        super().__init__(f"window {found.title!r} ({found.id:#x}) on display {display}", fps, start)
+
+    def _read(self) -> StampedImages:
+        from mss import ScreenShotError
+
+        window: Window | None = self.window
+        looked_at = time.monotonic()
+        while True:
+            self._pacer.wait()
+            if window is None or time.monotonic() - looked_at >= self._follow_seconds:
+                try:
+                    window = window_at(self._x, self.window.id)
+                except WindowGoneError as error:
+                    raise CaptureError(f"{self.description}: the window was closed") from error
+                looked_at = time.monotonic()
+                self.window = window or self.window
+            area = None if window is None else _on_screen(window, self._screen.monitors[0])
+            if area is None:
+                self.skipped_frames += 1
+                continue
+            try:
+                shot = self._screen.grab(area)
+            except ScreenShotError as error:
+                raise CaptureError(f"{self.description}: the screen grab failed: {error}") from error
+            yield cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2BGR), self._now()
+
+    def close_connections(self) -> None:
+        self._x.close()
+        if self._screen is not None:
+            self._screen.close()
+
+    def _release(self) -> None:
+        self.close_connections()
+
+
+def _on_screen(window: Window, whole: dict[str, int]) -> dict[str, int] | None:
+    """The mss area of the part of `window` on the screen; None when none of it is."""
+    left, top = max(window.x, whole["left"]), max(window.y, whole["top"])
+    right = min(window.x + window.width, whole["left"] + whole["width"])
+    bottom = min(window.y + window.height, whole["top"] + whole["height"])
+    if right <= left or bottom <= top:
+        return None
+    return {"left": left, "top": top, "width": right - left, "height": bottom - top}
 
 
 class WebcamSource(_LiveSource):

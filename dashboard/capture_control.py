@@ -5,8 +5,9 @@ The child writes into the dashboard's own database with the dashboard's configur
 page's status counts is what the live page and the report will read. It is stopped as a terminal's Ctrl-C
 would stop it: SIGTERM, which capture turns into "finish the frame in hand, write every analysed frame, close
 the session" (capture.runner.stop_on_signals); only one that is still running `stop_seconds` later is killed.
-A dashboard that ends stops its capture the same way (atexit), so no capture outlives the page that started it
-on a normal exit.
+A dashboard that ends stops its capture the same way (atexit), and one that dies (a crash, SIGKILL: no atexit
+runs) closes the pipe the child watches, which stops it the same way too (dashboard.capture_child says why a
+pipe): no capture outlives the page that started it.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class CaptureControl:
             command = [
                 sys.executable,
                 "-m",
-                "capture",
+                "dashboard.capture_child",
                 f"--source={request.source}",
                 f"--session={request.session}",
                 f"--teacher={request.teacher}",
@@ -139,7 +140,8 @@ class CaptureControl:
                 process = subprocess.Popen(
                     command,
                     cwd=REPO,
-                    stdin=subprocess.DEVNULL,
+                    # Never written: its end is how the child learns that this dashboard is gone.
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,
@@ -215,6 +217,8 @@ class CaptureControl:
             if code is not None:
                 run.exit_code = code
                 run.config_file.unlink(missing_ok=True)
+                if run.process.stdin is not None:
+                    run.process.stdin.close()
         return run.exit_code is None
 
     def _count_frames(self, run: CaptureRun) -> None:

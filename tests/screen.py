@@ -1,4 +1,5 @@
-"""A virtual X screen (Xvfb) and a picture shown full-screen on it (feh), for code that grabs the screen."""
+"""A virtual X screen (Xvfb), a picture shown full-screen on it (feh) and plain windows on it (python-xlib), for code
+that grabs the screen."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -98,3 +100,57 @@ def _start_feh(path: Path, log: Path) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=stream,
         )
+
+
+class ShownWindow:
+    """A plain X window of one colour, made with python-xlib as any program makes its windows."""
+
+    def __init__(self, connection: Any, window: Any) -> None:
+        self._connection = connection
+        self.window = window
+        self.id: int = window.id
+
+    def move(self, x: int, y: int, width: int | None = None, height: int | None = None) -> None:
+        size = {} if width is None or height is None else {"width": width, "height": height}
+        self.window.configure(x=x, y=y, **size)
+        self._connection.sync()
+
+    def hide(self) -> None:
+        self.window.unmap()
+        self._connection.sync()
+
+    def show(self) -> None:
+        self.window.map()
+        self._connection.sync()
+
+
+@contextmanager
+def x_window(title: str, x: int, y: int, width: int, height: int, rgb: int) -> Iterator[ShownWindow]:
+    """A top-level window titled `title` at x, y on $DISPLAY, filled with colour 0xRRGGBB, until the block ends.
+    No window manager runs on Xvfb, so the window is where it is asked to be, undecorated."""
+    from Xlib import X, display
+
+    connection = display.Display()
+    root = connection.screen().root
+    # override_redirect stays off: a window manager, where one runs, manages it like any application's window.
+    window = root.create_window(x, y, width, height, 0, X.CopyFromParent, background_pixel=rgb)
+    window.set_wm_name(title)
+    window.map()
+    connection.sync()
+    try:
+        deadline = time.monotonic() + SHOW_SECONDS
+        # Mapped is not yet painted: wait until the screen shows its colour.
+        while not _shows(x, y, width, height, rgb):
+            if time.monotonic() > deadline:
+                raise ScreenError(f"the window {title!r} was not shown on {os.environ.get('DISPLAY')}")
+            time.sleep(0.05)
+        yield ShownWindow(connection, window)
+    finally:
+        window.destroy()
+        connection.close()
+
+
+def _shows(x: int, y: int, width: int, height: int, rgb: int) -> bool:
+    bgr = [rgb & 0xFF, (rgb >> 8) & 0xFF, rgb >> 16]
+    with open_source(f"screen:{x},{y},{width},{height}", fps=50.0) as source:
+        return bool((next(source).image == bgr).all())

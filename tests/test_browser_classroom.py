@@ -1,7 +1,8 @@
 """The "Start class" page in a real browser: headless Chromium, driven by Selenium, against `python -m dashboard`
 on localhost, whose X screen (Xvfb) shows a composed gallery of real faces (feh). A teacher sees the preview with
-the tiles and faces outlined, presses Start, watches the status count frames that the real capture child writes
-into the dashboard's SQLite file, presses Stop; a dashboard that is stopped stops its capture.
+the tiles and faces outlined, drags a rectangle over it to watch only that part, picks the call's window (feh's)
+by its title, presses Start, watches the status count frames that the real capture child writes into the
+dashboard's SQLite file, presses Stop; a dashboard that is stopped stops its capture.
 
 Screenshots at 1366×768 and 1920×1080 go to $CLASSPULSE_TEST_ARTIFACTS (default: a pytest temporary folder).
 """
@@ -16,23 +17,19 @@ from typing import TypeVar
 
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from dashboard.components import live_path
 from dashboard.pages import classroom
 from tests.cli import count_rows, sqlite_rows
+from tests.conftest import OpenBrowser
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import add_user_with_cli, sign_in_browser
 from tests.galleries import compose_gallery, lfw_faces
 from tests.screen import ScreenError, showing_fullscreen
-from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-    SIZES,
-    Page,
-    artifacts,
-    chromium_page,
-    shots,
-)
+from tests.test_browser import Page, choose, shots
 
 TEACHER = "ms.garcia"
 SESSION = "maths 7b"
@@ -43,10 +40,8 @@ FIRST_FRAME_S = 180
 
 T = TypeVar("T")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
-    return needs_tool("chromium"), needs_tool("chromedriver")
+# Chromium first, so that the module skips before it sets up a screen and a database (conftest's fixtures).
+pytestmark = pytest.mark.usefixtures("browser_programs")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +67,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dashboard(
+def served(
     shown_gallery: None, database: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`python -m dashboard` on loopback (so the page is offered), on the virtual screen's DISPLAY."""
@@ -82,14 +77,12 @@ def dashboard(
 
 @pytest.fixture(scope="module")
 def page(
-    browser_programs: tuple[str, str],
-    dashboard: tuple[str, subprocess.Popen[bytes]],
-    artifacts: Path,  # noqa: F811  (the fixture imported above)
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Page]:
-    with chromium_page(browser_programs, dashboard[0], tmp_path_factory.mktemp("downloads"), artifacts) as page:
-        sign_in_browser(page.driver, dashboard[0], TEACHER)
-        yield page
+    chromium: OpenBrowser, served: tuple[str, subprocess.Popen[bytes]], tmp_path_factory: pytest.TempPathFactory
+) -> Page:
+    """The shared Chromium, signed in as the teacher once for the module."""
+    page = chromium(served[0], tmp_path_factory.mktemp("downloads"))
+    sign_in_browser(page.driver, served[0], TEACHER)
+    return page
 
 
 def wait_long(page: Page, what: str, condition: Callable[[], T | None], seconds: float = FIRST_FRAME_S) -> T:
@@ -134,9 +127,56 @@ def test_the_preview_shows_the_screen_with_tiles_and_faces_outlined(page: Page) 
     shots(page, "classroom-ready")
 
 
-def test_start_counts_frames_in_the_status_and_stop_ends_the_capture_cleanly(page: Page, database: Path) -> None:
+def test_a_rectangle_dragged_over_the_preview_is_the_part_of_the_screen_watched(page: Page) -> None:
+    page.open(classroom.PATH)
+    page.wait_for("the preview", lambda: "student tile(s)" in page.text(classroom.PREVIEW_NOTE))
+    picture = page.driver.find_element(By.ID, classroom.PREVIEW)
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", picture)
+    left, top, width, height = page.driver.execute_script(
+        "const box = arguments[0].getBoundingClientRect(); return [box.left, box.top, box.width, box.height]", picture
+    )
+    # From just inside the top-left corner to two thirds across and down: the gallery's top-left 2×2 tiles.
+    drag = ActionBuilder(page.driver)
+    drag.pointer_action.move_to_location(round(left) + 1, round(top) + 1).pointer_down()
+    drag.pointer_action.move_to_location(round(left + width / 2), round(top + height / 3))  # on its way
+    drag.pointer_action.move_to_location(round(left + width * 2 / 3), round(top + height * 2 / 3)).pointer_up()
+    drag.perform()
+    w = page.wait_for("the part's width", lambda: part_value(page, "w"))
+    x, y, h = (part_value(page, name) for name in "xyh")
+    assert x is not None and y is not None and h is not None
+    # In the screen's 1920×1080 pixels, whatever size the browser showed the picture at (one CSS pixel of slack).
+    slack = 1920 / width + 1
+    assert abs(x) <= slack and abs(y) <= slack, (x, y)
+    assert abs(w - 1280) <= 2 * slack and abs(h - 720) <= 2 * slack, (w, h)
+    page.wait_for("the part's preview", lambda: page.text(classroom.PREVIEW_NOTE).startswith("4 student tile(s)"))
+    assert f"on this {w}×{h} area" in page.text(classroom.PREVIEW_NOTE)
+    page.driver.find_element(By.CSS_SELECTOR, ".classroom summary").click()  # shows the four numbers
+    shots(page, "classroom-region")
+    page.driver.find_element(By.ID, classroom.WHOLE).click()
+    page.wait_for("the whole screen again", lambda: page.text(classroom.PREVIEW_NOTE).startswith("9 student tile(s)"))
+    assert part_value(page, "x") is None
+
+
+def part_value(page: Page, name: str) -> int | None:
+    value = page.driver.find_element(By.ID, f"{classroom.PART}-{name}").get_attribute("value")
+    return int(value) if value else None
+
+
+def test_the_calls_window_chosen_by_its_title_is_captured_and_stop_ends_the_capture_cleanly(
+    page: Page, database: Path
+) -> None:
     page.open(classroom.PATH)
     session = page.wait_for("the session name", lambda: page.elements(f"#{classroom.SESSION}"))[0]
+    # feh's full-screen window shows the gallery, as a video call's window would; its title begins with "feh".
+    page.driver.find_element(By.CSS_SELECTOR, f"#{classroom.SOURCE} .Select-control").click()
+    listed = page.wait_for("the window list", lambda: page.elements(f"#{classroom.SOURCE} .VirtualizedSelectOption"))
+    labels = [option.text for option in listed]
+    assert labels[0] == "Screen 1 (1920×1080)" and any(label.startswith("Window: feh") for label in labels), labels
+    shots(page, "classroom-windows")
+    page.driver.find_element(By.CSS_SELECTOR, f"#{classroom.SOURCE} input").send_keys(Keys.ESCAPE)
+    feh = next(label for label in labels if label.startswith("Window: feh"))
+    choose(page, classroom.SOURCE, feh)
+    page.wait_for("the window's preview", lambda: page.text(classroom.PREVIEW_NOTE).startswith("9 student tile(s)"))
     session.send_keys(Keys.CONTROL, "a")  # replaces the default name as a teacher's typing would
     session.send_keys(SESSION)
     page.driver.find_element(By.ID, classroom.CLASS).send_keys(CLASS)
@@ -160,6 +200,7 @@ def test_start_counts_frames_in_the_status_and_stop_ends_the_capture_cleanly(pag
     # The frames the page counted are the frames in the dashboard's own database, and the session is closed.
     assert count_rows(database, "frames") == frames_shown(page)
     assert sqlite_rows(database, "SELECT name, teacher, ended_at IS NOT NULL FROM sessions") == [(SESSION, TEACHER, 1)]
+    assert sqlite_rows(database, "SELECT source FROM sessions")[0][0].startswith("window 'feh")
     in_class = "SELECT c.name, c.teacher FROM sessions s JOIN classes c ON c.id = s.class_id"
     assert sqlite_rows(database, in_class) == [(CLASS, TEACHER)]
     # The preview looks at the screen again.
@@ -180,7 +221,7 @@ def test_a_capture_that_fails_shows_its_error_and_the_page_can_start_again(page:
 
 
 def test_stopping_the_dashboard_stops_its_capture(
-    page: Page, database: Path, dashboard: tuple[str, subprocess.Popen[bytes]]
+    page: Page, database: Path, served: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
     page.open(classroom.PATH)
     session = page.wait_for("the session name", lambda: page.elements(f"#{classroom.SESSION}"))[0]
@@ -192,7 +233,7 @@ def test_stopping_the_dashboard_stops_its_capture(
         "a frame of the new session",
         lambda: state(page) == "running" and "left running" in page.text(classroom.STATE) and frames_shown(page) >= 1,
     )
-    server = dashboard[1]
+    server = served[1]
     server.terminate()
     server.wait(timeout=FIRST_FRAME_S)
     assert server.returncode == 0

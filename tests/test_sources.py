@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +15,9 @@ from skimage import data as skimage_data
 
 from capture.errors import CaptureError
 from capture.sources import Pacer, natural_sort_key, open_source
-from tests.cli import run_module, sqlite_rows
-from tests.screen import ScreenError, showing_fullscreen
+from capture.windows import Window, shown_windows
+from tests.cli import assert_one_clear_line, run_module, sqlite_rows
+from tests.screen import ScreenError, showing_fullscreen, x_window
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 SCREEN_SIZE = (1080, 1920)
@@ -367,9 +369,72 @@ def test_screen_without_display_says_so(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(CaptureError, match="no display: DISPLAY is not set"):
         open_source("screen")
+    with pytest.raises(CaptureError, match="no display: DISPLAY is not set"):
+        open_source("window:zoom")
 
 
 def test_screen_on_a_display_nobody_serves_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", ":999")
     with pytest.raises(CaptureError, match="cannot capture display :999"):
         open_source("screen")
+
+
+# --- a window, by its title ------------------------------------------------------------------------
+
+ZOOM_BLUE = 0x2060C0
+
+
+def shows(image: np.ndarray, rgb: int) -> bool:
+    return bool((image == [rgb & 0xFF, (rgb >> 8) & 0xFF, rgb >> 16]).all())
+
+
+def test_a_window_is_listed_with_its_title_and_place_and_followed_as_it_moves_or_hides(xvfb_display: str) -> None:
+    with (
+        x_window("Zoom Meeting", 100, 50, 320, 180, ZOOM_BLUE) as zoom,
+        x_window("Notes", 600, 400, 200, 100, 0x10A010),
+    ):
+        listed = {window.title: window for window in shown_windows()}
+        assert listed["Zoom Meeting"] == Window(zoom.id, "Zoom Meeting", 100, 50, 320, 180)
+        assert listed["Notes"].width == 200
+        # Words of the title in any case; follow_seconds=0: its place is read again before every frame.
+        with open_source("window:zoom MEETING", fps=50.0, follow_seconds=0) as source:
+            first = next(source).image
+            assert first.shape == (180, 320, 3) and shows(first, ZOOM_BLUE)
+            assert source.description.startswith(f"window 'Zoom Meeting' ({zoom.id:#x}) on display ")
+            zoom.move(700, 500, 400, 240)
+            moved = next(source).image
+            assert moved.shape == (240, 400, 3) and shows(moved, ZOOM_BLUE)
+            zoom.move(1800, 1000)  # only its top-left 120×80 is on the screen
+            assert next(source).image.shape == (80, 120, 3)
+            # Hidden (minimised), it gives no frame, counted as skipped, until it is shown again.
+            zoom.move(40, 30)
+            zoom.hide()
+            threading.Timer(0.3, zoom.show).start()
+            again = next(source).image
+            assert again.shape == (240, 400, 3) and shows(again, ZOOM_BLUE) and source.skipped_frames > 0
+        with open_source(f"window-id:{zoom.id:#x}", fps=50.0) as source:
+            assert shows(next(source).image, ZOOM_BLUE)
+    with pytest.raises(CaptureError, match=f"there is no window {zoom.id:#x}"):
+        open_source(f"window-id:{zoom.id}")
+    with pytest.raises(CaptureError, match="there is no window 0x174876e7ff"):
+        open_source("window-id:99999999999")
+
+
+def test_a_closed_window_ends_the_capture_with_one_line(xvfb_display: str) -> None:
+    with x_window("Zoom Meeting", 100, 50, 320, 180, ZOOM_BLUE) as zoom:
+        source = open_source("window:zoom", fps=50.0, follow_seconds=0)
+        next(source)
+    with pytest.raises(CaptureError, match=r"window 'Zoom Meeting' .* the window was closed"):
+        next(source)
+    source.close()
+    assert zoom.id
+
+
+def test_capture_window_names_the_windows_when_no_or_several_titles_match(xvfb_display: str) -> None:
+    with x_window("Zoom Meeting", 0, 0, 320, 180, ZOOM_BLUE), x_window("Zoom Workplace", 400, 0, 320, 180, 0x10A010):
+        several = run_module("capture", "--window", "zoom", "--db", "sqlite:///:memory:", timeout=120)
+        assert_one_clear_line(several, "2 windows' titles contain 'zoom': ", "'Zoom Meeting'", "'Zoom Workplace'")
+        with pytest.raises(
+            CaptureError, match=r"no window's title contains 'teams'; the windows shown now: .*'Zoom Meeting'"
+        ):
+            open_source("window:teams")

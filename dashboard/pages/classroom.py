@@ -1,7 +1,8 @@
-"""The "Start class" page: on the teacher's own computer, choose the screen (or a part of it) the video call is
-on, see a live preview with the tiles and faces the real pipeline finds outlined, start and stop the capture
-(dashboard.capture_control: `python -m capture` as a child process writing into this dashboard's database) and
-follow its status: frames recorded, faces, the last frame's time, and errors in capture's own words.
+"""The "Start class" page: on the teacher's own computer, choose the screen (or a part of it, dragged over the
+preview) or the window the video call is on, see a live preview with the tiles and faces the real pipeline finds
+outlined, start and stop the capture (dashboard.capture_control: `python -m capture` as a child process writing
+into this dashboard's database) and follow its status: frames recorded, faces, the last frame's time, and errors
+in capture's own words.
 
 Offered only where the dashboard is the teacher's own ([dashboard.classroom] enabled, served on a loopback host
 and not behind a TLS proxy): a dashboard other computers reach must never watch its own screen for them.
@@ -24,17 +25,20 @@ from dashboard.__main__ import is_loopback
 from dashboard.access import can_see, current_user, is_admin
 from dashboard.capture_control import CaptureControl, CaptureRequest, CaptureRun, CaptureStartError
 from dashboard.components import live_path, message_page
+from dashboard.data_attributes import with_data
 from dashboard.formatting import local_time, zone_label
-from dashboard.preview import Monitor, Preview, monitors, source_spec
+from dashboard.preview import Choice, Preview, choices, monitors, part_from_drag, source_spec
 from db.classes import list_classes
 from db.errors import DatabaseError
 from db.queries import UnknownSessionError, find_session
 from db.users import User
 
 PATH = "/classroom"
-SCREEN = "classroom-screen"  # Dropdown: the monitor's number
+SOURCE = "classroom-source"  # Dropdown: a screen or a window (preview.Choice's value: a capture.sources spec)
 PART = "classroom-part"  # the four inputs of a part of the screen: f"{PART}-x", -y, -w, -h
 PART_FIELDS = ("x", "y", "w", "h")
+DRAG = "classroom-drag"  # Store: the rectangle dragged over the preview, as fractions (assets/classroom_region.js)
+WHOLE = "classroom-whole"  # Button: forget the part, watch the whole screen
 SESSION = "classroom-session"  # Input: the session's name
 CLASS = "classroom-class"  # Input: the class it belongs to (optional), offered the viewer's classes
 CLASS_CHOICES = "classroom-class-choices"  # the Datalist of the viewer's classes
@@ -49,7 +53,7 @@ LAST_FRAME = "classroom-last-frame"
 ERRORS = "classroom-errors"
 LIVE_LINK = "classroom-live-link"
 PREVIEW = "classroom-preview"  # the img
-PREVIEW_CLASS = "classroom-preview"  # its class; with "paused" while a capture runs
+PREVIEW_CLASS = "classroom-preview"  # its class; with "paused" while a capture runs, "croppable" for a screen
 PREVIEW_NOTE = "classroom-preview-note"  # what the preview found, or why there is none
 TICK = "classroom-tick"
 # The part of the screen as the page's four inputs give it: x, y, width, height, each None when empty.
@@ -77,10 +81,10 @@ def layout(engine: Engine, viewer: User) -> html.Div:
             {"All sessions": "/sessions"},
         )
     try:
-        screens = monitors()
+        offered_now = choices()
         problem = ""
     except CaptureError as error:
-        screens, problem = [], str(error)
+        offered_now, problem = [], str(error)
     try:
         classes = [found.name for found in list_classes(engine, viewer.name)]
     except DatabaseError:
@@ -97,19 +101,19 @@ def layout(engine: Engine, viewer: User) -> html.Div:
             html.Div(
                 [
                     html.Div(
-                        [_controls(viewer, screens, problem, classes), _status_card()], className="classroom-side"
+                        [_controls(viewer, offered_now, problem, classes), _status_card()], className="classroom-side"
                     ),
                     _preview_card(),
                 ],
                 className="classroom",
             ),
             dcc.Interval(id=TICK, interval=config.chosen().dashboard.classroom.preview_seconds * 1000),
+            dcc.Store(id=DRAG),
         ]
     )
 
 
-def _controls(viewer: User, screens: list[Monitor], problem: str, classes: list[str]) -> html.Div:
-    options: list[dcc.Dropdown.Options] = [{"label": screen.label(), "value": screen.number} for screen in screens]
+def _controls(viewer: User, offered_now: list[Choice], problem: str, classes: list[str]) -> html.Div:
     part_inputs = [
         html.Label(
             [label, dcc.Input(id=f"{PART}-{name}", type="number", min=0, step=1, debounce=True)],
@@ -120,17 +124,31 @@ def _controls(viewer: User, screens: list[Monitor], problem: str, classes: list[
     return html.Div(
         [
             html.H2("1. What to watch"),
-            html.Label("Screen with the video call", htmlFor=SCREEN),
-            dcc.Dropdown(id=SCREEN, options=options, value=screens[0].number if screens else None, clearable=False),
+            html.Label("Screen or window with the video call", htmlFor=SOURCE),
+            dcc.Dropdown(
+                id=SOURCE,
+                options=_options(offered_now),
+                value=offered_now[0].value if offered_now else None,
+                clearable=False,
+                searchable=True,
+                optionHeight=52,  # two lines: a window's title with its size
+            ),
+            html.P(
+                "A window is followed wherever it is moved; keep it in view (a window covered by another is "
+                "watched covered).",
+                className="hint",
+            ),
             html.P(problem, className="classroom-problem") if problem else None,
             html.Details(
                 [
                     html.Summary("Only part of the screen (optional)"),
                     html.P(
-                        "Pixels from the screen's top-left corner; leave all four empty for the whole screen.",
+                        "Drag over the preview around the gallery, or give pixels from the screen's top-left corner; "
+                        "all four empty: the whole screen.",
                         className="hint",
                     ),
                     html.Div(part_inputs, className="part-fields"),
+                    html.Button("Watch the whole screen", id=WHOLE, className="whole"),
                 ]
             ),
             html.H2("2. Session"),
@@ -157,6 +175,10 @@ def _controls(viewer: User, screens: list[Monitor], problem: str, classes: list[
     )
 
 
+def _options(offered_now: list[Choice]) -> list[dcc.Dropdown.Options]:
+    return [{"label": choice.label, "value": choice.value} for choice in offered_now]
+
+
 def _status_card() -> html.Div:
     return html.Div([html.H2("Status"), html.Div(id=STATUS)], className="card classroom-status")
 
@@ -180,7 +202,15 @@ def _preview_card() -> html.Div:
                 className="section-heading",
             ),
             html.P("Looking at the screen…", id=PREVIEW_NOTE, className="hint"),
-            html.Img(id=PREVIEW, className=PREVIEW_CLASS, alt="the chosen screen with tiles and faces outlined"),
+            html.Div(
+                html.Img(
+                    id=PREVIEW,
+                    className=PREVIEW_CLASS,
+                    alt="the chosen screen with tiles and faces outlined",
+                    draggable="false",
+                ),
+                className="classroom-preview-frame",
+            ),
             html.P(
                 "This picture is drawn live for this page only: it is never saved, recorded or sent anywhere else.",
                 className="hint never-stored",
@@ -208,17 +238,17 @@ def register(app: Dash, engine: Engine) -> None:
         Input(START, "n_clicks"),
         Input(STOP, "n_clicks"),
         Input(TICK, "n_intervals"),
-        State(SCREEN, "value"),
+        State(SOURCE, "value"),
         *(State(f"{PART}-{name}", "value") for name in PART_FIELDS),
         State(SESSION, "value"),
         State(CLASS, "value"),
     )(
-        lambda _start, _stop, _tick, screen, x, y, w, h, session, class_name: act(
+        lambda _start, _stop, _tick, source, x, y, w, h, session, class_name: act(
             engine,
             control,
             current_user(),
             callback_context.triggered_id,
-            screen,
+            source,
             (x, y, w, h),
             session,
             class_name,
@@ -229,9 +259,21 @@ def register(app: Dash, engine: Engine) -> None:
         Output(PREVIEW, "className"),
         Output(PREVIEW_NOTE, "children"),
         Input(TICK, "n_intervals"),
-        Input(SCREEN, "value"),
+        Input(SOURCE, "value"),
         *(Input(f"{PART}-{name}", "value") for name in PART_FIELDS),
-    )(lambda _tick, screen, x, y, w, h: look(control, preview, screen, (x, y, w, h)))
+    )(lambda _tick, source, x, y, w, h: look(control, preview, source, (x, y, w, h)))
+    app.callback(
+        Output(SOURCE, "options"),
+        Input(TICK, "n_intervals"),
+        State(SOURCE, "options"),
+    )(lambda _tick, shown: refreshed_options(shown))
+    app.callback(
+        *(Output(f"{PART}-{name}", "value") for name in PART_FIELDS),
+        Input(DRAG, "data"),
+        Input(WHOLE, "n_clicks"),
+        Input(SOURCE, "value"),
+        prevent_initial_call=True,
+    )(lambda drag, _whole, source: chosen_part(callback_context.triggered_id, drag, source))
 
 
 @dataclass(frozen=True)
@@ -249,7 +291,7 @@ def act(
     control: CaptureControl,
     viewer: User,
     trigger: object,
-    screen: int | None,
+    source: str | None,
     part: Part,
     session: object,
     class_name: object = None,
@@ -257,7 +299,7 @@ def act(
     """Start or Stop as `viewer` asked (`trigger`: the button's id), then the status as they may see it."""
     message = ""
     if trigger == START:
-        message = start(engine, control, viewer, screen, part, session, class_name)
+        message = start(engine, control, viewer, source, part, session, class_name)
     elif trigger == STOP:
         message = stop(control, viewer)
     answer = status(control.current(), viewer, message)
@@ -268,15 +310,16 @@ def start(
     engine: Engine,
     control: CaptureControl,
     viewer: User,
-    screen: int | None,
+    source: str | None,
     part: Part,
     session: object,
     class_name: object = None,
 ) -> str:
-    """Start a capture for `viewer` (the session's owner); what happened, or why nothing did, in one line."""
+    """Start a capture for `viewer` (the session's owner) of `source` (a preview.Choice's value) or `part` of it;
+    what happened, or why nothing did, in one line."""
     name = _text(session) or default_session_name(viewer)
     try:
-        spec = source_spec(_monitor(screen), _whole_or_part(part))
+        spec = capture_spec(source, _whole_or_part(part))
         continued = _continues_their_session(engine, viewer, name)
         control.start(CaptureRequest(spec, name, viewer.name, _text(class_name) or None))
     except (CaptureError, CaptureStartError, DatabaseError) as error:
@@ -332,7 +375,7 @@ def status(run: CaptureRun | None, viewer: User, message: str) -> Answer:
     return Answer(html.Div(parts), message, run.running, not run.running or run.stop_requested)
 
 
-def look(control: CaptureControl, preview: Preview, screen: int | None, part: Part) -> tuple[object, str, str]:
+def look(control: CaptureControl, preview: Preview, source: str | None, part: Part) -> tuple[object, str, str]:
     """The preview's picture (None: none; no_update: keep the one shown), its class and its note. Paused while
     a capture runs, the last picture dimmed: the capture is watching, and the teacher's laptop needs its cores
     for the call and the capture."""
@@ -341,18 +384,63 @@ def look(control: CaptureControl, preview: Preview, screen: int | None, part: Pa
         paused = "Preview paused while the class is captured: the status shows what the capture finds."
         return no_update, PREVIEW_CLASS + " paused", paused
     try:
-        picture = preview.look(source_spec(_monitor(screen), _whole_or_part(part)))
+        chosen = _chosen(source)
+        whole_or_part = _whole_or_part(part)
+        if whole_or_part is not None:
+            capture_spec(source, whole_or_part)  # the same refusal as Start's, for a part that does not fit
+        picture = preview.look(chosen.value, whole_or_part)
     except CaptureError as error:
         return None, PREVIEW_CLASS, f"No preview: {error}."
     if picture is None:
         raise PreventUpdate  # another tab's look is under way: this one keeps its picture until the next tick
+    shown_as = PREVIEW_CLASS if chosen.is_window else f"{PREVIEW_CLASS} croppable"
     note = (
         f"{picture.tiles} student tile(s) and {picture.faces} face(s) found on this {picture.width}×{picture.height} "
         f"area ({picture.layout} layout)."
     )
     if not picture.tiles and not picture.faces:
         note += " Is the video call's gallery on this screen?"
-    return picture.uri, PREVIEW_CLASS, note
+    return picture.uri, shown_as, note
+
+
+def refreshed_options(shown: object) -> object:
+    """The screens and windows there are now (a window opened or closed since the page was), or no_update when
+    they are what the list already shows: a list redrawn under a teacher's pointer would close on them."""
+    try:
+        now = _options(choices())
+    except CaptureError:
+        return no_update
+    return no_update if now == shown else now
+
+
+def chosen_part(trigger: object, drag: object, source: str | None) -> tuple[int | None, ...]:
+    """The part inputs' values after a drag over the preview (in the screen's pixels), or all empty after "Watch
+    the whole screen" or another screen or window chosen (a part of one is no part of another). A drag over a
+    window's preview, or one too small, changes nothing."""
+    if trigger in (WHOLE, SOURCE):
+        return (None,) * len(PART_FIELDS)
+    try:
+        chosen = _chosen(source)
+    except CaptureError:
+        raise PreventUpdate from None
+    part = None if chosen.is_window else part_from_drag(drag, chosen.width, chosen.height)
+    if part is None:
+        raise PreventUpdate
+    return part
+
+
+def capture_spec(source: str | None, part: tuple[int, int, int, int] | None) -> str:
+    """capture's --source for the screen or window `source` names, or `part` of that screen; CaptureError (one
+    line) for one that is gone or a part that does not fit."""
+    chosen = _chosen(source)
+    if not chosen.is_window:
+        number = int(chosen.value.removeprefix("screen:"))
+        return source_spec(next(m for m in monitors() if m.number == number), part)
+    if part is not None:
+        raise CaptureError(
+            "a window is watched whole, wherever it moves: for part of it, choose its screen and drag over the part"
+        )
+    return chosen.value
 
 
 def _text(value: object) -> str:
@@ -365,17 +453,19 @@ def _may_see(viewer: User, run: CaptureRun) -> bool:
 
 
 def _state(kind: str, text: str) -> html.Div:
-    line = html.Div(text, id=STATE, className=f"classroom-state {kind}")
-    # A data-* name is no Python identifier, and Dash's typed constructor has no parameter for it.
-    setattr(line, "data-state", kind)
-    return line
+    return with_data(html.Div(text, id=STATE, className=f"classroom-state {kind}"), {"data-state": kind})
 
 
-def _monitor(screen: int | None) -> Monitor:
-    found = [monitor for monitor in monitors() if monitor.number == screen]
-    if not found:
-        raise CaptureError(f"there is no screen {screen} on this computer now; choose one from the list")
-    return found[0]
+def _chosen(source: str | None) -> Choice:
+    """The screen or window `source` names as it is now; CaptureError when it is gone (or none was chosen)."""
+    if not source:
+        raise CaptureError("choose the screen or window with the video call")
+    found = [choice for choice in choices() if choice.value == source]
+    if found:
+        return found[0]
+    if source.startswith("screen:"):
+        raise CaptureError(f"there is no screen {source.removeprefix('screen:')} on this computer now; choose one")
+    raise CaptureError("that window is closed or hidden now; choose it again from the list")
 
 
 def _whole_or_part(part: Part) -> tuple[int, int, int, int] | None:
