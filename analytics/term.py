@@ -21,6 +21,7 @@ import pandas as pd
 
 from analytics.csv_file import spreadsheet_safe
 from analytics.export import iso_utc
+from analytics.flags import Flag
 from analytics.report import SessionTables
 from db.queries import SessionInfo
 
@@ -36,7 +37,8 @@ LESSON_COLUMNS = [
     "attentive_share",
     "engagement",
     "flags",
-    "flag_reasons",
+    "flag_reasons",  # every flag in words, its time in ISO 8601 UTC (students.csv's): for the CSV
+    "flag_list",  # the same flags (analytics.flags.Flag), oldest first: for a page to word in the viewer's zone
 ]
 TERM_COLUMNS = [
     "class_student_id",
@@ -71,6 +73,10 @@ def lesson_students(tables: SessionTables) -> pd.DataFrame:
     )
     students = tables.students.rename(columns={"seconds_present": "seconds_face"})
     merged = students.merge(attendance, on="student", how="left", validate="one_to_one")
+    by_student: dict[str, list[Flag]] = {}
+    for flag in tables.flags:
+        by_student.setdefault(flag.student, []).append(flag)
+    merged["flag_list"] = pd.Series([by_student.get(key, []) for key in merged["student"]], merged.index, object)
     return merged[LESSON_COLUMNS].reset_index(drop=True)
 
 
@@ -118,6 +124,7 @@ def _combined(seen: list[dict[Any, Any]]) -> dict[str, Any]:
             "attentive_share": None,
             "engagement": None,
             "flag_reasons": "",
+            "flag_list": [],
         }
     if len(seen) == 1:
         # The report's own values, untouched: a weighted mean of one row could differ from it in the last digit.
@@ -143,6 +150,7 @@ def _combined(seen: list[dict[Any, Any]]) -> dict[str, Any]:
             else None
         ),
         "flag_reasons": "; ".join(str(row["flag_reasons"]) for row in seen if row["flag_reasons"]),
+        "flag_list": sorted((flag for row in seen for flag in row["flag_list"]), key=lambda flag: flag.start),
     }
 
 

@@ -13,6 +13,7 @@ from dash import html
 from plotly.subplots import make_subplots
 
 from analytics.flags import Flag
+from analytics.live import engagement_config
 from analytics.report import StudentTimeline
 from dashboard.figures import message_figure
 from dashboard.formatting import local_time, to_local
@@ -27,19 +28,27 @@ FLAG_COLOR = "#D55E00"
 ON_CAMERA_COLOR = "#4C6A92"  # no emotion's colour: the strip below it is coloured by emotion
 HEATMAP_ROW_PX = 22
 STUDENT_TIMELINE_HEIGHT_PX = 420
+# Tick steps for a short session's time axis, in seconds, and at most how many ticks: left to itself, Plotly
+# labels a session of a few seconds every few hundredths of a second ("17:34:49.9995"), finer than any bin.
+SHORT_TICK_STEPS_S = (1, 2, 5, 10, 15, 30)
+MAX_TICKS = 8
 
 
-def state_heatmap(states: pd.DataFrame | None) -> go.Figure:
+def state_heatmap(states: pd.DataFrame | None, bin_seconds: int | None = None) -> go.Figure:
     """Students (rows, in order of first appearance) by time bin: engagement on the Cividis scale where their
     face showed, the STATE_COLORS where the camera was off or the seat empty, blank where they were not in the
-    call. `states`: analytics.timeline.state_bins."""
+    call. `states`: analytics.timeline.state_bins, in bins of `bin_seconds` (None: the configured bins)."""
     if states is None or states.empty:
         return message_figure("No engagement to show.")
+    step = pd.Timedelta(seconds=bin_seconds or engagement_config().score.bin_seconds)
     labels = states.groupby("student_id", sort=True).agg(student=("student", "first"), name=("name", "first"))
-    score = states.pivot(index="student_id", columns="bin", values="score").reindex(labels.index)
-    state = states.pivot(index="student_id", columns="bin", values="state").reindex(labels.index)
+    # Every bin from the first to the last, a bin nobody was in left blank: each cell then spans its own bin,
+    # from its start to the next's (x gives the cells' edges), however short the session.
+    bins = pd.date_range(states["bin"].min(), states["bin"].max(), freq=step)
+    score = states.pivot(index="student_id", columns="bin", values="score").reindex(index=labels.index, columns=bins)
+    state = states.pivot(index="student_id", columns="bin", values="state").reindex(index=labels.index, columns=bins)
     names = _row_labels(labels["student"], labels["name"])
-    x = to_local(score.columns)
+    x = to_local(bins.append(pd.DatetimeIndex([bins[-1] + step])))
     states_shown = state.to_numpy()
     axes = {"x": x, "y": names}
     traces = [
@@ -72,7 +81,7 @@ def state_heatmap(states: pd.DataFrame | None) -> go.Figure:
         **CHART_LAYOUT,
         "height": max(240, HEATMAP_ROW_PX * len(names) + 80),
         # The date under the first time label.
-        "xaxis": {**CHART_LAYOUT["xaxis"], "automargin": True, "type": "date"},
+        "xaxis": {**CHART_LAYOUT["xaxis"], "automargin": True, "type": "date", **time_ticks(x[0], x[-1])},
         # Room for the longest name: a teacher may type a long one.
         "yaxis": {**CHART_LAYOUT["yaxis"], "autorange": "reversed", "type": "category", "automargin": True},
     }
@@ -209,8 +218,20 @@ def student_timeline_figure(timeline: StudentTimeline) -> go.Figure:
     figure.update_yaxes(visible=False, fixedrange=True, row=1, col=1)
     figure.update_yaxes(range=[0, 1.05], tickformat=".0%", fixedrange=True, row=2, col=1)
     figure.update_yaxes(range=[0, 1.05], tickformat=".0%", fixedrange=True, row=3, col=1)
-    figure.update_xaxes(type="date", gridcolor="#EBF0F8")
+    until = to_local(pd.DatetimeIndex([end]))[0]
+    figure.update_xaxes(type="date", gridcolor="#EBF0F8", range=[x[0], until], **time_ticks(x[0], until))
     return figure
+
+
+def time_ticks(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
+    """A date axis's tick step (Plotly's dtick, in milliseconds) for a chart from `start` to `end`: whole
+    seconds, at most MAX_TICKS of them. Empty when even the longest step would give more: Plotly's own choice
+    is then whole seconds or longer already."""
+    span_s = (end - start).total_seconds()
+    for step in SHORT_TICK_STEPS_S:
+        if span_s / step <= MAX_TICKS:
+            return {"dtick": step * 1000}
+    return {}
 
 
 def flag_sentence(flag: Flag) -> str:

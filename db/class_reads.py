@@ -38,7 +38,9 @@ class ClassOverview:
 
 
 def class_overviews(engine: Engine, teacher: str | None = None) -> list[ClassOverview]:
-    """Every class (or `teacher`'s), by teacher and name, with its lessons and roster counted."""
+    """Every class (or `teacher`'s), by teacher and name, with its lessons and roster counted. A lesson counts
+    only while it is the class's teacher's: one an admin gave to another teacher is out of the class page too
+    (dashboard.pages.classes), so the list never promises a lesson the page does not show."""
     lessons = (
         select(
             sessions.c.class_id,
@@ -46,7 +48,8 @@ def class_overviews(engine: Engine, teacher: str | None = None) -> list[ClassOve
             func.min(sessions.c.started_at).label("first_lesson"),
             func.max(sessions.c.started_at).label("last_lesson"),
         )
-        .where(sessions.c.class_id.is_not(None))
+        .join(classes, classes.c.id == sessions.c.class_id)
+        .where(sessions.c.teacher.is_not_distinct_from(classes.c.teacher))
         .group_by(sessions.c.class_id)
         .subquery()
     )

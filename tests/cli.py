@@ -34,3 +34,12 @@ def sqlite_rows(db: Path, sql: str) -> list[tuple]:
 
 def count_rows(db: Path, table: str) -> int:
     return sqlite_rows(db, f"SELECT count(*) FROM {table}")[0][0]
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A copy of the SQLite file `source` at `target`, through SQLite's backup API (whole, whatever its journal
+    holds): a test's own copy of a database a module built once costs a file copy, not recording it again."""
+    with sqlite3.connect(source) as original, sqlite3.connect(target) as copy:
+        original.backup(copy)
+    original.close()
+    copy.close()

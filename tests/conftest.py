@@ -1,4 +1,5 @@
-"""Shared fixtures: a virtual X screen (Xvfb) and the FER2013 data file."""
+"""Shared fixtures: a virtual X screen (Xvfb), the FER2013 data file, a fresh PostgreSQL database, and one
+headless Chromium that the browser tests share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy
@@ -14,6 +16,9 @@ import sqlalchemy.pool
 
 from tests.galleries import FER_CSV
 from tests.screen import ScreenError, virtual_screen
+
+if TYPE_CHECKING:
+    from tests.test_browser import Page
 
 
 def require_tool(name: str) -> str:
@@ -77,3 +82,62 @@ def postgres_url() -> Iterator[str]:
         # FORCE: a test that failed may leave a capture process or a pooled connection attached.
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
+
+
+@pytest.fixture(scope="session")
+def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
+    """Chromium and its WebDriver (skips without them, fails in CI). A browser module names it first, in
+    `pytestmark = pytest.mark.usefixtures("browser_programs")`, so that it skips before it sets anything up."""
+    return needs_tool("chromium"), needs_tool("chromedriver")
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder screenshots and printed PDFs go to: $CLASSPULSE_TEST_ARTIFACTS, or a pytest temporary folder."""
+    folder = Path(os.environ.get(ARTIFACTS_VARIABLE) or tmp_path_factory.mktemp("browser-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+OpenBrowser = Callable[[str, Path], "Page"]
+
+
+@pytest.fixture(scope="session")
+def chromium(
+    browser_programs: tuple[str, str], artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpenBrowser]:
+    """One headless Chromium for the whole run: starting one takes seconds on CI's two busy cores, and each
+    browser module used to start its own, some one per test.
+
+    Call it with a dashboard's base URL and a downloads folder for its window as a new browser's would be: signed
+    out of every dashboard, nothing stored for the origin, no other tabs, screen media, the laptop's size, and
+    downloads saved in that folder (so that a test waiting for a file never finds an earlier test's)."""
+    from tests.test_browser import SIZES, Page, chromium_page
+
+    with chromium_page(browser_programs, "about:blank", tmp_path_factory.mktemp("downloads"), artifacts) as first:
+        driver = first.driver
+
+        def open_browser(base_url: str, downloads: Path) -> Page:
+            for handle in driver.window_handles[1:]:
+                driver.switch_to.window(handle)
+                driver.close()
+            driver.switch_to.window(driver.window_handles[0])
+            driver.get("about:blank")  # leaves the last page, and any request it still had open
+            driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+            driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": base_url, "storageTypes": "all"})
+            driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+            driver.set_window_size(*SIZES[0])
+            return Page(driver, base_url, downloads, artifacts)
+
+        yield open_browser
+
+
+@pytest.fixture
+def browser(chromium: OpenBrowser, dashboard: str, tmp_path: Path) -> Page:
+    """The shared Chromium, as a new window, on this module's dashboard: the module defines `dashboard` as the
+    fixture that serves it and gives its base URL. Downloads go to the test's own temporary folder."""
+    return chromium(dashboard, tmp_path)

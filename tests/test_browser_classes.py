@@ -9,9 +9,8 @@ Screenshots at 1366×768 and 1920×1080 go to $CLASSPULSE_TEST_ARTIFACTS (defaul
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -22,19 +21,11 @@ from db.migrate import upgrade
 from db.users import Role, add_user
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, sign_in_browser
-from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-    SIZES,
-    Page,
-    artifacts,
-    chromium_page,
-    shots,
-)
-from tests.test_class_pages import ALAN, LESSONS, T0, class_id, record_lesson, roster_id
+from tests.test_browser import SIZES, Page, shots
+from tests.test_class_pages import ALAN, KATHERINE, LESSONS, T0, class_id, record_lesson, roster_id
 
-
-@pytest.fixture(scope="module", autouse=True)
-def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
-    return needs_tool("chromium"), needs_tool("chromedriver")
+# Chromium first, so that the module skips before it writes its database (conftest's fixtures).
+pytestmark = pytest.mark.usefixtures("browser_programs")
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +46,13 @@ def dashboard(class_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield base_url
 
 
-@pytest.fixture
-def browser(
-    browser_programs: tuple[str, str],
-    dashboard: str,
-    artifacts: Path,  # noqa: F811  (the fixture imported above)
-    tmp_path: Path,
-) -> Iterator[Page]:
-    with chromium_page(browser_programs, dashboard, tmp_path, artifacts) as page:
-        yield page
-
-
 def test_a_teacher_follows_a_student_across_the_term_and_downloads_it(browser: Page, class_db: str) -> None:
     sign_in_browser(browser.driver, browser.base_url, "alice")
     browser.open("/classes")
-    browser.wait_for("the class list", lambda: browser.elements(f"#{class_pages.CLASS_LIST} tbody tr"))
+    listed = browser.wait_for("the class list", lambda: browser.elements(f"#{class_pages.CLASS_LIST} tbody tr"))
+    assert [cell.text for cell in listed[0].find_elements(By.TAG_NAME, "td")][:3] == ["7B", "alice", "3"]
     assert "Classes" in browser.driver.find_element(By.CSS_SELECTOR, ".topbar nav").text
+    shots(browser, "classes")
     browser.driver.find_element(By.LINK_TEXT, "7B").click()
     rows = browser.wait_for("the roster", lambda: browser.elements(f"#{class_pages.ROSTER} tbody tr"))
     by_name = {row.find_elements(By.TAG_NAME, "td")[0].text: row for row in rows}
@@ -99,7 +81,20 @@ def test_a_teacher_follows_a_student_across_the_term_and_downloads_it(browser: P
     assert [row["attended"] for row in table] == ["1", "0", "1"]
     assert table[0]["started_at"] == "2026-09-07T09:00:00Z"
 
+    # Katherine left the first lesson: her term lists that flag at the viewer's time, like the rest of the page.
+    engine = upgrade(class_db)
+    katherine, alan = (
+        class_pages.student_path(class_id(engine, "7B"), roster_id(engine, n)) for n in (KATHERINE, ALAN)
+    )
+    engine.dispose()
+    browser.open(katherine)
+    flags = browser.wait_for("her flags", lambda: browser.text(class_pages.TERM_FLAGS))
+    assert flags.startswith("7B maths 09-07: left the call 09:00:40–"), flags
+    shots(browser, "class-7B-term-katherine")
+
     # A lesson's cell opens that lesson's report on the student.
+    browser.open(alan)
+    browser.wait_for("the term table", lambda: browser.elements(f"#{class_pages.TERM_TABLE} tbody tr"))
     browser.driver.find_element(By.LINK_TEXT, "View in report").click()
     browser.wait_for("the report's student view", lambda: "student=tile-2" in browser.driver.current_url)
 

@@ -7,8 +7,12 @@ Screenshots at 1366x768 and 1920x1080 and the printed PDF go to $CLASSPULSE_TEST
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.print_page_options import PrintOptions
@@ -29,21 +33,23 @@ from dashboard.pages.report import (
     UNDO_MERGE,
 )
 from tests.cli import sqlite_rows
-from tests.test_browser import (  # noqa: F401  (fixtures, found by pytest under these names)
+from tests.dashboard_users import sign_in_browser
+from tests.test_browser import (  # noqa: F401  (classroom, dashboard: fixtures, found by pytest under these names)
     A4_CM,
+    ADMIN,
     CAMERA_OFF,
     PRINT_WIDTH_PX,
     SESSION,
     Classroom,
     Page,
-    artifacts,
-    browser_programs,
     capture_camera_off,
     classroom,
     dashboard,
-    page,
     rows,
 )
+
+# Chromium first, so that the module skips before the capture run (conftest's fixtures).
+pytestmark = pytest.mark.usefixtures("browser_programs")
 
 SCREENS = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
 
@@ -66,10 +72,22 @@ def open_report(browser: Page, session: str, students: int) -> None:
     browser.wait_for("the report's charts", lambda: browser.graph_points(f"#{ids.PAGE}"))
 
 
-# The tests take tests.test_browser's fixtures, imported above under their own names.
+@pytest.fixture(scope="module")
+def page(
+    chromium: Callable[[str, Path], Page],
+    dashboard: str,  # noqa: F811  (tests.test_browser's, imported above)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Page:
+    """The shared Chromium on tests.test_browser's dashboard, signed in as its admin for the whole module."""
+    page = chromium(dashboard, tmp_path_factory.mktemp("downloads"))
+    sign_in_browser(page.driver, dashboard, ADMIN)
+    return page
+
+
+# The tests take tests.test_browser's classroom and dashboard, imported above under their own names.
 def test_a_merge_from_a_students_row_is_confirmed_by_name_and_minutes_and_undone_exactly(
     classroom: Classroom,  # noqa: F811
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     students = classroom.count("students")
     before = stored(classroom)
@@ -77,6 +95,8 @@ def test_a_merge_from_a_students_row_is_confirmed_by_name_and_minutes_and_undone
         page.driver.set_window_size(*size)
         open_report(page, SESSION, students)
         page.screenshot(f"report-{name}")
+        # The session is two frames long: its time axis still ticks whole seconds, never "17:34:49.9995".
+        assert whole_seconds(page, f"#{ids.REPORT_HEATMAP}")
     page.driver.set_window_size(*SCREENS["1366x768"])
 
     # Merge from tile-2's row: the dialog opens over the page, wherever the row is.
@@ -119,7 +139,7 @@ def test_a_merge_from_a_students_row_is_confirmed_by_name_and_minutes_and_undone
 
 def test_a_students_own_section_opens_from_their_row_and_survives_a_reload(
     classroom: Classroom,  # noqa: F811
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     capture_camera_off(classroom, CAMERA_OFF)
     ((students,),) = sqlite_rows(
@@ -152,6 +172,7 @@ def test_a_students_own_section_opens_from_their_row_and_survives_a_reload(
     page.wait_for("the student's timeline", lambda: page.graph_points(f"#{STUDENT_VIEW}"))
     assert urlsplit(page.driver.current_url).query == "student=tile-4"
     names = list(page.graph_points(f"#{STUDENT_VIEW}")[0])
+    assert whole_seconds(page, f"#{STUDENT_VIEW}")
     assert "camera off" in names and "attentive share" in names
     assert "camera off" in page.text(STUDENT_VIEW) and "camera off for more than" in page.text(STUDENT_VIEW)
     page.screenshot("report-student-1366x768")
@@ -165,7 +186,7 @@ def test_a_students_own_section_opens_from_their_row_and_survives_a_reload(
     page.driver.set_window_size(*SCREENS["1366x768"])
 
 
-def test_the_printed_report_fits_a4_with_flag_reasons_and_the_legend(page: Page) -> None:  # noqa: F811
+def test_the_printed_report_fits_a4_with_flag_reasons_and_the_legend(page: Page) -> None:
     page.open(report_path(CAMERA_OFF))
     page.wait_for("the report's charts", lambda: page.graph_points(f"#{ids.PAGE}"))
     options = PrintOptions()
@@ -186,6 +207,13 @@ def test_the_printed_report_fits_a4_with_flag_reasons_and_the_legend(page: Page)
     finally:
         page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         page.driver.set_window_size(*SCREENS["1366x768"])
+
+
+def whole_seconds(browser: Page, css: str) -> list[str]:
+    """The time labels of the charts under `css` as drawn, once there are some and none is finer than a second."""
+    ticks = [tick.text for tick in browser.elements(f"{css} .xaxislayer-above text")]
+    assert not any(re.search(r"\d\d:\d\d:\d\d\.\d", tick) for tick in ticks), ticks
+    return ticks
 
 
 def displayed(browser: Page, css: str) -> list[WebElement]:

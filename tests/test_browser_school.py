@@ -9,9 +9,8 @@ Screenshots at 1366×768 and 1920×1080 go to $CLASSPULSE_TEST_ARTIFACTS (defaul
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -23,23 +22,16 @@ from db.migrate import upgrade
 from db.tokens import list_tokens
 from db.users import Role, add_user, find_user
 from tests.dashboard_server import running_dashboard
-from tests.dashboard_users import PASSWORD, add_user_with_cli, sign_in_browser
-from tests.test_browser import (  # noqa: F401  (artifacts: a fixture, the screenshots' folder)
-    Page,
-    artifacts,
-    choose,
-    chromium_page,
-    shots,
-)
+from tests.dashboard_users import PASSWORD, sign_in_browser
+from tests.test_browser import Page, choose, shots
 from tests.test_school import FRAMES, LATE_FRAMES, in_class, running_classes, scripted_class
 
 ADMIN = "head-of-school"
 NEW_PASSWORD = "lantern orchard seventeen"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
-    return needs_tool("chromium"), needs_tool("chromedriver")
+# Chromium first, so that the module skips before it writes its database (conftest's fixtures).
+pytestmark = pytest.mark.usefixtures("browser_programs")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +40,13 @@ def school_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine = upgrade(url)
     for name in ("alice", "bob"):
         add_user(engine, name, Role.TEACHER, PASSWORD)
+    add_user(engine, ADMIN, Role.ADMIN, PASSWORD)  # the CLI that does this is test_access's
     running = running_classes()
     for name, teacher, start, seed in running:
         scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES), running=True)
     scripted_class(engine, "maths-7b 2026-11-26", "alice", running[0][2] - timedelta(days=7), seed=3)
     in_class(engine, "Maths 7B", "alice", "maths-7b 2026-12-03", "maths-7b 2026-11-26")
     engine.dispose()
-    add_user_with_cli(url, ADMIN)
     return url
 
 
@@ -62,17 +54,6 @@ def school_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 def dashboard(school_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_dashboard(school_db, tmp_path_factory.mktemp("dashboard")) as (base_url, _):
         yield base_url
-
-
-@pytest.fixture
-def browser(
-    browser_programs: tuple[str, str],
-    dashboard: str,
-    artifacts: Path,  # noqa: F811  (the fixture imported above)
-    tmp_path: Path,
-) -> Iterator[Page]:
-    with chromium_page(browser_programs, dashboard, tmp_path, artifacts) as page:
-        yield page
 
 
 def test_an_admin_sees_every_running_class_and_the_trends_and_downloads_them(browser: Page, school_db: str) -> None:

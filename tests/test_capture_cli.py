@@ -17,7 +17,7 @@ import pytest
 
 from model.preprocess import CROP_LIFT, CROP_SCALE, face_crops
 from model.runtime import EmotionClassifier
-from tests.cli import REPO, assert_one_clear_line, count_rows, run_module, sqlite_rows
+from tests.cli import REPO, assert_one_clear_line, copy_sqlite, count_rows, run_module, sqlite_rows
 from tests.galleries import (
     ASTRONAUT_FACE,
     Gallery,
@@ -111,26 +111,30 @@ def test_folder_of_fer_galleries_gives_one_row_per_face_in_its_tile_with_sensibl
     assert correct / len(rows) >= 0.35
 
 
-def test_photo_without_a_gallery_is_one_tracked_student(tmp_path: Path) -> None:
-    image = tmp_path / "astronaut.png"
-    cv2.imwrite(str(image), astronaut())
-    result = capture(image, tmp_path / "class.db")
-    assert result.returncode == 0, result.stderr
-    (row,) = export(tmp_path / "class.db", tmp_path / "class.csv")
-    assert row["student"] == "track-1"
-    assert inside(tuple(float(row[k]) for k in "xywh"), *ASTRONAUT_FACE.center)
-
-
-def test_same_session_name_continues_the_session(tmp_path: Path) -> None:
-    image = tmp_path / "astronaut.png"
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A photo of one face, no gallery, as astronaut.png; beside it class.db, where two captures of it wrote one
+    session "class" (read only: a test that writes takes a copy)."""
+    folder = tmp_path_factory.mktemp("photo")
+    image = folder / "astronaut.png"
     cv2.imwrite(str(image), astronaut())
     for _ in range(2):
-        assert capture(image, tmp_path / "class.db").returncode == 0
-    rows = export(tmp_path / "class.db", tmp_path / "class.csv")
+        result = capture(image, folder / "class.db")
+        assert result.returncode == 0, result.stderr
+    return image
+
+
+def test_photo_without_a_gallery_is_one_tracked_student_and_the_same_session_name_continues_it(
+    photo: Path, tmp_path: Path
+) -> None:
+    db = photo.with_name("class.db")
+    rows = export(db, tmp_path / "class.csv")
     assert [row["frame"] for row in rows] == ["0", "1"]
-    assert count_rows(tmp_path / "class.db", "sessions") == 1
+    assert [row["student"] for row in rows] == ["track-1", "track-1"]
+    assert all(inside(tuple(float(row[k]) for k in "xywh"), *ASTRONAUT_FACE.center) for row in rows)
+    assert count_rows(db, "sessions") == 1
     # Scored as it ended, for the sessions list: one attentive face, no negative expression, eyes open.
-    ((average,),) = sqlite_rows(tmp_path / "class.db", "SELECT mean_engagement FROM sessions")
+    ((average,),) = sqlite_rows(db, "SELECT mean_engagement FROM sessions")
     assert 0.5 < average <= 1
 
 
@@ -188,18 +192,16 @@ def test_bad_source_is_one_clear_line_and_exit_2(make_source, words: tuple[str, 
     assert_one_clear_line(result, *words)
 
 
-def test_unreachable_database_is_one_clear_line_and_keeps_recorded_rows(tmp_path: Path) -> None:
-    image = tmp_path / "astronaut.png"
-    cv2.imwrite(str(image), astronaut())
-    result = run_module("capture", "--source", str(image), "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+def test_unreachable_database_is_one_clear_line_and_keeps_recorded_rows(photo: Path, tmp_path: Path) -> None:
+    result = run_module("capture", "--source", str(photo), "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert_one_clear_line(result, "127.0.0.1")
     # A database that becomes unwritable after rows were recorded keeps them.
     db = tmp_path / "class.db"
-    assert capture(image, db).returncode == 0
+    copy_sqlite(photo.with_name("class.db"), db)
     db.chmod(0o444)
     tmp_path.chmod(0o555)
     try:
-        second = capture(image, db)
+        second = capture(photo, db)
     finally:
         tmp_path.chmod(0o755)
         db.chmod(0o644)
@@ -233,12 +235,10 @@ def test_face_crops_widen_and_lift_the_detector_box_to_the_training_framing() ->
     assert np.abs(crop[0].astype(int) - expected).max() <= 1
 
 
-def test_live_path_never_imports_tensorflow(tmp_path: Path) -> None:
-    image = tmp_path / "astronaut.png"
-    cv2.imwrite(str(image), astronaut())
+def test_live_path_never_imports_tensorflow(photo: Path, tmp_path: Path) -> None:
     script = (
         "import sys; from capture.__main__ import main; "
-        f"code = main(['--source', {str(image)!r}, '--db', 'sqlite:///{tmp_path}/class.db']); "
+        f"code = main(['--source', {str(photo)!r}, '--db', 'sqlite:///{tmp_path}/class.db']); "
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules); "
         "print('heavy=' + ','.join(heavy)); sys.exit(code)"
     )

@@ -11,6 +11,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from analytics.report import session_tables, write_report
 from analytics.term import roster_table, student_term, term_rows
 from dashboard import ids
 from dashboard.app import create_app
+from dashboard.formatting import ZONE_COOKIE
 from dashboard.lesson_cache import lesson_table
 from dashboard.pages import classes as class_pages
 from db.class_reads import class_lessons, class_overviews, roster_links
@@ -206,10 +208,16 @@ def test_the_class_page_shows_the_term_and_links_each_lesson_report_on_the_stude
 
     view = text(page(client, alan))
     assert ALAN in view and "absent" in view and "Lessons attended 2 of 3" in view
-    # Katherine's term lists the flag of the lesson she left, with its reason.
+    # Katherine's term lists the flag of the lesson she left, with its reason, at the viewer's time like the rest
+    # of the page: she left at 09:00:40 UTC, 05:00:40 in New York (the CSV keeps UTC).
+    client.set_cookie(ZONE_COOKIE, quote("America/New_York", safe=""))  # as assets/time_zone.js sets it
     katherine = page(client, class_pages.student_path(class_id(engine, "7B"), roster_id(engine, KATHERINE)))
     (flags,) = [c for c in walk(katherine) if c["props"].get("id") == class_pages.TERM_FLAGS]
-    assert re.search(r"7B maths 09-07: .*absent", text(flags)), text(flags)
+    assert re.search(r"7B maths 09-07: +left the call 05:00:40–", text(flags)), text(flags)
+    assert "Z" not in text(flags) and "09:00" not in text(flags), text(flags)
+    # Its count in the lesson's row says the same on hover.
+    (hover,) = [c["props"]["title"] for c in walk(katherine) if "left the call" in c["props"].get("title", "")]
+    assert "left the call 05:00:40–" in hover and "Z" not in hover, hover
 
 
 def test_a_teacher_never_sees_another_teachers_class(app: Dash, engine: Engine) -> None:
@@ -298,6 +306,11 @@ def test_a_lesson_given_to_another_teacher_leaves_the_class_page(app: Dash, engi
     try:
         shown = text(page(alice, path))
         assert LESSONS[2] not in shown and "2 of 2" in shown
+        # The list of classes counts the same two lessons, for her and for an admin.
+        assert [(o.info.name, o.lessons) for o in class_overviews(engine, "alice")] == [("7B", 2)]
+        (listed,) = [row for row in walk(page(alice, "/classes")) if row.get("type") == "Tr" and "7B" in text(row)]
+        assert [cell["props"]["children"] for cell in walk(listed) if cell["type"] == "Td"][2] == 2, listed
+        assert {o.info.name: o.lessons for o in class_overviews(engine)}["7B"] == 2
     finally:
         with engine.begin() as connection:
             connection.execute(update(sessions).where(sessions.c.name == LESSONS[2]).values(teacher="alice"))

@@ -34,10 +34,11 @@ POSTGRES_SH = REPO / "scripts" / "postgres.sh"
 START_TIMEOUT_S = 120
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """200 one-face frames: long enough to interrupt, and one observation per frame to count."""
-    return write_frames(tmp_path / "frames", astronaut(), 200)
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 one-face frames: long enough to interrupt, and one observation per frame to count. Only read, so
+    written once for the module."""
+    return write_frames(tmp_path_factory.mktemp("source") / "frames", astronaut(), 200)
 
 
 def start_capture(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:
@@ -151,14 +152,35 @@ def test_capture_outlives_a_postgresql_restart_and_loses_no_frame(folder: Path, 
     process = start_capture(folder, url)
     wait_for_frames(process, url, 3)
     postgres("stop", server)
-    time.sleep(3)  # capture goes on analysing while the server is down
+    # Capture goes on analysing while the server is down: started again once capture has said so.
+    said = stderr_until(process, "keeping analysed frames in memory")
     assert process.poll() is None
     postgres("start", server)
-    stdout, stderr = process.communicate(timeout=180)
+    stdout, rest = process.communicate(timeout=180)
+    stderr = said + rest
     assert process.returncode == 0, stderr
     assert "keeping analysed frames in memory" in stderr and "the database is back" in stderr
     assert assert_whole_frames(url) == list(range(200))
     assert "frames=200 faces=200 " in stdout
+
+
+def stderr_until(process: subprocess.Popen[str], text: str) -> str:
+    """What `process` wrote on stderr up to and including the first line holding `text`; the rest stays in the
+    pipe for communicate(). Fails if the process ends, or START_TIMEOUT_S pass, without such a line."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if text in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT_S)
+    assert lines and text in lines[-1], "".join(lines)
+    return "".join(lines)
 
 
 def test_a_locked_sqlite_file_holds_frames_in_memory_and_pauses_when_the_buffer_is_full(tmp_path: Path) -> None:
@@ -198,19 +220,19 @@ def one_face_frame(index: int) -> FrameResult:
     return FrameResult(index, T0 + timedelta(seconds=index), [face("tile-1", HAPPY)], 5.0)
 
 
-def test_a_disk_that_stays_full_is_a_non_zero_exit_naming_the_frames_not_written(tmp_path: Path) -> None:
+def test_a_disk_that_stays_full_is_a_non_zero_exit_naming_the_frames_not_written(folder: Path, tmp_path: Path) -> None:
     """The capture may write files of at most 300 KB (RLIMIT_FSIZE, what a full disk does to a write): the
     database's log fills after some frames, and stays full to the end."""
     url = f"sqlite:///{tmp_path / 'class.db'}"
     upgrade(url).dispose()
-    folder = write_frames(tmp_path / "frames", astronaut(), 60)
     limit = 300_000
 
     def full_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = subprocess.run(
-        [sys.executable, "-m", "capture", "--source", str(folder), "--db", url, "--session", "s", "--attention-only"],
+        [sys.executable, "-m", "capture", "--source", str(folder), "--db", url, "--session", "s", "--attention-only"]
+        + ["--max-frames", "60"],
         cwd=REPO,
         capture_output=True,
         text=True,

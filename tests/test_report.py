@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from analytics.report import session_tables
+from analytics.report import session_tables, student_timeline
 from analytics.settings import DEFAULT_CONFIG, load_config
+from dashboard.report_figures import state_heatmap, student_timeline_figure
 from db.migrate import upgrade
 from db.queries import find_session
 from db.recorder import SessionRecorder
@@ -193,3 +194,26 @@ def test_attendance_gives_joined_left_camera_off_and_each_spell_away(tmp_path: P
     assert states["score"].notna().tolist() == [True, False, False, True, True, False]
     # Engagement is scored over the time their face showed, not diluted by the time away or unseen.
     assert tables.students.set_index("student").loc["tile-2", "engagement"] == pytest.approx(1.0)
+
+
+def test_a_short_sessions_charts_tick_whole_seconds_and_span_their_bins(tmp_path: Path) -> None:
+    """Three seconds of class: Plotly, left to itself, labels such an axis every few milliseconds."""
+    engine = upgrade(f"sqlite:///{tmp_path / 'short.db'}")
+    with SessionRecorder.open(engine, "three seconds", "screen") as recorder:
+        for second in range(3):
+            recorder.record(FrameResult(second, T0 + timedelta(seconds=second), [face("tile-1", TILE_1)], 20.0))
+    config = load_config()
+    session = find_session(engine, "three seconds").id
+    tables = session_tables(engine, session, config)
+    assert tables.states is not None
+    heatmap = state_heatmap(tables.states, config.score.bin_seconds)
+    # The one bin is a cell from its start to the next bin's, not a sliver of a millisecond about its start.
+    edges = heatmap.data[0].x
+    assert len(edges) == 2 and edges[1] - edges[0] == timedelta(seconds=config.score.bin_seconds)
+    timeline = student_timeline(engine, session, int(tables.states["student_id"].iloc[0]), tables.flags, config)
+    engine.dispose()
+    figure = student_timeline_figure(timeline)
+    start, end = figure.layout.xaxis.range
+    assert end - start == timedelta(seconds=timeline.bin_seconds)
+    for axis in (heatmap.layout.xaxis, figure.layout.xaxis, figure.layout.xaxis2, figure.layout.xaxis3):
+        assert axis.dtick >= 1000 and axis.dtick % 1000 == 0, axis

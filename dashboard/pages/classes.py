@@ -27,13 +27,15 @@ from dash.exceptions import PreventUpdate
 from sqlalchemy import Engine
 
 from analytics.live import engagement_config
-from analytics.report import DECIMALS
+from analytics.report import CSV_FORMAT
 from analytics.term import roster_table, student_term, term_file, term_rows
 from dashboard.access import current_user, is_admin
 from dashboard.components import STATIC_GRAPH, message_page, report_path
+from dashboard.downloads import TextDownload, csv_download
 from dashboard.formatting import duration, local_time, percent, zone_label
 from dashboard.lesson_cache import lesson_table
 from dashboard.pages.report import STUDENT_QUERY
+from dashboard.report_figures import flag_sentence
 from dashboard.theme import CHART_LAYOUT, ENGAGEMENT_LINE_COLOR, engagement_color, engagement_text_color
 from db.class_reads import ClassInfo, class_lessons, class_overviews, find_class_by_id, roster_links
 from db.classes import UnknownClassError
@@ -420,7 +422,7 @@ def _term_table(term: pd.DataFrame) -> html.Table:
                 )
             )
             continue
-        flags = html.Td(row.flags, className="number", title=row.flag_reasons or "no flags")
+        flags = html.Td(row.flags, className="number", title="; ".join(map(flag_sentence, row.flag_list)) or "no flags")
         body.append(
             html.Tr(
                 [
@@ -444,12 +446,13 @@ def _term_table(term: pd.DataFrame) -> html.Table:
 
 
 def _flag_list(term: pd.DataFrame) -> html.Ul | html.P:
-    """Every flag of the term with its lesson, time (ISO UTC, as the report's CSV gives it) and reason."""
+    """Every flag of the term with its lesson, worded as the lesson's report words it: in the viewer's time
+    zone, like the rest of the page (the CSV keeps ISO UTC)."""
     items = [
-        html.Li([html.Strong(f"{row.session}: "), reason])
+        html.Li([html.Strong(f"{row.session}: "), flag_sentence(flag)])
         for row in _records(term)
-        for reason in row.flag_reasons.split("; ")
-        if row.attended and reason
+        for flag in row.flag_list
+        if row.attended
     ]
     return html.Ul(items, id=TERM_FLAGS, className="flag-reasons") if items else html.P("None.", id=TERM_FLAGS)
 
@@ -498,7 +501,7 @@ def term_chart(term: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def term_download(engine: Engine, viewer: User, chosen: Any) -> dict[str, Any]:
+def term_download(engine: Engine, viewer: User, chosen: Any) -> TextDownload:
     """The student's term as CSV (analytics.term.term_file), if `viewer` may see the class; otherwise nothing."""
     if (
         not isinstance(chosen, dict)
@@ -514,11 +517,7 @@ def term_download(engine: Engine, viewer: User, chosen: Any) -> dict[str, Any]:
     if term.empty:
         raise PreventUpdate
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{info.name}-{term['name'].iloc[0]}")
-    return {
-        "content": term_file(term).to_csv(index=False, float_format=f"%.{DECIMALS}f"),
-        "filename": f"{stem}-term.csv",
-        "type": "text/csv",
-    }
+    return csv_download(term_file(term), f"{stem}-term.csv", **CSV_FORMAT)
 
 
 def _records(table: pd.DataFrame) -> list[Any]:
