@@ -16,8 +16,9 @@ Tesseract is slow (a process per call), so a tile's label is read only when it i
 read before is checked by one small crop where its text was (its text mask, its "fingerprint", must not
 have changed); only new tiles, and tiles whose label changed, are searched again, and those whose text
 is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here). Labels this
-call reads with low confidence (small text, white letters crossing a light part of the picture) are read
-again in four other cuts, all in one more call, and the five readings vote (see ocr_labels).
+call reads with low confidence (small text, white letters crossing a light part of the picture), or surely
+but against what the label shows (words run together), are read again in four other cuts, all in one more
+call, and the five readings vote (see ocr_labels).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ _ELLIPSIS = re.compile(r"(\s*(…|\.{2,}))+$")
 _READ_AS_STOP = re.compile(r"\w{3,}[a-z]\.")
 # Tesseract's Korean model reads a space between the syllables of a name ("이 희 래"); names have none.
 _HANGUL_GAP = re.compile(r"(?<=[\uac00-\ud7a3]) (?=[\uac00-\ud7a3])")
+# Tesseract reads a small "l" after letters as "!" ("Danie! Keller", at 96); no name has one.
+_L_READ_AS_BANG = re.compile(r"(?<=[^\W\d_])!")
 # Tesseract reads plain apostrophes and hyphens as their typographic cousins; a bar is an icon edge.
 _TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "`": "'", "—": "-", "–": "-", "‐": "-", "|": " "})
 
@@ -158,6 +161,7 @@ class Label:
     beyond: int  # light pixels between the text and `right` when it was found (a label's lit edge)
     grey: np.ndarray  # the box's grey levels as the frame shows them, enlarged as `enlarged` (for a second reading)
     enlarged: np.ndarray  # `pixels` cut out of the box enlarged towards names.ocr_text_height (see _text_pixels)
+    words: int  # words its glyphs' gaps show (see _word_gaps): a reading with fewer ran two together
 
 
 @dataclass
@@ -429,7 +433,8 @@ def _cut_out(
     if light is None:
         return None
     fingerprint = _fingerprint(light[:, : box.w])
-    return Label(pixels, box, right, fingerprint, int(light[:, box.w :].sum()), grey_box, enlarged)
+    beyond = int(light[:, box.w :].sum())
+    return Label(pixels, box, right, fingerprint, beyond, grey_box, enlarged, len(spaces) + 1)
 
 
 def _word_gaps(line: list[Glyph]) -> list[tuple[int, int]]:
@@ -604,20 +609,22 @@ def _icons(colour: np.ndarray) -> np.ndarray:
     return cv2.dilate(saturated, np.ones((grow, grow), np.uint8)).astype(bool)
 
 
-def ocr_labels(labels: list[Label], languages: str = "eng", settings: NameSettings = DEFAULT) -> list[str]:
+def ocr_labels(
+    labels: list[Label], languages: str = "eng", settings: NameSettings = DEFAULT, tesseract: str = TESSERACT_CONFIG
+) -> list[str]:
     """The raw text of each label: one Tesseract call over all of them stacked one above the other, and for
-    those it read with low confidence (below second_reading_confidence) a second call over other cuts of
+    those it read with low confidence or against what the label shows (see _unsure) a second call over other cuts of
     their letters (see _other_cuts), after which the five readings vote (see vote). Small text read wrongly
     is read wrongly in different ways by different cuts, the right name alike by several. settings: the
-    configuration's [capture.names].
+    configuration's [capture.names]; tesseract: its options (bench.tessdata tries other models with them).
     """
     height = settings.ocr_text_height
-    read = _ocr_sheet([_for_ocr(label.pixels, height) for label in labels], languages, height)
-    unsure = [i for i, (_, confidence) in enumerate(read) if confidence < settings.second_reading_confidence]
+    read = _ocr_sheet([_for_ocr(label.pixels, height) for label in labels], languages, height, tesseract)
+    unsure = [i for i, reading in enumerate(read) if _unsure(reading, labels[i], settings)]
     cuts = [(i, cut, size) for i in unsure for cut, size in _other_cuts(labels[i], height)]
     if not cuts:
         return [text for text, _ in read]
-    again = _ocr_sheet([_for_ocr(cut, size) for _, cut, size in cuts], languages, height)
+    again = _ocr_sheet([_for_ocr(cut, size) for _, cut, size in cuts], languages, height, tesseract)
     votes: dict[int, list[tuple[str, float]]] = {i: [read[i]] for i in unsure}
     for (i, _, _), reading in zip(cuts, again, strict=True):
         votes[i].append(reading)
@@ -625,6 +632,26 @@ def ocr_labels(labels: list[Label], languages: str = "eng", settings: NameSettin
     for i, readings in votes.items():
         texts[i] = vote(readings)
     return texts
+
+
+def _unsure(reading: tuple[str, float], label: Label, settings: NameSettings) -> bool:
+    """Whether a first reading is read again: Tesseract is unsure of a word (second_reading_confidence), or
+    sure of a reading that the label itself contradicts. Tesseract runs short words together at high
+    confidence ("NhiLe" at 89 where the glyphs show a word space), and reads a small capital M as "vi" ("viarjon
+    Barton" at 85): a name does not start lower case and go on capitalised. A school that turned the second
+    reading off (second_reading_confidence 0) gets none.
+    """
+    text, confidence = reading
+    words = text.split()
+    return confidence < settings.second_reading_confidence or (
+        settings.second_reading_confidence > 0 and (len(words) < label.words or _lower_start_then_capitalised(words))
+    )
+
+
+def _lower_start_then_capitalised(words: list[str]) -> bool:
+    """Whether a name's first word starts lower case and a later one capitalised: no name is written so
+    (particles, "Charlotte de Crum", come later), a misreading of its first letter is."""
+    return len(words) > 1 and words[0][:1].islower() and any(word[:1].isupper() for word in words[1:])
 
 
 def vote(readings: Sequence[tuple[str, float]]) -> str:
@@ -688,9 +715,11 @@ def _binarised(label: Label) -> np.ndarray:
     return np.where(near, light, 0).astype(np.uint8)
 
 
-def _ocr_sheet(lines: list[np.ndarray], languages: str, text_height: int) -> list[tuple[str, float]]:
+def _ocr_sheet(
+    lines: list[np.ndarray], languages: str, text_height: int, tesseract: str = TESSERACT_CONFIG
+) -> list[tuple[str, float]]:
     """Each line's text and the confidence of its least sure word (0 when nothing was read), from one
-    Tesseract call over all of them stacked (text_height: the lines' text height)."""
+    Tesseract call over all of them stacked (text_height: the lines' text height; tesseract: its options)."""
     gap = int(text_height * STACK_GAP)
     width = max(line.shape[1] for line in lines) + 2 * gap
     height = sum(line.shape[0] for line in lines) + gap * (len(lines) + 1)
@@ -702,9 +731,7 @@ def _ocr_sheet(lines: list[np.ndarray], languages: str, text_height: int) -> lis
         spans.append((y, y + line.shape[0]))
         y += line.shape[0] + gap
     try:
-        data = pytesseract.image_to_data(
-            sheet, lang=languages, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT
-        )
+        data = pytesseract.image_to_data(sheet, lang=languages, config=tesseract, output_type=pytesseract.Output.DICT)
     except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError) as error:
         raise CaptureError(f"cannot read names with Tesseract: {error}") from error
     words: list[list[tuple[int, str, float]]] = [[] for _ in lines]
@@ -730,7 +757,8 @@ def clean_name(text: str) -> str:
     Keeps the punctuation names have: O'Brien, Anne-Marie, Jr., St. John. A name the app cut short ends in
     ELLIPSIS, however it was read ("...", "…", a lone full stop after a long word).
     """
-    name = _HANGUL_GAP.sub("", " ".join(_NUMBER_IN_BRACKETS.sub(r" \1", text.translate(_TYPOGRAPHY)).split()))
+    text = _L_READ_AS_BANG.sub("l", text.translate(_TYPOGRAPHY))
+    name = _HANGUL_GAP.sub("", " ".join(_NUMBER_IN_BRACKETS.sub(r" \1", text).split()))
     cut = _ELLIPSIS.search(name) is not None
     name = _REPEATED.sub(r"\1", _ELLIPSIS.sub("", name))
     while (shorter := _TRAILING_NUMBER.sub("", _PRONOUNS.sub("", _SUFFIX.sub("", name)))) != name:
@@ -744,6 +772,10 @@ def clean_name(text: str) -> str:
     # ("Emily Grant rm"); a name that capitalises its words does not end in one.
     while len(words) > 1 and words[-1].islower() and len(words[-1]) <= 2 and words[-2][:1].isupper():
         words = words[:-1]
+    # Sans-serif fonts draw a capital I as an l: a name that goes on capitalised starts with I ("lan Rebmann");
+    # a lower-case particle ("la", "le") never starts one.
+    if _lower_start_then_capitalised(words) and words[0][:1] == "l" and words[0][1:2].islower():
+        words[0] = "I" + words[0][1:]
     if len(words) > 1:
         words[-1] = _LAST_WORD_FIXES.get(words[-1], words[-1])
     # A small ellipsis is read as one full stop; after a long lower-case word it is no abbreviation ("Jr.").
