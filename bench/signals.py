@@ -174,7 +174,7 @@ def bench_latency(detector, photos: list[np.ndarray], trials_rng: np.random.Gene
     print(f"{'':<38}{'median s':>10}{'worst s':>10}{'missed':>8}")
     for label, settings in [
         ("eye-change cue + rotation (live)", default),
-        ("rotation alone", SignalSettings(eye_change=3.0)),
+        ("rotation alone, every slot", SignalSettings(eye_change=3.0, landmark_refresh_frames=1)),
     ]:
         latencies = [
             flag_latency(settings, open_eyes, shut[tile], f"tile-{tile}", phase, trials_rng)
@@ -198,16 +198,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'signals':<38}{'median ms/frame':>16}")
     keys = [f"tile-{tile}" for tile in found.tiles]
     default = SignalSettings().landmark_faces
-    # Rotating: k students per frame, each visited every ceil(faces / k) frames; * marks the default.
+    # Rotating: k students per frame, each visited every ceil(faces / k) frames (every slot filled, as before
+    # landmark_refresh_frames); then the live default, whose unchanged faces take ceil(faces / R) slots a frame.
     rows: list[tuple[str, SignalEstimator, list[str] | None]] = [
         (
-            f"mesh + iris, {k} faces/frame{'*' if k == default else ''} (every {-(-len(found) // k)})",
-            SignalEstimator(SignalSettings(landmark_faces=k)),
+            f"mesh + iris, {k} faces/frame (every {-(-len(found) // k)})",
+            SignalEstimator(SignalSettings(landmark_faces=k, landmark_refresh_frames=1)),
             keys,
         )
         for k in sorted({4, 6, 8, default})
     ]
+    refresh = SignalSettings().landmark_refresh_frames
     rows += [
+        (f"mesh + iris, live* (<= {default}, every {refresh})", SignalEstimator(), keys),
         ("mesh + iris, every face, 1 thread", SignalEstimator(num_threads=1), None),
         ("mesh + iris, every face, 2 threads", SignalEstimator(num_threads=2), None),
         ("BlazeFace keypoints only", SignalEstimator(use_landmarks=False), None),

@@ -97,6 +97,10 @@ class FramePipeline:
 
     def locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections]:
         """The frame's layout, its tiles (None without any) and every face in them: the stages before identity."""
+        return self._locate(image)[:3]
+
+    def _locate(self, image: np.ndarray) -> tuple[Layout, list[Box] | None, FaceDetections, dict[int, Presence]]:
+        """locate, and what every tile would show without a face (camera off or empty), by tile index."""
         found = self.tiles.find(image)
         tiles = found.tiles or None
         # The gap grid sees every tile of the galleries it knows; other layouts may miss some.
@@ -104,11 +108,11 @@ class FramePipeline:
         # A camera-off tile (a flat fill with a name, initials or a profile photo) shows no face: not looked at.
         presence = self.signals.empty_tiles(image, tiles, FaceDetections.empty()) if tiles else {}
         off = [tile for tile, seen in presence.items() if seen is Presence.CAMERA_OFF]
-        return found.layout, tiles, self.faces.find(image, tiles, outside, off)
+        return found.layout, tiles, self.faces.find(image, tiles, outside, off), presence
 
     def analyse(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
-        layout, tiles, detections = self.locate(frame.image)
+        layout, tiles, detections, presence = self._locate(frame.image)
         detected = time.perf_counter()
         # Names are read (Tesseract) only for tiles that are new or whose label changed.
         names = self.names.read(frame.image, tiles) if tiles is not None else None
@@ -117,7 +121,8 @@ class FramePipeline:
         identified = time.perf_counter()
         face_signals = self.signals.faces(frame.image, detections, keys)
         grid = tiles or []
-        empty_tiles = self.signals.empty_tiles(frame.image, grid, detections)
+        with_face = set(detections.tiles.tolist())
+        empty_tiles = {index: seen for index, seen in presence.items() if index not in with_face}
         measured = time.perf_counter()
         if self.classifier is None:
             probabilities: list[np.ndarray | None] = [None] * len(detections)

@@ -15,8 +15,12 @@ may spend on identity and signals. So BlazeFace's keypoints give every face a po
 landmark models visit at most `landmark_faces` (K) students per frame. Which ones: first those whose eyes
 last read closed, in at most half the slots (a blink is carried for one frame, and closed eyes are
 confirmed every frame, which the eyes-closed flag needs); then those whose eyes changed since their last
-visit, most changed first; then the longest unvisited, so each of N students is still visited every
-ceil(N / K) frames while nothing changes (9 frames for 49 students at K = 6). A turn of the rotation alone
+visit, most changed first; then students never visited; then, in the slots left, the longest unvisited,
+ceil(N / R) a frame (R = `landmark_refresh_frames`), so each of N students is still visited every R frames
+while nothing changes (2 a frame for 40 faces at R = 20). Every slot used to be filled that way (each
+student every ceil(N / K) = 9 frames): 6 visits a frame where 2 do, since a face whose eyes look as at its
+visit keeps a reading that is still right (see below); the dashboard loses only a fresher landmarks_age,
+and a change the eye template misses waits up to R frames instead of 9. A turn of the rotation alone
 would see eyes that close up to ceil(N / K) - 1 frames late, and the 10 s eyes-closed flag would fire up to
 19 s after they closed (bench/signals.py: median 14 s, worst 18 s); with the change first, 11 s in every
 trial, the least that "more than 10 s" allows at 1 frame/s. When more faces change in a frame than there
@@ -142,9 +146,9 @@ class SignalEstimator:
         return [self._signals(pose, visits.get(student)) for pose, student in zip(poses, students, strict=True)]
 
     def _due(self, students: list[Hashable], changes: np.ndarray) -> np.ndarray:
-        """Indices of the faces to visit this frame: students whose eyes last read closed (at most half the
-        slots), then those whose eyes changed (most first), then the longest unvisited (never visited first);
-        ties in detection order."""
+        """Indices of the faces to visit this frame, at most landmark_faces: students whose eyes last read
+        closed (at most half the slots), then those whose eyes changed (most first), then those never visited,
+        then ceil(N / landmark_refresh_frames) of the longest unvisited; ties in detection order."""
         slots = self.settings.landmark_faces
         last = [self._visits[s].frame if s in self._visits else -1 for s in students]
         closed = [i for i, s in enumerate(students) if self._closed(self._visits.get(s))]
@@ -152,7 +156,9 @@ class SignalEstimator:
         others = [i for i in range(len(students)) if i not in recheck]
         changed = sorted((i for i in others if changes[i] >= self.settings.eye_change), key=lambda i: -changes[i])
         rest = sorted((i for i in others if changes[i] < self.settings.eye_change), key=last.__getitem__)
-        return np.array(sorted((recheck + changed + rest)[:slots]), dtype=np.int64)
+        new = [i for i in rest if last[i] < 0]
+        turns = [i for i in rest if last[i] >= 0][: -(-len(students) // self.settings.landmark_refresh_frames)]
+        return np.array(sorted((recheck + changed + new + turns)[:slots]), dtype=np.int64)
 
     def _eye_changes(self, image: np.ndarray, keypoints: np.ndarray, students: list[Hashable]) -> np.ndarray:
         """How far each face's eye region moved from its student's template (1 - the best normalised

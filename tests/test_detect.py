@@ -19,7 +19,7 @@ from capture.errors import CaptureError
 from capture.grid import find_tile_grid
 from capture.layout import find_tiles
 from capture.pipeline import OPENBLAS_SETTERS, FramePipeline, openblas_libraries
-from config import CaptureConfig
+from config import CaptureConfig, RegionSettings
 from model.runtime import EmotionClassifier
 from tests.galleries import (
     ASTRONAUT_EYES,
@@ -191,16 +191,77 @@ class CountingDetector:
 def test_every_view_of_a_frame_goes_to_the_detector_in_one_call(detector: FaceDetector) -> None:
     gallery = compose_gallery(lfw_faces(9), 4, 3, camera_off={2, 5, 11})
     counting = CountingDetector(detector)
-    finder = FaceFinder(counting)
+    # Every view looked at again every frame: the calls alone are counted here.
+    finder = FaceFinder(counting, RegionSettings(redetect_frames=1))
     first = finder.find(gallery.image, gallery.tiles)
     assert counting.calls == 2  # the camera-off tiles' centre squares showed nothing: seen whole after
     for _ in range(2):
-        counting.calls = 0
+        counting.calls = counting.views = 0
         found = finder.find(gallery.image, gallery.tiles)
-        assert counting.calls == 1
+        assert counting.calls == 1 and counting.views == 12 + 3
         # The same faces as the two-pass order finds.
         assert np.array_equal(found.boxes, first.boxes) and np.array_equal(found.tiles, first.tiles)
     assert np.array_equal(first.boxes, find_faces(detector, gallery.image, gallery.tiles).boxes)
+
+
+def shifted(image: np.ndarray, tile: Box, dx: int) -> np.ndarray:
+    """`image` with `tile`'s picture moved dx pixels right (a student moving in their seat)."""
+    moved = image.copy()
+    view = image[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w]
+    warp = np.array([[1, 0, dx], [0, 1, 0]], np.float32)
+    moved[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w] = cv2.warpAffine(
+        view, warp, (tile.w, tile.h), borderMode=cv2.BORDER_REFLECT
+    )
+    return moved
+
+
+def with_noise(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, sigma, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def test_only_views_that_changed_are_looked_at_again_and_the_rest_in_turn(detector: FaceDetector) -> None:
+    gallery = compose_gallery(lfw_faces(12), 4, 3)
+    counting = CountingDetector(detector)
+    finder = FaceFinder(counting, RegionSettings(redetect_frames=4))
+    first = finder.find(gallery.image, gallery.tiles)
+    assert finder.looked == 12 and len(first) == 12
+    # Sensor noise changes no view: only the turn, ceil(12 / 4) = 3 views, the ones looked at longest ago.
+    for frame in range(4):
+        counting.views = 0
+        noisy = with_noise(gallery.image, 2, seed=frame)
+        found = finder.find(noisy, gallery.tiles)
+        assert counting.views == finder.looked == 3
+        assert np.array_equal(found.tiles, first.tiles)
+        # Views not looked at keep last look's faces, which their unchanged pixels give again.
+        assert np.abs(found.boxes.astype(int) - first.boxes).max() <= 3
+    # One tile's face moves by 4 px: that view is looked at, and its box follows the face.
+    moved_tile = 6
+    moved = shifted(gallery.image, gallery.tiles[moved_tile], 4)
+    counting.views = 0
+    found = finder.find(moved, gallery.tiles)
+    assert counting.views == 1 + 3
+    fresh = find_faces(detector, moved, gallery.tiles)
+    assert np.array_equal(found.boxes[moved_tile], fresh.boxes[moved_tile])
+    assert found.boxes[moved_tile][0] - first.boxes[moved_tile][0] >= 2
+
+
+def test_every_view_is_looked_at_again_within_redetect_frames_while_nothing_changes(detector: FaceDetector) -> None:
+    gallery = compose_gallery(lfw_faces(9), 3, 3)
+    seen: list[list[Box]] = []
+
+    class Recording(CountingDetector):
+        def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
+            seen.append(list(regions))
+            return super().detect(image, regions)
+
+    finder = FaceFinder(Recording(detector), RegionSettings(redetect_frames=3))
+    finder.find(gallery.image, gallery.tiles)
+    for _ in range(3):
+        finder.find(gallery.image, gallery.tiles)
+    # Three views a frame, each of the nine once in the three frames after the first look.
+    later = [view for call in seen[1:] for view in call]
+    assert [len(call) for call in seen[1:]] == [3, 3, 3] and len(set(later)) == 9
 
 
 def test_tiles_skipped_are_not_looked_at(detector: FaceDetector) -> None:

@@ -131,7 +131,8 @@ def gallery_faces(*extra: np.ndarray, eyes_shut: bool = False) -> tuple[np.ndarr
 def test_the_rotation_visits_every_face_within_ceil_n_over_k_frames_and_carries_the_rest() -> None:
     image, found, keys = gallery_faces(photos()["grace_hopper"][90:400, 120:420])
     slots = 2
-    rotating = SignalEstimator(SignalSettings(landmark_faces=slots))
+    # Every slot filled every frame (landmark_refresh_frames 1): the rotation at its fastest.
+    rotating = SignalEstimator(SignalSettings(landmark_faces=slots, landmark_refresh_frames=1))
     one_off = estimator().faces(image, found)  # every face measured at once
     frames = [rotating.faces(image, found, keys) for _ in range(math.ceil(len(keys) / slots) + 1)]
     for frame in frames:
@@ -151,6 +152,23 @@ def test_the_rotation_visits_every_face_within_ceil_n_over_k_frames_and_carries_
     for frame in frames:
         assert frame[cameraman_tile].yaw is not None and frame[cameraman_tile].yaw > 30
         assert frame[mirrored_tile].yaw is not None and frame[mirrored_tile].yaw < -30
+
+
+def test_unchanged_faces_are_visited_again_in_turn_within_landmark_refresh_frames() -> None:
+    image, found, keys = gallery_faces(photos()["grace_hopper"][90:400, 120:420])
+    refresh = 3
+    rotating = SignalEstimator(SignalSettings(landmark_faces=len(keys), landmark_refresh_frames=refresh))
+    first = rotating.faces(image, found, keys)
+    assert all(face.landmarks_age == 0 for face in first)  # never visited: all at once, slots allowing
+    turn = math.ceil(len(keys) / refresh)
+    frames = [rotating.faces(image, found, keys) for _ in range(2 * refresh)]
+    for frame in frames:
+        # Nothing changed: only the turn's few, though every slot is free.
+        assert sum(face.landmarks_age == 0 for face in frame) == turn
+        assert all(face.landmarks_age is not None and face.landmarks_age <= refresh for face in frame)
+        assert all(face.eyes_closed is False for face in frame)
+    for i in range(len(keys)):
+        assert any(frame[i].landmarks_age == 0 for frame in frames[:refresh])
 
 
 def test_a_face_not_yet_visited_has_a_keypoint_pose_and_no_eyes() -> None:

@@ -7,12 +7,23 @@ faces in 7x7 galleries: whole tiles only found 89%; the centre squares 98.0%; bo
 98.25% (393), and so did this two-pass order, at half the detector time. A frame without a gallery grid
 (a single webcam view, a screen share, a photo) is searched in overlapping square windows at a few sizes.
 Faces seen by several views of one tile, or by several windows, are merged by weighted NMS.
+
+From frame to frame (FaceFinder) the detector looks again only at the views whose pixels changed: a tile
+whose picture stayed as it was holds the faces found there last time. The change is the largest move of
+the mean of any 8x8-pixel cell of the view since the detector last looked at it (the frame shrunk by area
+averaging once, 1-2 ms at 1080p, then compared view by view); sensor and compression noise move a cell's
+mean by 1-3 grey levels, a face moving by one pixel by 8 or more. Besides the views that changed, the views
+looked at longest ago are looked at again, a few every frame, so that each is seen afresh at least every
+`redetect_frames` frames and a change too small to see cannot leave a stale box for long. What follows the
+detector (merging, the photo check, identity, signals, emotion) runs on every frame's pixels as before; a
+still face's box and keypoints are last look's, which its unchanged pixels would give again.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,6 +36,9 @@ from vocabulary.records import Box, FaceDetections
 # Window sides as fractions of the frame's short side: whole-height views for close faces, thirds for
 # faces of about a tenth of the frame height.
 WINDOW_FRACTIONS = (1.0, 1 / 2, 1 / 3)
+# Side in frame pixels of the cells whose means tell whether a view changed: small enough that a face
+# moving by a pixel moves some cell's mean (a face is 30 px or more), large enough to average noise away.
+CHANGE_CELL = 8
 # The rest is the configuration's [capture.regions] (config/classpulse.toml says why each has its value).
 DEFAULT = RegionSettings()
 
@@ -67,33 +81,132 @@ def find_faces(
     (FaceFinder: those whose centre square showed no face last frame); skip: indices of tiles not to look
     at (camera-off tiles: a flat fill shows no face, and a profile photo on one is none).
     """
-    return _find(detector, image, grid, outside, whole, skip, settings)[0]
+    return _find(detector, image, grid, outside, whole, skip, settings, _photo)[0]
 
 
 class FaceFinder:
-    """find_faces for a stream of frames, with every view of a frame in one detector call.
+    """find_faces for a stream of frames: every view the detector looks at in one call, and only the views
+    whose pixels changed (see the module docstring; `looked` counts the views looked at in the last frame).
 
     A tile whose centre square shows no face (a face at the side, a turned head) is seen whole too, which
     would take a second call; the tiles that needed it last frame are seen whole in the first call instead.
-    One call a frame keeps its batch the same size from frame to frame, where a second call for the tiles
-    missed changed size whenever a face came or went, and each new size re-plans LiteRT's graph (50-120 ms
-    here, as much as the whole call).
     """
 
     def __init__(self, detector: FaceDetector, settings: RegionSettings = DEFAULT) -> None:
-        self.detector = detector
+        self.detector = ChangedViews(detector, settings.redetect_change, settings.redetect_frames)
         self.settings = settings
         self._grid: list[Box] = []
         self._whole: set[int] = set()
+        # The photo check's answer per face box, with the cells around the face it was made on.
+        self._photos: dict[Box, tuple[np.ndarray, bool]] = {}
+        self._photos_now: dict[Box, tuple[np.ndarray, bool]] = {}
+
+    @property
+    def looked(self) -> int:
+        return self.detector.looked
 
     def find(
         self, image: np.ndarray, grid: Sequence[Box] | None, outside: bool = False, skip: Collection[int] = ()
     ) -> FaceDetections:
         tiles = list(grid or [])
         whole = self._whole if tiles == self._grid else set()
-        found, self._whole = _find(self.detector, image, grid, outside, whole, skip, self.settings)
+        self.detector.next_frame(image)
+        self._photos_now = {}
+        found, self._whole = _find(self.detector, image, grid, outside, whole, skip, self.settings, self._photo)
         self._grid = tiles
+        self._photos = self._photos_now
         return found
+
+    def _photo(self, image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool:
+        """_photo, answered again only when the face's box or the pixels around it changed (as the views are):
+        a still face keeps its box from a view not looked at again, so most faces of a frame ask again."""
+        face = Box(*(int(v) for v in box))
+        x1, y1, x2, y2 = _around(*_ring(face, settings), image.shape)
+        cells = self.detector.cells(Box(x1, y1, x2 - x1, y2 - y1))
+        known = self._photos.get(face)
+        if known is not None and not self.detector.differ(known[0], cells):
+            answer = known[1]
+        else:
+            answer = _photo(image, box, settings)
+        self._photos_now[face] = (cells, answer)
+        return answer
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the detector saw in one view: its cells' means then, the frame number, the faces (tiles = 0)."""
+
+    cells: np.ndarray
+    frame: int
+    faces: FaceDetections
+
+
+class ChangedViews:
+    """A detector that looks again only at the views whose pixels changed by more than `change` grey levels
+    since it last looked, and at the ceil(views / `refresh_frames`) looked at longest ago (the module
+    docstring says why); the others keep the faces found at that look. One frame at a time: next_frame first.
+    """
+
+    def __init__(self, detector: FaceDetector, change: int, refresh_frames: int) -> None:
+        self.detector = detector
+        self.change = change
+        self.refresh_frames = refresh_frames
+        self.looked = 0
+        self._frame = 0
+        self._cells: np.ndarray = np.zeros((0, 0, 3), np.uint8)
+        self._looks: dict[Box, _Look] = {}
+        self._asked: set[Box] = set()
+
+    def next_frame(self, image: np.ndarray) -> None:
+        """Starts a frame: its cells, and the looks of views not asked for last frame forgotten."""
+        self._frame += 1
+        self.looked = 0
+        height, width = image.shape[:2]
+        size = (max(1, -(-width // CHANGE_CELL)), max(1, -(-height // CHANGE_CELL)))
+        self._cells = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        self._looks = {view: look for view, look in self._looks.items() if view in self._asked}
+        self._asked = set()
+
+    def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
+        self._asked.update(regions)
+        cells = [self.cells(region) for region in regions]
+        due = [i for i, region in enumerate(regions) if self._changed(region, cells[i])]
+        held = [i for i in range(len(regions)) if i not in due]
+        held.sort(key=lambda i: self._looks[regions[i]].frame)
+        due += held[: -(-len(regions) // self.refresh_frames)]
+        if due:
+            found = self.detector.detect(image, [regions[i] for i in due])
+            for k, i in enumerate(due):
+                faces = _subset(found, found.tiles == k)
+                faces = FaceDetections(faces.boxes, faces.scores, faces.keypoints, np.zeros(len(faces), np.int32))
+                self._looks[regions[i]] = _Look(cells[i], self._frame, faces)
+            self.looked += len(due)
+        per_view = [self._looks[region].faces for region in regions]
+        if not any(len(faces) for faces in per_view):
+            return FaceDetections.empty()
+        return FaceDetections(
+            boxes=np.concatenate([faces.boxes for faces in per_view]),
+            scores=np.concatenate([faces.scores for faces in per_view]),
+            keypoints=np.concatenate([faces.keypoints for faces in per_view]),
+            tiles=np.concatenate([np.full(len(faces), i, np.int32) for i, faces in enumerate(per_view)]),
+        )
+
+    def cells(self, region: Box) -> np.ndarray:
+        """This frame's cells that the region covers, copied: they are kept as a look's reference."""
+        x1, y1 = max(region.x, 0) // CHANGE_CELL, max(region.y, 0) // CHANGE_CELL
+        x2, y2 = -(-(region.x + region.w) // CHANGE_CELL), -(-(region.y + region.h) // CHANGE_CELL)
+        return self._cells[y1:y2, x1:x2].copy()
+
+    def differ(self, before: np.ndarray, now: np.ndarray) -> bool:
+        """Whether a region's cells changed by more than `change` grey levels (or the region did)."""
+        if before.shape != now.shape:
+            return True
+        # A view wholly outside the frame has no cells, and nothing in it can change.
+        return now.size > 0 and bool(cv2.absdiff(before, now).max() > self.change)
+
+    def _changed(self, region: Box, cells: np.ndarray) -> bool:
+        look = self._looks.get(region)
+        return look is None or self.differ(look.cells, cells)
 
 
 def _find(
@@ -104,8 +217,9 @@ def _find(
     whole: Collection[int],
     skip: Collection[int],
     settings: RegionSettings,
+    photo: Callable[[np.ndarray, np.ndarray, RegionSettings], bool],
 ) -> tuple[FaceDetections, set[int]]:
-    """find_faces, and the tiles whose centre square showed no face."""
+    """find_faces, and the tiles whose centre square showed no face; photo: the photo check (_photo)."""
     height, width = image.shape[:2]
     merge_iou = settings.merge_iou
     if not grid:
@@ -134,7 +248,7 @@ def _find(
         again = detector.detect(image, [grid[i] for i in retry])
         on_tiles = _concatenate(on_tiles, again, retry[again.tiles])
     merged = _merge(on_tiles, on_tiles.tiles, width, height, merge_iou)
-    merged = _subset(merged, np.array([not _photo(image, box, settings) for box in merged.boxes], bool))
+    merged = _subset(merged, np.array([not photo(image, box, settings) for box in merged.boxes], bool))
     if not outside:
         return merged, missed
     # Tiles the layout search missed (a dialog over them, no edge to see) still show their faces: the
@@ -163,10 +277,8 @@ def _photo(image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool
     between the face box and `photo_ring` face sizes around its centre is mostly (`photo_flat_share`) within
     `photo_flat_levels` grey levels of one level; a UI fill is one colour, video has noise and shading."""
     x, y, w, h = (int(v) for v in box)
-    cx, cy = x + w / 2, y + h / 2
-    ring = settings.photo_ring
-    outer = _around(cx, cy, ring * w, ring * h, image.shape)
-    inner = _around(cx, cy, w, h, image.shape)
+    outer = _around(*_ring(Box(x, y, w, h), settings), image.shape)
+    inner = _around(x + w / 2, y + h / 2, w, h, image.shape)
     view = image[outer[1] : outer[3], outer[0] : outer[2]]
     if view.size == 0:
         return False
@@ -181,6 +293,12 @@ def _photo(image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool
     mode = int(counts.argmax())
     levels = settings.photo_flat_levels
     return bool(counts[max(0, mode - levels) : mode + levels + 1].sum() >= settings.photo_flat_share * total)
+
+
+def _ring(face: Box, settings: RegionSettings) -> tuple[float, float, float, float]:
+    """Centre and half sizes of the square around a face that the photo check looks at."""
+    ring = settings.photo_ring
+    return face.x + face.w / 2, face.y + face.h / 2, ring * face.w, ring * face.h
 
 
 def _around(cx: float, cy: float, half_w: float, half_h: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -203,8 +321,12 @@ def _merge(found: FaceDetections, groups: np.ndarray, width: int, height: int, m
     corners = np.concatenate([found.boxes[:, :2], found.boxes[:, :2] + found.boxes[:, 2:]], axis=1)
     corners = corners.astype(np.float32)
     parts = []
-    for group in np.unique(groups):
+    for group, count in zip(*np.unique(groups, return_counts=True), strict=True):
         mine = groups == group
+        if count == 1:
+            # Most tiles hold one face: merging it with nothing gives it back as it is, at a tenth of the cost.
+            parts.append((corners[mine], found.keypoints[mine], found.scores[mine], groups[mine]))
+            continue
         boxes, keypoints, scores = weighted_nms(corners[mine], found.keypoints[mine], found.scores[mine], merge_iou)
         parts.append((boxes, keypoints, scores, np.full(len(scores), group)))
     if not parts:
