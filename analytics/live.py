@@ -51,7 +51,7 @@ from analytics.timeline import (
     student_states,
 )
 from db.errors import DatabaseError
-from db.live_reads import unsure_tally
+from db.live_reads import recent_emotions, unsure_tally
 from db.queries import (
     SessionInfo,
     emotion_tally,
@@ -162,7 +162,7 @@ def refresh(engine: Engine, state: LiveState, score: bool = True) -> LiveView:
     """Read what arrived since `state` and return the updated state with the page's new tables; with `score`,
     rescored too (else with `state`'s engagement, scores, states and flags)."""
     latest_frame = latest_frame_time(engine, state.session_id)
-    # Read once for the rows' names and the cards (observation_rows reads them again only for a student added
+    # Read once for the rows' keys and the cards (recent_emotions reads them again only for a student added
     # since, whose card then shows from the next refresh).
     people = student_rows(engine, state.session_id)
     if state.last_seen is None:
@@ -171,7 +171,7 @@ def refresh(engine: Engine, state: LiveState, score: bool = True) -> LiveView:
     else:
         # Rows not yet counted, plus the last NOW_SECONDS that the mood panel and student cards look at.
         since = state.last_seen - timedelta(seconds=NOW_SECONDS)
-        rows = observation_rows(engine, state.session_id, since=since, people=people)
+        rows = recent_emotions(engine, state.session_id, since, latest_frame, people)
         new_rows = rows[rows["ts"] > pd.Timestamp(state.last_seen)]
         counts = merge_counts(state.counts, emotion_counts(new_rows))
         unsure = state.unsure.add(_binned(_unsure_rows(new_rows)), fill_value=0).astype("int64")
@@ -289,10 +289,14 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
         signals = signals[signals["ts"] > pd.Timestamp(since)]
     if signals.empty:
         return state
-    line = class_bins(student_bins(signals, config.score.bin_seconds)).set_index("bin")["score"].astype(float)
+    binned = signals
     if state.scored_at is not None:
-        # Bins before the one the previous pass ended in were complete then; this read's first bins are partial.
+        # Bins before the one the previous pass ended in were complete then and are kept; only the later ones are
+        # binned again (a bin's score is its own frames', so those bins come out as from all the rows).
         first_new = pd.Timestamp(state.scored_at).floor(bin_width)
+        binned = signals[signals["ts"] >= first_new]
+    line = class_bins(student_bins(binned, config.score.bin_seconds)).set_index("bin")["score"].astype(float)
+    if state.scored_at is not None:
         line = pd.concat([state.engagement[state.engagement.index < first_new], line[line.index >= first_new]])
     recent = signals[signals["ts"] > pd.Timestamp(latest_frame - timedelta(seconds=NOW_SECONDS))]
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}

@@ -8,7 +8,8 @@ incremental ones, each after 2 s more of rows arrive as from a running capture),
 process writes one frame a second into the file as capture does (one transaction per frame) and the page
 refreshes every 2 s of real time, and the report page the router builds: computed from the rows, and again
 with the session unchanged (kept by dashboard.report_cache). Each live row also times the refresh's answer
-encoded as Dash sends it to the browser ("+ JSON").
+encoded as Dash sends it to the browser ("+ JSON"), and gives its size: the incremental refreshes are the timer's,
+so each is sent as what changed since the page before (dashboard.patches).
 
 Then many browsers at once, over real HTTP: `python -m dashboard` (waitress) serves the file while capture
 writes a frame a second, and 1, 10 and 20 signed-in clients (each its own account and cookie) poll the live
@@ -218,6 +219,7 @@ class Browser:
         self.cookies = CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self.shown: Any = None
+        self.sizes: list[int] = []  # bytes of each answer
         self.opener.open(f"{base_url}/login", timeout=60).read()  # hands out the CSRF cookie
         self._post_form("/login", {"name": name, "password": PASSWORD})  # redirects to the purpose notice
         self._post_form("/notice", {"accept": "yes"})
@@ -255,6 +257,7 @@ class Browser:
         with self.opener.open(request, timeout=120) as response:
             body = response.read()
         elapsed = (time.perf_counter() - began) * 1000
+        self.sizes.append(len(body))
         answer = json.loads(body)["response"] if body else {}
         self.shown = answer.get(ids.LIVE_STATE, {}).get("data", self.shown)
         return elapsed
@@ -282,6 +285,9 @@ def time_browsers(url: str, engine: Engine, synthetic: SyntheticClass, counts: l
                     first_open.print_row("live page over HTTP, first open (new server)", TARGET_FIRST_MS)
                 target = TARGET_ONE_CLIENT_MS if count == 1 else TARGET_MANY_CLIENTS_MS if count >= 20 else None
                 polls.print_row(f"live page over HTTP, {count} client(s) every {TICK_SECONDS} s", target)
+                sizes = [size for browser in browsers for size in browser.sizes[1:]]
+                if sizes:
+                    print(f"  answer size after the first: median {statistics.median(sizes) / 1000:.1f} kB")
                 print(f"  server memory: {_memory(server.pid)}")
         finally:
             server.terminate()
@@ -368,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         live = {"id": session.id, "name": session.name}
 
         def tick(shown: Any, window: str = str(DEFAULT_WINDOW_SECONDS)) -> LiveOutputs:
-            return live_tick(engine, live, window, shown, datetime.now(UTC))
+            # As the timer asks: sent as the changes to the page the browser shows, once it shows one.
+            return live_tick(engine, live, window, shown, datetime.now(UTC), patch=True)
 
         def ticks(label: str, count: int, between: Callable[[], None]) -> None:
             """A first refresh, then `count` incremental ones with `between` before each; then their rows."""
@@ -376,13 +383,19 @@ def main(argv: list[str] | None = None) -> int:
             RECENT_ROWS.forget()
             first, later, encoded = Timings(), Timings(), Timings()
             outputs = first.run(lambda: tick(None))
+            first_bytes = len(to_json_plotly(list(outputs)))
+            sizes = []
             for _ in range(count):
                 between()
                 outputs = later.run(lambda shown=outputs.state: tick(shown))
-                encoded.run(lambda answer=outputs: to_json_plotly(list(answer)))
+                sizes.append(len(encoded.run(lambda answer=outputs: to_json_plotly(list(answer)))))
             first.print_row(f"live refresh, first{label}", TARGET_FIRST_MS)
             later.print_row(f"live refresh, incremental{label}", TARGET_TICK_MS)
             encoded.print_row("  + JSON of its answer for the browser")
+            print(
+                f"  answer size: first {first_bytes / 1000:.1f} kB, incremental median "
+                f"{statistics.median(sizes) / 1000:.1f} kB, largest {max(sizes) / 1000:.1f} kB"
+            )
 
         ticks("", args.ticks, lambda: synthetic.add_frames(TICK_SECONDS))
         # The capture goes on in another process while the page refreshes every TICK_SECONDS of real time.

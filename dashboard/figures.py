@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,23 @@ from dashboard.theme import (
 from vocabulary.emotions import EMOTIONS
 
 SPARKLINE_HEIGHT_PX = 36
+# Strips kept drawn (sparkline): a class's at this bin and the last, for a few classes at once.
+STRIPS_KEPT = 1024
+# Tick steps for a short session's time axis, in seconds, and at most how many ticks: left to itself, Plotly
+# labels a session of a few seconds every few hundredths of a second ("17:34:49.9995"), finer than any bin.
+SHORT_TICK_STEPS_S = (1, 2, 5, 10, 15, 30)
+MAX_TICKS = 8
+
+
+def time_ticks(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
+    """A date axis's tick step (Plotly's dtick, in milliseconds) for a chart from `start` to `end`: whole
+    seconds, at most MAX_TICKS of them. Empty when even the longest step would give more: Plotly's own choice
+    is then whole seconds or longer already."""
+    span_s = (end - start).total_seconds()
+    for step in SHORT_TICK_STEPS_S:
+        if span_s / step <= MAX_TICKS:
+            return {"dtick": step * 1000}
+    return {}
 
 
 def mood_timeline(
@@ -48,12 +66,12 @@ def mood_timeline(
         return message_figure("No faces seen yet in this time range.")
     bins = pd.date_range(counts.index.min(), counts.index.max(), freq=f"{BIN_SECONDS}s")
     shares = emotion_shares(counts).reindex(bins, fill_value=0.0)
-    x = to_local(shares.index)
+    x = _times(shares.index)
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
             "x": x,
-            "y": shares[emotion].to_numpy(),
+            "y": shares[emotion].tolist(),
             "name": emotion,
             "mode": "lines",
             "stackgroup": "mood",
@@ -68,7 +86,12 @@ def mood_timeline(
         "title": {"text": title},
         "hovermode": "x unified",
         "uirevision": "mood-timeline",
-        "xaxis": {**CHART_LAYOUT["xaxis"], "rangeslider": {"visible": True, "thickness": 0.08}, "type": "date"},
+        "xaxis": {
+            **CHART_LAYOUT["xaxis"],
+            "rangeslider": {"visible": True, "thickness": 0.08},
+            "type": "date",
+            **time_ticks(bins[0], bins[-1]),
+        },
         "yaxis": {
             **CHART_LAYOUT["yaxis"],
             "range": [0, 1],
@@ -78,14 +101,14 @@ def mood_timeline(
         },
     }
     if shown is not None:
-        layout["xaxis"]["range"] = list(to_local(pd.DatetimeIndex(shown)))
+        layout["xaxis"]["range"] = _times(pd.DatetimeIndex(shown))
     if unsure is not None:
         faces = counts.sum(axis=1).reindex(bins)
         traces.append(
             {
                 "type": "scatter",
                 "x": x,
-                "y": (unsure.reindex(bins, fill_value=0) / faces.where(faces > 0)).to_numpy(),
+                "y": (unsure.reindex(bins, fill_value=0) / faces.where(faces > 0)).tolist(),
                 "name": f"unsure (model below {SURE_PROBABILITY:.0%})",
                 "mode": "lines",
                 "line": {"width": 1.5, "color": UNSURE_COLOR, "dash": "dot"},
@@ -96,8 +119,8 @@ def mood_timeline(
         traces.append(
             {
                 "type": "scatter",
-                "x": to_local(engagement.index),
-                "y": engagement.to_numpy(),
+                "x": _times(engagement.index),
+                "y": engagement.tolist(),
                 "name": "engagement",
                 "mode": "lines",
                 "yaxis": "y2",
@@ -122,8 +145,8 @@ def engagement_timeline(engagement: pd.Series, shown: tuple[datetime, datetime] 
         return message_figure("No engagement scored yet in this time range.")
     line = {
         "type": "scatter",
-        "x": to_local(engagement.index),
-        "y": engagement.to_numpy(),
+        "x": _times(engagement.index),
+        "y": engagement.tolist(),
         "name": "engagement",
         "mode": "lines",
         "line": {"width": 2.5, "color": ENGAGEMENT_LINE_COLOR},
@@ -132,11 +155,16 @@ def engagement_timeline(engagement: pd.Series, shown: tuple[datetime, datetime] 
     layout: dict[str, Any] = {
         **CHART_LAYOUT,
         "uirevision": "mood-timeline",
-        "xaxis": {**CHART_LAYOUT["xaxis"], "rangeslider": {"visible": True, "thickness": 0.08}, "type": "date"},
+        "xaxis": {
+            **CHART_LAYOUT["xaxis"],
+            "rangeslider": {"visible": True, "thickness": 0.08},
+            "type": "date",
+            **time_ticks(engagement.index[0], engagement.index[-1]),
+        },
         "yaxis": {**CHART_LAYOUT["yaxis"], "range": [0, 1], "title": {"text": "class engagement"}, "fixedrange": True},
     }
     if shown is not None:
-        layout["xaxis"]["range"] = list(to_local(pd.DatetimeIndex(shown)))
+        layout["xaxis"]["range"] = _times(pd.DatetimeIndex(shown))
     return _figure([line], layout)
 
 
@@ -188,15 +216,22 @@ def sparkline(dominant: pd.Series, start: datetime, end: datetime) -> html.Div:
     seconds to draw that many Plotly charts (again at every refresh), and an element per bar cost the server
     more than the rest of the cards.
     """
-    span = max((end - start).total_seconds(), 1.0)
     # Whole seconds since the epoch (UTC), as numbers to place the bars by.
     seconds = pd.DatetimeIndex(dominant.index).to_numpy(dtype="datetime64[s]").astype(np.int64)
-    left = (seconds - start.timestamp()) / span * 100
+    return _strip(tuple(seconds.tolist()), tuple(dominant.tolist()), start.timestamp(), end.timestamp())
+
+
+@lru_cache(maxsize=STRIPS_KEPT)
+def _strip(seconds: tuple[int, ...], emotions: tuple[str, ...], start: float, end: float) -> html.Div:
+    """sparkline's strip, drawn once for the same bins and span: the live page draws a class's strips at every
+    refresh, and between two bins a student's strip does not change."""
+    span = max(end - start, 1.0)
+    left = (np.array(seconds, dtype=np.int64) - start) / span * 100
     bars = [
         f"transparent {a:.2f}%, {EMOTION_COLORS[emotion]} {a:.2f}% {b:.2f}%, transparent {b:.2f}%"
-        for a, b, emotion in _runs(left.tolist(), seconds.tolist(), dominant.tolist(), span)
+        for a, b, emotion in _runs(left.tolist(), list(seconds), list(emotions), span)
     ]
-    counts = Counter(dominant.tolist())
+    counts = Counter(emotions)
     style = {
         "height": f"{SPARKLINE_HEIGHT_PX}px",
         "backgroundColor": ABSENT_COLOR,
@@ -224,6 +259,14 @@ def _runs(
         run = (a, a, second, emotion)
     if run is not None:
         yield run[0], run[1] + width, run[3]
+
+
+def _times(times: pd.Index) -> list[str]:
+    """UTC times as the viewer's wall-clock times (dashboard.formatting.to_local), to the second, as plain
+    strings: the live page sends its chart's changes as a dash.Patch of single values, which Plotly's packed
+    arrays (what it makes of numpy ones) cannot take, and a string is also shorter than a time to the ns."""
+    written: list[str] = np.datetime_as_string(to_local(times).to_numpy(), unit="s").tolist()
+    return written
 
 
 def message_figure(text: str) -> go.Figure:

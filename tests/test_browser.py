@@ -11,6 +11,7 @@ import base64
 import csv
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from selenium.webdriver.common.print_page_options import PrintOptions
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+import config
 from analytics.live import SURE_PROBABILITY
 from dashboard import ids
 from dashboard.components import live_path, report_path
@@ -242,7 +244,33 @@ def test_live_page_shows_the_timeline_and_new_rows_after_the_next_refresh(classr
     for card in cards(page):
         strip = card.find_element(By.CSS_SELECTOR, ".sparkline").size
         assert strip["height"] == SPARKLINE_HEIGHT_PX and 0 < strip["width"] <= card.size["width"], strip
-    page.screenshot("live-after-new-rows")
+    shots(page, "live-after-new-rows")
+    # The refreshes sent only what changed (dashboard.patches): the page they made is the one a reload draws whole.
+    patched = page.wait_for("the page after the new rows, settled", lambda: settled_live_page(page))
+    page.open(live_path(SESSION))
+    page.wait_for(f"{more} student cards after a reload", lambda: len(cards(page)) == more)
+    assert page.wait_for("the reloaded page", lambda: drawn_live_page(page)) == patched
+
+
+def settled_live_page(page: Page) -> str | None:
+    """drawn_live_page once two refreshes have left it as it was (the last bin's scoring shows a refresh later)."""
+    before = drawn_live_page(page)
+    time.sleep(2.5 * config.chosen().dashboard.live_refresh_seconds)
+    return before if before is not None and drawn_live_page(page) == before else None
+
+
+def drawn_live_page(page: Page) -> str | None:
+    """The live page's cards and timeline as the browser has them (each card's HTML, each trace's points), once
+    the timeline is drawn."""
+    script = """
+        const graph = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+        if (!graph || !(graph.data || []).length) return null;
+        const traces = graph.data.map(trace => [trace.name, Array.from(trace.x), Array.from(trace.y)]);
+        const cards = Array.from(document.querySelectorAll('#' + arguments[1] + ' .student-card'));
+        return JSON.stringify([traces, cards.map(card => card.outerHTML)]);
+    """
+    drawn: str | None = page.driver.execute_script(script, ids.LIVE_TIMELINE, ids.STUDENT_GRID)
+    return drawn
 
 
 # Wraps the page's fetch before its scripts run: every live refresh answers SLOW_REFRESH_MS late, as from a

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
-from dash import no_update
+from dash import Patch, no_update
 from dash.exceptions import PreventUpdate
 from flask.testing import FlaskClient
 from plotly.utils import PlotlyJSONEncoder
@@ -681,6 +681,66 @@ def test_browsers_share_one_state_per_session_and_an_unchanged_session_sends_onl
     assert later[0] not in (first[0], no_update) and shared_state(engine, "period-1").last_seen == T0 + timedelta(
         seconds=26
     )
+
+
+def browser_holds(shown: Any, answer: Any) -> Any:
+    """What a browser holding `shown` (an output's value as sent, in JSON) holds after `answer`, applied as
+    dash-renderer applies it: no_update keeps it, a dash.Patch's operations change it, anything else replaces it."""
+    if answer is no_update:
+        return shown
+    sent = json.loads(json.dumps(answer, cls=PlotlyJSONEncoder))
+    if not isinstance(answer, Patch):
+        return sent
+    held = [json.loads(json.dumps(shown))]  # within a list, so that an operation on the whole value has a parent
+    for operation in sent["operations"]:
+        *path, last = [0, *operation["location"]]
+        parent = held
+        for key in path:
+            parent = parent[key]
+        if operation["operation"] == "Assign":
+            parent[last] = operation["params"]["value"]
+        elif operation["operation"] == "Delete":
+            del parent[last]
+        else:
+            assert operation["operation"] == "Extend", operation
+            parent[last].extend(operation["params"]["value"])
+    return held[0]
+
+
+def test_the_timers_refresh_sends_only_what_changed_and_the_browser_then_holds_the_whole_new_page(
+    engine: Engine,
+) -> None:
+    info = find_session(engine, "period-1")
+    session = {"id": info.id, "name": info.name}
+    shown = live_tick(engine, session, FIFTEEN_MINUTES, None, T0 + timedelta(seconds=25), patch=True)
+    held = {name: browser_holds(None, value) for name, value in zip(LIVE_OUTPUTS, shown, strict=True)}
+    # The capture goes on: a frame in the last bin, one in a new bin, and a newcomer.
+    record(
+        engine,
+        "period-1",
+        [(26, {"tile-0": NEUTRAL, "tile-1": NEUTRAL}), (31, {"tile-1": SAD, "tile-3": HAPPY})],
+        first_index=len(PERIOD_1),
+    )
+    for second in (32, 34):
+        LIVE_HUB.settle()  # the second refresh shows the new bin's scoring
+        answer = live_tick(engine, session, FIFTEEN_MINUTES, shown.state, T0 + timedelta(seconds=second), patch=True)
+        # A browser opening the page now is sent it whole: the same page, drawn once.
+        whole = live_tick(engine, session, FIFTEEN_MINUTES, None, T0 + timedelta(seconds=second), patch=True)
+        assert answer.state == whole.state != shown.state
+        assert isinstance(answer.student_grid, Patch) and isinstance(answer.timeline, Patch)
+        held = {name: browser_holds(held[name], value) for name, value in zip(LIVE_OUTPUTS, answer, strict=True)}
+        for name, value in zip(LIVE_OUTPUTS, whole, strict=True):
+            assert held[name] == browser_holds(None, value), name
+        shown = whole
+    assert [card["props"]["data-student"] for card in held[(ids.STUDENT_GRID, "children")]] == [
+        "tile-0",
+        "tile-1",
+        "tile-2",
+        "tile-3",
+    ]
+    # A browser showing a page no longer kept is sent the page whole.
+    again = live_tick(engine, session, FIFTEEN_MINUTES, shown.state + "-older", T0 + timedelta(seconds=36), patch=True)
+    assert isinstance(again.student_grid, list)
 
 
 def test_the_live_page_of_an_ended_session_warms_its_report(engine: Engine) -> None:

@@ -9,9 +9,10 @@ hold after a reload and in other tabs.
 
 The class's tables are the server's, shared by every browser on the session (analytics.live.LiveHub), and so
 is the page drawn from them: a browser keeps only the token of the page it shows, and a refresh that finds
-nothing new sends only the banner. "Show emotions" is each user's own setting, kept in the browser's local
-storage under their name (not in the database): without it, no emotion chart, strip, badge or emotion-based
-flag is drawn.
+nothing new sends only the banner; one that does sends only what changed since the page the browser shows
+(dashboard.patches: a few cards' badges, the chart's newest bin), about a third of the page.
+"Show emotions" is each user's own setting, kept in the browser's local storage under their name (not in the
+database): without it, no emotion chart, strip, badge or emotion-based flag is drawn.
 
 A refresh never starts while the previous one runs: the timer is switched off for the length of each
 refresh (Dash's `running`), so a slow server or a busy machine makes refreshes less frequent instead of
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import MATCH, Dash, Input, NoUpdate, Output, State, callback_context, dcc, html, no_update
+from dash import MATCH, Dash, Input, NoUpdate, Output, Patch, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import Column, Engine, String
 
@@ -47,7 +48,7 @@ from analytics.live import (
     engagement_config,
 )
 from analytics.live_flags import RULE_ORDER, ShownFlag, decided
-from analytics.timeline import NOW_SECONDS, dominant_emotions
+from analytics.timeline import BIN_SECONDS, NOW_SECONDS, dominant_emotions
 from dashboard import ids, row_values
 from dashboard.access import current_user
 from dashboard.checks import checked_session
@@ -55,6 +56,7 @@ from dashboard.components import STATIC_GRAPH, TIMELINE_GRAPH, emotion_badge, re
 from dashboard.data_attributes import with_data
 from dashboard.figures import engagement_timeline, message_figure, mood_now_chart, mood_timeline, sparkline
 from dashboard.formatting import duration, local_time, local_zone
+from dashboard.patches import patch_for
 from dashboard.report_cache import warm_report
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, engagement_color, engagement_text_color
 from db.errors import DatabaseError
@@ -149,19 +151,19 @@ class LiveOutputs:
     be Dash's no_update: what the browser shows stays (LiveOutputs.unchanged)."""
 
     state: str | None | NoUpdate = _shows(ids.LIVE_STATE, "data")  # names the page drawn: live_tick's token
-    timeline: go.Figure | NoUpdate = _shows(ids.LIVE_TIMELINE, "figure")
+    timeline: go.Figure | Patch | NoUpdate = _shows(ids.LIVE_TIMELINE, "figure")
     student_count: str | NoUpdate = _shows(ids.LIVE_STUDENT_COUNT, "children")
-    now_chart: go.Figure | NoUpdate = _shows(ids.LIVE_NOW_CHART, "figure")
-    student_grid: list[html.Div] | list[html.P] | NoUpdate = _shows(ids.STUDENT_GRID, "children")
+    now_chart: go.Figure | Patch | NoUpdate = _shows(ids.LIVE_NOW_CHART, "figure")
+    student_grid: list[html.Div] | list[html.P] | Patch | NoUpdate = _shows(ids.STUDENT_GRID, "children")
     banner: str | None | NoUpdate = _shows(ids.LIVE_BANNER, "children")
     banner_hidden: bool | NoUpdate = _shows(ids.LIVE_BANNER, "hidden")
     presence: str | NoUpdate = _shows(ids.LIVE_PRESENCE, "children")
     page_class: str | NoUpdate = _shows(ids.LIVE_PAGE, "className")
     mood_card_hidden: bool | NoUpdate = _shows(ids.LIVE_MOOD_CARD, "hidden")
-    needs_attention: list[html.Li] | NoUpdate = _shows(ids.NEEDS_ATTENTION, "children")
+    needs_attention: list[html.Li] | Patch | NoUpdate = _shows(ids.NEEDS_ATTENTION, "children")
     engagement_now: str | NoUpdate = _shows(ids.LIVE_ENGAGEMENT_NOW, "children")
-    flag_list: list[html.Li] | NoUpdate = _shows(ids.FLAG_LIST, "children")
-    silenced: list[html.Span | str] | NoUpdate = _shows(ids.SILENCED, "children")
+    flag_list: list[html.Li] | Patch | NoUpdate = _shows(ids.FLAG_LIST, "children")
+    silenced: list[html.Span | str] | Patch | NoUpdate = _shows(ids.SILENCED, "children")
 
     @classmethod
     def outputs(cls) -> list[Output]:
@@ -175,6 +177,19 @@ class LiveOutputs:
     def __iter__(self) -> Iterator[object]:
         # Not dataclasses.astuple: it deep-copies every figure.
         return iter([getattr(self, item.name) for item in fields(self)])
+
+    def since(self, shown: LiveOutputs) -> LiveOutputs:
+        """This page for a browser that shows `shown` (both drawn pages): each part the same there left as it is,
+        each changed one sent as what changed (dashboard.patches); the token and banner as they are."""
+        kept = {"state", "banner", "banner_hidden"}
+        return LiveOutputs(
+            *(
+                getattr(self, item.name)
+                if item.name in kept
+                else patch_for(getattr(shown, item.name), getattr(self, item.name))
+                for item in fields(self)
+            )
+        )
 
 
 def register(app: Dash, engine: Engine) -> None:
@@ -195,6 +210,8 @@ def register(app: Dash, engine: Engine) -> None:
                 shown,
                 datetime.now(UTC),
                 shows_emotions(preferences, current_user()),
+                # Only the timer's refreshes, which never overlap, are sent as changes to the page shown.
+                patch=callback_context.triggered_id == ids.LIVE_INTERVAL,
             )
         )
     )
@@ -386,13 +403,21 @@ def _fixed_graph(graph_id: str, height_px: int, config: dcc.Graph.Config) -> dcc
 
 
 def live_tick(
-    engine: Engine, session: dict[str, Any], window: str, shown: object, now: datetime, show_emotions: bool = True
+    engine: Engine,
+    session: dict[str, Any],
+    window: str,
+    shown: object,
+    now: datetime,
+    show_emotions: bool = True,
+    patch: bool = False,
 ) -> LiveOutputs:
     """One refresh of the live page of `session` (checked by the caller) for a browser that shows the page
     named by the token `shown` (LiveOutputs.state; anything else: nothing yet). The class's tables come
     from analytics.live.LIVE_HUB, shared by every browser on the session; the page drawn from them is kept
     too (_drawn), so browsers in step draw it once. When the browser already shows it, only the banner,
-    which ages with the clock, is sent."""
+    which ages with the clock, is sent. With `patch`, a browser showing a page still kept is sent only what
+    differs from it (LiveOutputs.since): a refresh changes a few cards and the chart's last bin, and sending
+    the whole page cost more than drawing it."""
     window_s = None if window == WHOLE_SESSION else int(window)
     try:
         info = find_session(engine, session["name"])
@@ -426,7 +451,10 @@ def live_tick(
     token = f"{shared.token}-{hash(key[1:]) & 0xFFFFFFFF:x}"
     if shown == token:
         return dataclasses.replace(LiveOutputs.unchanged(), banner=banner, banner_hidden=banner is None)
-    page = _drawn(key, lambda: _draw(shared.view, acknowledged, silences, show_emotions))
+    page = _drawn(key, token, lambda: _draw(shared.view, acknowledged, silences, show_emotions))
+    before = _drawn.shown(shown) if patch else None
+    if before is not None:
+        page = page.since(before)
     return dataclasses.replace(page, state=token, banner=banner, banner_hidden=banner is None)
 
 
@@ -461,24 +489,37 @@ def _draw(
 
 class _DrawnPages:
     """The last few pages drawn, by what they were drawn from: browsers in step with one another are sent
-    the same page, drawn once (cards and charts cost more than reading the session's new rows)."""
+    the same page, drawn once (cards and charts cost more than reading the session's new rows); and by their
+    token, so that a browser's next page can be sent as what changed since the one it shows."""
 
     def __init__(self, kept: int = 16) -> None:
         self._kept = kept
         self._lock = threading.Lock()
         self._pages: OrderedDict[Hashable, LiveOutputs] = OrderedDict()
+        self._tokens: OrderedDict[str, LiveOutputs] = OrderedDict()
 
-    def __call__(self, key: Hashable, draw: Callable[[], LiveOutputs]) -> LiveOutputs:
+    def __call__(self, key: Hashable, token: str, draw: Callable[[], LiveOutputs]) -> LiveOutputs:
         with self._lock:
             page = self._pages.get(key)
         if page is None:
             # Drawn outside the lock: two browsers may both draw a new page, but neither waits on another session's.
             page = draw()
-            with self._lock:
-                self._pages[key] = page
-                while len(self._pages) > self._kept:
-                    self._pages.popitem(last=False)
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            self._tokens[token] = page
+            self._tokens.move_to_end(token)
+            for pages in (self._pages, self._tokens):
+                while len(pages) > self._kept:
+                    pages.popitem(last=False)
         return page
+
+    def shown(self, token: object) -> LiveOutputs | None:
+        """The page a browser holding `token` shows, if still kept."""
+        if not isinstance(token, str):
+            return None
+        with self._lock:
+            return self._tokens.get(token)
 
 
 _drawn = _DrawnPages()
@@ -757,9 +798,11 @@ def student_cards(
     state: LiveState,
     board: list[ShownFlag],
     sureness: dict[str, float] | None,
+    strip_end: datetime | None = None,
 ) -> list[html.Div]:
     """One card per student (analytics.timeline.student_states rows), each with a strip of their recent
-    emotions, their engagement or why it is not measured (from `state`: scores and states by student key),
+    emotions from `start` to `strip_end` (default `end`, the time the flags' durations run to), their
+    engagement or why it is not measured (from `state`: scores and states by student key),
     and why they are flagged (`board`: the flags on, with the teacher's decisions). `sureness`: how sure the
     model was of each student's emotion (analytics.live.LiveView.sureness); None: the viewer hides emotions,
     so no strip or emotion is drawn. Students with a flag needing attention come first, then those whose
@@ -784,6 +827,7 @@ def student_cards(
             flags.get(row.student, []),
             state.states.get(row.student),
             None if sureness is None else sureness.get(row.student, np.nan),
+            strip_end,
         )
         for row in ordered
     ]
@@ -798,8 +842,10 @@ def student_card(
     flags: list[ShownFlag],
     state: str | None,
     sure: float | None = np.nan,
+    strip_end: datetime | None = None,
 ) -> html.Div:
-    """`dominant`: their emotion per recent bin, None when not seen lately;
+    """`dominant`: their emotion per recent bin from `start` to `strip_end` (default `end`), None when not seen
+    lately;
     `score`: their current engagement, None when not scored; `flags`: theirs on now, most serious first;
     `state`: analytics.live.LiveState.states' (None: not measured); `sure`: the model's mean probability for
     the emotion shown (NaN: unknown; None: the viewer hides emotions, so no emotion and no strip). The card
@@ -832,7 +878,7 @@ def student_card(
             html.Div(student.name or student.student, className="student-name", title=student.student),
             html.Div([now_badge, engagement], className="badges"),
             html.Div("⚑ " + "; ".join(why), className="flag-why", title=reasons) if why else None,
-            None if sure is None else sparkline(strip, start, end),
+            None if sure is None else sparkline(strip, start, strip_end or end),
         ],
         id=ids.student_card(student.student),
         className="student-card" + (" flagged" if any(shown.needs_attention for shown in flags) else ""),
@@ -887,6 +933,9 @@ def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -
             )
         ]
     end = view.latest_frame or view.state.last_seen or datetime.now(UTC)
+    # The strips end with the bin holding the latest frame, not at the frame itself: they then change only as a
+    # bin begins or a bin's emotion changes, not by a sliver at every refresh (so the page need not send them).
+    strip_end = (pd.Timestamp(end).floor(f"{BIN_SECONDS}s") + pd.Timedelta(seconds=BIN_SECONDS)).to_pydatetime()
     dominant = dominant_emotions(view.state.student_counts)
     bins = dominant.index.get_level_values("bin")
     # One pass over the table: a droplevel per student cost more than drawing their card.
@@ -897,9 +946,10 @@ def _student_grid(view: LiveView, board: list[ShownFlag], show_emotions: bool) -
     return student_cards(
         view.students,
         strips,
-        end - timedelta(seconds=SPARKLINE_SECONDS),
+        strip_end - timedelta(seconds=SPARKLINE_SECONDS),
         end,
         view.state,
         board,
         view.sureness if show_emotions else None,
+        strip_end,
     )
