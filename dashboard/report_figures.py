@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from analytics.flags import Flag
 from analytics.live import engagement_config
 from analytics.report import StudentTimeline
-from dashboard.figures import message_figure
+from dashboard.figures import message_figure, time_ticks
 from dashboard.formatting import local_time, to_local
 from dashboard.theme import CHART_LAYOUT, EMOTION_COLORS, ENGAGEMENT_LINE_COLOR, ENGAGEMENT_SCALE
 from vocabulary.emotions import EMOTIONS
@@ -28,10 +28,6 @@ FLAG_COLOR = "#D55E00"
 ON_CAMERA_COLOR = "#4C6A92"  # no emotion's colour: the strip below it is coloured by emotion
 HEATMAP_ROW_PX = 22
 STUDENT_TIMELINE_HEIGHT_PX = 420
-# Tick steps for a short session's time axis, in seconds, and at most how many ticks: left to itself, Plotly
-# labels a session of a few seconds every few hundredths of a second ("17:34:49.9995"), finer than any bin.
-SHORT_TICK_STEPS_S = (1, 2, 5, 10, 15, 30)
-MAX_TICKS = 8
 
 
 def state_heatmap(states: pd.DataFrame | None, bin_seconds: int | None = None) -> go.Figure:
@@ -221,17 +217,6 @@ def student_timeline_figure(timeline: StudentTimeline) -> go.Figure:
     until = to_local(pd.DatetimeIndex([end]))[0]
     figure.update_xaxes(type="date", gridcolor="#EBF0F8", range=[x[0], until], **time_ticks(x[0], until))
     return figure
-
-
-def time_ticks(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
-    """A date axis's tick step (Plotly's dtick, in milliseconds) for a chart from `start` to `end`: whole
-    seconds, at most MAX_TICKS of them. Empty when even the longest step would give more: Plotly's own choice
-    is then whole seconds or longer already."""
-    span_s = (end - start).total_seconds()
-    for step in SHORT_TICK_STEPS_S:
-        if span_s / step <= MAX_TICKS:
-            return {"dtick": step * 1000}
-    return {}
 
 
 def flag_sentence(flag: Flag) -> str:

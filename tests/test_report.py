@@ -12,6 +12,7 @@ import pytest
 
 from analytics.report import session_tables, student_timeline
 from analytics.settings import DEFAULT_CONFIG, load_config
+from dashboard.figures import mood_timeline
 from dashboard.report_figures import state_heatmap, student_timeline_figure
 from db.migrate import upgrade
 from db.queries import find_session
@@ -215,5 +216,7 @@ def test_a_short_sessions_charts_tick_whole_seconds_and_span_their_bins(tmp_path
     figure = student_timeline_figure(timeline)
     start, end = figure.layout.xaxis.range
     assert end - start == timedelta(seconds=timeline.bin_seconds)
-    for axis in (heatmap.layout.xaxis, figure.layout.xaxis, figure.layout.xaxis2, figure.layout.xaxis3):
+    mood = mood_timeline(tables.emotion_counts)
+    axes = (heatmap.layout.xaxis, figure.layout.xaxis, figure.layout.xaxis2, figure.layout.xaxis3, mood.layout.xaxis)
+    for axis in axes:
         assert axis.dtick >= 1000 and axis.dtick % 1000 == 0, axis
