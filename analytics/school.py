@@ -7,11 +7,13 @@ so every class's numbers are from its latest frame at every refresh however many
 score differs from the report's, which scores the raw rows, only where db.rollups says (the expression's
 trailing smoothing, frames weighed equally, a student who left mid-bin).
 
-Its flags (analytics.live_flags.flag_board) still need minutes of raw rows: they are counted every FLAG_EVERY
-of the class's frames, with its last flags, so that flags still on need no reads back. A count costs tens of
-milliseconds however few its rows, too much for every class of a school at every refresh, so a refresh does
-the counts that waited longest (a class never counted first) until REFRESH_BUDGET_S is spent, at least one,
-and each class says which frame its flag count is from.
+Its open-flag counts are a state kept per running class, never counted by a refresh: a refresh reads no raw
+row. The flags (analytics.live_flags.flag_board, the live page's own, with the teacher's decisions) need minutes
+of a class's raw rows, tens of milliseconds a count however few its rows, so a counter thread beside the view
+(one per database, started by the first refresh, ended when refreshes stop) counts each running class's once
+FLAG_EVERY of its frames have come, the longest waiting first (a class never counted first), with its last
+flags so that flags still on need no reads back, and at most COUNTER_SHARE of a core; each class says which
+frame its flag count is from.
 
 Trends read one row per session: its stored average engagement (db.schema.SessionRecord.mean_engagement, kept
 when a session ends) and its counts summed from the roll-ups (db.school_reads.session_totals), which an ended
@@ -37,6 +39,7 @@ from analytics.flags import Flag
 from analytics.live import engagement_config
 from analytics.live_flags import flag_board
 from analytics.settings import Weights
+from db.errors import DatabaseError
 from db.rollups import ROLLUP_SECONDS
 from db.school_reads import (
     RunningSession,
@@ -51,7 +54,12 @@ TREND_SECONDS = 5 * 60  # the trend line of a running class
 # A session without an end whose last frame is older than this is not running: its capture was killed.
 SILENCE = timedelta(minutes=10)
 NOW_SECONDS = 60  # "engagement now": the class score over the last minute
-REFRESH_BUDGET_S = 0.3  # wall time a refresh may spend on flag counts, after its first
+# The flag counter's share of a core at most (it sleeps after each count for as long as that keeps it): the
+# school server's ingest runs in the same process and must keep up with every classroom first.
+COUNTER_SHARE = 0.5
+COUNTER_NAP_S = 0.2  # the counter's wait when no count is due
+# A counter ends once no refresh has asked for its counts this long (the school view is closed everywhere).
+COUNTER_IDLE_S = 60.0
 # A class's flags are counted again once its frames have gone this far past the last count: a count reads
 # minutes of rows, and a flag takes 10 s to minutes to be raised (analytics/flags.py).
 FLAG_EVERY = timedelta(seconds=30)
@@ -110,35 +118,77 @@ class SchoolBoard:
     """The running classes' flag counts, kept between refreshes of every admin's school view (module docstring)."""
 
     def __init__(self) -> None:
+        # One refresh at a time; and, apart, the state the refreshes and the counters share.
+        self._refreshing = threading.Lock()
         self._lock = threading.Lock()
         self._flags: dict[tuple[str, int], _Flags] = {}
+        self._running: dict[tuple[str, int], RunningSession] = {}
+        self._asked: dict[str, float] = {}  # per database: when a refresh last asked for its counts
+        self._counters: dict[str, threading.Thread] = {}
 
     def refresh(self, engine: Engine) -> list[ClassNow]:
-        """Every running class, the newest frame first; one refresh's work at a time (another admin's refresh
-        meanwhile waits, then finds the counts done)."""
+        """Every running class, the newest frame first, with the flag counts the counter has made so far (it is
+        started here, and counts for as long as refreshes come); one refresh's work at a time."""
         config = engagement_config()
         where = engine.url.render_as_string(hide_password=False)
-        with self._lock:
-            began = time.monotonic()
+        with self._refreshing:
             silent_since = datetime.now(UTC) - SILENCE
             running = {(where, session.id): session for session in running_sessions(engine, silent_since)}
-            for gone in [key for key in self._flags if key[0] == where and key not in running]:
-                del self._flags[gone]
+            with self._lock:
+                for gone in [key for key in self._running if key[0] == where and key not in running]:
+                    del self._running[gone]
+                    self._flags.pop(gone, None)
+                self._running.update(running)
+                self._asked[where] = time.monotonic()
+                if where not in self._counters:
+                    counter = threading.Thread(
+                        target=self._count, args=(engine, where), name="school-flag-counter", daemon=True
+                    )
+                    self._counters[where] = counter
+                    counter.start()
             lines = self._lines(engine, list(running.values()), config.score.weights)
             counts = latest_counts(engine, {session.id: session.latest_frame for session in running.values()})
-            for done, key in enumerate(self._due(running)):
-                if done and time.monotonic() - began > REFRESH_BUDGET_S:
-                    break
-                session = running[key]
-                counted = self._flags.get(key)
+            with self._lock:
+                return [
+                    self._shown(key, session, lines.get(session.id, _NO_LINE), counts.get(session.id, (0, 0)))
+                    for key, session in running.items()
+                ]
+
+    def _count(self, engine: Engine, where: str) -> None:
+        """The flag counter of one database: counts the running classes' flags, the longest waiting first, each
+        once FLAG_EVERY of its frames have come, using at most COUNTER_SHARE of a core; ends when no refresh has
+        asked for COUNTER_IDLE_S (or on an error of its own, which the thread reports: the next refresh starts
+        another)."""
+        try:
+            self._count_while_asked(engine, where)
+        finally:
+            with self._lock:
+                del self._counters[where]
+
+    def _count_while_asked(self, engine: Engine, where: str) -> None:
+        config = engagement_config()
+        while True:
+            with self._lock:
+                if time.monotonic() - self._asked[where] > COUNTER_IDLE_S:
+                    return
+                due = self._due({key: session for key, session in self._running.items() if key[0] == where})
+                session = self._running[due[0]] if due else None
+                counted = self._flags.get(due[0]) if due else None
+            if session is None:
+                time.sleep(COUNTER_NAP_S)
+                continue
+            began = time.perf_counter()
+            try:
                 board = flag_board(engine, session.id, config, [] if counted is None else counted.flags)
-                flags = [shown.flag for shown in board]
-                open_flags = sum(shown.needs_attention for shown in board)
-                self._flags[key] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
-            return [
-                self._shown(key, session, lines.get(session.id, _NO_LINE), counts.get(session.id, (0, 0)))
-                for key, session in running.items()
-            ]
+            except DatabaseError:
+                time.sleep(COUNTER_NAP_S)  # the database is down: the next refresh says so
+                continue
+            flags = [shown.flag for shown in board]
+            open_flags = sum(shown.needs_attention for shown in board)
+            with self._lock:
+                if (where, session.id) in self._running:
+                    self._flags[where, session.id] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
+            time.sleep((time.perf_counter() - began) * (1 / COUNTER_SHARE - 1))
 
     @staticmethod
     def _lines(engine: Engine, running: list[RunningSession], weights: Weights) -> dict[int, pd.Series]:

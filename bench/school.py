@@ -13,13 +13,18 @@ running class, dashboard.pages.school: analytics.school's scoring and the rows a
 refreshed at its page's period and a teacher's live page (dashboard.pages.live.live_tick, classroom 0) at its
 own, both in this process on the same database, and timed: their p95 against the targets. Then an outage:
 `--outage-classrooms` real capture senders (capture.sender, each with its own spool) while the server is
-stopped for `--outage-seconds` and started again: frames made, stored, lost and duplicated. Last, where a
-frame's server time goes: the same server code timed in this process (token check, JSON parsing and
-validation, the recorder's inserts), the size on disk of a school day of rows (extrapolated from the bytes per
-frame the steps wrote, every partition and index counted), and the report of one 50-minute class on first
-open (its rows written straight into the tables beside the steps' rows). The classrooms run on the same machine
-as the server and the database, and take CPU from them; each step's row gives the load average at its start
-and end.
+stopped for `--outage-seconds` and started again: frames made, stored, lost and duplicated. Where a request's
+time goes, at each N: every /frames answer carries its server stages (Server-Timing, db.stages: token, parsing,
+validation, the session's lock, the recorder's parts), so the table after the steps gives per stage its mean
+wall and CPU ms, the server's whole handling, the round trip the classroom saw and what lies between (waiting
+for one of waitress's threads, the transfer), and each process's CPU per frame (the server's; PostgreSQL's,
+every one of its processes); and one laptop back from an outage sends CATCH_UP frames in one request at three
+quarters of each step, timed the same way. Last, the same server code timed in this process, each frame sent
+alone (token check, JSON parsing and validation, the recorder's stages), the size on disk of a school day of
+rows (extrapolated from the bytes per frame the steps wrote, every partition and index counted), and the report
+of one 50-minute class on first open (its rows written straight into the tables beside the steps' rows). The
+classrooms run on the same machine as the server and the database, and take CPU from them; each step's row
+gives the load average at its start and end, and the server's and PostgreSQL's CPU per frame.
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ from plotly.io.json import to_json_plotly
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 import config
-import db.recorder as recorder_module
 from analytics.school import SchoolBoard
 from capture.sender import ServerRecorder
 from dashboard.pages import school
@@ -57,10 +61,10 @@ from dashboard.pages.live import DEFAULT_WINDOW_SECONDS, live_tick
 from dashboard.pages.report import session_report
 from dashboard.report_cache import forget_reports
 from db.migrate import upgrade
-from db.queries import find_session
+from db.queries import UnknownSessionError, find_session
 from db.recorder import SessionRecorder
-from db.rollups import add_frame
 from db.schema import frames, observations, sessions, users
+from db.stages import Stages, parse_header
 from db.tokens import issue_token, token_owner
 from vocabulary.emotions import EMOTIONS
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
@@ -73,6 +77,34 @@ SERVER_START_S = 120
 BACKLOG_GROWTH_PER_ROOM = 1.0
 TARGET_SCHOOL_MS = 500
 TARGET_LIVE_MS = 150
+# A laptop back from an outage sends its spool this many frames a request (capture.sender's batch).
+CATCH_UP = MAX_BATCH
+# The server's stages (db.stages, dashboard.ingest), in the order a /frames request goes through them.
+STAGES = (
+    "token",
+    "parse",
+    "validate",
+    "session",
+    "resent",
+    "rows",
+    "connect",
+    "lease",
+    "frames",
+    "students",
+    "observations",
+    "rollups",
+    "commit",
+    "write",
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One /frames request as its classroom saw it."""
+
+    round_trip_ms: float
+    frames: int
+    stages: dict[str, tuple[float, float]]  # per server stage: wall and CPU ms (db.stages)
 
 
 @dataclass
@@ -87,7 +119,10 @@ class Classroom:
     made: int = 0
     acknowledged: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # Per /frames request: its round trip ms, its frames, and the server's stages (db.stages) from Server-Timing.
+    requests: list[Request] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    timing: dict[str, tuple[float, float]] = field(default_factory=dict)
     _made_at: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,9 +138,11 @@ class Classroom:
                 time.sleep(0.01)
                 continue
             frames = ",".join(_frame_json(template, i) for i in waiting)
+            sent = time.monotonic()
             ok = self._post("frames", f'{{"session": {json.dumps(self.session)}, "frames": [{frames}]}}')
             done = time.monotonic()
             if ok:
+                self.requests.append(Request((done - sent) * 1000, len(waiting), self.timing))
                 with self._lock:
                     self.latencies_ms.extend((done - self._made_at.pop(i)) * 1000 for i in waiting)
                     self.acknowledged = waiting[-1] + 1
@@ -116,6 +153,21 @@ class Classroom:
         with self._lock:
             return self.made - self.acknowledged
 
+    def catch_up(self, at: float) -> list[Request]:
+        """A laptop back from an outage: its session opened with one frame, then at `at` (time.monotonic) the
+        CATCH_UP frames its spool kept, in one request, as capture.sender sends them; that request."""
+        template = _frame_template(self.students, self.index)
+        self._post("open", json.dumps({"session": self.session, "source": "bench"}))
+        if not self._post("frames", json.dumps({"session": self.session, "frames": [json.loads(template)]})):
+            return []
+        time.sleep(max(0.0, at - time.monotonic()))
+        frames = ",".join(_frame_json(template, i) for i in range(1, CATCH_UP + 1))
+        sent = time.monotonic()
+        ok = self._post("frames", f'{{"session": {json.dumps(self.session)}, "frames": [{frames}]}}')
+        request = Request((time.monotonic() - sent) * 1000, CATCH_UP, self.timing)
+        self._post("close", json.dumps({"session": self.session}))
+        return [request] if ok else []
+
     def _make(self, start: float, seconds: float) -> None:
         for n in range(int(seconds)):
             time.sleep(max(0.0, start + n + self.index / 997 - time.monotonic()))
@@ -124,6 +176,7 @@ class Classroom:
                 self.made += 1
 
     def _post(self, path: str, body: str) -> bool:
+        """Whether the server acknowledged; its Server-Timing stages in self.timing."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             connection.request(
@@ -134,6 +187,7 @@ class Classroom:
             )
             response = connection.getresponse()
             answer = response.read()
+            self.timing = parse_header(response.getheader("Server-Timing", ""))
         except OSError as error:
             self.errors.append(str(error))
             return False
@@ -186,6 +240,9 @@ class StepResult:
     errors: int
     views: dict[str, list[float]]
     load: tuple[float, float]  # 1-minute load average at the step's start and end
+    requests: list[Request]
+    catch_up: Request | None  # CATCH_UP frames in one request, sent at three quarters of the step
+    cpu_per_frame_ms: tuple[float, float]  # the server's, PostgreSQL's (all its processes)
 
     @property
     def holds(self) -> bool:
@@ -200,7 +257,8 @@ class StepResult:
             f"| {self.classrooms} | {self.frames_per_s:.1f} | {self.p50_ms:.0f} | "
             f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
             f"{'yes' if self.holds else 'no'} | {first} | {_percentile(school[1:], 95):.0f} ({len(school) - 1}) | "
-            f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) | {self.load[0]:.1f} → {self.load[1]:.1f} |"
+            f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) | {self.load[0]:.1f} → {self.load[1]:.1f} | "
+            f"{self.cpu_per_frame_ms[0]:.1f} / {self.cpu_per_frame_ms[1]:.1f} |"
         )
 
 
@@ -235,7 +293,11 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
                 timings[name].append(max((lag.total_seconds() for lag in lags), default=0.0))
             next_at[view] += config.chosen().dashboard.school_refresh_seconds
         else:
-            info = find_session(engine, session_name)
+            next_at[view] += config.chosen().dashboard.live_refresh_seconds
+            try:
+                info = find_session(engine, session_name)
+            except UnknownSessionError:  # its capture's open still waits in the server's queue
+                continue
             outputs = live_tick(
                 engine, {"id": info.id, "name": info.name}, str(DEFAULT_WINDOW_SECONDS), shown, datetime.now(UTC)
             )
@@ -243,12 +305,12 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
             timings[view].append((time.perf_counter() - began) * 1000)
             if outputs.state is not no_update:  # an unchanged page keeps the token it had
                 shown = outputs.state
-            next_at[view] += config.chosen().dashboard.live_refresh_seconds
     return timings
 
 
-def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
+def run_step(engine: Engine, server_pid: int, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
     step = uuid.uuid4().hex[:6]
+    cpu_before = _cpu_seconds(server_pid), _postgres_cpu_seconds(engine)
     rooms = [
         Classroom(i, _teacher_token(engine, f"bench-{step}-{i}"), f"bench-{step}-room-{i}", students, port)
         for i in range(classrooms)
@@ -264,14 +326,23 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         target=lambda: views.update(time_views(engine, rooms[0].session, start, seconds)), daemon=True
     )
     timer.start()
+    late = Classroom(classrooms, _teacher_token(engine, f"bench-{step}-late"), f"bench-{step}-late", students, port)
+    catch_up: list[Request] = []
+    back = threading.Thread(target=lambda: catch_up.extend(late.catch_up(start + seconds * 3 / 4)), daemon=True)
+    back.start()
     time.sleep(max(0.0, start + seconds / 2 - time.monotonic()))
     backlog_half = sum(room.backlog() for room in rooms)
     time.sleep(max(0.0, start + seconds - time.monotonic()))
     backlog_end = sum(room.backlog() for room in rooms)
     timer.join(timeout=60)
     stop.set()
-    for thread in threads:
+    for thread in [*threads, back]:
         thread.join(timeout=60)
+    stored = sum(room.acknowledged for room in rooms) + sum(request.frames for request in catch_up)
+    cpu_ms = [
+        (after - before) * 1000 / max(stored, 1)
+        for before, after in zip(cpu_before, (_cpu_seconds(server_pid), _postgres_cpu_seconds(engine)), strict=True)
+    ]
     latencies = sorted(ms for room in rooms for ms in room.latencies_ms)
     acknowledged = sum(room.acknowledged for room in rooms)
     errors = [error for room in rooms for error in room.errors]
@@ -287,7 +358,67 @@ def run_step(engine: Engine, port: int, classrooms: int, students: int, seconds:
         len(errors),
         {view: views.get(view, []) for view in ("school", "live", "lag", "age", "flags_lag")},
         (load_before, os.getloadavg()[0]),
+        [request for room in rooms for request in room.requests],
+        catch_up[0] if catch_up else None,
+        (cpu_ms[0], cpu_ms[1]),
     )
+
+
+def breakdown(results: list[StepResult]) -> str:
+    """Where a /frames request's time went at each N: per stage (STAGES, dashboard.ingest and db.recorder), its
+    mean wall ms per request with the CPU ms of it in brackets; the server's whole handling and the round trip
+    the classroom saw (p50 / p95); "queue + HTTP" is the round trip less the server's handling (waiting for one
+    of waitress's threads, the request's transfer and parsing); and the catch-up batch's own stages."""
+    head = ["classrooms", "requests", "frames a request", "round trip p50 / p95", "queue + HTTP mean / p95"]
+    head += ["server mean / p95 (CPU)", *STAGES]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for result in results:
+        for label, requests in ((str(result.classrooms), result.requests), ("catch-up", [result.catch_up])):
+            done = [request for request in requests if request is not None and "server" in request.stages]
+            if not done:
+                continue
+            server = [request.stages["server"][0] for request in done]
+            trip = [request.round_trip_ms for request in done]
+            queued = [request.round_trip_ms - request.stages["server"][0] for request in done]
+            cells = [
+                label,
+                str(len(done)),
+                f"{statistics.mean(request.frames for request in done):.1f}",
+                f"{_percentile(trip, 50):.0f} / {_percentile(trip, 95):.0f}",
+                f"{statistics.mean(queued):.0f} / {_percentile(queued, 95):.0f}",
+                f"{statistics.mean(server):.1f} / {_percentile(server, 95):.0f} "
+                f"({statistics.mean(request.stages['server'][1] for request in done):.1f})",
+            ]
+            for stage in STAGES:
+                wall = [request.stages.get(stage, (0.0, 0.0)) for request in done]
+                cells.append(f"{statistics.mean(w for w, _ in wall):.1f} ({statistics.mean(c for _, c in wall):.1f})")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds process `pid` used so far, with those of its children that have ended."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted from after the command's name.
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds(engine: Engine) -> float:
+    """CPU seconds the PostgreSQL server used so far: its postmaster, its live processes and its ended ones."""
+    with engine.connect() as connection:
+        backend = connection.scalar(text("SELECT pg_backend_pid()"))
+    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    total = _cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == postmaster:
+            total += sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _teacher_token(engine: Engine, name: str) -> str:
@@ -353,42 +484,29 @@ def first_report(engine: Engine, students: int, minutes: int = 50) -> str:
 
 
 def where_the_time_goes(engine: Engine, students: int, count: int = 60) -> dict[str, float]:
-    """Median ms per frame of each part of the server's work, the same code timed here in one thread."""
+    """Median ms per frame of each part of the server's work, the same code timed here in one thread, each frame
+    sent alone: its token read from the database (what a request pays when dashboard.ingest.TokenCache does not
+    hold it), its JSON parsed and validated, and the recorder's stages (db.stages) writing it."""
     token = _teacher_token(engine, f"bench-parts-{uuid.uuid4().hex[:6]}")
     bodies = [
         json.dumps({"session": "x", "frames": [frame_to_json(_synthetic_frame(students, 7, i))]}) for i in range(count)
     ]
-    parts: dict[str, list[float]] = {
-        "token check": [],
-        "JSON parse + validation": [],
-        "recorder (inserts and roll-ups, one transaction)": [],
-        "  of which the roll-ups' upsert": [],
-    }
-    rollups: list[float] = []
-
-    def timed_rollups(*args: Any) -> None:
-        began = time.perf_counter()
-        add_frame(*args)
-        rollups.append((time.perf_counter() - began) * 1000)
-
-    # The recorder's own call, timed where it is made: the roll-ups are written inside the frame's transaction.
-    recorder_module.add_frame = timed_rollups
-    try:
-        with SessionRecorder.open(engine, f"bench-parts-{uuid.uuid4().hex[:6]}", "bench") as recorder:
-            for body in bodies:
-                started = time.perf_counter()
-                token_owner(engine, token)
-                checked = time.perf_counter()
-                result = frame_from_json(json.loads(body)["frames"][0])
-                parsed = time.perf_counter()
-                recorder.record(result)
-                recorded = time.perf_counter()
-                parts["token check"].append((checked - started) * 1000)
-                parts["JSON parse + validation"].append((parsed - checked) * 1000)
-                parts["recorder (inserts and roll-ups, one transaction)"].append((recorded - parsed) * 1000)
-    finally:
-        recorder_module.add_frame = add_frame
-    parts["  of which the roll-ups' upsert"] = rollups
+    parts: dict[str, list[float]] = {"token check (not cached)": [], "JSON parse + validation": []}
+    with SessionRecorder.open(engine, f"bench-parts-{uuid.uuid4().hex[:6]}", "bench") as recorder:
+        for body in bodies:
+            started = time.perf_counter()
+            token_owner(engine, token)
+            checked = time.perf_counter()
+            result = frame_from_json(json.loads(body)["frames"][0])
+            parsed = time.perf_counter()
+            stages = Stages()
+            recorder.record_many([result], stages)
+            parts["token check (not cached)"].append((checked - started) * 1000)
+            parts["JSON parse + validation"].append((parsed - checked) * 1000)
+            # The first frame inserts the students, a statement at a time; the later ones are one statement.
+            if result.frame_index > 0:
+                for stage, ms in stages.wall.items():
+                    parts.setdefault(f"recorder: {stage}", []).append(ms)
     return {name: statistics.median(values) for name, values in parts.items()}
 
 
@@ -506,17 +624,20 @@ def main(argv: list[str] | None = None) -> int:
                     "| backlog at end | failed requests | holds | school view, first refresh ms | school view, "
                     f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers behind the "
                     "latest frame p95 s | its numbers' age when shown p95 s | its flags behind the latest frame p95 s "
-                    f"| live page p95 ms (count; target {TARGET_LIVE_MS}) | load average, start → end |"
+                    f"| live page p95 ms (count; target {TARGET_LIVE_MS}) | load average, start → end "
+                    "| CPU ms per frame: server / PostgreSQL |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                results: list[StepResult] = []
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
-                    result = run_step(engine, port, classrooms, args.students, args.seconds)
-                    print(result.row(), flush=True)
-                    if not result.holds:
+                    results.append(run_step(engine, server.pid, port, classrooms, args.students, args.seconds))
+                    print(results[-1].row(), flush=True)
+                    if not results[-1].holds:
                         break
             finally:
                 server.terminate()
                 server.wait(timeout=30)
+            print(f"\nwhere a /frames request's time goes, ms per request, mean (CPU):\n{breakdown(results)}")
             print(school_day_on_disk(engine, args.students))
             print(first_report(engine, args.students))
             if args.outage_seconds > 0:

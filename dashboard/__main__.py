@@ -156,7 +156,7 @@ def is_loopback(host: str) -> bool:
 def listen(app: Flask, host: str, port: int) -> BaseWSGIServer | MultiSocketServer:
     """A waitress server bound to host:port (every address a name resolves to), not yet serving."""
     try:
-        return create_server(app, host=host, port=port)
+        return create_server(app, host=host, port=port, threads=config.chosen().server.threads)
     except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None

@@ -37,12 +37,14 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 import config
 from analytics.live import engagement_config
 from dashboard.report_cache import warm_report
+from db.engine import connect
 from db.errors import DatabaseError, reported_as
 from db.lease import LeaseLostError, SessionBusyError
 from db.queries import find_session
-from db.recorder import SessionRecorder
-from db.schema import frames, sessions
-from db.tokens import token_owner
+from db.recorder import REVOKED, RevokedTokenError, SessionRecorder
+from db.schema import capture_tokens, frames, sessions, users
+from db.stages import Stages
+from db.tokens import hash_token
 from vocabulary.records import FrameResult
 from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, class_name, frame_from_json
 
@@ -89,10 +91,13 @@ class IngestSessions:
         with self._held(teacher, name, source, class_of) as writing:
             return writing.recorder.next_frame_index
 
-    def write(self, teacher: str, name: str, results: list[FrameResult]) -> tuple[list[int], list[int], int]:
-        """Record `results` (in increasing order) in one transaction; the frame numbers stored, those already
-        stored before, and the next one."""
-        with self._held(teacher, name, None) as writing:
+    def write(
+        self, authorised: Authorised, name: str, results: list[FrameResult], stages: Stages
+    ) -> tuple[list[int], list[int], int]:
+        """Record `results` (in increasing order) in one transaction, with the token checked in it; the frame
+        numbers stored, those already stored before, and the next one. Where the time went is added to `stages`.
+        RevokedTokenError when the token is no longer live (an unchecked one: TokenCache)."""
+        with self._held(authorised.teacher, name, None, stages=stages) as writing:
             recorder = writing.recorder
             try:
                 if writing.stale:
@@ -101,8 +106,11 @@ class IngestSessions:
                 # In increasing order, so the resent frames come first: checked before anything is written.
                 resent = [result for result in results if result.frame_index < recorder.next_frame_index]
                 new = results[len(resent) :]
-                self._check_resent(recorder, resent)
-                recorder.record_many(new)
+                with stages.stage("resent"):
+                    self._check_resent(recorder, resent)
+                    if not new and not authorised.checked:
+                        self._check_token(authorised.token_id)
+                recorder.record_many(new, stages, authorised.token_id)
             except LeaseLostError as error:
                 with suppress(DatabaseError):  # the lease is gone already; this only stops renewing it
                     self._drop(name, writing)
@@ -120,32 +128,42 @@ class IngestSessions:
         warm_report(self.engine, find_session(self.engine, name), engagement_config())
 
     @contextmanager
-    def _held(self, teacher: str, name: str, source: str | None, class_of: str | None = None) -> Iterator[_Writing]:
+    def _held(
+        self, teacher: str, name: str, source: str | None, class_of: str | None = None, stages: Stages | None = None
+    ) -> Iterator[_Writing]:
         """The session being written, opened first if needed (`source` None: it must exist), its lock held.
-        `class_of`: the class a session without one joins (SessionRecorder.open), even when already open here."""
+        `class_of`: the class a session without one joins (SessionRecorder.open), even when already open here.
+        Finding it and waiting for its lock is added to `stages` as "session"."""
+        stages = Stages() if stages is None else stages
         while True:
-            with self._lock:
-                writing = self._writing.get(name)
-                if writing is None:
-                    stored_source = self._check_owner(teacher, name, must_exist=source is None)
-                    try:
-                        recorder = SessionRecorder.open(
-                            self.engine, name, source or stored_source or "", teacher, class_of
-                        )
-                    except SessionBusyError as error:
-                        raise Refusal(409, str(error)) from None
-                    writing = self._writing[name] = _Writing(recorder, teacher, time.monotonic())
-                elif writing.teacher != teacher:
-                    raise _not_yours(name)
-                elif class_of is not None and writing.recorder.class_id is None:
-                    writing.recorder.join_class(class_of)
-            with writing.lock:
+            with stages.stage("session"):
+                writing = self._found(teacher, name, source, class_of)
+                writing.lock.acquire()
+            try:
                 # Closed (idle, or its capture ended) between the lookup and the lock: look it up again.
                 if writing.closed:
                     continue
                 writing.last_used = time.monotonic()
                 yield writing
                 return
+            finally:
+                writing.lock.release()
+
+    def _found(self, teacher: str, name: str, source: str | None, class_of: str | None) -> _Writing:
+        with self._lock:
+            writing = self._writing.get(name)
+            if writing is None:
+                stored_source = self._check_owner(teacher, name, must_exist=source is None)
+                try:
+                    recorder = SessionRecorder.open(self.engine, name, source or stored_source or "", teacher, class_of)
+                except SessionBusyError as error:
+                    raise Refusal(409, str(error)) from None
+                writing = self._writing[name] = _Writing(recorder, teacher, time.monotonic())
+            elif writing.teacher != teacher:
+                raise _not_yours(name)
+            elif class_of is not None and writing.recorder.class_id is None:
+                writing.recorder.join_class(class_of)
+            return writing
 
     def _close_idle(self) -> None:
         now = time.monotonic()
@@ -179,6 +197,15 @@ class IngestSessions:
             raise _not_yours(name)
         source: str = row.source
         return source
+
+    def _check_token(self, token_id: int) -> None:
+        """RevokedTokenError unless token `token_id` is live."""
+        statement = select(capture_tokens.c.id).where(
+            capture_tokens.c.id == token_id, capture_tokens.c.revoked_at.is_(None)
+        )
+        with reported_as("check a capture token in", self.engine.url), self.engine.connect() as connection:
+            if connection.scalar(statement) is None:
+                raise RevokedTokenError(REVOKED)
 
     def _check_resent(self, recorder: SessionRecorder, resent: list[FrameResult]) -> None:
         """Frames below the next number must be the ones stored under their numbers (a resend), nothing else."""
@@ -215,18 +242,40 @@ def mount_ingest(server: Flask, engine: Engine) -> None:
 
 
 def create_ingest_app(engine: Engine) -> Flask:
-    """The ingest API as a Flask app of its own."""
+    """The ingest API as a Flask app of its own. On a database server, on an engine of its own for `engine`'s
+    database: two connections kept for each of the server's threads ([server] threads), one for its requests and
+    one for the sessions' lease heartbeats (db.lease) beside them, so that no request waits for a connection or
+    for a new one to be opened (a pool of one per thread: 19–87 ms of a request's time at 100 classrooms, under
+    1 ms with two; bench.school); used without a ping first (db.engine.connect's ping=False), a round trip less
+    a request: a request that fails on a connection the database dropped answers 503, and the capture sends
+    again. (SQLite, one teacher's machine, is neither pinged nor pooled that way.)"""
+    if engine.dialect.name != "sqlite":
+        url = engine.url.render_as_string(hide_password=False)
+        engine = connect(url, ping=False, pool_size=2 * config.chosen().server.threads)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # A session no request has written for this long is closed; a capture that comes back later continues it.
     writing = IngestSessions(engine, config.chosen().dashboard.ingest_idle_close_minutes * 60)
+    tokens = TokenCache()
 
     def route(path: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], None]:
         def register(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
             def answer() -> Response:
+                stages = g.stages = Stages()
+                with stages.stage("server"):
+                    response = respond()
+                # Where a request's time went (db.stages), for bench.school and an admin's browser tools.
+                response.headers["Server-Timing"] = stages.header()
+                return response
+
+            def respond() -> Response:
                 try:
-                    g.teacher = _authorised_teacher(engine)
-                    return _json(200, handle(_body()))
+                    with g.stages.stage("token"):
+                        g.authorised = tokens.authorised(engine, may_use_cache=path == "/frames")
+                        g.teacher = g.authorised.teacher
+                    with g.stages.stage("parse"):
+                        body = _body()
+                    return _json(200, handle(body))
                 except Refusal as refusal:
                     # An admin should see a revoked token still in use, or a capture aimed at another's session.
                     who = g.get("teacher", "no valid token")
@@ -253,8 +302,13 @@ def create_ingest_app(engine: Engine) -> Flask:
     @route("/frames")
     def _frames(body: dict[str, Any]) -> dict[str, Any]:
         _check_fields(body, {"session", "frames"})
-        name, results = _name(body["session"]), _frames_of(body["frames"])
-        stored, duplicates, next_frame = writing.write(g.teacher, name, results)
+        with g.stages.stage("validate"):
+            name, results = _name(body["session"]), _frames_of(body["frames"])
+        try:
+            stored, duplicates, next_frame = writing.write(g.authorised, name, results, g.stages)
+        except RevokedTokenError:
+            tokens.forget(g.authorised.token_id)
+            raise Refusal(401, REVOKED) from None
         return {"stored": stored, "duplicates": duplicates, "next_frame": next_frame}
 
     @route("/close")
@@ -270,14 +324,53 @@ def create_ingest_app(engine: Engine) -> Flask:
     return app
 
 
-def _authorised_teacher(engine: Engine) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Refusal(401, "a capture token is required: Authorization: Bearer TOKEN")
-    teacher = token_owner(engine, token.strip())
-    if teacher is None:
-        raise Refusal(401, "this capture token is unknown or revoked; ask an admin for a new one")
-    return teacher
+@dataclass(frozen=True)
+class Authorised:
+    teacher: str
+    token_id: int
+    # False: taken from the TokenCache, not read now; whatever writes with it checks it again (db.recorder).
+    checked: bool
+
+
+class TokenCache:
+    """Live capture tokens seen, by their hash: a /frames batch (every second from every classroom) then costs no
+    read of its own for its token. Safe after a revoke (by the admin page, the CLI, or another process): a batch
+    written with a cached token has the token checked again inside its own write (SessionRecorder.record_many's
+    token_id, in the same statement on PostgreSQL), so a revoked token writes nothing however long it stays here,
+    and is dropped at its first refusal; every other request (/open, /close, a batch only of frames stored
+    already) reads the token afresh."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[str, tuple[str, int]] = {}
+
+    def authorised(self, engine: Engine, may_use_cache: bool) -> Authorised:
+        """The request's token's teacher; Refusal (401) without a live token."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refusal(401, "a capture token is required: Authorization: Bearer TOKEN")
+        hashed = hash_token(token.strip())
+        with self._lock:
+            cached = self._live.get(hashed) if may_use_cache else None
+        if cached is not None:
+            return Authorised(*cached, checked=False)
+        statement = (
+            select(users.c.name, capture_tokens.c.id)
+            .join(capture_tokens, capture_tokens.c.user_id == users.c.id)
+            .where(capture_tokens.c.token_hash == hashed, capture_tokens.c.revoked_at.is_(None))
+        )
+        with reported_as("check a capture token in", engine.url), engine.connect() as connection:
+            row = connection.execute(statement).first()
+        with self._lock:
+            if row is None:
+                self._live.pop(hashed, None)
+                raise Refusal(401, REVOKED)
+            self._live[hashed] = (row.name, row.id)
+        return Authorised(row.name, row.id, checked=True)
+
+    def forget(self, token_id: int) -> None:
+        with self._lock:
+            self._live = {hashed: live for hashed, live in self._live.items() if live[1] != token_id}
 
 
 def _body() -> dict[str, Any]:

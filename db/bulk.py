@@ -58,18 +58,46 @@ def upsert_rows(
     statement = _unnest_upsert(connection.dialect, table, columns, tuple(key), tuple(summed))
     # As in insert_rows: the transaction's own driver connection, never None here.
     with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(statement, [[row[column] for row in rows] for column in columns])
+        cursor.execute(statement, column_arrays(rows, columns))
+
+
+def column_arrays(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[list[Any]]:
+    """`rows` as one list per column, the parameters of unnested_rows."""
+    return [[row[column] for row in rows] for column in columns]
+
+
+def unnested_rows(dialect: Dialect, table: Table, columns: Sequence[str]) -> sql.Composed:
+    """`SELECT * FROM unnest(%s::type[], ...)`: any number of rows of `table`'s `columns` sent as one array per
+    column (column_arrays), unnested by the server: one parameter per column, however many rows."""
+    arrays = sql.SQL(", ").join(
+        sql.SQL("%s::{}[]").format(sql.SQL(table.c[column].type.compile(dialect=dialect))) for column in columns
+    )
+    return sql.SQL("SELECT * FROM unnest({})").format(arrays)
 
 
 @cache
 def _unnest_upsert(
     dialect: Dialect, table: Table, columns: tuple[str, ...], key: tuple[str, ...], summed: tuple[str, ...]
 ) -> bytes:
-    """PostgreSQL's upsert of any number of rows in one statement: each column travels as one array, unnested by
-    the server. The same text every time, so psycopg prepares it once per connection."""
-    arrays = sql.SQL(", ").join(
-        sql.SQL("%s::{}[]").format(sql.SQL(table.c[column].type.compile(dialect=dialect))) for column in columns
+    """PostgreSQL's upsert of any number of rows in one statement. The same text every time, so psycopg prepares
+    it once per connection."""
+    return (
+        upsert_statement(dialect, table, columns, key, summed, unnested_rows(dialect, table, columns))
+        .as_string(None)
+        .encode()
     )
+
+
+def upsert_statement(
+    dialect: Dialect,
+    table: Table,
+    columns: Sequence[str],
+    key: Sequence[str],
+    summed: Sequence[str],
+    rows: sql.Composable,
+) -> sql.Composed:
+    """`INSERT INTO table (columns) <rows> ON CONFLICT (key) DO UPDATE`: `summed` columns added to, the others
+    replaced."""
     merged = sql.SQL(", ").join(
         sql.SQL("{0} = {1}.{0} + EXCLUDED.{0}" if column in summed else "{0} = EXCLUDED.{0}").format(
             sql.Identifier(column), sql.Identifier(table.name)
@@ -77,11 +105,10 @@ def _unnest_upsert(
         for column in columns
         if column not in key
     )
-    statement = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+    return sql.SQL("INSERT INTO {} ({}) {} ON CONFLICT ({}) DO UPDATE SET {}").format(
         sql.Identifier(table.name),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
-        arrays,
+        rows,
         sql.SQL(", ").join(map(sql.Identifier, key)),
         merged,
     )
-    return statement.as_string(None).encode()

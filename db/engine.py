@@ -26,16 +26,20 @@ SERVER_CONNECT_TIMEOUT_S = 5
 _BEGIN_IMMEDIATE = "classpulse_begin_immediate"
 
 
-def connect(url: str = DEFAULT_URL, *, create: bool = True) -> Engine:
+def connect(url: str = DEFAULT_URL, *, create: bool = True, ping: bool = True, pool_size: int | None = None) -> Engine:
     """An engine for `url`, with one connection already made so a bad database fails here.
 
     `create=False` refuses a SQLite file that does not exist yet (readers should not create empty
-    databases). Raises DatabaseError naming the URL, password masked, and the reason.
+    databases). `ping=False`: a database server's pooled connection is used without a round trip to check it
+    first, for a caller that answers a failed statement by being asked again (the school server's ingest: a
+    capture resends); the first use of each connection after the server restarted then fails, and the pool
+    is renewed. `pool_size`: connections kept open (SQLAlchemy's default: 5), as many again opened for a moment
+    when they are all in use. Raises DatabaseError naming the URL, password masked, and the reason.
     """
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _prepare_sqlite_file(parsed, create)
-    engine = _create_engine(parsed)
+    engine = _create_engine(parsed, ping, pool_size)
     with reported_as("open", parsed), engine.connect():
         pass
     return engine
@@ -84,10 +88,12 @@ def _prepare_sqlite_file(url: URL, create: bool) -> None:
         ) from exc
 
 
-def _create_engine(url: URL) -> Engine:
+def _create_engine(url: URL, ping: bool, pool_size: int | None) -> Engine:
     options: dict[str, Any] = {}
+    if pool_size is not None:
+        options |= {"pool_size": pool_size, "max_overflow": pool_size}
     if url.get_backend_name() != "sqlite":
-        options["pool_pre_ping"] = True
+        options["pool_pre_ping"] = ping
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         options["connect_args"] = {"connect_timeout": SERVER_CONNECT_TIMEOUT_S}
     try:

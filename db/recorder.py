@@ -5,25 +5,99 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from psycopg import sql
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy.engine import Dialect
 
-from db.bulk import insert_rows
+from db.bulk import column_arrays, insert_rows, unnested_rows, upsert_statement
 from db.classes import class_for, roster_student, session_class
 from db.engine import write_transaction
-from db.errors import reported_as
-from db.lease import Heartbeat, new_writer, release, renew, take
-from db.rollups import RollupRule, add_frame
-from db.schema import PROBABILITY_COLUMNS, SIGNAL_COLUMNS, TILE_COLUMNS, frames, observations, sessions, students
+from db.errors import DatabaseError, reported_as
+from db.lease import LEASE_SECONDS, Heartbeat, new_writer, release, renew, take
+from db.rollups import KEY, SUMMED, RollupRule, add_frame, added_rows
+from db.schema import (
+    PROBABILITY_COLUMNS,
+    SIGNAL_COLUMNS,
+    TILE_COLUMNS,
+    capture_tokens,
+    frames,
+    observations,
+    session_rollups,
+    sessions,
+    students,
+)
+from db.stages import Stages
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 # Built once: SQLAlchemy then compiles it once, where a statement built per frame is compiled again each time.
 _LAST_SEEN = (
     update(students).where(students.c.id.in_(bindparam("ids", expanding=True))).values(last_seen=bindparam("ts"))
 )
+_LIVE_TOKEN = select(capture_tokens.c.id).where(
+    capture_tokens.c.id == bindparam("token"), capture_tokens.c.revoked_at.is_(None)
+)
+REVOKED = "this capture token is unknown or revoked; ask an admin for a new one"
+
+
+class RevokedTokenError(Exception):
+    """The capture token a batch came with is revoked (or its teacher removed): nothing of the batch was written."""
+
+
+@dataclass(frozen=True)
+class _AtOnce:
+    """A batch's whole write as one PostgreSQL statement: the lease renewed (and the capture token checked), the
+    frames inserted, the students' last sighting set, the observations inserted and the roll-ups upserted, each
+    row set sent as one array per column (db.bulk.unnested_rows). Every part writes only when the lease was
+    renewed, so a capture that lost its session (or whose token was revoked) writes nothing; the statement
+    answers 1 when it wrote, 0 when it did not. Data-modifying WITH parts all run, once, in one snapshot."""
+
+    text: str
+    frame_columns: tuple[str, ...]
+    observation_columns: tuple[str, ...]
+    rollup_columns: tuple[str, ...]
+
+    @classmethod
+    @cache
+    def of(
+        cls,
+        dialect: Dialect,
+        frame_columns: tuple[str, ...],
+        observation_columns: tuple[str, ...],
+        rollup_columns: tuple[str, ...],
+    ) -> _AtOnce:
+        renewed = sql.SQL("WHERE EXISTS (SELECT FROM lease)")
+
+        def inserted(table: Table, columns: tuple[str, ...]) -> sql.Composed:
+            return sql.SQL("INSERT INTO {} ({}) {} {}").format(
+                sql.Identifier(table.name),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                unnested_rows(dialect, table, columns),
+                renewed,
+            )
+
+        rollup_rows = sql.SQL("{} {}").format(unnested_rows(dialect, session_rollups, rollup_columns), renewed)
+        statement = sql.SQL(
+            "WITH lease AS (UPDATE session_writers SET until = %s WHERE session_id = %s AND writer = %s "
+            "AND (%s::integer IS NULL OR EXISTS (SELECT FROM capture_tokens WHERE id = %s AND revoked_at IS NULL)) "
+            "RETURNING 1), "
+            "written_frames AS ({frames}), "
+            "seen AS (UPDATE students SET last_seen = seen.ts FROM unnest(%s::integer[], %s::{ts}[]) AS seen(id, ts) "
+            "WHERE students.id = seen.id AND EXISTS (SELECT FROM lease)), "
+            "written_observations AS ({observations}), "
+            "written_rollups AS ({rollups}) "
+            "SELECT count(*) FROM lease"
+        ).format(
+            frames=inserted(frames, frame_columns),
+            ts=sql.SQL(students.c.last_seen.type.compile(dialect=dialect)),
+            observations=inserted(observations, observation_columns),
+            rollups=upsert_statement(dialect, session_rollups, rollup_columns, KEY, SUMMED, rollup_rows),
+        )
+        return cls(statement.as_string(None), frame_columns, observation_columns, rollup_columns)
 
 
 @dataclass
@@ -106,12 +180,16 @@ class SessionRecorder:
         """Write the frame, its observations, its students' updates and its roll-ups in one transaction."""
         self.record_many([result])
 
-    def record_many(self, results: Sequence[FrameResult]) -> None:
+    def record_many(
+        self, results: Sequence[FrameResult], stages: Stages | None = None, token_id: int | None = None
+    ) -> None:
         """Write the frames (in increasing order, after the last one stored) in one transaction: all or none.
 
         A school server writes a capture's batch this way (dashboard.ingest): the lease, the frames' rows, the
         students' last sighting and the roll-ups' upsert are paid once per batch instead of once per frame, so a
-        server that falls behind catches up in larger and cheaper batches."""
+        server that falls behind catches up in larger and cheaper batches. `stages`: where the time went is added
+        to it (db.stages). `token_id`: the capture token (db.tokens) the batch came with, checked in the same
+        transaction: RevokedTokenError, with nothing written, once it is revoked."""
         previous = self.next_frame_index - 1
         for result in results:
             if result.frame_index <= previous:
@@ -124,29 +202,120 @@ class SessionRecorder:
             previous = result.frame_index
         if not results:
             return
+        stages = Stages() if stages is None else stages
         # Built before the transaction so a malformed observation fails before anything is written.
-        observation_rows = [[self._observation_row(o, result) for o in result.observations] for result in results]
+        with stages.stage("rows"):
+            observation_rows = [[self._observation_row(o, result) for o in result.observations] for result in results]
         # The caches are worked on as the batch goes (a student new in its first frame is known in the next) and
         # put back if it fails: a failed batch leaves them as the database is.
         kept = dict(self._student_ids), dict(self._tiles), set(self._named)
         try:
-            with reported_as("record a frame in", self.engine.url), self.engine.begin() as connection:
-                # First, so a frame is never written by a capture that has lost the session to another.
+            with reported_as("record a frame in", self.engine.url):
+                if self.engine.dialect.name == "postgresql" and self._students_unchanged(results, observation_rows):
+                    self._write_at_once(results, observation_rows, stages, token_id)
+                else:
+                    self._write_in_steps(results, observation_rows, stages, token_id)
+        except BaseException:
+            self._student_ids, self._tiles, self._named = kept
+            raise
+        self.next_frame_index = results[-1].frame_index + 1
+
+    def _write_in_steps(
+        self,
+        results: Sequence[FrameResult],
+        observation_rows: list[list[dict[str, Any]]],
+        stages: Stages,
+        token_id: int | None,
+    ) -> None:
+        """record_many's transaction, a statement at a time: any batch, on any database."""
+        with stages.stage("connect"):
+            connection = self.engine.connect()
+        with connection:
+            transaction = connection.begin()
+            with stages.stage("lease"):
+                # First, so a frame is never written by a capture that has lost the session to another, or by a
+                # token revoked meanwhile.
                 renew(connection, self.session_id, self._writer)
+                if token_id is not None and connection.scalar(_LIVE_TOKEN, {"token": token_id}) is None:
+                    raise RevokedTokenError(REVOKED)
+            with stages.stage("frames"):
                 connection.execute(insert(frames), [self._frame_row(result) for result in results])
+            with stages.stage("students"):
                 last_seen: dict[str, datetime] = {}
                 for result, rows in zip(results, observation_rows, strict=True):
                     self._add_students(connection, result, rows)
                     last_seen.update(dict.fromkeys(_latest_per_student(result.observations), result.timestamp))
                 self._update_last_seen(connection, last_seen)
-                written = [row for rows in observation_rows for row in rows]
+            written = [row for rows in observation_rows for row in rows]
+            with stages.stage("observations"):
                 insert_rows(connection, observations, written)
+            with stages.stage("rollups"):
                 if written:
                     add_frame(connection, self._rollup_rule, self.session_id, written)
-        except BaseException:
-            self._student_ids, self._tiles, self._named = kept
-            raise
-        self.next_frame_index = results[-1].frame_index + 1
+            with stages.stage("commit"):
+                transaction.commit()
+
+    def _students_unchanged(self, results: Sequence[FrameResult], observation_rows: list[list[dict[str, Any]]]) -> bool:
+        """Whether the batch has observations and changes no student but their last sighting: nobody new, no tile
+        moved, no first name read (what _add_students writes). Mostly so, after a class's first frames."""
+        if not any(observation_rows):
+            return False
+        for result in results:
+            for key, o in _latest_per_student(result.observations).items():
+                if key not in self._student_ids or (o.tile is not None and o.tile != self._tiles[key]):
+                    return False
+            if any(key in self._student_ids and key not in self._named for key in result.student_names):
+                return False
+        return True
+
+    def _write_at_once(
+        self,
+        results: Sequence[FrameResult],
+        observation_rows: list[list[dict[str, Any]]],
+        stages: Stages,
+        token_id: int | None,
+    ) -> None:
+        """record_many's transaction as one PostgreSQL statement (_AtOnce), for a batch whose students are all
+        known and unchanged: one round trip to the server, its own transaction."""
+        with stages.stage("rows"):
+            written = [row for rows in observation_rows for row in rows]
+            for result, rows in zip(results, observation_rows, strict=True):
+                for row, o in zip(rows, result.observations, strict=True):
+                    row["student_id"] = self._student_ids[o.student_key]
+            last_seen = {
+                self._student_ids[key]: result.timestamp
+                for result in results
+                for key in _latest_per_student(result.observations)
+            }
+            frame_rows = [self._frame_row(result) for result in results]
+            rollup_rows = added_rows(self._rollup_rule, self.session_id, written)
+            at_once = _AtOnce.of(self.engine.dialect, tuple(frame_rows[0]), tuple(written[0]), tuple(rollup_rows[0]))
+            parameters = [
+                datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
+                self.session_id,
+                self._writer,
+                token_id,
+                token_id,
+                *column_arrays(frame_rows, at_once.frame_columns),
+                list(last_seen),
+                list(last_seen.values()),
+                *column_arrays(written, at_once.observation_columns),
+                *column_arrays(rollup_rows, at_once.rollup_columns),
+            ]
+        with stages.stage("connect"):
+            connection = self.engine.connect()
+        with connection:
+            # Autocommit: the one statement is the transaction, so no BEGIN or COMMIT costs another round trip.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            with stages.stage("write"):
+                renewed = connection.exec_driver_sql(at_once.text, tuple(parameters)).scalar_one()
+            if renewed == 0:
+                # Nothing was written: say why.
+                with stages.stage("lease"):
+                    if token_id is not None and connection.scalar(_LIVE_TOKEN, {"token": token_id}) is None:
+                        raise RevokedTokenError(REVOKED)
+                    renew(connection, self.session_id, self._writer)  # LeaseLostError, autocommitted
+                raise DatabaseError("the session's lease was taken and given back while this batch was written: retry")
 
     def _frame_row(self, result: FrameResult) -> dict[str, Any]:
         return {

@@ -50,7 +50,7 @@ SUMMED: tuple[str, ...] = (
     "negative",
 )
 # A roll-up row's key; and its rows by (bin_start, student_id) within one session.
-_KEY = ("session_id", "bin_start", "student_id")
+KEY = ("session_id", "bin_start", "student_id")
 _Counted = dict[tuple[datetime, int], dict[str, Any]]
 # What rebuild reads of each observation: what a recorded row holds that the counts need.
 _READ = ("student_id", "frame_index", "ts", "presence", "yaw", "pitch", "eyes_closed", *PROBABILITY_COLUMNS)
@@ -84,9 +84,15 @@ def bin_start(ts: datetime) -> datetime:
 def add_frame(connection: Connection, rule: RollupRule, session_id: int, rows: Iterable[Mapping[str, Any]]) -> None:
     """Add the observation rows of one frame or more, in frame order (as db.recorder inserts them, student_id
     set), to their bins."""
-    counted = _count(rule, session_id, rows)
+    counted = added_rows(rule, session_id, rows)
     if counted:
-        upsert_rows(connection, session_rollups, list(counted.values()), _KEY, SUMMED)
+        upsert_rows(connection, session_rollups, counted, KEY, SUMMED)
+
+
+def added_rows(rule: RollupRule, session_id: int, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What add_frame upserts: one roll-up row per bin and student of the observation rows, unique by KEY; their
+    SUMMED columns are added to a stored row's."""
+    return list(_count(rule, session_id, rows).values())
 
 
 def rebuild(connection: Connection, rule: RollupRule, session_id: int) -> None:
@@ -102,7 +108,7 @@ def rebuild(connection: Connection, rule: RollupRule, session_id: int) -> None:
         for key, row in _count(rule, session_id, frame).items():
             counted[key] = row if key not in counted else _added(counted[key], row)
     if counted:
-        upsert_rows(connection, session_rollups, list(counted.values()), _KEY, SUMMED)
+        upsert_rows(connection, session_rollups, list(counted.values()), KEY, SUMMED)
 
 
 def _frames(rows: Iterable[Mapping[str, Any]]) -> Iterable[list[Mapping[str, Any]]]:

@@ -155,6 +155,10 @@ def test_tokens_issued_and_revoked_with_the_cli_are_honoured_by_the_server(postg
         )
         revoked = run_module("dashboard", "tokens", "revoke", "1", "--db", postgres_url)
         assert revoked.returncode == 0, revoked.stderr
+        # Revoked by another process while the server holds the token as live (dashboard.ingest.TokenCache): a
+        # resend is no longer acknowledged, and a new frame is refused by its own write.
+        status, answer = post(base_url, "frames", {"session": "maths", "frames": batch[1:]}, token)
+        assert status == 401 and "revoked" in answer["error"]
         next_batch = {"session": "maths", "frames": [frame_to_json(synthetic_frame(3))]}
         status, answer = post(base_url, "frames", next_batch, token)
         assert status == 401 and "revoked" in answer["error"]
