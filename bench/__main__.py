@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = (
     "bench.pipeline",
     "bench.galleries",
+    "bench.layouts",
     "bench.signals",
     "bench.identity",
     "bench.emotion_models",

@@ -3,7 +3,9 @@
 A gallery (Zoom, Teams, Meet) is a near-black background with equal-sized tiles in rows; the last row may
 hold fewer tiles, centred. A gap is a full row (or, inside one row of tiles, a full column) of background
 pixels, so row and column projections of a "differs from the background" mask give the tiles in a few
-milliseconds without looking at what the tiles show.
+milliseconds without looking at what the tiles show. A recording or a JPEG screenshot went through a codec
+whose ringing reaches into the gaps beside every tile, so the gaps are also looked for at the codec's
+tolerance.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from vocabulary.records import Box
 
 # The thresholds are the configuration's [capture.grid] (config/classpulse.toml says why each has its value).
 DEFAULT = GridSettings()
+# A codec's ringing stays within one of its blocks of an edge: JPEG's colour at 4:2:0 and H.264's
+# macroblocks are 16x16 pixels.
+CODEC_BLOCK = 16
 
 
 def find_tile_grid(image: np.ndarray, settings: GridSettings = DEFAULT) -> list[Box] | None:
@@ -28,7 +33,33 @@ def find_tile_grid(image: np.ndarray, settings: GridSettings = DEFAULT) -> list[
     background = _background_level(grey)
     if background > settings.max_background_level:
         return None
-    foreground = (cv2.absdiff(grey, np.full_like(grey, background)) > settings.background_tolerance).astype(np.uint8)
+    # A lossless grab's gaps are the background's exact level; a recording's or a JPEG's carry the codec's
+    # ringing beside every tile, so they are searched for again with its larger tolerance, and the reading
+    # that finds more tiles is the gallery. Where both find as many, the ringing widened a lossless
+    # reading's tile where the codec's lies inside it, each side at most a codec block in.
+    exact = _tiles(grey, background, settings.background_tolerance, settings)
+    coded = _tiles(grey, background, settings.codec_tolerance, settings)
+    if len(coded) > len(exact):
+        exact = coded
+    elif len(coded) == len(exact):
+        exact = [inner if _ringing_inside(inner, outer) else outer for inner, outer in zip(coded, exact, strict=True)]
+    return exact if len(exact) >= settings.min_tiles else None
+
+
+def _ringing_inside(inner: Box, outer: Box) -> bool:
+    """Whether each side of `inner` lies inside `outer`'s by at most CODEC_BLOCK pixels."""
+    insets = (
+        inner.x - outer.x,
+        inner.y - outer.y,
+        outer.x + outer.w - inner.x - inner.w,
+        outer.y + outer.h - inner.y - inner.h,
+    )
+    return all(0 <= inset <= CODEC_BLOCK for inset in insets)
+
+
+def _tiles(grey: np.ndarray, background: int, tolerance: int, settings: GridSettings) -> list[Box]:
+    """The same-sized tiles between gaps of pixels within `tolerance` of the background level."""
+    foreground = (cv2.absdiff(grey, np.full_like(grey, background)) > tolerance).astype(np.uint8)
     height, width = grey.shape
     minimum, noise = settings.min_tile_fraction, settings.gap_noise_fraction
     candidates = [
@@ -36,8 +67,7 @@ def find_tile_grid(image: np.ndarray, settings: GridSettings = DEFAULT) -> list[
         for top, bottom in _runs(_line_counts(foreground, axis=1), width, int(height * minimum), noise)
         for x, w in _column_spans(foreground[top:bottom], int(width * minimum), noise)
     ]
-    tiles = _same_sized(candidates, settings.size_tolerance)
-    return tiles if len(tiles) >= settings.min_tiles else None
+    return _same_sized(candidates, settings.size_tolerance)
 
 
 def _to_grey(image: np.ndarray) -> np.ndarray:

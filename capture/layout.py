@@ -7,7 +7,8 @@ tile is an axis-aligned rectangle of video whose four sides are straight edges: 
 abruptly across them, against a gap, the window around it, the next tile or the frame's border. So:
 
 1. long straight edges are found (horizontal ones from row differences, vertical ones from column
-   differences; texture, which changes both ways, is left out);
+   differences; texture, which changes both ways, is left out); a side drawn over a few lines (blended by a
+   down-scale) is one line;
 2. every rectangle whose sides lie on lines holding such an edge is scored by how much of each side is
    edge (prefix sums); a rounded corner, a name label over the border or a dark face at the edge leaves
    most of a side. One with an edge right across its inside is two tiles (or a window), not one;
@@ -21,12 +22,15 @@ abruptly across them, against a gap, the window around it, the next tile or the 
    name) on the gaps' colour are camera-off tiles too, and so are the tile-like cells of further rows or
    columns of the lattice (a last row of camera-off tiles, video tiles too alike to show an edge between
    them, a last row the screenshot cuts a few pixels short); a small rectangle inside such a cell is part of
-   its picture (a shelf, a picture frame).
+   its picture (a shelf, a picture frame); neighbours joined where a codec hid the edge between them, and a
+   rectangle of a tile's picture found a few pixels off its cell, give way to the lattice's cells; a strip's
+   last tile cut short by its panel's bar (a camera-off tile in a fill of its own) is found from that fill.
 
 The regular gap grid of capture/grid.py (1-2 ms, exact on the gallery views it knows) is kept when it
 finds at least as many tiles. Measured on the ten real screenshots of ../shared/galleries
-(`python -m bench.galleries`): 145 of 148 tiles, none of them a shared screen or a chat panel (19 with
-the gap grid alone). The search costs 45-110 ms
+(`python -m bench.galleries`): 146 of 148 tiles, none of them a shared screen or a chat panel (19 with
+the gap grid alone); on composed galleries through JPEG at quality 50-80 or scaled to 640x360
+(`python -m bench.layouts`): 99.4 % of 5052 tiles. The search costs 45-110 ms
 of CPU a frame here (a 7x7 1080p gallery: 107 ms), so TileFinder runs it again only when a tile's sides
 stop being edges, or for a frame without tiles when the screen changes as a whole.
 """
@@ -57,6 +61,8 @@ MIN_RUN = 24
 ANCHOR_RUN = 0.8
 # Positions of side candidates closer than this are one.
 POSITION_MERGE = 2
+# Of such positions, a later one replaces the first when it holds this many times the first's edge pixels.
+STRONGER = 1.5
 # Video shows at least this many distinct colours (5 bits a channel) in DISTINCT_SAMPLES pixels; flat
 # UI panels, text and camera-off tiles show tens.
 VIDEO_COLOURS = 100
@@ -68,10 +74,19 @@ CELL_CONTENT = 0.01
 CAMERA_OFF_BORDER = 0.9
 BACKGROUND_TOLERANCE = 12
 # A rectangle across a strip's whole column (or row), at most STRIP_PANEL times its tiles' width (the panel's
-# margin around them) and at least MERGED_TILES tiles long, is tiles joined with what lies beyond them where
-# the picture hides the edge between them (a dark sweater over a dark camera-off tile): not a tile of its own.
+# margin around them) and MERGED_TILES to MERGED_TILES + 1 tiles long, is a tile joined with what lies beyond
+# it where the picture hides the one edge between them (a dark sweater over a dark camera-off tile): not a
+# tile of its own. A longer one is a panel of its own (Teams' round avatars and self-view below its strip).
 STRIP_PANEL = 1.25
 MERGED_TILES = 1.5
+# Pixels (working) by which a tile's side may lie off its lattice cell's: the lattice's own rounding.
+LATTICE_SLACK = 2
+# Share of a smaller rectangle's area inside a lattice cell from which it is part of that cell's picture.
+INSIDE_CELL = 0.9
+# Below every grey level: the gaps' colour of tiles that fill the whole frame.
+NO_BACKGROUND = -256
+# A strip's camera-off tile at its end, cut short by the panel's own bar, runs at least this share of a cell.
+SHORT_CELL = 0.6
 # A frame without tiles is compared with the one last searched at this size (layout.screen_change).
 THUMBNAIL = (64, 36)
 
@@ -173,8 +188,8 @@ def _rectangles(image: np.ndarray, settings: LayoutSettings) -> list[tuple[Box, 
     horizontal = _long_runs(across, (1, EDGE_BRIDGE), (1, MIN_RUN))
     vertical = _long_runs(down, (EDGE_BRIDGE, 1), (MIN_RUN, 1))
     anchor = round(min_side * ANCHOR_RUN)
-    ys = _positions(cv2.morphologyEx(horizontal, cv2.MORPH_OPEN, np.ones((1, anchor), np.uint8)).max(axis=1))
-    xs = _positions(cv2.morphologyEx(vertical, cv2.MORPH_OPEN, np.ones((anchor, 1), np.uint8)).max(axis=0))
+    ys = _positions(cv2.morphologyEx(horizontal, cv2.MORPH_OPEN, np.ones((1, anchor), np.uint8)).sum(axis=1))
+    xs = _positions(cv2.morphologyEx(vertical, cv2.MORPH_OPEN, np.ones((anchor, 1), np.uint8)).sum(axis=0))
     if len(xs) < 2 or len(ys) < 2:
         return []
     # A side read at a merged position counts the edge pixels of the lines merged into it.
@@ -263,12 +278,19 @@ def _long_runs(mask: np.ndarray, bridge: tuple[int, int], run: tuple[int, int]) 
     return cv2.morphologyEx(joined, cv2.MORPH_OPEN, np.ones(run, np.uint8))
 
 
-def _positions(has_run: np.ndarray) -> np.ndarray:
-    """Lines holding a long edge run; of neighbours within POSITION_MERGE, the first."""
+def _positions(run_pixels: np.ndarray) -> np.ndarray:
+    """Lines holding a long edge run (run_pixels: each line's pixels in such runs). Lines within
+    POSITION_MERGE of the first of them are one side drawn over several lines (blended by a down-scale, an
+    antialiased border): the first of them, or a later one holding STRONGER times its pixels (the tiles'
+    common side, where the first ran along one tile only: an active speaker's border)."""
     kept: list[int] = []
-    for line in np.flatnonzero(has_run):
-        if not kept or line - kept[-1] > POSITION_MERGE:
+    first = -POSITION_MERGE - 1
+    for line in np.flatnonzero(run_pixels):
+        if line - first > POSITION_MERGE:
             kept.append(int(line))
+            first = int(line)
+        elif run_pixels[line] > STRONGER * run_pixels[kept[-1]]:
+            kept[-1] = int(line)
     return np.array(kept, np.int64)
 
 
@@ -313,11 +335,14 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]], settings: La
     video = [box for box in kept if _is_video(image, box, settings.screen_flat)]
     if not video:
         return []
-    # Camera-off tiles: the size of a video tile and in its row or column.
+    # Camera-off tiles: the size of a video tile and in its row or column, showing something (a name, an
+    # avatar); an empty one is a panel's margin beside the tiles.
     flat = [
         box
         for box in kept
-        if box not in video and any(_same_size(box, v, tolerance) and _in_line(box, v, tolerance) for v in video)
+        if box not in video
+        and any(_same_size(box, v, tolerance) and _in_line(box, v, tolerance) for v in video)
+        and _holds_something(image, box)
     ]
     tiles = video + flat
     cells = _lattice_cells(image, tiles, settings)
@@ -339,6 +364,7 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
     xs, ys = _lattice_axis([t.x for t in same], w, tolerance), _lattice_axis([t.y for t in same], h, tolerance)
     if xs is None or ys is None or max(len(xs), len(ys)) < 2:
         return []
+    found_xs, found_ys = xs, ys  # the lattice of the tiles found, before it grows
     # A strip's one column (or row), where the lattice is one.
     column, row = xs[0] if len(xs) == 1 else None, ys[0] if len(ys) == 1 else None
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -346,13 +372,12 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
     for tile in tiles:
         occupied[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w] = True
     # The gaps' colour: what the lattice's cells show where no tile is, most often (or, in a lattice of
-    # tiles found edge to edge, the rest of the frame).
+    # tiles found edge to edge, the rest of the frame; tiles filling the whole frame have none, and every
+    # pixel differs from NO_BACKGROUND).
     inside = grey[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w][~occupied[ys[0] : ys[-1] + h, xs[0] : xs[-1] + w]]
     if inside.size == 0:
         inside = grey[~occupied]
-    if inside.size == 0:
-        return []
-    background = int(np.bincount(inside.ravel(), minlength=256).argmax())
+    background = int(np.bincount(inside.ravel(), minlength=256).argmax()) if inside.size else NO_BACKGROUND
 
     def content(cell: Box) -> float:
         view = grey[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w]
@@ -369,19 +394,47 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
         return camera_off or _is_video(image, cell, settings.screen_flat)
 
     def merged(tile: Box) -> bool:
-        """Tiles of a strip joined with what lies beyond them (see STRIP_PANEL); the cells it covers are
-        searched as free, and it gives way to those found."""
+        """Tiles of a strip joined with what lies beyond them (see STRIP_PANEL), or two neighbours (or two by
+        two) in the lattice joined where the picture hides the edges between them (walls of one colour after
+        a codec): the cells it covers are searched as free, and it gives way to those found."""
         if column is not None:
             across = tile.x <= column and tile.x + tile.w >= column + w and tile.w <= STRIP_PANEL * w
-            return across and tile.h >= MERGED_TILES * h
+            return across and _two_tiles_long(tile.h, h)
         if row is not None:
             across = tile.y <= row and tile.y + tile.h >= row + h and tile.h <= STRIP_PANEL * h
-            return across and tile.w >= MERGED_TILES * w
-        return False
+            return across and _two_tiles_long(tile.w, w)
+        on_lines = any(abs(tile.x - x) <= tolerance * w for x in found_xs) and any(
+            abs(tile.y - y) <= tolerance * h for y in found_ys
+        )
+        wide, high = _two_tiles_long(tile.w, w), _two_tiles_long(tile.h, h)
+        one_wide, one_high = abs(tile.w - w) <= tolerance * w, abs(tile.h - h) <= tolerance * h
+        return on_lines and (wide or high) and (wide or one_wide) and (high or one_high)
+
+    def astray(tile: Box) -> bool:
+        """A tile's size but sides more than LATTICE_SLACK off its lattice cell: a rectangle of its picture
+        (a wall's edge a codec sharpened) found where the tile's own edge was too faint; the cell is the tile."""
+        if not (abs(tile.w - w) <= tolerance * w and abs(tile.h - h) <= tolerance * h):
+            return False
+        cell = nearest_cell(tile)
+        x, y = cell.x, cell.y
+        off = max(abs(tile.x - x), abs(tile.y - y), abs(tile.x + tile.w - x - w), abs(tile.y + tile.h - y - h))
+        return _overlap(tile, cell) > 0.5 and off > LATTICE_SLACK
+
+    def nearest_cell(tile: Box) -> Box:
+        return Box(min(found_xs, key=lambda x: abs(x - tile.x)), min(found_ys, key=lambda y: abs(y - tile.y)), w, h)
+
+    def picture_part(tile: Box) -> bool:
+        """Part of a cell's picture, not a tile: under part_of_tile of a cell's area, or narrower or lower than
+        a cell beyond the size tolerance and lying inside one (a curtain's folds between the tile's top and
+        bottom)."""
+        if tile.w * tile.h < settings.part_of_tile * w * h:
+            return True
+        smaller = tile.w < (1 - tolerance) * w or tile.h < (1 - tolerance) * h
+        return smaller and _overlap(tile, nearest_cell(tile)) >= INSIDE_CELL
 
     def free(cell: Box) -> bool:
         return not any(
-            _overlap(cell, t) > 0.2 for t in tiles if t.w * t.h >= settings.part_of_tile * w * h and not merged(t)
+            _overlap(cell, t) > 0.2 for t in tiles if not picture_part(t) and not merged(t) and not astray(t)
         )
 
     columns: list[int] = xs
@@ -397,7 +450,58 @@ def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings
                 inner = ys[0] <= y <= ys[-1] and xs[0] <= x <= xs[-1]
                 if content(cell) >= CELL_CONTENT and (inner or tile_like(cell)):
                     cells.append(cell)
+    if column is not None:
+        cells += _strip_ends(grey, ys, h, Box(column, 0, w, grey.shape[0]), background, settings, free)
+    elif row is not None:
+        cells += _strip_ends(grey, xs, w, Box(0, row, grey.shape[1], h), background, settings, free)
     return cells
+
+
+def _strip_ends(
+    grey: np.ndarray,
+    starts: list[int],
+    size: int,
+    band: Box,
+    background: int,
+    settings: LayoutSettings,
+    free: Callable[[Box], bool],
+) -> list[Box]:
+    """Camera-off tiles at the ends of a strip that are shorter than its cells (Zoom's floating strip: the
+    panel's own bar cuts the last one short) and drawn in a fill of their own, not the gaps' colour: past the
+    strip's end and the gap after it, the lines of that fill, when they run for SHORT_CELL of a cell or more
+    and hold something (a name). band: the strip's column (or row) over the whole frame."""
+    if len(starts) < 2:
+        return []
+    vertical = band.h == grey.shape[0]
+    view = grey[:, band.x : band.x + band.w] if vertical else grey[band.y : band.y + band.h].T
+    profile = np.median(view, axis=1).astype(np.int16)
+    # The fill may start anywhere in the gap after the strip's end, which the lattice knows to a few pixels.
+    slack = max(0, round((starts[-1] - starts[0]) / (len(starts) - 1)) - size) + round(settings.size_tolerance * size)
+    found = []
+    for step in (-1, 1):
+        # Lines outward from the strip's end (read backwards before its first tile).
+        outward = profile if step > 0 else profile[::-1]
+        edge = starts[-1] + size if step > 0 else len(profile) - starts[0]
+        lines = outward[edge : edge + slack + size]
+        run, skip, level = 0, 0, 0
+        for first in np.flatnonzero(np.abs(lines[: slack + 1] - background) > BACKGROUND_TOLERANCE):
+            # The fill's level as most of such a tile would show it (a first line may blend it with the gap).
+            fill_level = int(np.median(lines[first : first + max(1, round(SHORT_CELL * size))]))
+            off = np.flatnonzero(np.abs(lines[first:] - fill_level) > BACKGROUND_TOLERANCE)
+            length = min(size, int(off[0]) if len(off) else len(lines) - int(first))
+            if length > run:
+                run, skip, level = length, int(first), fill_level
+        start = edge + skip if step > 0 else len(profile) - edge - skip - run
+        cell = Box(band.x, start, band.w, run) if vertical else Box(start, band.y, run, band.h)
+        fill = grey[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w].astype(np.int16)
+        share = float((np.abs(fill - level) > BACKGROUND_TOLERANCE).mean()) if fill.size else 0.0
+        if run >= SHORT_CELL * size and CELL_CONTENT <= share <= settings.camera_off_content and free(cell):
+            found.append(cell)
+    return found
+
+
+def _two_tiles_long(length: int, size: int) -> bool:
+    return MERGED_TILES * size <= length <= (MERGED_TILES + 1) * size
 
 
 def _extended(
@@ -434,7 +538,9 @@ def _lattice_axis(starts: list[int], size: int, tolerance: float) -> list[int] |
     if len(unique) < 2:
         return unique
     steps = np.diff(unique)
-    pitch = float(steps.min())
+    # Whole rows (columns) of tiles may lie unfound between two found ones (joined where a codec hid the
+    # edges between them): the shortest step spans a whole number of tiles.
+    pitch = float(steps.min()) / max(1, round(float(steps.min()) / size))
     if pitch < size * (1 - tolerance) or pitch > size * 1.25:
         return None
     counts = steps / pitch
@@ -444,6 +550,17 @@ def _lattice_axis(starts: list[int], size: int, tolerance: float) -> list[int] |
     cells = int(round((unique[-1] - unique[0]) / pitch))
     pitch = (unique[-1] - unique[0]) / cells
     return [round(unique[0] + k * pitch) for k in range(cells + 1)]
+
+
+def _holds_something(image: np.ndarray, box: Box) -> bool:
+    """Whether CELL_CONTENT of a box's inside (its sides' own pixels left out) differs from its fill."""
+    inset = max(2, min(box.w, box.h) // 50)
+    inside = image[box.y + inset : box.y + box.h - inset, box.x + inset : box.x + box.w - inset]
+    if inside.size == 0:
+        return False
+    grey = cv2.cvtColor(np.ascontiguousarray(inside), cv2.COLOR_BGR2GRAY)
+    fill = int(np.bincount(grey.ravel(), minlength=256).argmax())
+    return float((np.abs(grey.astype(np.int16) - fill) > BACKGROUND_TOLERANCE).mean()) >= CELL_CONTENT
 
 
 def _is_video(image: np.ndarray, box: Box, screen_flat: float) -> bool:

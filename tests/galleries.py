@@ -337,3 +337,69 @@ def write_frames(folder: Path, image: np.ndarray, count: int) -> Path:
     for index in range(count):
         cv2.imwrite(str(folder / f"{index:03d}.png"), image)
     return folder
+
+
+# Zoom's active speaker: a green frame drawn just inside the tile's edge.
+SPEAKER_BGR = (80, 200, 40)
+
+
+def with_rounded_corners(gallery: Gallery, radius: int) -> Gallery:
+    """The gallery with every tile's corners rounded off to the background (LiveKit, Teams, Meet)."""
+    image = gallery.image.copy()
+    corner = np.zeros((radius, radius), np.uint8)
+    cv2.circle(corner, (radius - 1, radius - 1), radius - 1, 1, -1, cv2.LINE_AA)
+    outside = corner == 0
+    for tile in gallery.tiles:
+        right, bottom = tile.x + tile.w, tile.y + tile.h
+        for flip_x, flip_y, x, y in (
+            (False, False, tile.x, tile.y),
+            (True, False, right - radius, tile.y),
+            (False, True, tile.x, bottom - radius),
+            (True, True, right - radius, bottom - radius),
+        ):
+            mask = outside[::-1] if flip_y else outside
+            mask = mask[:, ::-1] if flip_x else mask
+            image[y : y + radius, x : x + radius][mask] = BACKGROUND_BGR
+    return Gallery(image=image, tiles=gallery.tiles, faces=gallery.faces)
+
+
+def with_speaker_border(
+    gallery: Gallery, index: int, width: int = 3, colour: tuple[int, int, int] = SPEAKER_BGR
+) -> Gallery:
+    """The gallery with the active speaker's tile framed by a coloured border inside its edge."""
+    image = gallery.image.copy()
+    tile = gallery.tiles[index]
+    # OpenCV centres a thick line on its points: inset by half the width, the border stays inside the tile.
+    inset = width // 2
+    corners = (tile.x + inset, tile.y + inset), (tile.x + tile.w - 1 - inset, tile.y + tile.h - 1 - inset)
+    cv2.rectangle(image, *corners, colour, width)
+    return Gallery(image=image, tiles=gallery.tiles, faces=gallery.faces)
+
+
+def degraded(gallery: Gallery, quality: int | None = None, size: tuple[int, int] | None = None) -> Gallery:
+    """The gallery as a recording or a shared screenshot shows it: scaled down to `size` (width, height; tiles
+    and faces scaled with it), then through a lossy codec's 8x8 DCT blocks and halved colour resolution at
+    `quality` (OpenCV's JPEG encoder, 4:2:0 as H.264 stores colour)."""
+    image, tiles, faces = gallery.image, gallery.tiles, gallery.faces
+    if size is not None:
+        fx, fy = size[0] / image.shape[1], size[1] / image.shape[0]
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        tiles = [_scaled_box(t, fx, fy) for t in tiles]
+        faces = [None if f is None else _scaled_box(f, fx, fy) for f in faces]
+    if quality is not None:
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            quality,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+        ]
+        ok, encoded = cv2.imencode(".jpg", image, params)
+        if not ok:
+            raise ValueError(f"OpenCV could not encode a JPEG at quality {quality}")
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    return Gallery(image=image, tiles=tiles, faces=faces)
+
+
+def _scaled_box(box: Box, fx: float, fy: float) -> Box:
+    x, y = round(box.x * fx), round(box.y * fy)
+    return Box(x, y, round((box.x + box.w) * fx) - x, round((box.y + box.h) * fy) - y)

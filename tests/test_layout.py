@@ -9,15 +9,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import config
 from bench.galleries import DEFAULT_FOLDER
 from bench.galleries import main as bench_main
+from bench.layouts import DEGRADATIONS, STYLES, matched
 from capture import layout
 from capture.errors import CaptureError
 from capture.layout import TileFinder, TileLayout, find_tiles
 from capture.names import check_languages
-from tests.galleries import BACKGROUND_BGR, astronaut, compose_gallery, grace_hopper, lfw_faces
+from tests.galleries import BACKGROUND_BGR, astronaut, compose_gallery, degraded, grace_hopper, lfw_faces
 from vocabulary.records import Box, Layout
 
 TOLERANCE_PX = 3
@@ -35,11 +38,13 @@ def shifted(tiles: list[Box], x: int, y: int) -> list[Box]:
 
 
 @pytest.mark.parametrize(
-    ("cols", "rows", "size"),
-    [(3, 3, (1920, 1080)), (4, 4, (640, 360)), (2, 2, (640, 360))],
+    ("cols", "rows", "size", "quality"),
+    [(3, 3, (1920, 1080), None), (4, 4, (640, 360), None), (2, 2, (640, 360), None), (5, 5, (1920, 1080), 50)],
 )
-def test_tiles_with_no_gap_between_them(cols: int, rows: int, size: tuple[int, int]) -> None:
-    gallery = compose_gallery(lfw_faces(cols * rows), cols, rows, size=size, gap=0)
+def test_tiles_with_no_gap_between_them(cols: int, rows: int, size: tuple[int, int], quality: int | None) -> None:
+    # At JPEG quality 50 two walls of like colour lose the edge between them, and a codec-sharpened wall
+    # edge a few pixels inside a tile is a rectangle too: the lattice's cells stand for both.
+    gallery = degraded(compose_gallery(lfw_faces(cols * rows), cols, rows, size=size, gap=0), quality)
     found = find_tiles(gallery.image)
     assert found.layout is Layout.GRID
     assert_tiles(found.tiles, gallery.tiles)
@@ -72,13 +77,15 @@ def test_call_window_on_a_desktop() -> None:
 
 
 def test_strip_of_thumbnails_beside_a_screen_share() -> None:
-    gallery = compose_gallery(lfw_faces(4), 1, 4, size=(300, 700))
+    # The panel runs a tile's height beyond the strip at both ends: its empty margins, as large as a tile and
+    # in line with the strip, show nothing, so they are no camera-off tiles.
+    gallery = compose_gallery(lfw_faces(4), 1, 4, size=(300, 1000))
     screen = np.full((1080, 1920, 3), 250, np.uint8)
     cv2.putText(screen, "Shared slide text", (200, 400), cv2.FONT_HERSHEY_SIMPLEX, 2, (30, 30, 30), 3)
-    screen[200:900, 1600:1900] = gallery.image
+    screen[40:1040, 1600:1900] = gallery.image
     found = find_tiles(screen)
     assert found.layout is Layout.STRIP
-    assert_tiles(found.tiles, shifted(gallery.tiles, 1600, 200))
+    assert_tiles(found.tiles, shifted(gallery.tiles, 1600, 40))
 
 
 def test_a_last_row_of_camera_off_tiles_drawn_on_the_background_is_found() -> None:
@@ -109,24 +116,26 @@ def test_a_camera_off_tile_at_the_end_of_a_strip_is_found() -> None:
     assert_tiles(found.tiles, shifted(gallery.tiles, 100, 200))
 
 
-def test_a_strip_tile_whose_bottom_edge_the_picture_hides_is_found_alone() -> None:
+def test_a_strip_tile_whose_bottom_edge_the_picture_hides_and_the_short_camera_off_tile_below_are_found() -> None:
     # Zoom's floating panel: the third tile's dark sweater meets the dark camera-off tile below it, so the
     # only rectangle there runs from the third tile's top to the panel's bottom. The strip's lattice gives
-    # the third tile; the rectangle is no tile.
+    # the third tile; the rectangle is no tile. The camera-off tile is grey on the panel's own grey (no side
+    # edge), lighter than the gaps and cut short by the panel's bar below it: the strip's end gives it.
     gallery = compose_gallery(lfw_faces(3), 1, 3, size=(480, 826), gap=5)
     screen = np.full((1600, 2560, 3), 250, np.uint8)
     cv2.putText(screen, "Retro board", (900, 400), cv2.FONT_HERSHEY_SIMPLEX, 2, (30, 30, 30), 3)
-    screen[100:1430, 0:544] = 20
+    screen[100:1430, 0:544] = 34
     screen[200:1026, 60:540] = gallery.image
     tiles = shifted(gallery.tiles, 60, 200)
     bottom = tiles[2].y + tiles[2].h
     noise = np.random.default_rng(1).normal(0, 3, (90, 480, 3))
     screen[bottom - 90 : bottom, 60:540] = np.clip(36 + noise, 0, 255).astype(np.uint8)
     screen[bottom : bottom + 220, 60:540] = 36
+    screen[bottom + 220 : bottom + 260, 0:544] = 4  # the panel's bar
     cv2.putText(screen, "Ian Rebmann", (200, bottom + 110), cv2.FONT_HERSHEY_SIMPLEX, 1, (235, 235, 235), 2)
     found = find_tiles(screen)
     assert found.layout is Layout.STRIP
-    assert_tiles(found.tiles, tiles)
+    assert_tiles(found.tiles, [*tiles, Box(tiles[2].x, bottom, tiles[2].w, 220)])
 
 
 def test_a_photo_has_no_tiles() -> None:
@@ -193,7 +202,8 @@ needs_screenshots = pytest.mark.skipif(
 def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main([]) == 0
     total = capsys.readouterr().out.strip().splitlines()[-1]
-    # Measured 2026-12-03 (bench.galleries): tiles 145/148 (+0 extra), faces 94/96 (+1) with profile photos
+    # Measured 2026-12-03 (bench.galleries): tiles 146/148 (+0 extra; 145 before Zoom's floating strip's short
+    # camera-off tile was found from its fill), faces 94/96 (+1) with profile photos
     # not counted as faces, names 89-91/121 over runs (Tesseract reads a stack of labels a little differently
     # with its neighbours): a shared screen and a chat panel are no longer tiles, so Nextcloud Talk's last row
     # is found; a pattern under a label no longer hides it; names over the video read with low confidence get
@@ -207,7 +217,7 @@ def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture
     )
     assert counts is not None, total
     tiles, extra_tiles, faces, extra_faces, names = (int(n) for n in counts.groups())
-    assert tiles >= 145 and extra_tiles <= 1, total
+    assert tiles >= 146 and extra_tiles <= 1, total
     assert faces >= 93 and extra_faces <= 2, total
     assert names >= 87, total
 
@@ -252,3 +262,21 @@ def test_a_last_row_cut_by_the_frame_edge_is_found_though_a_shelf_and_a_picture_
         cv2.rectangle(image, (tile.x + 10, tile.y + 20), (tile.x + 150, tile.y + 100), (250, 250, 250), 3)
     cut = [Box(t.x, t.y, t.w, min(t.h, image.shape[0] - t.y)) for t in gallery.tiles]
     assert_tiles(find_tiles(image).tiles, cut)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    st.sampled_from(["gapless", "thin gap", "rounded", "speaker"]),
+    st.sampled_from([(2, 2), (3, 3), (4, 3), (5, 5), (7, 7)]),
+    st.sampled_from(["jpeg 80", "jpeg 65", "640x360"]),
+    st.integers(0, 1000),
+)
+def test_property_tiles_are_found_through_a_lossy_codec_or_a_down_scale(
+    style: str, size: tuple[int, int], degradation: str, seed: int
+) -> None:
+    # A Zoom recording is H.264, a shared screenshot often a JPEG, a recording 640x360: the codec's blocks and
+    # halved colour resolution blur each tile's edge over a pixel or two and leave faint edges inside.
+    gallery = degraded(STYLES[style].compose(*size, seed), *DEGRADATIONS[degradation])
+    found = find_tiles(gallery.image)
+    assert found.layout is Layout.GRID
+    assert matched(found.tiles, gallery.tiles) == len(gallery.tiles) == len(found.tiles)
