@@ -1,10 +1,12 @@
 """Milliseconds per 49-tile 1080p gallery frame, split into grab / detect / identity / signals / classify / write, on
 a quiet machine and with one core kept busy by another process; and per 640x360 frame without a gallery grid.
 
-`python -m bench.pipeline [--frames N] [--repeats R] [--threads T] [--pinned] [--moving SHARE] [--every-frame]`.
+`python -m bench.pipeline [--frames N] [--repeats R] [--threads T] [--pinned] [--moving SHARE] [--every-frame]
+[--no-labels]`.
 Grab is a real `mss` grab of an X screen showing the gallery (a virtual X screen, Xvfb, showing it with feh); the
 other stages run the real pipeline on FER2013 faces composed into a 7x7 gallery (40 faces, 9 camera-off tiles, a
-name label on every tile as Zoom draws it) and write to a real SQLite file. The frames are live video, not one
+name label on every tile as Zoom draws it; with `--no-labels` none, the video's own light marks that pass for text
+left to capture/names.py) and write to a real SQLite file. The frames are live video, not one
 still picture: every video tile has fresh sensor noise (sigma 2) each frame, and each face tile, with a chance of
 `--moving` (default 0.25) each frame, shifts its picture anew by up to 3 px (a student moving in their seat), so
 the detector has views to look at again every frame (capture/detect/regions.py); with `--moving 1` every face moves
@@ -219,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         "capture.regions.redetect_frames and capture.signals.landmark_refresh_frames): the baseline",
     )
     parser.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="no name label on the video tiles (the camera-off tiles still show theirs): what Tesseract costs on "
+        "marks in noisy video that pass for text",
+    )
+    parser.add_argument(
         "--autogroup-nice",
         type=int,
         metavar="N",
@@ -247,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     faces, _ = fer_faces(FACES, seed=7)
     names, _ = class_names(GALLERY_COLS * GALLERY_ROWS, np.random.default_rng(7))
     camera_off = set(range(FACES, 49))
-    gallery = compose_gallery(list(faces), GALLERY_COLS, GALLERY_ROWS, camera_off=camera_off, names=names)
+    labels = None if args.no_labels else names
+    gallery = compose_gallery(list(faces), GALLERY_COLS, GALLERY_ROWS, camera_off=camera_off, names=labels)
     # The same gallery without the labels: the video under them.
     unlabelled = compose_gallery(list(faces), GALLERY_COLS, GALLERY_ROWS, camera_off=camera_off).image
     face_tiles = [tile for tile, face in zip(gallery.tiles, gallery.faces, strict=True) if face is not None]
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"7x7 gallery, 1920x1080, {FACES} faces + {49 - FACES} camera-off tiles, {args.frames} frames a run, "
         f"{os.cpu_count()} CPUs, {threads} thread(s) per pool; loaded = one busy-loop process ({busy}){favoured}; "
-        f"each face moves with a chance of {args.moving:.0%} a frame"
+        f"each face moves with a chance of {args.moving:.0%} a frame{'; no name labels' if args.no_labels else ''}"
         f"{'; every view and landmark slot every frame (baseline)' if args.every_frame else ''}"
     )
     print(f"{'run':<14}" + "".join(f"{column:>10}" for column in COLUMNS) + "   load average")

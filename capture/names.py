@@ -13,9 +13,12 @@ pixels go to Tesseract, evenly dark on white, so the video around them adds noth
 with each word space widened to a letter's height: Tesseract runs small words together, "ThiLe").
 
 Tesseract is slow (a process per call), so a tile's label is read only when it is new: each frame, a tile
-read before is checked by one small crop where its text was (its text mask, its "fingerprint", must not
-have changed); only new tiles, and tiles whose label changed, are searched again, and those whose text
-is new go to Tesseract, all of them stacked into one call (49 labels: about 0.6 s here). Labels this
+read before is checked by one small crop where its text was (its grey levels, its "fingerprint", must not
+have changed by more than sensor noise: see CHANGE_SHARE); only new tiles, and tiles whose label changed,
+are searched again, and those whose text is new go to Tesseract, all of them stacked into one call (49
+labels: about 0.6 s here). Marks in live video that pass for text are kept from costing a call every few
+frames (see NameReader.read and _confirmed): a label appearing on a tile seen before must stay, and a tile
+whose change read as the same name is held a while. Labels this
 call reads with low confidence (small text, white letters crossing a light part of the picture), or surely
 but against what the label shows (words run together), are read again in four other cuts, all in one more
 call, and the five readings vote (see ocr_labels).
@@ -105,12 +108,20 @@ WORD_SPACE_SHARE = 0.4
 # Labels are stacked into one image for a single Tesseract call, this many text heights
 # (names.ocr_text_height) apart.
 STACK_GAP = 1.0
-# A label's text mask is compared on this grid (names.fingerprint_change) ...
-FINGERPRINT = (12, 96)
-# ... and it is read again too when its text box changed size by more than this many pixels.
+# A label's pixel has changed (names.fingerprint_change) when its grey level moved by CHANGE_SHARE of the
+# label's own contrast (its letters' median grey level minus their background's) and it is light (above the
+# level halfway between them) before or after: a letter drawn or wiped, not sensor noise (live video adds a
+# few grey levels each frame, labels stand out by 30 or more) nor the video changing in the dark around the
+# letters. Beyond the text (where a longer name shows more letters) changed light pixels are counted.
+CHANGE_SHARE = 0.5
+# A label is read again too when its text box changed size by more than this many pixels.
 SIZE_CHANGE = 2
-# A fingerprint cell is text when this share of its pixels is.
-FINGERPRINT_INK = 0.1
+# Readings of this many letters or fewer that start lower case are marks in the video read as text, no name
+# (see names_someone): "a", "yd", "ai" on label-free tiles, where real names start with a capital ("Li").
+MAX_LOWER_JUNK = 2
+# Such marks move with the picture; a name that appears where they were covers this many times their area
+# or more (two glyphs at the least against a whole name).
+JUNK_GROWTH = 2
 # A block of lines (the stacked labels); no dictionary: names are not English words.
 TESSERACT_CONFIG = "--psm 6 -c load_system_dawg=0 -c load_freq_dawg=0"
 
@@ -157,8 +168,9 @@ class Label:
     pixels: np.ndarray  # uint8 ink (light text = high) of the text's bounding box with a small margin, nothing else
     box: Box  # of `pixels`, in frame pixels
     right: int  # frame x up to which a longer name that starts the same would show more letters
-    fingerprint: np.ndarray  # FINGERPRINT-shaped bool mask of the box's light (TEXT_MIN) pixels
-    beyond: int  # light pixels between the text and `right` when it was found (a label's lit edge)
+    fingerprint: np.ndarray  # int16 grey levels of the frame from the box's left to `right`, over its rows
+    level: float  # grey level halfway between the letters' and their background's (see _contrast)
+    contrast: float  # the letters' median grey level minus their background's
     grey: np.ndarray  # the box's grey levels as the frame shows them, enlarged as `enlarged` (for a second reading)
     enlarged: np.ndarray  # `pixels` cut out of the box enlarged towards names.ocr_text_height (see _text_pixels)
     words: int  # words its glyphs' gaps show (see _word_gaps): a reading with fewer ran two together
@@ -168,6 +180,8 @@ class Label:
 class _Read:
     label: Label
     name: str
+    # The frame before which the tile is not read again (see NameReader.read).
+    held_until: int = 0
 
 
 def check_languages(languages: str) -> None:
@@ -198,45 +212,100 @@ class NameReader:
     _cache: dict[Box, _Read] = field(default_factory=dict)
     # Tiles that showed no label, with the frame at which to look again.
     _unlabelled: dict[Box, int] = field(default_factory=dict)
+    # Tiles read before as no name, with the label found since and in how many frames running it was found.
+    _candidates: dict[Box, tuple[Label, int]] = field(default_factory=dict)
     _frame: int = 0
 
     def read(self, image: np.ndarray, tiles: list[Box]) -> list[str]:
         """One name per tile, "" where a tile shows no readable name. image: H x W x 3 BGR uint8."""
         self._frame += 1
         settings = self.settings
-        # A cached label still showing the same text costs one small crop; only the others are searched.
+        # A cached label still showing the same text costs one small crop; only the others are searched, and a
+        # tile read as no name is searched again in turn like one without a label: its "label" may be marks in
+        # the video, unchanged, while a name appears elsewhere on the tile.
         labels = [
-            cached.label if (cached := self._cache.get(tile)) and _unchanged(image, cached.label, settings) else None
+            cached.label
+            if (cached := self._cache.get(tile))
+            and _unchanged(image, cached.label, settings)
+            and (names_someone(cached.name) or self._unlabelled.get(tile, 0) > self._frame)
+            else None
             for tile in tiles
         ]
         searched = [
-            i for i, label in enumerate(labels) if label is None and self._unlabelled.get(tiles[i], 0) <= self._frame
+            i
+            for i, label in enumerate(labels)
+            if label is None and (self._unlabelled.get(tiles[i], 0) <= self._frame or tiles[i] in self._candidates)
         ]
         due = []
         for i in searched:
-            label = labels[i] = find_label(image, tiles[i], tiles, settings)
+            tile, cached = tiles[i], self._cache.get(tiles[i])
+            # A tile seen before (read, or showing no label) is no new tile: what it shows now is a change.
+            seen = self._unlabelled.pop(tile, None) is not None or tile in self._candidates
+            label = labels[i] = find_label(image, tile, tiles, settings)
             if label is None:
-                # Searching costs about a millisecond a tile: a camera-off tile without a name is looked at
-                # again every no_label_recheck_frames, the tiles spread over them.
-                recheck = settings.no_label_recheck_frames
-                self._unlabelled[tiles[i]] = self._frame + recheck - i % recheck
-                continue
-            self._unlabelled.pop(tiles[i], None)
-            cached = self._cache.get(tiles[i])
-            if cached is not None and _same_text(cached.label, label, settings.fingerprint_change):
-                cached.label = label  # the same name, found again (the video around it changed)
-            else:
+                self._candidates.pop(tile, None)
+                self._recheck_later(tiles, i)
+            elif cached is not None and (
+                _same_text(image, cached.label, label, settings.fingerprint_change)
+                or (not names_someone(cached.name) and _in_place_of(cached.label, label))
+            ):
+                # The same text found again (the video around it changed), or marks read as no name moved
+                # with the picture: a name appearing there would be wider, or elsewhere.
+                cached.label = label
+                if not names_someone(cached.name):
+                    self._recheck_later(tiles, i)
+            elif cached is None and not seen:
+                due.append(i)  # a new tile: read in the frame it shows, as every tile of a new layout
+            elif self._frame >= (cached.held_until if cached else 0) and self._confirmed(image, tile, label):
                 due.append(i)
         if due:
             self.tesseract_calls += 1
             found = [label for i in due if (label := labels[i]) is not None]  # every tile due has a label
             texts = ocr_labels(found, self.languages, settings)
             for i, label, text in zip(due, found, texts, strict=True):
-                self._cache[tiles[i]] = _Read(label, clean_name(text))
+                name, cached = clean_name(text), self._cache.get(tiles[i])
+                # A change that read as the name already there (or as no name again) was the video's, not the
+                # label's: the tile is not read again for reread_frames.
+                hold = cached is not None and (
+                    cached.name == name or not (names_someone(cached.name) or names_someone(name))
+                )
+                self._cache[tiles[i]] = _Read(label, name, self._frame + settings.reread_frames if hold else 0)
+                self._candidates.pop(tiles[i], None)
+                if not names_someone(name):
+                    self._recheck_later(tiles, i)
         # Tiles of earlier layouts are forgotten, so the cache stays one layout big.
         self._cache = {tile: self._cache[tile] for tile in tiles if tile in self._cache}
         self._unlabelled = {tile: self._unlabelled[tile] for tile in tiles if tile in self._unlabelled}
+        self._candidates = {tile: self._candidates[tile] for tile in tiles if tile in self._candidates}
         return [self._cache[tile].name if tile in self._cache else "" for tile in tiles]
+
+    def _recheck_later(self, tiles: list[Box], i: int) -> None:
+        """Searching costs about a millisecond a tile: a tile without a name is looked at again every
+        no_label_recheck_frames, the tiles spread over them."""
+        recheck = self.settings.no_label_recheck_frames
+        self._unlabelled[tiles[i]] = self._frame + recheck - i % recheck
+
+    def _confirmed(self, image: np.ndarray, tile: Box, label: Label) -> bool:
+        """Whether a changed label on a tile seen before is read: at once where the tile showed a name (a
+        rename is read in the frame it shows), after confirm_frames frames running of the same text where it
+        showed none or no label. Marks in the video that pass for text (a lamp, a shirt's pattern; read as "",
+        "a", "yd") come and go as the video moves; a name that appears stays.
+        """
+        cached = self._cache.get(tile)
+        if cached is not None and names_someone(cached.name):
+            return True
+        candidate = self._candidates.get(tile)
+        same = candidate is not None and _same_text(image, candidate[0], label, self.settings.fingerprint_change)
+        count = candidate[1] + 1 if candidate is not None and same else 1
+        self._candidates[tile] = (label, count)
+        return count >= self.settings.confirm_frames
+
+
+def names_someone(name: str) -> bool:
+    """Whether a reading is a name rather than marks in the video read as text: two letters or more, and
+    capitalised (or in a script without case) unless longer than MAX_LOWER_JUNK letters ("a", "yd", "ai")."""
+    letters = [c for c in name if c.isalpha()]
+    return len(letters) >= 2 and (len(letters) > MAX_LOWER_JUNK or not letters[0].islower())
 
 
 def find_label(
@@ -429,12 +498,25 @@ def _cut_out(
     grey_box = _spaced(grey_box, box.w, spaces, height, int(np.median(grey_box)))
     # A longer name that starts the same shows more letters within a line's height of this one's end.
     right = min(region.x + region.w, box.x + box.w + box.h)
-    light = _letters(image, box, right)
-    if light is None:
+    fingerprint = _grey_from(image, box, right)
+    if fingerprint is None:
         return None
-    fingerprint = _fingerprint(light[:, : box.w])
-    beyond = int(light[:, box.w :].sum())
-    return Label(pixels, box, right, fingerprint, beyond, grey_box, enlarged, len(spaces) + 1)
+    level, contrast = _contrast(fingerprint[:, : box.w], pixels)
+    return Label(pixels, box, right, fingerprint, level, contrast, grey_box, enlarged, len(spaces) + 1)
+
+
+def _contrast(grey: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
+    """The grey level halfway between a label's letters and their background, and how much lighter the
+    letters are: the label's own contrast, against which a change is measured. ink: the letters' (see
+    _text_pixels), whose strokes' cores (half the full ink or more) are the letters, and whose nothing (away
+    from any letter's edge) the background."""
+    text, background_mask = ink >= 128, ink == 0
+    if not text.any() or not background_mask.any():
+        return TEXT_MIN, INK_FLOOR
+    letters, background = float(np.median(grey[text])), float(np.median(grey[background_mask]))
+    # The letters were found INK_FLOOR or more above what surrounds them; a median may say less on a busy picture.
+    contrast = max(float(INK_FLOOR), letters - background)
+    return (letters + background) / 2, contrast
 
 
 def _word_gaps(line: list[Glyph]) -> list[tuple[int, int]]:
@@ -797,37 +879,58 @@ def _for_ocr(pixels: np.ndarray, text_height: int) -> np.ndarray:
     return stretched
 
 
-def _fingerprint(light: np.ndarray) -> np.ndarray:
-    text = light.astype(np.float32)
-    return cv2.resize(text, FINGERPRINT[::-1], interpolation=cv2.INTER_AREA) > FINGERPRINT_INK
+def _moved(grey: np.ndarray, label: Label) -> np.ndarray:
+    """Which pixels changed (see CHANGE_SHARE) between the label's fingerprint and `grey`, the frame's grey
+    levels in the same place."""
+    moved = np.abs(grey - label.fingerprint) >= CHANGE_SHARE * label.contrast
+    light: np.ndarray = moved & (np.maximum(grey, label.fingerprint) >= label.level)
+    return light
 
 
-def _same_text(old: Label, new: Label, change: float) -> bool:
-    """Whether two labels found are the same text: the same size, and at most `change` of the fingerprint
-    differs."""
+def _changed(grey: np.ndarray, label: Label) -> float:
+    """The share of the label's box whose pixels changed."""
+    return float(np.mean(_moved(grey, label)[:, : label.box.w]))
+
+
+def _in_place_of(old: Label, new: Label) -> bool:
+    """Whether a label found overlaps an old one and covers less than JUNK_GROWTH times its area."""
+    a, b = old.box, new.box
+    return _intersects(a, b) and b.w * b.h < JUNK_GROWTH * a.w * a.h
+
+
+def _same_text(image: np.ndarray, old: Label, new: Label, change: float) -> bool:
+    """Whether a label found is the old one's text, found again (the video around it changed): the same
+    size, and at most `change` of the old label's box shows other text in this frame."""
+    grey = _grey_from(image, old.box, old.right)
     return (
         abs(old.box.w - new.box.w) <= SIZE_CHANGE
         and abs(old.box.h - new.box.h) <= SIZE_CHANGE
-        and float(np.mean(old.fingerprint != new.fingerprint)) <= change
+        and grey is not None
+        and _changed(grey, old) <= change
     )
 
 
 def _unchanged(image: np.ndarray, label: Label, settings: NameSettings) -> bool:
-    """Whether the frame still shows the label's text where it was: the same text mask, and no more text
+    """Whether the frame still shows the label's text where it was: the same letters, and no more text
     between it and `right` than there was (a longer name that starts the same adds some)."""
-    letters = _letters(image, label.box, label.right)
-    if letters is None or int(letters[:, label.box.w :].sum()) > label.beyond + settings.min_text_height:
+    grey = _grey_from(image, label.box, label.right)
+    if grey is None:
         return False
-    changed = float(np.mean(_fingerprint(letters[:, : label.box.w]) != label.fingerprint))
-    return changed <= settings.fingerprint_change
+    moved = _moved(grey, label)
+    return (
+        int(moved[:, label.box.w :].sum()) <= settings.min_text_height
+        and float(np.mean(moved[:, : label.box.w])) <= settings.fingerprint_change
+    )
 
 
-def _letters(image: np.ndarray, box: Box, right: int) -> np.ndarray | None:
-    """Light pixels from the box's left to `right`, over its rows; None where that leaves the frame.
+def _grey_from(image: np.ndarray, box: Box, right: int) -> np.ndarray | None:
+    """The frame's grey levels (int16, to subtract) from the box's left to `right`, over its rows; None where
+    that leaves the frame.
 
-    Plain thresholds, not the letter search: this runs for every label every frame, only to notice change.
+    Grey levels compared, not the letter search: this runs for every label every frame, only to notice change.
     """
     view = image[box.y : box.y + box.h, box.x : max(right, box.x + box.w)]
     if view.shape[:2] != (box.h, max(right - box.x, box.w)):
         return None
-    return cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) >= TEXT_MIN
+    grey: np.ndarray = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY).astype(np.int16)
+    return grey

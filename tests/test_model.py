@@ -18,10 +18,11 @@ from model.augment import augment
 from model.calibration import fit_temperature, negative_log_likelihood, reliability, rescale
 from model.data import FERPLUS_COLUMNS, FerDataError, load_fer2013, load_ferplus_votes
 from model.litert import BatchModel
+from model.preprocess import face_crops
 from model.runtime import DEFAULT_MODEL, WEIGHTS_DIR, EmotionClassifier
 from model.train import teacher_targets, training_targets
 from tests.cli import assert_one_clear_line, run_module
-from tests.galleries import fer_faces, lfw_faces
+from tests.galleries import astronaut, fer_faces, lfw_faces
 from vocabulary.emotions import EMOTIONS, FACE_SIZE
 
 SMOKE_ROWS = {"Training": 240, "PublicTest": 60}
@@ -288,6 +289,15 @@ def test_evaluation_prints_the_table_and_ends_with_the_accuracy(smoke_csv: Path,
     assert cv2.imread(str(png)) is not None
     missing = run_module("model.evaluate", "--data", str(smoke_csv), "--usage", "PrivateTest", "--model", str(model))
     assert_one_clear_line(missing, "PrivateTest")
+
+
+def test_face_crops_of_a_colour_frame_are_those_of_the_frame_turned_grey_first() -> None:
+    # Only the crops are turned grey (not the whole frame): pixel for pixel the same, at the frame's edges too.
+    frame = cv2.resize(astronaut(), (640, 360))
+    boxes = np.array([[200.4, 60.6, 120, 140], [-30, -20, 90, 100], [590, 300, 80, 70], [0, 150, 640, 200]])
+    grey = face_crops(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), boxes)
+    assert grey.shape == (4, FACE_SIZE, FACE_SIZE) and grey.std() > 10
+    assert np.array_equal(face_crops(frame, boxes), grey)
 
 
 def test_shipped_weights_fit_the_size_budget() -> None:
