@@ -88,7 +88,8 @@ class LiveState:
     scores: each student's engagement over the NOW_SECONDS before scored_at, by student key;
     states: each student's state at scored_at, by student key: ATTENTIVE, or else their presence there
     (analytics.engagement: "face" for a face not attentive, "camera_off", "empty", "absent");
-    flags: the flags on at scored_at, the last frame these four were computed at (None: not yet).
+    flags: the flags on at scored_at, the last frame these four were computed at (None: not yet);
+    students: the ids of the students scored then (one gone since was merged into another: scored afresh).
     """
 
     session_id: int
@@ -102,6 +103,7 @@ class LiveState:
     states: dict[str, str]
     flags: list[Flag]
     scored_at: datetime | None
+    students: frozenset[int] = frozenset()
 
     @classmethod
     def start(cls, session_id: int, window_s: int | None) -> LiveState:
@@ -279,7 +281,17 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
         since = latest_frame - max(timedelta(seconds=state.window_s), history)
     # Kept from far enough back for current_flags' first read too, which then reads no rows of its own.
     kept_since = None if since is None else min(since, latest_frame - 2 * flag_span(config))
-    kept_rows, kept_frames = RECENT_ROWS.read(engine, state.session_id, config.score.negative_emotions, kept_since)
+    # Read once for the kept rows' names and current_flags' keys.
+    people = student_rows(engine, state.session_id)
+    if not state.students <= set(people["student_id"]):
+        # A merge: the kept bins and flags counted the merged students apart, so everything is scored again.
+        unscored = replace(
+            state, engagement=_NO_ENGAGEMENT, scores={}, states={}, flags=[], scored_at=None, students=frozenset()
+        )
+        return rescore(engine, unscored, latest_frame)
+    kept_rows, kept_frames = RECENT_ROWS.read(
+        engine, state.session_id, config.score.negative_emotions, kept_since, people
+    )
     if kept_rows.empty:
         return state
     # Scored once for both the engagement line and the flags.
@@ -302,10 +314,16 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
     last = signals[signals["frame"] == signals["frame"].max()]
     states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
-    held = HeldRows(kept_since, kept_rows, kept_frames, kept_signals)
+    held = HeldRows(kept_since, kept_rows, kept_frames, kept_signals, people)
     flags = current_flags(engine, state.session_id, config, known=state.flags, recent=held)
     return replace(
-        state, engagement=line.rename("score"), scores=scores, states=states, flags=flags, scored_at=latest_frame
+        state,
+        engagement=line.rename("score"),
+        scores=scores,
+        states=states,
+        flags=flags,
+        scored_at=latest_frame,
+        students=frozenset(people["student_id"].tolist()),
     )
 
 
@@ -322,15 +340,21 @@ class RecentRows:
         self._kept: OrderedDict[tuple[str, int], tuple[datetime | None, pd.DataFrame, pd.DataFrame]] = OrderedDict()
 
     def read(
-        self, engine: Engine, session_id: int, negative_emotions: tuple[str, ...], since: datetime | None
+        self,
+        engine: Engine,
+        session_id: int,
+        negative_emotions: tuple[str, ...],
+        since: datetime | None,
+        people: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """engagement_rows(engine, session_id, negative_emotions, since)'s rows and frames."""
+        """engagement_rows(engine, session_id, negative_emotions, since)'s rows and frames. people: the
+        session's student_rows when the caller has just read them (read here otherwise)."""
         key = (engine.url.render_as_string(hide_password=False), session_id)
         with self._lock:
             kept = self._kept.get(key)
         found = None
         if kept is not None and kept[2].size and (kept[0] is None or (since is not None and kept[0] <= since)):
-            found = self._continued(engine, session_id, negative_emotions, kept[1], kept[2])
+            found = self._continued(engine, session_id, negative_emotions, kept[1], kept[2], people)
         rows, frames = found or engagement_rows(engine, session_id, negative_emotions, since=since)
         if since is not None:
             start = pd.Timestamp(since)
@@ -350,10 +374,15 @@ class RecentRows:
 
     @staticmethod
     def _continued(
-        engine: Engine, session_id: int, negative_emotions: tuple[str, ...], rows: pd.DataFrame, frames: pd.DataFrame
+        engine: Engine,
+        session_id: int,
+        negative_emotions: tuple[str, ...],
+        rows: pd.DataFrame,
+        frames: pd.DataFrame,
+        students: pd.DataFrame | None,
     ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """The kept rows and frames with those written since; None when they no longer fit the session."""
-        people = student_rows(engine, session_id).set_index("student_id")
+        people = (student_rows(engine, session_id) if students is None else students).set_index("student_id")
         last = frames.iloc[-1]
         new_rows, new_frames = engagement_rows(engine, session_id, negative_emotions, since=last["ts"].to_pydatetime())
         if not rows["student_id"].isin(people.index).all() or (
@@ -438,6 +467,7 @@ class LiveHub:
                         states=scored.states,
                         flags=scored.flags,
                         scored_at=scored.scored_at,
+                        students=scored.students,
                     )
                 inline = not self._background or state.scored_at is None
                 view = refresh(engine, state, score=inline)

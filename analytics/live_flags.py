@@ -99,12 +99,14 @@ class _Read:
 class HeldRows:
     """engagement_rows of a session the caller already holds (analytics.live keeps them between passes):
     every row and frame strictly after `since` (None: the whole session) up to the last frame written, and
-    their frame_signals when the caller has scored them already (None: not yet)."""
+    their frame_signals when the caller has scored them already (None: not yet), and the session's
+    student_rows when the caller read them with the rows (None: not read)."""
 
     since: datetime | None
     rows: pd.DataFrame
     frames: pd.DataFrame
     signals: pd.DataFrame | None = None
+    people: pd.DataFrame | None = None
 
 
 def flag_span(config: EngagementConfig) -> timedelta:
@@ -137,7 +139,14 @@ def current_flags(
         if found_latest is None:
             return []
         latest = pd.Timestamp(found_latest)
-    people = student_rows(engine, session_id)
+    if (
+        recent is not None
+        and recent.people is not None
+        and recent.rows["student_id"].isin(recent.people["student_id"]).all()
+    ):
+        people = recent.people
+    else:
+        people = student_rows(engine, session_id)  # none held, or a student added since the caller's read
     ids = dict(zip(people["student"], people["student_id"].astype(int), strict=True))
     opened = people["first_seen"].min()
     span = flag_span(config)

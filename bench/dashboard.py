@@ -9,7 +9,9 @@ process writes one frame a second into the file as capture does (one transaction
 refreshes every 2 s of real time, and the report page the router builds: computed from the rows, and again
 with the session unchanged (kept by dashboard.report_cache). Each live row also times the refresh's answer
 encoded as Dash sends it to the browser ("+ JSON"), and gives its size: the incremental refreshes are the timer's,
-so each is sent as what changed since the page before (dashboard.patches).
+so each is sent as what changed since the page before (dashboard.patches). The scoring pass a new 10 s bin calls
+for (analytics.live.rescore, which LiveHub runs on a thread of its own beside the refreshes) is timed on its own too,
+once after each of `ticks` // 5 bins of new frames.
 
 Then many browsers at once, over real HTTP: `python -m dashboard` (waitress) serves the file while capture
 writes a frame a second, and 1, 10 and 20 signed-in clients (each its own account and cookie) poll the live
@@ -46,7 +48,7 @@ import numpy as np
 from plotly.io.json import to_json_plotly
 from sqlalchemy import Engine, insert, update
 
-from analytics.live import LIVE_HUB, RECENT_ROWS
+from analytics.live import LIVE_HUB, RECENT_ROWS, LiveState, rescore
 from bench.school import serve
 from dashboard import ids
 from dashboard.auth import CSRF_COOKIE, CSRF_FIELD
@@ -62,6 +64,7 @@ from vocabulary.emotions import EMOTIONS
 
 SESSION = "bench-long-class"
 TICK_SECONDS = 2  # the live page's refresh period; a running capture adds this many frames between ticks
+BIN_FRAMES = 10  # a 10 s bin of frames at 1 frame/s: what each timed scoring pass has new
 TARGET_TICK_MS = 150
 TARGET_FIRST_MS = 2000
 TARGET_REPORT_MS = 2000
@@ -398,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         ticks("", args.ticks, lambda: synthetic.add_frames(TICK_SECONDS))
+        RECENT_ROWS.forget()
+        scored = rescore(engine, LiveState.start(session.id, DEFAULT_WINDOW_SECONDS), synthetic.latest)
+        passes = Timings()
+        for _ in range(max(1, args.ticks // 5)):
+            synthetic.add_frames(BIN_FRAMES)
+            scored = passes.run(lambda state=scored: rescore(engine, state, synthetic.latest))
+        passes.print_row("scoring pass, once a bin (on its thread)")
         # The capture goes on in another process while the page refreshes every TICK_SECONDS of real time.
         with capture_writing(engine, synthetic):
             time.sleep(TICK_SECONDS)

@@ -12,11 +12,15 @@ import pytest
 from sqlalchemy import Engine
 
 from analytics.live import LiveState, RecentRows, engagement_config, lookback_seconds, rescore
+from db.engine import connect
 from db.migrate import upgrade
 from db.purge import purge_session
 from db.queries import engagement_rows, find_session
+from db.recorder import SessionRecorder
 from db.students import merge_students, rename_student
+from tests.test_live_flags import observation
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
+from vocabulary.records import FrameResult, Presence
 
 NEGATIVE = engagement_config().score.negative_emotions
 
@@ -83,3 +87,57 @@ def test_a_flag_shows_since_its_condition_began_after_a_reload_not_since_the_sco
     later = rescore(engine, state, latest + timedelta(seconds=10))  # the next pass, in a new bin
     assert later.scored_at == latest + timedelta(seconds=10)
     assert [(flag.student, flag.rule, flag.start) for flag in later.flags] == opened
+
+
+def test_passes_bin_by_bin_equal_a_full_recomputation_through_joins_leaves_cameras_off_and_a_merge(
+    tmp_path: Path,
+) -> None:
+    # A long class, then one pass per new bin; beside each, a full pass over the same rows from a fresh state and
+    # with nothing kept (another URL of the same file, so RecentRows keeps nothing for it).
+    engine = upgrade(f"sqlite:///{tmp_path / 'class.db'}")
+    fresh = connect(f"sqlite:///{tmp_path / '.' / 'class.db'}", create=False)
+
+    def frames(start: int, stop: int) -> None:
+        """Seconds start..stop at 1 frame/s, as one capture's batch (a merge needs the session ended)."""
+        results = []
+        for second in range(start, stop):
+            keys = ["tile-1", "tile-2"] + (["tile-3"] if second < 100 else [])
+            keys += (["tile-4"] if second < 905 else []) + (["tile-5"] if second >= 925 else [])
+            seen = [
+                observation(key, Presence.CAMERA_OFF, second=second)
+                if (key == "tile-2" and 30 <= second < 935) or (key == "tile-1" and second >= 915)
+                else observation(key, upset=key == "tile-4" and second >= 600, second=second)
+                for key in keys
+            ]
+            results.append(FrameResult(second, T0 + timedelta(seconds=second), seen, 5.0))
+        with SessionRecorder.open(engine, "live", "screen:1") as recorder:
+            recorder.record_many(results)
+
+    frames(0, 900)
+    session_id = find_session(engine, "live").id
+    state = LiveState.start(session_id, None)
+    for step, end in enumerate(range(905, 995, 10)):
+        frames(end - (5 if step == 0 else 10), end)
+        if end == 955:
+            # tile-5 was tile-1 on a second device: the bins where both showed now count one student.
+            merge_students(engine, "live", "tile-1", "tile-5")
+        latest = T0 + timedelta(seconds=end - 1)
+        state = rescore(engine, state, latest)
+        if step == 0:  # a camera off since long before any pass's span, its start found in the data
+            assert ("tile-2", "camera_off", pd.Timestamp(T0 + timedelta(seconds=30))) in {
+                (flag.student, flag.rule, flag.start) for flag in state.flags
+            }
+            continue  # the first pass is a full one itself
+        whole = rescore(fresh, LiveState.start(session_id, None), latest)
+        pd.testing.assert_series_equal(state.engagement, whole.engagement, check_exact=True)
+        assert state.flags == whole.flags
+        # A student gone from the call before a pass's span is left out of its scores and states; a whole
+        # session's pass scores them absent.
+        gone = {key for key in whole.states if key not in state.states}
+        assert {whole.states[key] for key in gone} <= {"absent"}
+        assert state.scores == {key: score for key, score in whole.scores.items() if key not in gone}
+        assert state.states == {key: shown for key, shown in whole.states.items() if key not in gone}
+    # What the passes went through.
+    assert {(flag.student, flag.rule) for flag in state.flags} >= {("tile-1", "camera_off"), ("tile-4", "absent")}
+    fresh.dispose()
+    engine.dispose()
