@@ -103,6 +103,8 @@ class RegionSettings(Table):
     photo_ring: Annotated[float, Field(gt=1, le=4)] = 1.4
     photo_flat_share: Share = 0.6
     photo_flat_levels: GreyLevels = 2
+    redetect_change: GreyLevels = 8
+    redetect_frames: Frames = 10
 
 
 class SignalSettings(Table):
@@ -112,6 +114,7 @@ class SignalSettings(Table):
     flat_tolerance: GreyLevels = 8
     landmark_faces: Annotated[int, Field(ge=1, le=1000)] = 6
     eye_change: Annotated[float, Field(ge=0, le=3)] = 0.2
+    landmark_refresh_frames: Frames = 20
 
 
 class LayoutSettings(Table):
@@ -143,6 +146,7 @@ class LayoutSettings(Table):
 class GridSettings(Table):
     max_background_level: GreyLevels = 60
     background_tolerance: GreyLevels = 6
+    codec_tolerance: GreyLevels = 24
     gap_noise_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.002
     min_tile_fraction: Annotated[float, Field(gt=0, le=1)] = 0.05
     size_tolerance: Tolerance = 0.08
@@ -151,6 +155,8 @@ class GridSettings(Table):
 
 class NameSettings(Table):
     no_label_recheck_frames: Frames = 30
+    confirm_frames: Frames = 3
+    reread_frames: Frames = 30
     fingerprint_change: Share = 0.02
     label_band: Annotated[float, Field(gt=0, le=1)] = 0.25
     centre_band: Annotated[float, Field(gt=0, le=1)] = 0.4
@@ -184,6 +190,7 @@ class CaptureConfig(Table):
     server_drain_seconds: Seconds = 10.0
     server_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     threads: Annotated[int, Field(ge=1, le=64)] = 1
+    window_follow_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
     detect: DetectConfig = DetectConfig()
     regions: RegionSettings = RegionSettings()
     signals: SignalSettings = SignalSettings()
@@ -222,6 +229,10 @@ class DatabaseConfig(Table):
     retention_lock_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
+class ServerConfig(Table):
+    threads: Annotated[int, Field(ge=1, le=256)] = 16
+
+
 class ClassPulseConfig(Table):
     """The whole product's configuration, one table per part."""
 
@@ -230,6 +241,7 @@ class ClassPulseConfig(Table):
     flags: FlagConfig = FlagConfig()
     dashboard: DashboardConfig = DashboardConfig()
     database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
 
     @property
     def engagement(self) -> EngagementConfig:
