@@ -1,5 +1,5 @@
-"""Shared fixtures: a virtual X screen (Xvfb), the FER2013 data file, a fresh PostgreSQL database, and one
-headless Chromium that the browser tests share."""
+"""Shared fixtures: a virtual X screen (Xvfb), the FER2013 data file, a fresh PostgreSQL database, one
+headless Chromium that the browser tests share, and the classroom two of them copy."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.galleries import FER_CSV
 from tests.screen import ScreenError, virtual_screen
 
 if TYPE_CHECKING:
-    from tests.test_browser import Page
+    from tests.browser import Classroom, Page
 
 
 def require_tool(name: str) -> str:
@@ -84,9 +84,6 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
-
-
 @pytest.fixture(scope="session")
 def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
     """Chromium and its WebDriver (skips without them, fails in CI). A browser module names it first, in
@@ -97,6 +94,8 @@ def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder screenshots and printed PDFs go to: $CLASSPULSE_TEST_ARTIFACTS, or a pytest temporary folder."""
+    from tests.browser import ARTIFACTS_VARIABLE
+
     folder = Path(os.environ.get(ARTIFACTS_VARIABLE) or tmp_path_factory.mktemp("browser-artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -115,7 +114,7 @@ def chromium(
     Call it with a dashboard's base URL and a downloads folder for its window as a new browser's would be: signed
     out of every dashboard, nothing stored for the origin, no other tabs, screen media, the laptop's size, and
     downloads saved in that folder (so that a test waiting for a file never finds an earlier test's)."""
-    from tests.test_browser import SIZES, Page, chromium_page
+    from tests.browser import SIZES, Page, chromium_page
 
     with chromium_page(browser_programs, "about:blank", tmp_path_factory.mktemp("downloads"), artifacts) as first:
         driver = first.driver
@@ -141,3 +140,37 @@ def browser(chromium: OpenBrowser, dashboard: str, tmp_path: Path) -> Page:
     """The shared Chromium, as a new window, on this module's dashboard: the module defines `dashboard` as the
     fixture that serves it and gives its base URL. Downloads go to the test's own temporary folder."""
     return chromium(dashboard, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def recorded_classroom(browser_programs: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Classroom:
+    """SESSION after one capture run over a 3x3 gallery of nine faces, with ADMIN's account: recorded once for the
+    run, as the capture run takes seconds on CI's two cores; each module that records more into it takes its own
+    copy (Classroom.copy)."""
+    from db.engine import connect
+    from db.users import Role, add_user
+    from tests.browser import ADMIN, Classroom
+    from tests.dashboard_users import PASSWORD
+    from tests.galleries import compose_gallery, lfw_faces
+
+    room = Classroom(tmp_path_factory.mktemp("recorded-classroom"))
+    room.capture(compose_gallery(lfw_faces(9, start=60), 3, 3, seed=3))
+    engine = connect(room.url)
+    add_user(engine, ADMIN, Role.ADMIN, PASSWORD)  # the CLI that does this is test_access's
+    engine.dispose()
+    return room
+
+
+@pytest.fixture(scope="module")
+def classroom(recorded_classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) -> Classroom:
+    """The module's own copy of `recorded_classroom`, which its tests may record more sessions into."""
+    return recorded_classroom.copy(tmp_path_factory.mktemp("classroom"))
+
+
+@pytest.fixture(scope="module")
+def classroom_dashboard(classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m dashboard` on a free local port, serving the module's classroom; yields its base URL."""
+    from tests.dashboard_server import running_dashboard
+
+    with running_dashboard(classroom.url, tmp_path_factory.mktemp("dashboard")) as (base_url, _):
+        yield base_url

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import base64
 import csv
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.print_page_options import PrintOptions
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
 
 import config
 from analytics.live import SURE_PROBABILITY
@@ -36,184 +28,38 @@ from dashboard.components import live_path, report_path
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.pages.live import ATTENTION_LINES, NOW_CHART_HEIGHT_PX, TIMELINE_HEIGHT_PX
 from dashboard.pages.report import RENAME_OPEN, RENAME_PANEL, RENAME_TITLE
-from tests.cli import count_rows, run_module
-from tests.dashboard_server import running_dashboard
-from tests.dashboard_users import add_user_with_cli, sign_in_browser
-from tests.galleries import Gallery, compose_gallery, lfw_faces
+
+# SIZES and choose: test_browser_classes and test_browser_school still import them from here.
+from tests.browser import ADMIN, SESSION, Classroom, Page, shots
+from tests.browser import SIZES as SIZES
+from tests.browser import choose as choose
+from tests.cli import run_module
+from tests.conftest import OpenBrowser
+from tests.dashboard_users import sign_in_browser
+from tests.galleries import compose_gallery, lfw_faces
 from vocabulary.emotions import EMOTIONS
 
-ARTIFACTS_VARIABLE = "CLASSPULSE_TEST_ARTIFACTS"
 UNSURE_TRACE = f"unsure (model below {SURE_PROBABILITY:.0%})"  # the live timeline's line of unsure faces
-# A name that must be percent-encoded in URLs and cleaned up for file names.
-SESSION = "Year 9 / maths"
 CAMERA_OFF = "camera off"  # a second session, for the flag test
 CAMERA_OFF_AGAIN = "camera off again"  # the same class again, for the needs-attention list
 TWO_CAMERAS_OFF = "two cameras off"  # two flagged students, for decisions that must survive a reload
-ADMIN = "head-of-year"
-GALLERY_FRAMES = 2
-# Generous next to the page's 2 s refresh: CI's two cores are busy with the browser, the server and capture.
-WAIT_S = 30
 WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 1000
-# The screens every changed page is looked at on: a teacher's laptop and a desktop monitor.
-SIZES = ((1366, 768), (1920, 1080))
 # A4 less the report's 12 mm print margins, in CSS pixels (96 per inch): no chart may print wider.
 A4_CM = (21.0, 29.7)
 PRINT_WIDTH_PX = (210 - 2 * 12) / 25.4 * 96
 
-T = TypeVar("T")
 
-
-class Classroom:
-    """A SQLite file that the real capture CLI writes into, one run per call of `capture`."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.db = folder / "classpulse.db"
-        self.url = f"sqlite:///{self.db}"
-        self.runs = 0
-
-    def capture(self, gallery: Gallery) -> None:
-        """Run `python -m capture` over GALLERY_FRAMES copies of `gallery`, continuing SESSION."""
-        self.runs += 1
-        frames = self.folder / f"run-{self.runs}"
-        frames.mkdir()
-        for index in range(GALLERY_FRAMES):
-            cv2.imwrite(str(frames / f"{index:03d}.png"), gallery.image)
-        result = run_module("capture", "--source", str(frames), "--db", self.url, "--session", SESSION)
-        assert result.returncode == 0, result.stderr
-
-    def count(self, table: str) -> int:
-        return count_rows(self.db, table)
-
-
-class Page:
-    """One headless Chromium window on the dashboard, with the waits and reads the tests share."""
-
-    def __init__(self, driver: webdriver.Chrome, base_url: str, downloads: Path, artifacts: Path) -> None:
-        self.driver, self.base_url, self.downloads, self.artifacts = driver, base_url, downloads, artifacts
-
-    def open(self, path: str) -> None:
-        self.driver.get(self.base_url + path)
-
-    def wait_for(self, what: str, condition: Callable[[], T]) -> T:
-        """The first truthy value of `condition`, polled until WAIT_S have passed. Dash redraws the page as
-        callbacks answer, so an element found one moment may be gone the next: such a poll is tried again."""
-        try:
-            wait = WebDriverWait(
-                self.driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
-            )
-            return wait.until(lambda _: condition())
-        except TimeoutException:
-            self.screenshot("timed-out")
-            raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}") from None
-
-    def elements(self, css: str) -> list[WebElement]:
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
-
-    def text(self, element_id: str) -> str:
-        found = self.driver.find_elements(By.ID, element_id)
-        return found[0].text if found else ""
-
-    def graph_points(self, css: str) -> list[dict[str, int]]:
-        """Per Plotly chart under `css` as drawn in the page: {trace name: number of points}, in trace order.
-        Empty until every chart there has its traces (a chart is drawn empty before its callback answers)."""
-        # Pairs, not a JS object: WebDriver returns objects with their keys sorted.
-        script = """
-            return [...document.querySelectorAll(arguments[0] + ' .js-plotly-plot')].map(graph =>
-                (graph.data || []).map(trace => [trace.name, (trace.x || []).length]));
-        """
-        charts = [dict(pairs) for pairs in self.driver.execute_script(script, css)]
-        return charts if all(charts) else []
-
-    def screenshot(self, name: str) -> None:
-        """The whole page, not only the window (Chromium's DevTools protocol; resizing the window would
-        re-lay the page out)."""
-        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"clip": clip, "captureBeyondViewport": True})
-        (self.artifacts / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
-
-    def download(self, button_id: str, suffix: str) -> Path:
-        """Click a download button and wait for the finished file whose name ends with `suffix`."""
-        self.driver.find_element(By.ID, button_id).click()
-        return self.wait_for(f"a download ending in {suffix}", lambda: next(self.downloads.glob(f"*{suffix}"), None))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def browser_programs(needs_tool: Callable[[str], str]) -> tuple[str, str]:
-    """Chromium and its WebDriver, looked for before anything else is set up (skips without them, fails in CI)."""
-    return needs_tool("chromium"), needs_tool("chromedriver")
+# Chromium first, so that the module skips before it copies its classroom (conftest's fixtures).
+pytestmark = pytest.mark.usefixtures("browser_programs")
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get(ARTIFACTS_VARIABLE) or tmp_path_factory.mktemp("browser-artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def classroom(tmp_path_factory: pytest.TempPathFactory) -> Classroom:
-    """SESSION after one capture run over a 3x3 gallery of nine faces."""
-    room = Classroom(tmp_path_factory.mktemp("classroom"))
-    room.capture(compose_gallery(lfw_faces(9, start=60), 3, 3, seed=3))
-    return room
-
-
-@pytest.fixture(scope="module")
-def dashboard(classroom: Classroom, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m dashboard` on a free local port, serving the classroom's database to ADMIN; yields its base URL."""
-    add_user_with_cli(classroom.url, ADMIN)
-    with running_dashboard(classroom.url, tmp_path_factory.mktemp("dashboard")) as (base_url, _):
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def page(
-    browser_programs: tuple[str, str], dashboard: str, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Page]:
-    downloads = tmp_path_factory.mktemp("downloads")
-    with chromium_page(browser_programs, dashboard, downloads, artifacts, (WINDOW_WIDTH, WINDOW_HEIGHT)) as page:
-        sign_in_browser(page.driver, dashboard, ADMIN)
-        yield page
-
-
-@contextmanager
-def chromium_page(
-    programs: tuple[str, str], base_url: str, downloads: Path, artifacts: Path, window: tuple[int, int] = SIZES[0]
-) -> Iterator[Page]:
-    """A headless Chromium window of `window` pixels on the dashboard at `base_url`, saving downloads in
-    `downloads`; closed afterwards."""
-    chromium, chromedriver = programs
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size={},{}".format(*window),
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    # An explicit driver path keeps Selenium Manager from trying to download one.
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        yield Page(driver, base_url, downloads, artifacts)
-    finally:
-        driver.quit()
-
-
-def shots(page: Page, name: str) -> None:
-    """The page at each of SIZES, as a laptop and a desktop show it (the whole page, below the fold too); back at
-    the laptop's size afterwards."""
-    for width, height in SIZES:
-        page.driver.set_window_size(width, height)
-        page.driver.execute_script("return document.body.offsetHeight")  # lays the page out at the new size
-        page.screenshot(f"{name}-{width}x{height}")
-    page.driver.set_window_size(*SIZES[0])
+def page(chromium: OpenBrowser, classroom_dashboard: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """The shared Chromium, in a window taller than a laptop's, signed in as ADMIN for the whole module."""
+    page = chromium(classroom_dashboard, tmp_path_factory.mktemp("downloads"))
+    page.driver.set_window_size(WINDOW_WIDTH, WINDOW_HEIGHT)
+    sign_in_browser(page.driver, classroom_dashboard, ADMIN)
+    return page
 
 
 def cards(page: Page) -> list[WebElement]:
@@ -417,14 +263,6 @@ def open_rename(page: Page, student: str) -> WebElement:
         and page.text(RENAME_TITLE) == f"Rename {student}",
     )
     return page.driver.find_element(By.ID, ids.RENAME_NAME)
-
-
-def choose(page: Page, dropdown_id: str, label: str) -> None:
-    """Pick the option shown as `label` in a Dash dropdown, as a user does: open it, type, press Enter."""
-    page.driver.find_element(By.CSS_SELECTOR, f"#{dropdown_id} .Select-control").click()
-    page.driver.find_element(By.CSS_SELECTOR, f"#{dropdown_id} input").send_keys(label + Keys.ENTER)
-    chosen = f"#{dropdown_id} .Select-value-label"
-    page.wait_for(f"{label} chosen", lambda: [element.text for element in page.elements(chosen)] == [label])
 
 
 def table_name(page: Page, student: str) -> str | None:

@@ -23,13 +23,15 @@ from selenium.webdriver.common.keys import Keys
 
 from dashboard.components import live_path
 from dashboard.pages import classroom
+from db.migrate import upgrade
+from db.users import Role, add_user
+from tests.browser import Page, choose, shots
 from tests.cli import count_rows, sqlite_rows
 from tests.conftest import OpenBrowser
 from tests.dashboard_server import running_dashboard
-from tests.dashboard_users import add_user_with_cli, sign_in_browser
+from tests.dashboard_users import PASSWORD, sign_in_browser
 from tests.galleries import compose_gallery, lfw_faces
 from tests.screen import ScreenError, showing_fullscreen
-from tests.test_browser import Page, choose, shots
 
 TEACHER = "ms.garcia"
 SESSION = "maths 7b"
@@ -62,7 +64,9 @@ def shown_gallery(
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("classroom") / "classpulse.db"
-    add_user_with_cli(f"sqlite:///{path}", TEACHER, role="teacher")
+    engine = upgrade(f"sqlite:///{path}")
+    add_user(engine, TEACHER, Role.TEACHER, PASSWORD)  # the CLI that does this is test_access's
+    engine.dispose()
     return path
 
 

@@ -1,5 +1,5 @@
 """The session report in a real browser: headless Chromium on `python -m dashboard`, over a SQLite file the real
-capture CLI wrote (tests.test_browser's fixtures and helpers): the merge from a student's row with its
+capture CLI wrote (conftest's classroom; tests.test_browser's helpers): the merge from a student's row with its
 confirmation and its undo, one student's own section, and the report on screen and on A4.
 
 Screenshots at 1366x768 and 1920x1080 and the printed PDF go to $CLASSPULSE_TEST_ARTIFACTS."""
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,23 +30,13 @@ from dashboard.pages.report import (
     STUDENT_VIEW,
     UNDO_MERGE,
 )
+from tests.browser import ADMIN, SESSION, Classroom, Page
 from tests.cli import sqlite_rows
+from tests.conftest import OpenBrowser
 from tests.dashboard_users import sign_in_browser
-from tests.test_browser import (  # noqa: F401  (classroom, dashboard: fixtures, found by pytest under these names)
-    A4_CM,
-    ADMIN,
-    CAMERA_OFF,
-    PRINT_WIDTH_PX,
-    SESSION,
-    Classroom,
-    Page,
-    capture_camera_off,
-    classroom,
-    dashboard,
-    rows,
-)
+from tests.test_browser import A4_CM, CAMERA_OFF, PRINT_WIDTH_PX, capture_camera_off, rows
 
-# Chromium first, so that the module skips before the capture run (conftest's fixtures).
+# Chromium first, so that the module skips before it copies its classroom (conftest's fixtures).
 pytestmark = pytest.mark.usefixtures("browser_programs")
 
 SCREENS = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
@@ -73,20 +61,15 @@ def open_report(browser: Page, session: str, students: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(
-    chromium: Callable[[str, Path], Page],
-    dashboard: str,  # noqa: F811  (tests.test_browser's, imported above)
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Page:
-    """The shared Chromium on tests.test_browser's dashboard, signed in as its admin for the whole module."""
-    page = chromium(dashboard, tmp_path_factory.mktemp("downloads"))
-    sign_in_browser(page.driver, dashboard, ADMIN)
+def page(chromium: OpenBrowser, classroom_dashboard: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """The shared Chromium on this module's classroom, signed in as its admin for the whole module."""
+    page = chromium(classroom_dashboard, tmp_path_factory.mktemp("downloads"))
+    sign_in_browser(page.driver, classroom_dashboard, ADMIN)
     return page
 
 
-# The tests take tests.test_browser's classroom and dashboard, imported above under their own names.
 def test_a_merge_from_a_students_row_is_confirmed_by_name_and_minutes_and_undone_exactly(
-    classroom: Classroom,  # noqa: F811
+    classroom: Classroom,
     page: Page,
 ) -> None:
     students = classroom.count("students")
@@ -138,7 +121,7 @@ def test_a_merge_from_a_students_row_is_confirmed_by_name_and_minutes_and_undone
 
 
 def test_a_students_own_section_opens_from_their_row_and_survives_a_reload(
-    classroom: Classroom,  # noqa: F811
+    classroom: Classroom,
     page: Page,
 ) -> None:
     capture_camera_off(classroom, CAMERA_OFF)

@@ -70,12 +70,14 @@ from dashboard.pages.report import (
 )
 from dashboard.report_cache import forget_reports, report_tables, warm_report
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
+from db.engine import connect
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import FlagSilence, acknowledged_flags, find_session, flag_silences_of, observation_rows
 from db.recorder import SessionRecorder
 from db.schema import sessions
-from db.users import Role, User
-from tests.dashboard_users import signed_in_client
+from db.users import Role, User, add_user
+from tests.cli import copy_sqlite
+from tests.dashboard_users import PASSWORD, signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
 from vocabulary.emotions import EMOTIONS
 
@@ -88,14 +90,28 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'classpulse.db'}"
 
 
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    """A database holding 'period-1' (PERIOD_1) and, started later so it is the newest, 'cameras-off' (no faces)."""
-    migrated = upgrade(url)
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database holding 'period-1' (PERIOD_1) and, started later so it is the newest, 'cameras-off' (no faces),
+    with the accounts the tests sign in as (admin; alice and bob, teachers): built once, as migrating, recording
+    and each Argon2 hash cost a noticeable part of a second on two cores."""
+    path = tmp_path_factory.mktemp("recorded") / "classpulse.db"
+    migrated = upgrade(f"sqlite:///{path}")
     record(migrated, "period-1", PERIOD_1)
     record(migrated, "cameras-off", [(0, {}), (1, {}), (2, {})], start=T0 + timedelta(hours=1))
-    yield migrated
+    for name, role in (("admin", Role.ADMIN), ("alice", Role.TEACHER), ("bob", Role.TEACHER)):
+        add_user(migrated, name, role, PASSWORD)
     migrated.dispose()
+    return path
+
+
+@pytest.fixture
+def engine(url: str, recorded: Path, tmp_path: Path) -> Iterator[Engine]:
+    """This test's own copy of `recorded`, at `url`."""
+    copy_sqlite(recorded, tmp_path / "classpulse.db")
+    copied = connect(url)
+    yield copied
+    copied.dispose()
 
 
 @pytest.fixture
