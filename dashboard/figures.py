@@ -35,8 +35,8 @@ SHORT_TICK_STEPS_S = (1, 2, 5, 10, 15, 30)
 MAX_TICKS = 8
 
 
-def time_ticks(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
-    """A date axis's tick step (Plotly's dtick, in milliseconds) for a chart from `start` to `end`: whole
+def time_ticks(start: datetime, end: datetime) -> dict[str, int]:
+    """A date axis's tick step (Plotly's dtick, in milliseconds) for a chart shown from `start` to `end`: whole
     seconds, at most MAX_TICKS of them. Empty when even the longest step would give more: Plotly's own choice
     is then whole seconds or longer already."""
     span_s = (end - start).total_seconds()
@@ -90,7 +90,7 @@ def mood_timeline(
             **CHART_LAYOUT["xaxis"],
             "rangeslider": {"visible": True, "thickness": 0.08},
             "type": "date",
-            **time_ticks(bins[0], bins[-1]),
+            **time_ticks(*(shown or (bins[0], bins[-1]))),
         },
         "yaxis": {
             **CHART_LAYOUT["yaxis"],
@@ -159,7 +159,7 @@ def engagement_timeline(engagement: pd.Series, shown: tuple[datetime, datetime] 
             **CHART_LAYOUT["xaxis"],
             "rangeslider": {"visible": True, "thickness": 0.08},
             "type": "date",
-            **time_ticks(engagement.index[0], engagement.index[-1]),
+            **time_ticks(*(shown or (engagement.index[0], engagement.index[-1]))),
         },
         "yaxis": {**CHART_LAYOUT["yaxis"], "range": [0, 1], "title": {"text": "class engagement"}, "fixedrange": True},
     }

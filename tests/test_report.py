@@ -220,3 +220,6 @@ def test_a_short_sessions_charts_tick_whole_seconds_and_span_their_bins(tmp_path
     axes = (heatmap.layout.xaxis, figure.layout.xaxis, figure.layout.xaxis2, figure.layout.xaxis3, mood.layout.xaxis)
     for axis in axes:
         assert axis.dtick >= 1000 and axis.dtick % 1000 == 0, axis
+    # Ticks follow the range shown, not the data: a live page's 15-minute window over 3 s of class is left to
+    # Plotly, not labelled every second (900 labels stalled the browser).
+    assert mood_timeline(tables.emotion_counts, shown=(T0, T0 + timedelta(minutes=15))).layout.xaxis.dtick is None
