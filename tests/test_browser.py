@@ -28,11 +28,7 @@ from dashboard.components import live_path, report_path
 from dashboard.figures import SPARKLINE_HEIGHT_PX
 from dashboard.pages.live import ATTENTION_LINES, NOW_CHART_HEIGHT_PX, TIMELINE_HEIGHT_PX
 from dashboard.pages.report import RENAME_OPEN, RENAME_PANEL, RENAME_TITLE
-
-# SIZES and choose: test_browser_classes and test_browser_school still import them from here.
 from tests.browser import ADMIN, SESSION, Classroom, Page, shots
-from tests.browser import SIZES as SIZES
-from tests.browser import choose as choose
 from tests.cli import run_module
 from tests.conftest import OpenBrowser
 from tests.dashboard_users import sign_in_browser

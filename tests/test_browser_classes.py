@@ -19,9 +19,9 @@ from dashboard import ids
 from dashboard.pages import classes as class_pages
 from db.migrate import upgrade
 from db.users import Role, add_user
+from tests.browser import SIZES, Page, shots
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, sign_in_browser
-from tests.test_browser import SIZES, Page, shots
 from tests.test_class_pages import ALAN, KATHERINE, LESSONS, T0, class_id, record_lesson, roster_id
 
 # Chromium first, so that the module skips before it writes its database (conftest's fixtures).

@@ -21,9 +21,9 @@ from dashboard.pages import admin, school
 from db.migrate import upgrade
 from db.tokens import list_tokens
 from db.users import Role, add_user, find_user
+from tests.browser import Page, choose, shots
 from tests.dashboard_server import running_dashboard
 from tests.dashboard_users import PASSWORD, sign_in_browser
-from tests.test_browser import Page, choose, shots
 from tests.test_school import FRAMES, LATE_FRAMES, in_class, running_classes, scripted_class
 
 ADMIN = "head-of-school"
