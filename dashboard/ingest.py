@@ -41,10 +41,10 @@ from db.engine import connect
 from db.errors import DatabaseError, reported_as
 from db.lease import LeaseLostError, SessionBusyError
 from db.queries import find_session
-from db.recorder import REVOKED, RevokedTokenError, SessionRecorder
+from db.recorder import SessionRecorder
 from db.schema import capture_tokens, frames, sessions, users
 from db.stages import Stages
-from db.tokens import hash_token
+from db.tokens import REVOKED, RevokedTokenError, hash_token, require_live_token
 from vocabulary.records import FrameResult
 from vocabulary.wire import INGEST_PATH, MAX_BATCH, MAX_NAME_LENGTH, WireError, class_name, frame_from_json
 
@@ -200,12 +200,8 @@ class IngestSessions:
 
     def _check_token(self, token_id: int) -> None:
         """RevokedTokenError unless token `token_id` is live."""
-        statement = select(capture_tokens.c.id).where(
-            capture_tokens.c.id == token_id, capture_tokens.c.revoked_at.is_(None)
-        )
         with reported_as("check a capture token in", self.engine.url), self.engine.connect() as connection:
-            if connection.scalar(statement) is None:
-                raise RevokedTokenError(REVOKED)
+            require_live_token(connection, token_id)
 
     def _check_resent(self, recorder: SessionRecorder, resent: list[FrameResult]) -> None:
         """Frames below the next number must be the ones stored under their numbers (a resend), nothing else."""

@@ -116,13 +116,15 @@ def engagement_rows(
     since: datetime | None = None,
     student_ids: Collection[int] | None = None,
     rows_until: datetime | None = None,
+    people: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What analytics.engagement scores: the rows, one per observation ordered by frame then student (frame,
     ts, student_id, student, name, emotion (class index, NaN where none was inferred), negative (the summed
     probability of `negative_emotions`, NaN likewise), presence, yaw, pitch, eyes_closed), and the frames
     they belong to (frame_rows), read together so that neither holds a frame the other lacks. student_ids:
     only these students' rows; rows_until: only rows up to then (for students known to have none later: the
-    database then scans no later rows); every frame all the same.
+    database then scans no later rows); every frame all the same. people: the session's student_rows when the
+    caller has just read them (read here otherwise).
 
     Every row of a session is read for its report, and each value read costs: the probabilities are summed
     here, in the database, rather than read one by one.
@@ -132,7 +134,7 @@ def engagement_rows(
     only: list[ColumnElement[bool]] = [] if student_ids is None else [observations.c.student_id.in_(list(student_ids))]
     if rows_until is not None:
         only.append(observations.c.ts <= rows_until)
-    table, frames_read = _read_observations(engine, session_id, columns, since, *only)
+    table, frames_read = _read_observations(engine, session_id, columns, since, *only, people=people)
     return _with_signal_types(table.astype({"negative": "float64"})), frames_read
 
 

@@ -24,7 +24,6 @@ from db.schema import (
     PROBABILITY_COLUMNS,
     SIGNAL_COLUMNS,
     TILE_COLUMNS,
-    capture_tokens,
     frames,
     observations,
     session_rollups,
@@ -32,20 +31,13 @@ from db.schema import (
     students,
 )
 from db.stages import Stages
+from db.tokens import require_live_token
 from vocabulary.records import Box, FaceSignals, FrameResult, Observation, Presence
 
 # Built once: SQLAlchemy then compiles it once, where a statement built per frame is compiled again each time.
 _LAST_SEEN = (
     update(students).where(students.c.id.in_(bindparam("ids", expanding=True))).values(last_seen=bindparam("ts"))
 )
-_LIVE_TOKEN = select(capture_tokens.c.id).where(
-    capture_tokens.c.id == bindparam("token"), capture_tokens.c.revoked_at.is_(None)
-)
-REVOKED = "this capture token is unknown or revoked; ask an admin for a new one"
-
-
-class RevokedTokenError(Exception):
-    """The capture token a batch came with is revoked (or its teacher removed): nothing of the batch was written."""
 
 
 @dataclass(frozen=True)
@@ -236,8 +228,8 @@ class SessionRecorder:
                 # First, so a frame is never written by a capture that has lost the session to another, or by a
                 # token revoked meanwhile.
                 renew(connection, self.session_id, self._writer)
-                if token_id is not None and connection.scalar(_LIVE_TOKEN, {"token": token_id}) is None:
-                    raise RevokedTokenError(REVOKED)
+                if token_id is not None:
+                    require_live_token(connection, token_id)
             with stages.stage("frames"):
                 connection.execute(insert(frames), [self._frame_row(result) for result in results])
             with stages.stage("students"):
@@ -312,8 +304,8 @@ class SessionRecorder:
             if renewed == 0:
                 # Nothing was written: say why.
                 with stages.stage("lease"):
-                    if token_id is not None and connection.scalar(_LIVE_TOKEN, {"token": token_id}) is None:
-                        raise RevokedTokenError(REVOKED)
+                    if token_id is not None:
+                        require_live_token(connection, token_id)
                     renew(connection, self.session_id, self._writer)  # LeaseLostError, autocommitted
                 raise DatabaseError("the session's lease was taken and given back while this batch was written: retry")
 

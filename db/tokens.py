@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from db.errors import reported_as
 from db.schema import capture_tokens, users
@@ -21,10 +21,19 @@ from db.schema import capture_tokens, users
 # Tells a ClassPulse token apart from other secrets in a file or a leak scanner's findings.
 TOKEN_PREFIX = "cpt_"
 TOKEN_BYTES = 32
+REVOKED = "this capture token is unknown or revoked; ask an admin for a new one"
+# Built once: SQLAlchemy then compiles it once, where a statement built per batch is compiled again each time.
+_LIVE_TOKEN = select(capture_tokens.c.id).where(
+    capture_tokens.c.id == bindparam("token"), capture_tokens.c.revoked_at.is_(None)
+)
 
 
 class TokenError(Exception):
     """A tokens command that cannot be done (unknown user or token id); the CLI exits 2."""
+
+
+class RevokedTokenError(Exception):
+    """The capture token a batch came with is revoked (or its teacher removed): nothing of the batch was written."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,13 @@ def token_owner(engine: Engine, token: str) -> str | None:
     )
     with reported_as("check a capture token in", engine.url), engine.connect() as connection:
         return connection.scalar(statement)
+
+
+def require_live_token(connection: Connection, token_id: int) -> None:
+    """RevokedTokenError unless token `token_id` is live, read on `connection` (inside the caller's transaction, so
+    a batch is never written under a token revoked meanwhile)."""
+    if connection.scalar(_LIVE_TOKEN, {"token": token_id}) is None:
+        raise RevokedTokenError(REVOKED)
 
 
 def _select() -> Any:
