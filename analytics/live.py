@@ -355,7 +355,7 @@ class RecentRows:
         found = None
         if kept is not None and kept[2].size and (kept[0] is None or (since is not None and kept[0] <= since)):
             found = self._continued(engine, session_id, negative_emotions, kept[1], kept[2], people)
-        rows, frames = found or engagement_rows(engine, session_id, negative_emotions, since=since)
+        rows, frames = found or engagement_rows(engine, session_id, negative_emotions, since=since, people=people)
         if since is not None:
             start = pd.Timestamp(since)
             rows = rows[rows["ts"] > start].reset_index(drop=True)
@@ -382,9 +382,12 @@ class RecentRows:
         students: pd.DataFrame | None,
     ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """The kept rows and frames with those written since; None when they no longer fit the session."""
-        people = (student_rows(engine, session_id) if students is None else students).set_index("student_id")
+        students = student_rows(engine, session_id) if students is None else students
+        people = students.set_index("student_id")
         last = frames.iloc[-1]
-        new_rows, new_frames = engagement_rows(engine, session_id, negative_emotions, since=last["ts"].to_pydatetime())
+        new_rows, new_frames = engagement_rows(
+            engine, session_id, negative_emotions, since=last["ts"].to_pydatetime(), people=students
+        )
         if not rows["student_id"].isin(people.index).all() or (
             len(new_frames) and new_frames["frame"].iat[0] <= last["frame"]
         ):
