@@ -6,7 +6,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Engine
+
+from db.engine import connect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,3 +49,13 @@ def copy_sqlite(source: Path, target: Path) -> None:
         original.backup(copy)
     original.close()
     copy.close()
+
+
+@contextmanager
+def connected_copy(source: Path, target: Path) -> Iterator[Engine]:
+    """An engine on a copy of the SQLite file `source` at `target` (copy_sqlite), disposed of afterwards: the
+    fixture of a test that changes the database a module built once."""
+    copy_sqlite(source, target)
+    engine = connect(f"sqlite:///{target}")
+    yield engine
+    engine.dispose()

@@ -39,7 +39,7 @@ from db.migrate import ALEMBIC_INI, upgrade
 from db.queries import acknowledged_flags, find_session, flag_silences_of
 from db.schema import sessions, students, users
 from db.users import Role, UserError, accept_notice, add_user, check_login, find_user, set_password
-from tests.cli import REPO, assert_one_clear_line, copy_sqlite
+from tests.cli import REPO, assert_one_clear_line, connected_copy, copy_sqlite
 from tests.dashboard_server import free_port, running_dashboard
 from tests.dashboard_users import PASSWORD, add_user_with_cli, csrf_token, post_form, sign_in, signed_in_client
 from tests.test_dashboard import ABSENCE, ABSENCE_START, dash_call, page, text
@@ -68,12 +68,10 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(url: str, recorded: Path, tmp_path: Path) -> Iterator[Engine]:
+def engine(recorded: Path, tmp_path: Path) -> Iterator[Engine]:
     """This test's own copy of `recorded`, at `url`."""
-    copy_sqlite(recorded, tmp_path / "classpulse.db")
-    copied = connect(url)
-    yield copied
-    copied.dispose()
+    with connected_copy(recorded, tmp_path / "classpulse.db") as copied:
+        yield copied
 
 
 @pytest.fixture

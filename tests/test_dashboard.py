@@ -70,13 +70,12 @@ from dashboard.pages.report import (
 )
 from dashboard.report_cache import forget_reports, report_tables, warm_report
 from dashboard.theme import ABSENT_COLOR, EMOTION_COLORS, EMOTION_TEXT_COLORS, ENGAGEMENT_SCALE
-from db.engine import connect
 from db.migrate import current_revision, head_revision, upgrade
 from db.queries import FlagSilence, acknowledged_flags, find_session, flag_silences_of, observation_rows
 from db.recorder import SessionRecorder
 from db.schema import sessions
 from db.users import Role, User, add_user
-from tests.cli import copy_sqlite
+from tests.cli import connected_copy
 from tests.dashboard_users import PASSWORD, signed_in_client
 from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
 from vocabulary.emotions import EMOTIONS
@@ -106,12 +105,10 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(url: str, recorded: Path, tmp_path: Path) -> Iterator[Engine]:
+def engine(recorded: Path, tmp_path: Path) -> Iterator[Engine]:
     """This test's own copy of `recorded`, at `url`."""
-    copy_sqlite(recorded, tmp_path / "classpulse.db")
-    copied = connect(url)
-    yield copied
-    copied.dispose()
+    with connected_copy(recorded, tmp_path / "classpulse.db") as copied:
+        yield copied
 
 
 @pytest.fixture
