@@ -36,23 +36,41 @@ ABSENT = "absent"
 MAX_GAP_INTERVALS = 5.0
 
 
-def frame_signals(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
+def frame_signals(
+    rows: pd.DataFrame,
+    frames: pd.DataFrame,
+    config: ScoreConfig,
+    students: pd.DataFrame | None = None,
+    from_frame: int | None = None,
+) -> pd.DataFrame:
     """One row per student per frame from their first appearance on, ordered by student then time.
 
     rows, frames: what db.queries.engagement_rows reads (frames: frame_rows). Columns: student_id, student, name,
     frame, ts, seconds (the time the frame stands for), presence (face, camera_off, empty or absent), present,
     attentive, eyes_closed (bools), eyes_ts (when the eyes of the row were measured), emotion (the frame's
     class index), negative (smoothed; both NaN without an emotion), score.
+
+    For scoring a few new frames of a longer read (analytics.live): students, indexed by student_id with
+    student, name and first_frame, are the students to score (default: those of `rows`; one of `rows` missing
+    from it is added); from_frame: only frames from this one on are scored, `rows` then needing only the
+    smoothing window before it and `frames` as far back as a frame's time and eyes reading look.
     """
-    people = rows.groupby("student_id", sort=True).agg(
-        student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
-    )
+    others = rows if students is None else rows[~rows["student_id"].isin(students.index)]
+    people = students
+    if people is None or len(others):  # (grouping no rows at all costs more than scoring a few frames)
+        people = others.groupby("student_id", sort=True).agg(
+            student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
+        )
+        if students is not None:
+            people = pd.concat([students[people.columns], people]).sort_index()
     frame, ts = frames["frame"].to_numpy(), frames["ts"]
     seconds = frame_seconds(ts).to_numpy()
     # The grid: each student at every frame from their first on, student by student. Built and filled from
     # numpy arrays, and the names attached last: on a long class, pandas merges and copies of object columns
     # cost more than the scoring itself.
     on = frame[None, :] >= people["first_frame"].to_numpy()[:, None]
+    if from_frame is not None:
+        on &= frame[None, :] >= from_frame
     row, at = np.nonzero(on)
     student_id = people.index.to_numpy()[row]
     observed = smoothed_negative(rows, config.emotion_window_seconds)
@@ -109,15 +127,31 @@ def frame_seconds(ts: pd.Series[pd.Timestamp]) -> pd.Series[float]:
 
 def smoothed_negative(rows: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
     """rows with `negative` replaced by its mean over the student's trailing window (rows without an emotion
-    neither count nor change); NaN stays NaN. One flickering frame does not make a sad face."""
+    neither count nor change); NaN stays NaN. One flickering frame does not make a sad face.
+
+    Each mean is summed afresh from the rows of its own window, newest first, so a row's value is the same
+    to the last bit wherever the read began (the live page scores only new frames with the window's rows
+    before them, and must agree with a whole read); a running sum such as pandas' rolling mean carries
+    rounding from the rows before."""
     with_emotion = rows[rows["negative"].notna()]
     if with_emotion.empty:
         return rows
-    window = f"{int(round(window_seconds * 1000))}ms"
     ordered = with_emotion.sort_values(["student_id", "ts"], kind="stable")
-    means = ordered.set_index("ts").groupby("student_id")["negative"].rolling(window, min_periods=1).mean()
+    student = ordered["student_id"].to_numpy()
+    ns = ordered["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    window = int(round(window_seconds * 1000)) * 1_000_000  # whole milliseconds, as before
+    values = ordered["negative"].to_numpy(float)
+    total, count = values.copy(), np.ones(len(values))
+    # Lag by lag: the rows `lag` before each row, while some are still its student's and within its window
+    # (rows are by student, then time, so a row's window ends at the first lag that leaves it).
+    for lag in range(1, len(values)):
+        inside = (student[lag:] == student[:-lag]) & (ns[:-lag] > ns[lag:] - window)
+        if not inside.any():
+            break
+        total[lag:] += np.where(inside, values[:-lag], 0.0)
+        count[lag:] += inside
     smoothed = rows.copy()
-    smoothed.loc[ordered.index, "negative"] = means.to_numpy()
+    smoothed.loc[ordered.index, "negative"] = total / count
     return smoothed
 
 

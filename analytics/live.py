@@ -11,14 +11,17 @@ per time bin, trimmed to the shown window, never raw rows beyond the last few mi
 Engagement and flags (analytics.engagement, analytics.flags) need the longest flag rule's span of history
 (`lookback_seconds`, a few minutes of rows, ~20 000 for 50 students), which costs more than one refresh may, so
 `rescore` recomputes them once per new time bin (every 5th refresh at 2 s; LiveHub runs it beside the refreshes,
-not within one) and the state keeps them in between. The rows of that span are kept in memory per session
-(RecentRows): a pass reads only the frames written since the last one (reading the span was most of a pass's
-cost), and scores them once for both the engagement line and the flags. A pass replaces the kept class
-engagement line from the previous pass's bin on; earlier bins were complete then. The flags come from
-analytics.live_flags.current_flags, which reads further back for a flag that began before the lookback, so
-"since when" is when the condition began in the data, the same after a reload; the previous pass's flags spare
-it those reads for flags still on. The kept rows reach back two flag spans (analytics.live_flags.flag_span), so
-current_flags takes its first read from them rather than from the database.
+not within one) and the state keeps them in between. The scored signals of that span are kept in memory per
+session (RecentRows): a pass reads and scores only the frames written since the last one, with the smoothing
+window's rows before them, so each frame's signals are scored once, bit for bit as a read of the whole
+session scores them (reading and scoring the span again was most of a pass's cost); the engagement line and
+the flags share them. A pass replaces the kept class engagement line from the previous pass's bin on; earlier
+bins were complete then. The flags come from analytics.live_flags.current_flags, which reads further back for
+a flag that began before the lookback, so "since when" is when the condition began in the data, the same
+after a reload; the previous pass's flags (each student's open condition and its start) spare it those reads
+for flags still on. The kept signals reach back two flag spans (analytics.live_flags.flag_span), so
+current_flags takes its first read from them rather than from the database. A student gone from the call
+before the kept span is absent in the states, as a whole read has them.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics.engagement import class_bins, frame_signals, student_bins
+import config
+from analytics.engagement import ABSENT, class_bins, frame_signals, student_bins
 from analytics.flags import Flag, history_seconds
 from analytics.live_flags import HeldRows, current_flags, flag_span
-from analytics.settings import EngagementConfig, load_config
+from analytics.settings import EngagementConfig, ScoreConfig, load_config
 from analytics.timeline import (
     BIN_SECONDS,
     NOW_SECONDS,
@@ -289,15 +293,13 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
             state, engagement=_NO_ENGAGEMENT, scores={}, states={}, flags=[], scored_at=None, students=frozenset()
         )
         return rescore(engine, unscored, latest_frame)
-    kept_rows, kept_frames = RECENT_ROWS.read(
-        engine, state.session_id, config.score.negative_emotions, kept_since, people
-    )
-    if kept_rows.empty:
+    # Scored once for both the engagement line and the flags, the frames before the last pass's kept from it.
+    kept_frames, kept_signals = RECENT_ROWS.read(engine, state.session_id, config.score, kept_since, people)
+    if kept_signals.empty:
         return state
-    # Scored once for both the engagement line and the flags.
-    kept_signals = frame_signals(kept_rows, kept_frames, config.score)
     signals = kept_signals
-    if since is not None and kept_since is not None and kept_since < since:
+    if state.scored_at is None and since is not None and kept_since is not None and kept_since < since:
+        # A later pass takes only rows after `since` below (its new bins, its last NOW_SECONDS).
         signals = signals[signals["ts"] > pd.Timestamp(since)]
     if signals.empty:
         return state
@@ -314,7 +316,11 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     scores = {str(key): float(score) for key, score in recent.groupby("student")["score"].mean().items()}
     last = signals[signals["frame"] == signals["frame"].max()]
     states = dict(zip(last["student"].astype(str), last["presence"].where(~last["attentive"], ATTENTIVE), strict=True))
-    held = HeldRows(kept_since, kept_rows, kept_frames, kept_signals, people)
+    # A student gone from the call before the kept rows has none there: absent, scoring 0, as in a whole read.
+    for key in people["student"].astype(str):
+        if key not in states:
+            states[key], scores[key] = ABSENT, 0.0
+    held = HeldRows(kept_since, kept_frames, kept_signals, people)
     flags = current_flags(engine, state.session_id, config, known=state.flags, recent=held)
     return replace(
         state,
@@ -327,45 +333,78 @@ def rescore(engine: Engine, state: LiveState, latest_frame: datetime | None) -> 
     )
 
 
+@dataclass(frozen=True)
+class _Span:
+    """What RecentRows keeps of one session after `since` (None: from its start): its frames, their
+    frame_signals with the students they score (student_id index; student, name, first_frame), and the
+    engagement_rows of the last smoothing window, which the next frames' smoothing looks back at."""
+
+    since: datetime | None
+    frames: pd.DataFrame
+    signals: pd.DataFrame
+    students: pd.DataFrame
+    tail: pd.DataFrame
+
+
 class RecentRows:
-    """db.queries.engagement_rows of each session's last scoring span, kept between passes so that the next
-    pass reads only the frames written since (a frame and its rows are committed together, so none is
-    half-read). The students' names are looked up again at each pass, as a fresh read would give them; a
-    session whose students or frame numbers no longer match what was kept (a merge, a purge, another
-    session under a reused id) is read afresh, as is a span reaching further back than the kept one."""
+    """The frame_signals of each session's last scoring span, kept between passes so that the next pass reads
+    and scores only the frames written since (a frame and its rows are committed together, so none is
+    half-read): they are scored with the smoothing window's rows before them (analytics.engagement.
+    frame_signals, from_frame), and the students kept go on being scored in every new frame, as absent once
+    gone, as a read of the whole session scores them. A frame's time stands until the next frame, capped as
+    frame_seconds caps it over the kept frames. The students' names are looked up again at each pass, as a
+    fresh read would give them; a session whose students or frame numbers no longer match what was kept (a
+    merge, a purge, another session under a reused id) is read and scored afresh, as is a span reaching
+    further back than the kept one."""
 
     def __init__(self, sessions: int = KEPT_SESSIONS) -> None:
         self._sessions = sessions
         self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[str, int], tuple[datetime | None, pd.DataFrame, pd.DataFrame]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, int], _Span] = OrderedDict()
 
     def read(
         self,
         engine: Engine,
         session_id: int,
-        negative_emotions: tuple[str, ...],
+        config: ScoreConfig,
         since: datetime | None,
         people: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """engagement_rows(engine, session_id, negative_emotions, since)'s rows and frames. people: the
-        session's student_rows when the caller has just read them (read here otherwise)."""
+        """The frames of engagement_rows(engine, session_id, config.negative_emotions, since), and the
+        frame_signals of its rows (scored from further back where kept, and with the students kept); both
+        empty when the span has no rows. people: the session's student_rows when the caller has just read
+        them (read here otherwise)."""
         key = (engine.url.render_as_string(hide_password=False), session_id)
         with self._lock:
             kept = self._kept.get(key)
         found = None
-        if kept is not None and kept[2].size and (kept[0] is None or (since is not None and kept[0] <= since)):
-            found = self._continued(engine, session_id, negative_emotions, kept[1], kept[2], people)
-        rows, frames = found or engagement_rows(engine, session_id, negative_emotions, since=since, people=people)
-        if since is not None:
-            start = pd.Timestamp(since)
-            rows = rows[rows["ts"] > start].reset_index(drop=True)
-            frames = frames[frames["ts"] > start].reset_index(drop=True)
+        if (
+            kept is not None
+            and len(kept.frames)
+            and (kept.since is None or (since is not None and kept.since <= since))
+        ):
+            found = self._continued(engine, session_id, config, kept, people)
+        if found is None:
+            rows, frames = engagement_rows(engine, session_id, config.negative_emotions, since=since, people=people)
+            if rows.empty:
+                with self._lock:
+                    self._kept.pop(key, None)
+                return frames.iloc[:0], rows
+            signals = frame_signals(rows, frames, config)
+            span = _Span(since, frames, signals, _students(signals), _tail(rows, frames, config))
+        else:
+            span = found
+            if since is not None:
+                start = pd.Timestamp(since)
+                frames = span.frames[span.frames["ts"] > start].reset_index(drop=True)
+                signals = span.signals[span.signals["ts"] > start].reset_index(drop=True)
+                span = replace(span, since=since, frames=frames, signals=signals)
         with self._lock:
-            self._kept[key] = (since, rows, frames)
+            self._kept[key] = span
             self._kept.move_to_end(key)
             while len(self._kept) > self._sessions:
                 self._kept.popitem(last=False)
-        return rows, frames
+        return span.frames, span.signals
 
     def forget(self) -> None:
         """Drop every kept span (the benchmark times passes that read afresh)."""
@@ -374,29 +413,68 @@ class RecentRows:
 
     @staticmethod
     def _continued(
-        engine: Engine,
-        session_id: int,
-        negative_emotions: tuple[str, ...],
-        rows: pd.DataFrame,
-        frames: pd.DataFrame,
-        students: pd.DataFrame | None,
-    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-        """The kept rows and frames with those written since; None when they no longer fit the session."""
+        engine: Engine, session_id: int, config: ScoreConfig, kept: _Span, students: pd.DataFrame | None
+    ) -> _Span | None:
+        """`kept` with the frames written since scored; None when it no longer fits the session."""
         students = student_rows(engine, session_id) if students is None else students
         people = students.set_index("student_id")
-        last = frames.iloc[-1]
+        last = kept.frames.iloc[-1]
         new_rows, new_frames = engagement_rows(
-            engine, session_id, negative_emotions, since=last["ts"].to_pydatetime(), people=students
+            engine, session_id, config.negative_emotions, since=last["ts"].to_pydatetime(), people=students
         )
-        if not rows["student_id"].isin(people.index).all() or (
+        if not kept.students.index.isin(people.index).all() or (
             len(new_frames) and new_frames["frame"].iat[0] <= last["frame"]
         ):
             return None
-        rows, frames = _appended(rows, new_rows), _appended(frames, new_frames)
-        names = rows["student_id"].map(people["name"])
-        name = names.to_numpy(object)
-        name[names.isna().to_numpy()] = None  # as a fresh read gives a student without a name
-        return rows.assign(name=name), frames
+        frames, signals, scored, tail = kept.frames, kept.signals, kept.students, kept.tail
+        if len(new_frames):
+            frames, rows = _appended(frames, new_frames), _appended(tail, new_rows)
+            # The last kept frame is scored again: the time it stands for ends at the next frame, unknown before.
+            new = frame_signals(rows, frames, config, scored, from_frame=int(last["frame"]))
+            scored = _students(new, scored)
+            signals = pd.concat([signals[signals["frame"] < last["frame"]], new], ignore_index=True)
+            # Student by student, then in time, as frame_signals orders them (a stable sort keeps the time order).
+            order = (
+                np.argsort(signals["student_id"].to_numpy(), kind="stable")
+                if frames["ts"].is_monotonic_increasing
+                else signals.sort_values(["student_id", "ts"], kind="stable").index.to_numpy()
+            )
+            signals, tail = signals.take(order).reset_index(drop=True), _tail(rows, frames, config)
+        names = people["name"]
+        return _Span(
+            kept.since,
+            frames,
+            signals.assign(name=_names(signals["student_id"], names)),
+            scored.assign(name=_names(scored.index.to_series(), names)),
+            tail.assign(name=_names(tail["student_id"], names)),
+        )
+
+
+def _tail(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
+    """The rows within the smoothing window of the last frame: what scoring the next frames looks back at."""
+    last = frames["ts"].max() - pd.Timedelta(seconds=config.emotion_window_seconds)
+    tail: pd.DataFrame = rows[rows["ts"] > last].reset_index(drop=True)
+    return tail
+
+
+def _students(signals: pd.DataFrame, kept: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The students frame_signals scored (RecentRows' _Span.students), with those of `kept` before them."""
+    if kept is not None:
+        signals = signals[~signals["student_id"].isin(kept.index)]
+        if signals.empty:
+            return kept
+    found = signals.groupby("student_id", sort=True).agg(
+        student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
+    )
+    return found if kept is None else pd.concat([kept, found]).sort_index()
+
+
+def _names(student_id: pd.Series, names: pd.Series) -> np.ndarray:
+    """Each student's name now (None where they have none, as a fresh read gives it)."""
+    found = student_id.map(names)
+    name: np.ndarray = found.to_numpy(object)
+    name[found.isna().to_numpy()] = None
+    return name
 
 
 def _appended(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -425,6 +503,7 @@ class _Kept:
     shared: SharedView | None = None
     scoring: threading.Thread | None = None  # the rescore running in the background, if any
     scored: LiveState | None = None  # what it gave, not yet in `shared`
+    wake: threading.Event = field(default_factory=threading.Event)  # set: `scoring` starts without its pause
 
 
 class LiveHub:
@@ -438,11 +517,16 @@ class LiveHub:
     The first view of a session is scored at once. Later, `background`: the scoring a new time bin calls for
     (rescore: most of a refresh's cost, once in five refreshes) runs on a thread of its own, and the views
     keep the last scoring until the next refresh after it ends, so no browser waits for it; else it runs
-    within the refresh that calls for it."""
+    within the refresh that calls for it. The thread first pauses for `pause_s` (default: half the live
+    page's refresh period, config [dashboard] live_refresh_seconds): the refresh that called for it still
+    draws and sends its page, and Python runs one thread at a time, so a pass started at once made that
+    refresh wait for half of the pass; a pass of a few tens of milliseconds after the pause still ends before
+    the next refresh, which shows it."""
 
-    def __init__(self, kept: int = KEPT_SESSIONS * 3, background: bool = True) -> None:
+    def __init__(self, kept: int = KEPT_SESSIONS * 3, background: bool = True, pause_s: float | None = None) -> None:
         self._kept = kept  # states kept: a few sessions, each in the page's few windows
         self._background = background
+        self._pause_s = pause_s
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
         # Tokens differ from those of an earlier process, whose browsers may still hold one.
@@ -476,14 +560,18 @@ class LiveHub:
                 view = refresh(engine, state, score=inline)
                 kept.shared, kept.version = SharedView(view, next(self._tokens)), version
                 if not inline and kept.scoring is None and scoring_due(view.state, view.latest_frame):
+                    kept.wake.clear()
                     kept.scoring = threading.Thread(
-                        target=self._score, args=(engine, kept, view.state, view.latest_frame), daemon=True
+                        target=self._score,
+                        args=(engine, kept, view.state, view.latest_frame, self._pause()),
+                        daemon=True,
                     )
                     kept.scoring.start()
             return kept.shared
 
     @staticmethod
-    def _score(engine: Engine, kept: _Kept, state: LiveState, latest_frame: datetime | None) -> None:
+    def _score(engine: Engine, kept: _Kept, state: LiveState, latest_frame: datetime | None, pause_s: float) -> None:
+        kept.wake.wait(pause_s)
         scored = None
         try:
             scored = rescore(engine, state, latest_frame)
@@ -494,11 +582,18 @@ class LiveHub:
                 kept.scored, kept.scoring = scored, None
 
     def settle(self) -> None:
-        """Wait for the scorings running in the background to end (their results show at the next view)."""
+        """Wait for the scorings running in the background to end, started now if they pause (their results
+        show at the next view)."""
         with self._lock:
-            running = [kept.scoring for kept in self._states.values() if kept.scoring is not None]
-        for thread in running:
+            running = [(kept.scoring, kept.wake) for kept in self._states.values() if kept.scoring is not None]
+        for thread, wake in running:
+            wake.set()
             thread.join()
+
+    def _pause(self) -> float:
+        if self._pause_s is None:
+            self._pause_s = config.chosen().dashboard.live_refresh_seconds / 2
+        return self._pause_s
 
     def forget(self) -> None:
         """Drop every kept state (the benchmark times first opens)."""

@@ -52,11 +52,16 @@ class ShownFlag:
 
 
 def flag_board(
-    engine: Engine, session_id: int, config: EngagementConfig, known: Sequence[Flag] = ()
+    engine: Engine,
+    session_id: int,
+    config: EngagementConfig,
+    known: Sequence[Flag] = (),
+    recent: HeldRows | None = None,
 ) -> list[ShownFlag]:
-    """current_flags with the teacher's decisions (db.queries.acknowledge_flag, silence_flags): the ones
-    needing attention first, then by RULE_ORDER, then the longest-standing first."""
-    flags = current_flags(engine, session_id, config, known)
+    """current_flags (with the caller's known flags and held rows) and the teacher's decisions
+    (db.queries.acknowledge_flag, silence_flags): the ones needing attention first, then by RULE_ORDER, then
+    the longest-standing first."""
+    flags = current_flags(engine, session_id, config, known, recent=recent)
     if not flags:
         return []
     return decided(
@@ -97,15 +102,14 @@ class _Read:
 
 @dataclass(frozen=True)
 class HeldRows:
-    """engagement_rows of a session the caller already holds (analytics.live keeps them between passes):
-    every row and frame strictly after `since` (None: the whole session) up to the last frame written, and
-    their frame_signals when the caller has scored them already (None: not yet), and the session's
+    """A session's frames the caller already holds (analytics.live keeps them between passes): every frame
+    strictly after `since` (None: the whole session) up to the last frame written, the frame_signals of their
+    rows (scored from further back, and with students gone since, as a longer read would), and the session's
     student_rows when the caller read them with the rows (None: not read)."""
 
     since: datetime | None
-    rows: pd.DataFrame
     frames: pd.DataFrame
-    signals: pd.DataFrame | None = None
+    signals: pd.DataFrame
     people: pd.DataFrame | None = None
 
 
@@ -142,7 +146,7 @@ def current_flags(
     if (
         recent is not None
         and recent.people is not None
-        and recent.rows["student_id"].isin(recent.people["student_id"]).all()
+        and recent.signals["student_id"].drop_duplicates().isin(recent.people["student_id"]).all()
     ):
         people = recent.people
     else:
@@ -157,9 +161,11 @@ def current_flags(
     # Students gone at the same time are read together: every rule but `negative` looks at one student's rows
     # only, and a gone student's negative flag cannot be on (no face over its window at the latest frame).
     gone: dict[pd.Timestamp, list[int]] = {}
+    left: set[int] = set()
     for key, last in zip(people["student"], people["last_seen"], strict=True):
         if last > first.since:
             continue
+        left.add(ids[key])
         # Gone from the call before that read, so absent since: nothing about them changes until they are back.
         if (key, "absent") in earlier:
             found.append(earlier[key, "absent"])
@@ -170,14 +176,11 @@ def current_flags(
     while reads:
         read = reads.pop()
         whole = read.since <= opened
-        signals = None
         if read is first and recent is not None and (recent.since is None or not whole):
-            rows, frames, signals = recent.rows, recent.frames, recent.signals
+            signals = recent.signals
             if not whole:
-                rows = rows[rows["ts"] > read.since].reset_index(drop=True)
-                frames = frames[frames["ts"] > read.since].reset_index(drop=True)
                 # The rules look back a bounded time, so the signals of a longer read hold for these rows too.
-                signals = None if signals is None else signals[signals["ts"] > read.since]
+                signals = signals[signals["ts"] > read.since]
         else:
             rows, frames = engagement_rows(
                 engine,
@@ -187,10 +190,13 @@ def current_flags(
                 read.students,
                 None if read.rows_until is None else read.rows_until.to_pydatetime(),
             )
-        if rows.empty:
+            signals = rows if rows.empty else frame_signals(rows, frames, config.score)
+        if read is first and left:
+            # A whole read, or held signals that go on scoring a student after they left (absent), score
+            # students gone before the read: their flags are the reads above.
+            signals = signals[~signals["student_id"].isin(left)]
+        if signals.empty:
             continue
-        if signals is None:
-            signals = frame_signals(rows, frames, config.score)
         flags = [flag for flag in session_flags(signals, config.flags) if flag.active]
         unsure: set[int] = set()
         class_wide = False  # a negative flag compares with the whole class: read everyone again for it

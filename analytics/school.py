@@ -8,12 +8,17 @@ score differs from the report's, which scores the raw rows, only where db.rollup
 trailing smoothing, frames weighed equally, a student who left mid-bin).
 
 Its open-flag counts are a state kept per running class, never counted by a refresh: a refresh reads no raw
-row. The flags (analytics.live_flags.flag_board, the live page's own, with the teacher's decisions) need minutes
-of a class's raw rows, tens of milliseconds a count however few its rows, so a counter thread beside the view
-(one per database, started by the first refresh, ended when refreshes stop) counts each running class's once
-FLAG_EVERY of its frames have come, the longest waiting first (a class never counted first), with its last
-flags so that flags still on need no reads back, and at most COUNTER_SHARE of a core; each class says which
-frame its flag count is from.
+row. The flags (analytics.live_flags.flag_board's, the live page's own, with the teacher's decisions) are
+judged over minutes of a class's rows, so a counter thread beside the view (one per database, started by the
+first refresh, ended when refreshes stop) counts each running class's once FLAG_EVERY of its frames have come,
+the longest waiting first (a class never counted first), at most COUNTER_SHARE of a core; each class says which
+frame its flag count is from. It keeps each running class's last two flag spans of scored rows
+(analytics.live.RecentRows, as the live page does) and its last flags, so a count reads and scores only the
+frames written since the last one, and flags still on need no reads back. The 10 s roll-ups cannot give the
+same answer: a flag's start and raise fall mid-bin (a camera off for absent_seconds is not a number of whole
+bins), eyes_closed needs the moments of the eye readings, negative the smoothed probability against the
+student's baseline and the class median, drop the per-frame engagement, and the teacher's decisions are kept
+by the flag's exact start.
 
 Trends read one row per session: its stored average engagement (db.schema.SessionRecord.mean_engagement, kept
 when a session ends) and its counts summed from the roll-ups (db.school_reads.session_totals), which an ended
@@ -36,10 +41,11 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics.flags import Flag
-from analytics.live import engagement_config
-from analytics.live_flags import flag_board
-from analytics.settings import Weights
+from analytics.live import RecentRows, engagement_config
+from analytics.live_flags import HeldRows, flag_board, flag_span
+from analytics.settings import EngagementConfig, Weights
 from db.errors import DatabaseError
+from db.queries import student_rows
 from db.rollups import ROLLUP_SECONDS
 from db.school_reads import (
     RunningSession,
@@ -124,6 +130,8 @@ class SchoolBoard:
         self._flags: dict[tuple[str, int], _Flags] = {}
         self._running: dict[tuple[str, int], RunningSession] = {}
         self._asked: dict[str, float] = {}  # per database: when a refresh last asked for its counts
+        # Per running class, the counter's kept rows (analytics.live.RecentRows, one class each, dropped with it).
+        self._recent: dict[tuple[str, int], RecentRows] = {}
         self._counters: dict[str, threading.Thread] = {}
 
     def refresh(self, engine: Engine) -> list[ClassNow]:
@@ -138,6 +146,7 @@ class SchoolBoard:
                 for gone in [key for key in self._running if key[0] == where and key not in running]:
                     del self._running[gone]
                     self._flags.pop(gone, None)
+                    self._recent.pop(gone, None)
                 self._running.update(running)
                 self._asked[where] = time.monotonic()
                 if where not in self._counters:
@@ -174,12 +183,14 @@ class SchoolBoard:
                 due = self._due({key: session for key, session in self._running.items() if key[0] == where})
                 session = self._running[due[0]] if due else None
                 counted = self._flags.get(due[0]) if due else None
-            if session is None:
+                recent = self._recent.setdefault(due[0], RecentRows(sessions=1)) if due else None
+            if session is None or recent is None:
                 time.sleep(COUNTER_NAP_S)
                 continue
             began = time.perf_counter()
             try:
-                board = flag_board(engine, session.id, config, [] if counted is None else counted.flags)
+                held = _held_rows(engine, session, config, recent)
+                board = flag_board(engine, session.id, config, [] if counted is None else counted.flags, held)
             except DatabaseError:
                 time.sleep(COUNTER_NAP_S)  # the database is down: the next refresh says so
                 continue
@@ -228,6 +239,18 @@ class SchoolBoard:
             None if counted is None else counted.open_flags,
             None if counted is None else counted.latest,
         )
+
+
+def _held_rows(
+    engine: Engine, session: RunningSession, config: EngagementConfig, recent: RecentRows
+) -> HeldRows | None:
+    """The last two flag spans of the session's scored rows, from what `recent` keeps of it: only the frames
+    written since its last count are read and scored (as the live page's pass does), where flag_board alone
+    reads and scores the whole two spans (12 min of rows) at every count."""
+    people = student_rows(engine, session.id)
+    since = session.latest_frame - 2 * flag_span(config)
+    frames, signals = recent.read(engine, session.id, config.score, since, people)
+    return HeldRows(since, frames, signals, people) if len(frames) else None
 
 
 def _line_start(latest: datetime) -> pd.Timestamp:

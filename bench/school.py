@@ -3,28 +3,30 @@ each, sent over HTTP to a real `python -m dashboard` (its ingest API, dashboard.
 
 `scripts/postgres.sh run -- python -m bench.school [--classrooms 10,25,50,100] [--seconds S] [--students 50]
 [--outage-seconds 120] [--outage-classrooms 10]`
-(or `--db URL` of a PostgreSQL server whose user may create databases). No vision: each classroom is a thread
-that makes one frame a second and sends what waits, oldest first, up to 50 frames a request, one request at a
-time, on a new connection each, as capture.sender does. For each N: frames acknowledged per second, frame
-commit latency (from the frame's making to the server's acknowledgement, so time waiting behind others counts)
-p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N holds when the end
-backlog is at most one frame per classroom more than halfway. During each N, an admin's school view (every
-running class, dashboard.pages.school: analytics.school's scoring and the rows and JSON the browser gets) is
-refreshed at its page's period and a teacher's live page (dashboard.pages.live.live_tick, classroom 0) at its
-own, both in this process on the same database, and timed: their p95 against the targets. Then an outage:
-`--outage-classrooms` real capture senders (capture.sender, each with its own spool) while the server is
-stopped for `--outage-seconds` and started again: frames made, stored, lost and duplicated. Where a request's
-time goes, at each N: every /frames answer carries its server stages (Server-Timing, db.stages: token, parsing,
-validation, the session's lock, the recorder's parts), so the table after the steps gives per stage its mean
-wall and CPU ms, the server's whole handling, the round trip the classroom saw and what lies between (waiting
-for one of waitress's threads, the transfer), and each process's CPU per frame (the server's; PostgreSQL's,
-every one of its processes); and one laptop back from an outage sends CATCH_UP frames in one request at three
-quarters of each step, timed the same way. Last, the same server code timed in this process, each frame sent
-alone (token check, JSON parsing and validation, the recorder's stages), the size on disk of a school day of
-rows (extrapolated from the bytes per frame the steps wrote, every partition and index counted), and the report
-of one 50-minute class on first open (its rows written straight into the tables beside the steps' rows). The
-classrooms run on the same machine as the server and the database, and take CPU from them; each step's row
-gives the load average at its start and end, and the server's and PostgreSQL's CPU per frame.
+(or `--db URL` of a PostgreSQL server whose user may create databases). No vision: each classroom is a thread that
+makes one frame a second and sends what waits, oldest first, up to 50 frames a request, one request at a time, on a
+new connection each, as capture.sender does; the classrooms run in a process of their own, so that the views' and
+the flag counter's work in this one never holds up their reading of an answer. For each N: frames acknowledged per
+second, frame commit latency (from the frame's making to the server's acknowledgement, so time waiting behind others
+counts) p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N holds when the end
+backlog is at most one frame per classroom more than halfway. During each N, an admin's school view (every running
+class, dashboard.pages.school: analytics.school's scoring and the rows and JSON the browser gets) is refreshed at
+its page's period and a teacher's live page (dashboard.pages.live.live_tick, classroom 0) at its own, both in this
+process on the same database, and timed: their p95 against the targets. Then an outage: `--outage-classrooms` real
+capture senders (capture.sender, each with its own spool) while the server is stopped for `--outage-seconds` and
+started again: frames made, stored, lost and duplicated. Where a request's time goes, at each N: every /frames
+answer carries its server stages (Server-Timing, db.stages: token, parsing, validation, the session's lock, the
+recorder's parts), so the table after the steps gives per stage its mean wall and CPU ms, the server's whole
+handling, the round trip the classroom saw and what lies between (waiting for one of waitress's threads, the
+transfer), and each process's CPU per frame (the server's; PostgreSQL's, every one of its processes); and one laptop
+back from an outage sends CATCH_UP frames in one request at three quarters of each step, timed the same way. Last,
+the same server code timed in this process, each frame sent alone (token check, JSON parsing and validation, the
+recorder's stages), the size on disk of a school day of rows (extrapolated from the bytes per frame the steps wrote,
+every partition and index counted), and the report of one 50-minute class on first open (its rows written straight
+into the tables beside the steps' rows). The classrooms run on the same machine as the server and the database, and
+take CPU from them; each step's row gives the load average at its start and end, the server's and PostgreSQL's CPU
+per frame, and this benchmark's own (the classrooms' process; here, the views' refreshes and the rest, mostly the
+school view's flag counter), none of which is the server's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import argparse
 import dataclasses
 import http.client
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import socket
 import statistics
@@ -243,6 +247,8 @@ class StepResult:
     requests: list[Request]
     catch_up: Request | None  # CATCH_UP frames in one request, sent at three quarters of the step
     cpu_per_frame_ms: tuple[float, float]  # the server's, PostgreSQL's (all its processes)
+    # This benchmark's own: the classrooms' sending, the views' refreshes, the rest (the flag counter's)
+    bench_cpu_per_frame_ms: tuple[float, float, float]
 
     @property
     def holds(self) -> bool:
@@ -258,7 +264,8 @@ class StepResult:
             f"{self.p95_ms:.0f} | {self.backlog_half} | {self.backlog_end} | {self.errors} | "
             f"{'yes' if self.holds else 'no'} | {first} | {_percentile(school[1:], 95):.0f} ({len(school) - 1}) | "
             f"{lags} | {_percentile(live, 95):.0f} ({len(live)}) | {self.load[0]:.1f} → {self.load[1]:.1f} | "
-            f"{self.cpu_per_frame_ms[0]:.1f} / {self.cpu_per_frame_ms[1]:.1f} |"
+            f"{self.cpu_per_frame_ms[0]:.1f} / {self.cpu_per_frame_ms[1]:.1f} | "
+            f"{' / '.join(f'{ms:.1f}' for ms in self.bench_cpu_per_frame_ms)} |"
         )
 
 
@@ -308,25 +315,27 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
     return timings
 
 
-def run_step(engine: Engine, server_pid: int, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
-    step = uuid.uuid4().hex[:6]
-    cpu_before = _cpu_seconds(server_pid), _postgres_cpu_seconds(engine)
-    rooms = [
-        Classroom(i, _teacher_token(engine, f"bench-{step}-{i}"), f"bench-{step}-room-{i}", students, port)
-        for i in range(classrooms)
-    ]
+@dataclass(frozen=True)
+class Sent:
+    """What the classrooms' own process (send_classrooms) hands back for one step."""
+
+    acknowledged: int
+    latencies_ms: list[float]
+    requests: list[Request]
+    errors: list[str]
+    catch_up: list[Request]
+    backlog_half: int
+    backlog_end: int
+    cpu_s: float  # the process's CPU seconds: the load generator's cost, not the server's
+
+
+def send_classrooms(rooms: list[Classroom], late: Classroom, start: float, seconds: float) -> Sent:
+    """Run the classrooms (and the late laptop's catch-up at three quarters) from `start` for `seconds`."""
+    began_cpu = time.process_time()
     stop = threading.Event()
-    load_before = os.getloadavg()[0]
-    start = time.monotonic() + 1.0
     threads = [threading.Thread(target=room.run, args=(start, seconds, stop), daemon=True) for room in rooms]
     for thread in threads:
         thread.start()
-    views: dict[str, list[float]] = {}
-    timer = threading.Thread(
-        target=lambda: views.update(time_views(engine, rooms[0].session, start, seconds)), daemon=True
-    )
-    timer.start()
-    late = Classroom(classrooms, _teacher_token(engine, f"bench-{step}-late"), f"bench-{step}-late", students, port)
     catch_up: list[Request] = []
     back = threading.Thread(target=lambda: catch_up.extend(late.catch_up(start + seconds * 3 / 4)), daemon=True)
     back.start()
@@ -334,33 +343,78 @@ def run_step(engine: Engine, server_pid: int, port: int, classrooms: int, studen
     backlog_half = sum(room.backlog() for room in rooms)
     time.sleep(max(0.0, start + seconds - time.monotonic()))
     backlog_end = sum(room.backlog() for room in rooms)
-    timer.join(timeout=60)
     stop.set()
     for thread in [*threads, back]:
         thread.join(timeout=60)
-    stored = sum(room.acknowledged for room in rooms) + sum(request.frames for request in catch_up)
+    return Sent(
+        sum(room.acknowledged for room in rooms),
+        sorted(ms for room in rooms for ms in room.latencies_ms),
+        [request for room in rooms for request in room.requests],
+        [error for room in rooms for error in room.errors],
+        catch_up,
+        backlog_half,
+        backlog_end,
+        time.process_time() - began_cpu,
+    )
+
+
+def _sent_through(
+    pipe: multiprocessing.connection.Connection, rooms: list[Classroom], late: Classroom, start: float, seconds: float
+) -> None:
+    pipe.send(send_classrooms(rooms, late, start, seconds))
+    pipe.close()
+
+
+def run_step(engine: Engine, server_pid: int, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
+    """One N: the classrooms send from a process of their own (forked, so nothing is pickled to it), so that
+    neither their sending nor the views' and the flag counter's work here waits for the other's interpreter;
+    the views are timed in this process."""
+    step = uuid.uuid4().hex[:6]
+    cpu_before = _cpu_seconds(server_pid), _postgres_cpu_seconds(engine)
+    rooms = [
+        Classroom(i, _teacher_token(engine, f"bench-{step}-{i}"), f"bench-{step}-room-{i}", students, port)
+        for i in range(classrooms)
+    ]
+    late = Classroom(classrooms, _teacher_token(engine, f"bench-{step}-late"), f"bench-{step}-late", students, port)
+    load_before = os.getloadavg()[0]
+    start = time.monotonic() + 1.0
+    receiving, sending = multiprocessing.get_context("fork").Pipe(duplex=False)
+    sender = multiprocessing.get_context("fork").Process(
+        target=_sent_through, args=(sending, rooms, late, start, seconds), daemon=True
+    )
+    sender.start()
+    sending.close()
+    bench_cpu_before = time.process_time()
+    began_views = time.thread_time()
+    views = time_views(engine, rooms[0].session, start, seconds)
+    views_cpu_s = time.thread_time() - began_views
+    sent: Sent = receiving.recv()
+    sender.join(timeout=60)
+    stored = sent.acknowledged + sum(request.frames for request in sent.catch_up)
     cpu_ms = [
         (after - before) * 1000 / max(stored, 1)
         for before, after in zip(cpu_before, (_cpu_seconds(server_pid), _postgres_cpu_seconds(engine)), strict=True)
     ]
-    latencies = sorted(ms for room in rooms for ms in room.latencies_ms)
-    acknowledged = sum(room.acknowledged for room in rooms)
-    errors = [error for room in rooms for error in room.errors]
-    if errors:
-        print(f"  {len(errors)} request(s) failed, first: {errors[0]}", file=sys.stderr)
+    # The benchmark's own CPU, none of it the server's: the classrooms' process; here, the views' refreshes, and
+    # the rest (mostly the school view's flag counter thread, analytics.school).
+    per_frame = 1000 / max(stored, 1)
+    rest_s = time.process_time() - bench_cpu_before - views_cpu_s
+    if sent.errors:
+        print(f"  {len(sent.errors)} request(s) failed, first: {sent.errors[0]}", file=sys.stderr)
     return StepResult(
         classrooms,
-        acknowledged / seconds,
-        _percentile(latencies, 50),
-        _percentile(latencies, 95),
-        backlog_half,
-        backlog_end,
-        len(errors),
+        sent.acknowledged / seconds,
+        _percentile(sent.latencies_ms, 50),
+        _percentile(sent.latencies_ms, 95),
+        sent.backlog_half,
+        sent.backlog_end,
+        len(sent.errors),
         {view: views.get(view, []) for view in ("school", "live", "lag", "age", "flags_lag")},
         (load_before, os.getloadavg()[0]),
-        [request for room in rooms for request in room.requests],
-        catch_up[0] if catch_up else None,
+        sent.requests,
+        sent.catch_up[0] if sent.catch_up else None,
         (cpu_ms[0], cpu_ms[1]),
+        (sent.cpu_s * per_frame, views_cpu_s * per_frame, rest_s * per_frame),
     )
 
 
@@ -625,9 +679,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"later refreshes p95 ms (count; target {TARGET_SCHOOL_MS}) | school view, its numbers behind the "
                     "latest frame p95 s | its numbers' age when shown p95 s | its flags behind the latest frame p95 s "
                     f"| live page p95 ms (count; target {TARGET_LIVE_MS}) | load average, start → end "
-                    "| CPU ms per frame: server / PostgreSQL |"
+                    "| CPU ms per frame: server / PostgreSQL | this benchmark's CPU ms per frame: classrooms / "
+                    "views / flag counter and the rest |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 results: list[StepResult] = []
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
                     results.append(run_step(engine, server.pid, port, classrooms, args.students, args.seconds))

@@ -14,7 +14,7 @@ from psycopg import sql
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 
-from db.bulk import column_arrays, insert_rows, unnested_rows, upsert_statement
+from db.bulk import array_literal, column_arrays, insert_rows, unnested_rows, upsert_statement
 from db.classes import class_for, roster_student, session_class
 from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
@@ -289,8 +289,8 @@ class SessionRecorder:
                 token_id,
                 token_id,
                 *column_arrays(frame_rows, at_once.frame_columns),
-                list(last_seen),
-                list(last_seen.values()),
+                array_literal(list(last_seen)),
+                array_literal(list(last_seen.values())),
                 *column_arrays(written, at_once.observation_columns),
                 *column_arrays(rollup_rows, at_once.rollup_columns),
             ]

@@ -374,3 +374,27 @@ def test_flags_starting_after_the_rules_history_are_the_same_from_a_later_read()
     later = session_flags(frame_signals(rows[rows["ts"] > cut], frames[frames["ts"] > cut], CONFIG.score), CONFIG.flags)
     settled = cut + pd.Timedelta(seconds=history_seconds(CONFIG.flags))
     assert [flag for flag in later if flag.start >= settled] == [flag for flag in whole if flag.start >= settled]
+
+
+def test_the_smoothed_negative_emotion_is_the_same_to_the_bit_wherever_the_read_begins() -> None:
+    # Uneven frame times and probabilities whose sums round: a running sum would carry the rounding of the rows
+    # before a read's start into every later mean (the live page scores new frames on their own).
+    rng = np.random.default_rng(3)
+    students = [[attentive(emotion=str(rng.choice(EMOTIONS))) for _ in range(120)] for _ in range(3)]
+    rows, frames = session(*students)
+    jitter = pd.to_timedelta(rng.uniform(0, 0.9, len(frames)).cumsum(), unit="s")
+    frames["ts"] += jitter
+    rows["ts"] = rows["frame"].map(frames["ts"])
+    rows["negative"] = rng.uniform(0, 1, len(rows)).round(7) / 3
+    whole = frame_signals(rows, frames, CONFIG.score)
+    cut = frames["ts"][40]
+    later = frame_signals(rows[rows["ts"] > cut], frames[frames["ts"] > cut], CONFIG.score)
+    settled = cut + pd.Timedelta(seconds=CONFIG.score.emotion_window_seconds)
+    np.testing.assert_array_equal(
+        later.loc[later["ts"] > settled, "negative"].to_numpy(), whole.loc[whole["ts"] > settled, "negative"]
+    )
+    # The trailing window's mean as pandas gives it, but for the last decimals of its running sum.
+    window = f"{CONFIG.score.emotion_window_seconds * 1000:.0f}ms"
+    rolling = rows.sort_values(["student_id", "ts"]).set_index("ts").groupby("student_id")["negative"]
+    expected = rolling.rolling(window, min_periods=1).mean().to_numpy()
+    np.testing.assert_allclose(whole["negative"].to_numpy(), expected, rtol=0, atol=1e-12)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from analytics.live import LiveState, RecentRows, engagement_config, lookback_seconds, rescore
+from analytics.engagement import frame_signals
+from analytics.live import RECENT_ROWS, LiveState, RecentRows, engagement_config, lookback_seconds, rescore
+from analytics.live_flags import flag_span
 from db.engine import connect
 from db.migrate import upgrade
 from db.purge import purge_session
@@ -23,6 +25,8 @@ from tests.test_timeline import HAPPY, NEUTRAL, PERIOD_1, SAD, T0, record
 from vocabulary.records import FrameResult, Presence
 
 NEGATIVE = engagement_config().score.negative_emotions
+CONFIG = engagement_config()
+CAMERA_SINCE_30_S = ("tile-2", "camera_off", pd.Timestamp(T0 + timedelta(seconds=30)))
 
 
 @pytest.fixture
@@ -34,12 +38,18 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def assert_reads_alike(engine: Engine, kept: RecentRows, since_seconds: float, session: str = "period-1") -> None:
+    """What `kept` gives is a fresh read's frames and, past the first smoothing window, the signals of a read
+    of the whole session (where a fresh read's smoothing lacks the rows before it)."""
     session_id = find_session(engine, session).id
     since = T0 + timedelta(seconds=since_seconds)
-    rows, frames = kept.read(engine, session_id, NEGATIVE, since)
-    fresh_rows, fresh_frames = engagement_rows(engine, session_id, NEGATIVE, since=since)
-    pd.testing.assert_frame_equal(rows, fresh_rows)
-    pd.testing.assert_frame_equal(frames, fresh_frames)
+    frames, signals = kept.read(engine, session_id, CONFIG.score, since)
+    pd.testing.assert_frame_equal(frames, engagement_rows(engine, session_id, NEGATIVE, since=since)[1])
+    everything = frame_signals(*engagement_rows(engine, session_id, NEGATIVE), CONFIG.score)
+    settled = pd.Timestamp(since) + pd.Timedelta(seconds=CONFIG.score.emotion_window_seconds)
+    expected = everything[(everything["ts"] > settled) & everything["student_id"].isin(signals["student_id"])]
+    pd.testing.assert_frame_equal(
+        signals[signals["ts"] > settled].reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
+    )
 
 
 def test_a_pass_after_new_frames_and_a_rename_reads_what_a_fresh_read_does(engine: Engine) -> None:
@@ -124,19 +134,26 @@ def test_passes_bin_by_bin_equal_a_full_recomputation_through_joins_leaves_camer
         latest = T0 + timedelta(seconds=end - 1)
         state = rescore(engine, state, latest)
         if step == 0:  # a camera off since long before any pass's span, its start found in the data
-            assert ("tile-2", "camera_off", pd.Timestamp(T0 + timedelta(seconds=30))) in {
-                (flag.student, flag.rule, flag.start) for flag in state.flags
-            }
+            assert CAMERA_SINCE_30_S in {(flag.student, flag.rule, flag.start) for flag in state.flags}
             continue  # the first pass is a full one itself
         whole = rescore(fresh, LiveState.start(session_id, None), latest)
+        # Bit for bit: the smoothing sums each window afresh, so it does not depend on where a read began.
         pd.testing.assert_series_equal(state.engagement, whole.engagement, check_exact=True)
         assert state.flags == whole.flags
-        # A student gone from the call before a pass's span is left out of its scores and states; a whole
-        # session's pass scores them absent.
-        gone = {key for key in whole.states if key not in state.states}
-        assert {whole.states[key] for key in gone} <= {"absent"}
-        assert state.scores == {key: score for key, score in whole.scores.items() if key not in gone}
-        assert state.states == {key: shown for key, shown in whole.states.items() if key not in gone}
+        assert len({(flag.student, flag.rule) for flag in state.flags}) == len(state.flags)
+        if end < 935:  # on since before every pass's span: the start carried from pass to pass
+            assert CAMERA_SINCE_30_S in {(flag.student, flag.rule, flag.start) for flag in state.flags}
+        # tile-3, gone from the call long before any pass's span, is absent in both.
+        assert state.states == whole.states and state.states["tile-3"] == "absent"
+        assert state.scores == whole.scores
+        # The signals a pass keeps, its new frames scored with the smoothing window's rows before them, are a
+        # whole read's (but for the first window of a span read afresh, and tile-3, gone before any span).
+        _, held = RECENT_ROWS.read(engine, session_id, CONFIG.score, latest - 2 * flag_span(CONFIG))
+        everything = frame_signals(*engagement_rows(engine, session_id, NEGATIVE), CONFIG.score)
+        settled = held["ts"].min() + pd.Timedelta(seconds=CONFIG.score.emotion_window_seconds)
+        expected = everything[(everything["ts"] >= settled) & everything["student_id"].isin(held["student_id"])]
+        kept = held[held["ts"] >= settled]
+        pd.testing.assert_frame_equal(kept.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
     # What the passes went through.
     assert {(flag.student, flag.rule) for flag in state.flags} >= {("tile-1", "camera_off"), ("tile-4", "absent")}
     fresh.dispose()

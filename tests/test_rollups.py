@@ -4,15 +4,18 @@ they agree with a recount of the raw rows, a rebuild gives them again, and Postg
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.pool import NullPool
 
 from analytics.live import engagement_config
+from db.bulk import array_literal
 from db.errors import DatabaseError
 from db.migrate import upgrade
 from db.queries import find_session
@@ -218,6 +221,28 @@ def test_postgres_hot_ids_are_64_bit_and_go_past_2_to_the_31(postgres_url: str, 
         ids = connection.scalars(select(table.c[name]).where(table.c.session_id == session_id)).all()
     assert len(ids) > 0 and min(ids) > 2**31
     assert_rollups_agree(engine, session_id)
+    engine.dispose()
+
+
+def test_array_literals_read_back_as_the_values_they_were_made_of(postgres_url: str) -> None:
+    """The school server sends a batch's columns as array literals (db.bulk.array_literal): every value a row
+    may hold, awkward text and NumPy scalars included, reads back as itself through the statement's cast."""
+    minus_five = timezone(timedelta(hours=-5))
+    columns: list[tuple[str, list[Any], list[Any]]] = [
+        ("text", ["plain", 'a "quoted" word', "back\\slash", "comma, {brace}", "NULL", "", " sp ", "ünï ☺", None], []),
+        ("double precision", [0.1, -2.5e-300, 1.7976931348623157e308, 5e-324, None, np.float64(1 / 3)], []),
+        ("double precision", [np.float32(0.1), 2.0, 3.5], [float(np.float32(0.1)), 2.0, 3.5]),
+        ("integer", [0, -7, 2**31 - 1, None, np.int64(5)], []),
+        ("boolean", [True, False, None, np.bool_(True)], []),
+        ("timestamptz", [T0, datetime(2026, 12, 3, 4, 5, 6, 7, tzinfo=minus_five), T0, None], []),
+    ]
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        for type_name, values, expected in columns:
+            read = connection.exec_driver_sql(f"SELECT %s::{type_name}[]", (array_literal(values),)).scalar_one()
+            assert read == (expected or values), type_name
+        nan = connection.exec_driver_sql("SELECT %s::float8[]", (array_literal([float("nan")]),)).scalar_one()
+        assert np.isnan(nan[0])
     engine.dispose()
 
 
