@@ -1,8 +1,8 @@
 """Names and identity on 1080p galleries: exact names read, identity kept through reshuffles, per-frame cost.
 
-`python -m bench.identity [--reshuffles N] [--frames N]`. Galleries are drawn by tests/galleries.py from
-skimage's LFW faces with a name label on every tile (OpenCV Hershey fonts; names with apostrophes,
-hyphens, "Jr.", pronoun and "(2)" suffixes; some tiles muted, some cameras off), 9 to 49 tiles.
+`python -m bench.identity [--reshuffles N] [--frames N] [--recording-frames N]`. Galleries are drawn by
+tests/galleries.py from skimage's LFW faces with a name label on every tile (OpenCV Hershey fonts; names with
+apostrophes, hyphens, "Jr.", pronoun and "(2)" suffixes; some tiles muted, some cameras off), 9 to 49 tiles.
 
 - names: the share of tiles whose cleaned name is exactly the drawn name (without its decorations);
 - identity: over reshuffles of a 49-tile gallery that move every tile (and switch a few cameras), the
@@ -11,6 +11,10 @@ hyphens, "Jr.", pronoun and "(2)" suffixes; some tiles muted, some cameras off),
 - newcomers: without labels, students leave and others sit down in their tiles (the layout stays; every
   face moves a little within its tile): the share of newcomers given a key never seen before (not the
   leaver's, nor anyone else's), and of the first students' tile sightings (while they stay) that keep theirs;
+- recording: a 49-tile gallery as a recorded call shows it frame after frame (sensor noise, JPEG at quality
+  80), with labels drawn as OCR misreads them (h as "li", m as "rn", ...): a tenth of them in the first frame,
+  then each label with a small chance a frame for one or two frames; the students (keys) per person, the
+  people shown by their true name in the last frame, and the share of tile-frames showing the true name;
 - cost: the identity stage (names from the cache + matching) on a 49-tile frame with no OCR due.
 """
 
@@ -43,6 +47,10 @@ STYLES = {
     "complex 0.5": LabelStyle(cv2.FONT_HERSHEY_COMPLEX, 0.5),
 }
 GRIDS = [(3, 3), (4, 4), (5, 5), (6, 6), (7, 7)]
+# OCR's usual confusions, each drawn so that the label visibly changes (the reader re-reads it).
+MISREADS = [("h", "li"), ("m", "rn"), ("rn", "m"), ("d", "cl"), ("n", "ri"), ("e", "c"), ("a", "o"), ("i", "l")]
+FIRST_FRAME_MISREAD = 0.1
+MISREAD_CHANCE = 0.02
 CAMERA_OFF_SHARE = 0.2
 MUTED_SHARE = 0.3
 
@@ -154,6 +162,55 @@ def bench_newcomers(detector, rounds: int, rng: np.random.Generator) -> float:
     return fresh / newcomers
 
 
+def misread(name: str, rng: np.random.Generator) -> str:
+    """The name with one of OCR's usual confusions, or itself when it has none of them."""
+    confusions = [(a, b) for a, b in MISREADS if a in name]
+    if not confusions:
+        return name
+    a, b = confusions[int(rng.integers(len(confusions)))]
+    at = [i for i in range(len(name)) if name.startswith(a, i)]
+    i = at[int(rng.integers(len(at)))]
+    return name[:i] + b + name[i + len(a) :]
+
+
+def bench_recording(detector, frames: int, rng: np.random.Generator, tracker: StudentTracker | None = None) -> None:
+    n, cols, rows = 49, 7, 7
+    drawn, clean = class_names(n, rng)
+    off = set(range(40, 49))
+    tracker, reader = tracker or StudentTracker(), NameReader()
+    wrong = {s: (misread(drawn[s], rng), 1) for s in rng.choice(n, int(n * FIRST_FRAME_MISREAD), replace=False)}
+    keys: dict[int, set[str]] = {s: set() for s in range(n)}
+    right = shown = 0
+    names: dict[str, str] = {}
+    for _ in range(frames):
+        labels = [wrong[s][0] if s in wrong else drawn[s] for s in range(n)]
+        gallery = draw(list(range(n)), labels, off, cols, rows, seed=0)
+        noisy = np.clip(gallery.image + rng.normal(0, 2.0, gallery.image.shape), 0, 255).astype(np.uint8)
+        image = cv2.imdecode(cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR)
+        # The tiles as drawn: this measures names and identity, not finding tiles through a codec.
+        tiles = gallery.tiles
+        tracker.assign(tiles, find_faces(detector, image, tiles), image, reader.read(image, tiles))
+        names = tracker.display_names()
+        for s in range(n):
+            key = tracker.tile_key(s)
+            keys[s].add(key)
+            right, shown = right + (names.get(key) == clean[s]), shown + 1
+        wrong = {s: (text, left - 1) for s, (text, left) in wrong.items() if left > 1}
+        for s in np.flatnonzero(rng.random(n) < MISREAD_CHANCE).tolist():
+            wrong.setdefault(s, (misread(drawn[s], rng), int(rng.integers(1, 3))))
+    students = len(set().union(*keys.values()))
+    split = sum(len(k) > 1 for k in keys.values())
+    last = sum(names.get(tracker.tile_key(s)) == clean[s] for s in range(n))
+    print(
+        f"recording, {frames} frames of 49 tiles, noise + JPEG 80, labels misread now and then: {students} students "
+        f"for {n} people ({split} people under several keys); true name shown in the last frame {last}/{n}, in "
+        f"{right}/{shown} = {right / shown:.1%} of tile-frames; Tesseract calls {reader.tesseract_calls}"
+    )
+    for s in range(n):
+        if names.get(tracker.tile_key(s)) != clean[s]:
+            print(f"      shown {names.get(tracker.tile_key(s))!r} for {clean[s]!r}")
+
+
 def bench_cost(detector, frames: int, rng: np.random.Generator) -> float:
     drawn, _ = class_names(49, rng)
     gallery = draw(list(range(49)), drawn, set(range(40, 49)), 7, 7, seed=0)
@@ -181,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.identity", description=__doc__.splitlines()[0])
     parser.add_argument("--reshuffles", type=int, default=10)
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--recording-frames", type=int, default=30)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(4)
     detector = make_detector("blazeface")
@@ -188,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_identity(detector, args.reshuffles, True, rng)
     bench_identity(detector, args.reshuffles, False, rng)
     bench_newcomers(detector, args.reshuffles, rng)
+    bench_recording(detector, args.recording_frames, rng)
     bench_cost(detector, args.frames, rng)
     return 0
 

@@ -9,6 +9,14 @@ way round, and the student is shown by the full name once it was seen. A tile ma
 student, keyed `tile-<n>` after the place it was first seen in. A camera-off tile that carries a known
 name is that student, present but unseen.
 
+A name is voted on over frames, since one frame's reading can be wrong ("Calvm" for "Calvin"). Each
+student keeps a small tally of the readings of their tile's label, a vote per frame, and is shown by the
+reading with the most; another reading takes over only once it has identity.name_switch_frames frames more
+than the one shown, so a misreading of a few frames never names a student, and a first-frame misreading
+gives way to the true name a few frames later. A reading in a student's tally is theirs when it shows
+again, and a reading like their name (identity.misread_likeness) in the tile box where they were last seen
+is their label misread, not a newcomer, unless the face there is clearly someone else.
+
 Without a grid (a webcam, a screen share) faces are tracked by their centres: a face continues the
 nearest track that was close to it last time, else it opens a new `track-<n>`, shown as "student <n>".
 
@@ -43,6 +51,9 @@ APPEARANCE_UPDATE = 0.2
 # Match costs: a worse tier of evidence always loses to a better one (likeness and the distance moved,
 # identity.position_weight, stay below this within a tier).
 TIER_COST = 10.0
+# Readings a student's name tally keeps: the shown name, its rivals, and room for a few one-frame misreads,
+# which give way (the fewest frames first) to newer readings.
+TALLY_SIZE = 6
 
 
 @dataclass(frozen=True)
@@ -69,10 +80,12 @@ class _Student:
     """A gallery student: what they were last seen as."""
 
     key: str
-    name: str  # "" until a name is read
+    name: str  # "" until a name is read; the reading that won the vote (see _vote)
     look: _Look | None  # None until their face was seen
     tile: Box
     rank: int  # the tile's place in reading order
+    # Frames in which each reading of their label was seen (casefolded reading -> (reading, frames)).
+    tally: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,9 +202,9 @@ class StudentTracker:
         return student
 
     def _update(self, student: _Student, tile: _Tile) -> None:
-        # A name the app cut short gives way to the full name once a wider tile shows it.
-        if tile.name and (not student.name or _completes(student.name, tile.name, self.settings.min_cut_prefix)):
-            student.name = self._names[student.key] = tile.name
+        if tile.name:
+            _vote(student, tile.name, self.settings)
+            self._names[student.key] = student.name
         student.look = _blend(student.look, tile.look)
         student.tile, student.rank = tile.box, tile.rank
 
@@ -231,6 +244,31 @@ class StudentTracker:
     def _update_track(self, track: _Track, center: np.ndarray, box: np.ndarray, look: _Look | None) -> None:
         track.center, track.width, track.last_frame = center, float(max(box[2], 1)), self._frame
         track.look = _blend(track.look, look)
+
+
+def _vote(student: _Student, reading: str, settings: IdentitySettings) -> None:
+    """Counts a frame's reading of the student's label, and shows the reading that wins: the first one read,
+    until another has name_switch_frames frames more than it. A label cut short counts for the full name
+    it begins, and a full name completing the one shown takes over at once with its frames."""
+    prefix = settings.min_cut_prefix
+    if student.name and _completes(reading, student.name, prefix):
+        reading = student.name
+    tally = student.tally
+    key = reading.casefold()
+    frames = tally.get(key, (reading, 0))[1] + 1
+    if student.name and _completes(student.name, reading, prefix):
+        frames += sum(count for shown, count in tally.values() if _completes(shown, reading, prefix))
+        tally = student.tally = {
+            folded: entry for folded, entry in tally.items() if not _completes(entry[0], reading, prefix)
+        }
+        student.name = reading
+    tally[key] = (reading, frames)
+    shown = tally.get(student.name.casefold(), (student.name, 0))[1]
+    if not student.name or frames >= shown + settings.name_switch_frames:
+        student.name = reading
+    if len(tally) > TALLY_SIZE:
+        kept = {key, student.name.casefold()}
+        del tally[min((k for k in tally if k not in kept), key=lambda k: tally[k][1])]
 
 
 def _look(image: np.ndarray, box: np.ndarray, pose: np.ndarray, frontal_degrees: float) -> _Look | None:
@@ -312,16 +350,22 @@ def _cost(
     moved = float(np.hypot(*np.subtract(tile.box.center, student.tile.center))) / max(diagonal, 1.0)
     likeness = None if np.isnan(patch_likeness) else float(patch_likeness)
     if tile.name and student.name:
-        if tile.name.casefold() == student.name.casefold():
+        read, shown = tile.name.casefold(), student.name.casefold()
+        if read == shown:
             tier = 0
         elif (
-            _name_likeness(tile.name.casefold(), student.name.casefold()) >= settings.name_match
+            read in student.tally
+            or _name_likeness(read, shown) >= settings.name_match
             or _completes(tile.name, student.name, prefix)
             or _completes(student.name, tile.name, prefix)
         ):
             tier = 1
-        elif likeness is not None and likeness >= settings.appearance_sure:
-            tier = 2  # a misread name: the face says who it is
+        elif (likeness is not None and likeness >= settings.appearance_sure) or (
+            tile.box == student.tile
+            and _name_likeness(read, shown) >= settings.misread_likeness
+            and not _someone_else(student.look, tile.look, settings.appearance_different)
+        ):
+            tier = 2  # a misread name: the face, or the same label in the same place, says who it is
         else:
             return None  # two different names are two students
     elif likeness is not None and likeness >= settings.appearance_match:
@@ -348,8 +392,9 @@ def _completes(short: str, name: str, min_prefix: int) -> bool:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _name_likeness(a: str, b: str) -> float:
-    # Cached: a class's names are compared with each other frame after frame.
-    return difflib.SequenceMatcher(None, a, b).ratio()
+    # Spaces aside: OCR runs small word spaces together ("DavitRoss"). Cached: a class's names are compared
+    # with each other frame after frame.
+    return difflib.SequenceMatcher(None, "".join(a.split()), "".join(b.split())).ratio()
 
 
 def _extent(boxes: list[Box]) -> tuple[int, int]:

@@ -173,6 +173,8 @@ class IdentitySettings(Table):
     appearance_different: Correlation = 0.5
     frontal_degrees: Degrees = 20.0
     name_match: Share = 0.85
+    misread_likeness: Share = 0.6
+    name_switch_frames: Frames = 3
     min_cut_prefix: Annotated[int, Field(ge=1, le=100)] = 4
     max_track_step: Annotated[float, Field(gt=0, le=100)] = 1.0
     track_patience: Frames = 30

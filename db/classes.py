@@ -20,7 +20,15 @@ from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
 from db.lease import SessionBusyError, leases
 from db.purge import checkpoint, overwrite_deleted_data
-from db.schema import class_student_aliases, class_students, classes, sessions, string_length, students
+from db.schema import (
+    class_student_aliases,
+    class_students,
+    classes,
+    sessions,
+    string_length,
+    student_merges,
+    students,
+)
 
 MAX_CLASS_NAME_LENGTH = string_length(classes.c.name)
 # How OCR and apps mark a label too long for its tile.
@@ -80,6 +88,7 @@ def session_class(connection: Connection, session_id: int) -> int | None:
 class RosterStudent:
     id: int
     display_name: str
+    added: bool = False  # added to the roster by the call that answered it: the name was new
 
 
 def roster_student(connection: Connection, class_id: int, read: str) -> RosterStudent | None:
@@ -126,7 +135,7 @@ def add_roster_student(connection: Connection, class_id: int, display_name: str)
                     class_id=class_id, alias=normalised(display_name), class_student_id=created
                 )
             )
-            return RosterStudent(created, display_name)
+            return RosterStudent(created, display_name, added=True)
     except IntegrityError:
         found = alias_target(connection, class_id, normalised(display_name))
         if found is None:
@@ -161,6 +170,31 @@ def restore_alias(connection: Connection, class_id: int, alias: str, meant: int 
         connection.execute(delete(class_student_aliases).where(chosen))
     else:
         connection.execute(update(class_student_aliases).where(chosen).values(class_student_id=meant))
+
+
+def overrule_reading(connection: Connection, class_id: int, overruled: int, meant: int | None) -> None:
+    """The capture's vote changed a student's name from a reading for which the capture added the roster student
+    `overruled` (RosterStudent.added) to one that links them to `meant` (None: to nobody). When `overruled` is
+    nobody's since (no session's student, no merge names them), they are removed, and their readings mean
+    `meant` from now on: OCR's first misreading ("Zoe Clien") leaves no stray roster student, and shows as the
+    true name when it is read again in a later lesson."""
+    if overruled == meant:
+        return
+    merged = (
+        (student_merges.c.kept_class_student_id == overruled)
+        | (student_merges.c.dropped_class_student_id == overruled)
+        | (student_merges.c.roster_alias_was == overruled)
+    )
+    linked = select(students.c.id).where(students.c.class_student_id == overruled).limit(1)
+    if connection.scalar(linked) is not None or connection.scalar(select(student_merges.c.id).where(merged).limit(1)):
+        return
+    if meant is not None:
+        connection.execute(
+            update(class_student_aliases)
+            .where(class_student_aliases.c.class_id == class_id, class_student_aliases.c.class_student_id == overruled)
+            .values(class_student_id=meant)
+        )
+    connection.execute(delete(class_students).where(class_students.c.id == overruled))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, selec
 from sqlalchemy.engine import Dialect
 
 from db.bulk import array_literal, column_arrays, insert_rows, unnested_rows, upsert_statement
-from db.classes import class_for, roster_student, session_class
+from db.classes import RosterStudent, class_for, overrule_reading, roster_student, session_class
 from db.engine import write_transaction
 from db.errors import DatabaseError, reported_as
 from db.lease import LEASE_SECONDS, Heartbeat, new_writer, release, renew, take
@@ -92,6 +92,16 @@ class _AtOnce:
         return cls(statement.as_string(None), frame_columns, observation_columns, rollup_columns)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """A display name this recorder stored: the winning reading it came from, the name stored for it (the
+    roster's name for that reading in a class, else the reading itself) and the roster student it linked."""
+
+    read: str
+    stored: str
+    roster: RosterStudent | None
+
+
 @dataclass
 class SessionRecorder:
     """Writes FrameResults of one session. Open with `SessionRecorder.open`; usable as a context manager."""
@@ -105,8 +115,9 @@ class SessionRecorder:
     # Per student key: its row id and the last tile written, so unchanged tiles cost no UPDATE.
     _student_ids: dict[str, int] = field(default_factory=dict)
     _tiles: dict[str, Box | None] = field(default_factory=dict)
-    # Student keys whose display name is stored (read from their tile, or set by a teacher's rename).
-    _named: set[str] = field(default_factory=set)
+    # Student keys whose display name is stored: what this recorder wrote, followed as the capture's vote changes
+    # its mind; None for a name it did not write (loaded, maybe a teacher's rename), which is never overwritten.
+    _named: dict[str, _Written | None] = field(default_factory=dict)
     # This recorder's name in the session's lease (db.lease), and the thread renewing it.
     _writer: str = ""
     _heartbeat: Heartbeat | None = None
@@ -200,7 +211,7 @@ class SessionRecorder:
             observation_rows = [[self._observation_row(o, result) for o in result.observations] for result in results]
         # The caches are worked on as the batch goes (a student new in its first frame is known in the next) and
         # put back if it fails: a failed batch leaves them as the database is.
-        kept = dict(self._student_ids), dict(self._tiles), set(self._named)
+        kept = dict(self._student_ids), dict(self._tiles), dict(self._named)
         try:
             with reported_as("record a frame in", self.engine.url):
                 if self.engine.dialect.name == "postgresql" and self._students_unchanged(results, observation_rows):
@@ -249,14 +260,15 @@ class SessionRecorder:
 
     def _students_unchanged(self, results: Sequence[FrameResult], observation_rows: list[list[dict[str, Any]]]) -> bool:
         """Whether the batch has observations and changes no student but their last sighting: nobody new, no tile
-        moved, no first name read (what _add_students writes). Mostly so, after a class's first frames."""
+        moved, no name read or changed by the vote (what _add_students writes). Mostly so, after a class's first
+        frames."""
         if not any(observation_rows):
             return False
         for result in results:
             for key, o in _latest_per_student(result.observations).items():
                 if key not in self._student_ids or (o.tile is not None and o.tile != self._tiles[key]):
                     return False
-            if any(key in self._student_ids and key not in self._named for key in result.student_names):
+            if any(self._name_changes(key, name, {}) for key, name in result.student_names.items()):
                 return False
         return True
 
@@ -319,17 +331,20 @@ class SessionRecorder:
         }
 
     def _add_students(self, connection: Connection, result: FrameResult, rows: list[dict[str, Any]]) -> None:
-        """The frame's new students inserted, moved tiles and first names stored, and its rows' `student_id`
-        set; the caches follow."""
+        """The frame's new students inserted, moved tiles and new or changed names stored, and its rows'
+        `student_id` set; the caches follow."""
         latest = _latest_per_student(result.observations)
         names, roster = self._on_roster(connection, latest, result.student_names)
         self._move_tiles(connection, latest)
-        self._name_known_students(connection, names, roster)
-        self._student_ids |= self._insert_new_students(connection, latest, names, roster, result.timestamp)
+        self._name_known_students(connection, result.student_names, names, roster)
+        new = self._insert_new_students(connection, latest, names, roster, result.timestamp)
+        self._named.update(
+            {key: _Written(result.student_names[key], names[key], roster.get(key)) for key in new if key in names}
+        )
+        self._student_ids |= new
         for row, o in zip(rows, result.observations, strict=True):
             row["student_id"] = self._student_ids[o.student_key]
         self._tiles.update({key: _known_tile(o, self._tiles.get(key)) for key, o in latest.items()})
-        self._named.update(key for key in latest if key in names)
 
     def join_class(self, class_name: str) -> None:
         """Put the session, if it has no class yet, in its owner's class `class_name` (created when new)."""
@@ -370,26 +385,24 @@ class SessionRecorder:
         for row in connection.execute(select(*columns).where(students.c.session_id == self.session_id)):
             self._student_ids[row.key] = row.id
             if row.display_name is not None:
-                self._named.add(row.key)
+                self._named[row.key] = None
             self._tiles[row.key] = None if row.tile_x is None else Box(row.tile_x, row.tile_y, row.tile_w, row.tile_h)
 
     def _on_roster(
         self, connection: Connection, latest: dict[str, Observation], read: dict[str, str]
-    ) -> tuple[dict[str, str], dict[str, int]]:
-        """The names to store for the students named now, as the class's roster has them (a reading a teacher
-        corrected: the corrected name), and their roster students by key. Only students not named yet: a
-        student is looked up once."""
+    ) -> tuple[dict[str, str], dict[str, RosterStudent]]:
+        """The names to store for the students whose name is new or changed by the vote (_name_changes), as the
+        class's roster has them (a reading a teacher corrected: the corrected name), and their roster students by
+        key: a student is looked up once per name that wins their vote."""
+        names = {key: name for key, name in read.items() if self._name_changes(key, name, latest)}
         if self.class_id is None:
-            return read, {}
-        names = dict(read)
+            return names, {}
         roster = {}
-        for key, name in read.items():
-            if key in self._named or (key not in latest and key not in self._student_ids):
-                continue
+        for key, name in names.items():
             found = roster_student(connection, self.class_id, name)
             if found is not None:
                 names[key] = found.display_name
-                roster[key] = found.id
+                roster[key] = found
         return names, roster
 
     def _insert_new_students(
@@ -397,7 +410,7 @@ class SessionRecorder:
         connection: Connection,
         latest: dict[str, Observation],
         names: dict[str, str],
-        roster: dict[str, int],
+        roster: dict[str, RosterStudent],
         ts: datetime,
     ) -> dict[str, int]:
         rows = [
@@ -405,7 +418,7 @@ class SessionRecorder:
                 "session_id": self.session_id,
                 "key": key,
                 "display_name": names.get(key),
-                "class_student_id": roster.get(key),
+                "class_student_id": _roster_id(roster.get(key)),
                 "first_seen": ts,
                 "last_seen": ts,
                 **_tile_values(o.tile),
@@ -442,21 +455,45 @@ class SessionRecorder:
                 moved,
             )
 
-    def _name_known_students(self, connection: Connection, names: dict[str, str], roster: dict[str, int]) -> None:
-        """Store the first name read for a known student, with their roster student; never over a name already
-        there (a teacher's rename, which links the roster itself)."""
-        unnamed = [
-            {"student": self._student_ids[key], "name": name, "roster": roster.get(key)}
-            for key, name in names.items()
-            if key in self._student_ids and key not in self._named
-        ]
-        if unnamed:
-            connection.execute(
+    def _name_changes(self, key: str, name: str, latest: dict[str, Observation]) -> bool:
+        """Whether `name`, the capture's winning name for `key`, is to be stored: a student seen now or stored
+        before, not named yet or named by this recorder with another winning reading."""
+        if key not in latest and key not in self._student_ids:
+            return False
+        if key not in self._named:
+            return True
+        written = self._named[key]
+        return written is not None and written.read != name
+
+    def _name_known_students(
+        self, connection: Connection, read: dict[str, str], names: dict[str, str], roster: dict[str, RosterStudent]
+    ) -> None:
+        """Store a known student's new or changed name, with their roster student, only over the name this recorder
+        stored before (compare and set): a teacher's rename made meanwhile (dashboard, `db students rename`),
+        which links the roster itself, is kept, and the student is then left to it. A statement per change: a
+        student's name changes a few times a session at most."""
+        for key, name in names.items():
+            if key not in self._student_ids:
+                continue
+            before = self._named.get(key)
+            changed = connection.execute(
                 update(students)
-                .where(students.c.id == bindparam("student"), students.c.display_name.is_(None))
-                .values(display_name=bindparam("name"), class_student_id=bindparam("roster")),
-                unnamed,
-            )
+                .where(
+                    students.c.id == self._student_ids[key],
+                    students.c.display_name.is_not_distinct_from(None if before is None else before.stored),
+                )
+                .values(display_name=name, class_student_id=_roster_id(roster.get(key)))
+            ).rowcount
+            if changed:
+                self._named[key] = _Written(read[key], name, roster.get(key))
+                overruled, meant = (None if before is None else before.roster), roster.get(key)
+            else:
+                # A teacher's rename came first: the student is theirs to name from now on.
+                self._named[key] = None
+                overruled, meant = roster.get(key), None
+            # A roster student added for a reading that is nobody's name any more goes again.
+            if overruled is not None and overruled.added and self.class_id is not None:
+                overrule_reading(connection, self.class_id, overruled.id, _roster_id(meant))
 
     def _observation_row(self, o: Observation, result: FrameResult) -> dict[str, Any]:
         """The observation's columns except `student_id`, which a new student only gets inside the transaction."""
@@ -490,6 +527,10 @@ def _next_frame_index(connection: Connection, session_id: int) -> int:
 
 def _latest_per_student(found: Sequence[Observation]) -> dict[str, Observation]:
     return {o.student_key: o for o in found}
+
+
+def _roster_id(found: RosterStudent | None) -> int | None:
+    return None if found is None else found.id
 
 
 def _known_tile(o: Observation, previous: Box | None) -> Box | None:

@@ -23,7 +23,7 @@ from db.recorder import SessionRecorder
 from tests.cli import assert_one_clear_line, run_module
 from tests.conftest import require_tool
 from tests.galleries import PARTICIPANT_NAMES, Gallery, astronaut, compose_gallery, grace_hopper, lfw_faces
-from vocabulary.records import Box, FaceDetections, FrameResult, Observation
+from vocabulary.records import Box, FaceDetections, Frame, FrameResult, Observation
 
 NAMES = [*PARTICIPANT_NAMES, "Olga Petrova", "Ravi Shankar"]
 NEWCOMER = 12
@@ -300,3 +300,43 @@ def test_rename_and_merge_errors_are_one_line_and_exit_2(tmp_path: Path) -> None
     live = tmp_path / "live.db"
     recorded_session(live, [["tile-1", "tile-2"]], {}, close=False)
     assert_one_clear_line(students_cli(live, "merge", "maths", "tile-1", "tile-2"), "still being captured")
+
+
+def video_frame(names: list[str], seed: int) -> np.ndarray:
+    """A frame of a recorded 3x2 call: the first six students (Li Wei, the last, with her camera off) under
+    these labels, fresh sensor noise, then a video codec's JPEG at quality 80."""
+    image = compose_gallery(lfw_faces(5), 3, 2, size=(1280, 720), camera_off={5}, names=names).image
+    cv2.setRNGSeed(seed)
+    noise = cv2.randn(np.empty(image.shape, np.int16), 0, 2)
+    noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
+    _, encoded = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def test_over_a_recording_each_student_is_one_key_named_by_the_reading_most_frames_show(detector) -> None:
+    """Real labels read by Tesseract frame after frame, some drawn as a misreading would show them: in the
+    first frame only ("Zoe Clien" for Zoe Chen), then for two frames on the camera-off tile ("Lu Wei" for Li
+    Wei, too unlike her name to pass for it by spelling alone)."""
+    require_tool("tesseract")
+    switch = config.IdentitySettings().name_switch_frames
+    pipeline = FramePipeline(detector, None)
+    true = list(NAMES[:6])
+    misread = {0: {4: "Zoe Clien"}, 5: {5: "Lu Wei"}, 6: {5: "Lu Wei"}}
+    frames = 2 + switch + 3
+    keys_per_frame, shown_per_frame = [], []
+    for index in range(frames):
+        drawn = [misread.get(index, {}).get(s, name) for s, name in enumerate(true)]
+        image = video_frame(drawn, seed=index)
+        result = pipeline.analyse(Frame(index, T0 + timedelta(seconds=index), image))
+        assert len({o.tile for o in result.observations}) == 6, "precondition: the six tiles are found"
+        keys = [pipeline.students.tile_key(i) for i in range(6)]
+        keys_per_frame.append(keys)
+        shown_per_frame.append([result.student_names.get(key, "") for key in keys])
+    # One key per student over the whole recording, the misread frames included.
+    assert all(keys == keys_per_frame[0] for keys in keys_per_frame)
+    assert len(set(keys_per_frame[0])) == 6
+    # The first frame's misreading names Zoe until the true name has `switch` frames more than it.
+    assert [shown[4] for shown in shown_per_frame[: 2 + switch]] == ["Zoe Clien"] * (1 + switch) + ["Zoe Chen"]
+    # Two misread frames never rename Li Wei; at the end every student is shown by their true name.
+    assert [shown[5] for shown in shown_per_frame] == ["Li Wei"] * frames
+    assert shown_per_frame[-1] == true

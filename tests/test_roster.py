@@ -12,7 +12,7 @@ import cv2
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 
 from capture.sender import ServerRecorder
 from dashboard.app import create_app
@@ -140,6 +140,55 @@ def test_a_label_cut_short_maps_to_the_one_full_name_it_begins(engine: Engine) -
     assert set(roster(engine)) == {"Alexandr Petrov", "Alice Wong", "Bea Lund"}
 
 
+def test_the_name_the_vote_settles_on_is_stored_once_and_never_over_a_teachers_rename(engine: Engine) -> None:
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _k, statement, *_: statements.append(statement))
+
+    def named(statement: str) -> bool:
+        """The recorder's compare-and-set of a name (a teacher's rename sets it unconditionally)."""
+        return statement.startswith("UPDATE students SET display_name") and "students.display_name IS" in statement
+
+    # The capture's winning name per frame: tile-1's first misreading gives way to the true name; tile-2 is
+    # renamed by the teacher after frame 1, then the vote changes its mind.
+    votes = [
+        {"tile-1": "Zoe Clien", "tile-2": "Ben Ito"},
+        {"tile-1": "Zoe Clien", "tile-2": "Ben Ito"},
+        {"tile-1": "Zoe Chen", "tile-2": "Ben Itoh"},
+        {"tile-1": "Zoe Chen", "tile-2": "Ben Iton"},
+    ]
+    with SessionRecorder.open(engine, "monday", "screen", "alice", "7B") as recorder:
+        for index, read in enumerate(votes):
+            if index == 2:
+                rename_student(engine, "monday", "tile-2", "Benjamin Ito")
+            found = [
+                Observation(
+                    key, Box(i * 100, 0, 90, 90), Box(i * 100, 0, 90, 90), None, None, FaceSignals(Presence.FACE)
+                )
+                for i, key in enumerate(read)
+            ]
+            recorder.record(FrameResult(index, T0 + timedelta(seconds=index), found, 10.0, student_names=read))
+    monday = shown(engine, "monday")
+    by_name = roster_ids(engine)
+    assert monday == {"tile-1": ("Zoe Chen", by_name["Zoe Chen"]), "tile-2": ("Benjamin Ito", by_name["Benjamin Ito"])}
+    # The misreading is no roster student of its own but a reading of the true name; the rename's reading that
+    # came too late ("Ben Itoh") leaves nobody behind either.
+    assert roster(engine) == {"Zoe Chen": {"zoe chen", "zoe clien"}, "Benjamin Ito": {"benjamin ito", "ben ito"}}
+    # Frame 2 only: tile-1's change written, and tile-2's refused by the rename; nothing after it.
+    assert sum(map(named, statements)) == 2
+    # A continued session leaves the names it finds (a teacher's or not) as they are.
+    with SessionRecorder.open(engine, "monday", "screen", "alice", "7B") as recorder:
+        found = [Observation("tile-1", Box(0, 0, 90, 90), Box(0, 0, 90, 90), None, None, FaceSignals(Presence.FACE))]
+        recorder.record(FrameResult(4, T0 + timedelta(seconds=4), found, 10.0, student_names={"tile-1": "Zoe Chan"}))
+    assert shown(engine, "monday") == monday
+    assert sum(map(named, statements)) == 2
+
+
+def roster_ids(engine: Engine) -> dict[str, int]:
+    """Every roster student's name -> their id."""
+    with engine.connect() as connection:
+        return {row.display_name: row.id for row in connection.execute(select(class_students))}
+
+
 def test_classes_are_per_teacher_and_a_session_without_one_has_no_roster(engine: Engine) -> None:
     lesson(engine, "alices", {"tile-1": "Ann"}, T0)
     with SessionRecorder.open(engine, "bobs", "screen", "bob", "7B") as recorder:
@@ -212,7 +261,11 @@ def test_capture_with_class_on_the_server_path(school: tuple[Engine, dict[str, s
                 base_url, tokens["alice"], session, "screen", tmp_path / "spool.db", class_of="7B"
             ) as recorder:
                 for index in range(3):
-                    recorder.record(synthetic_frame(index))
+                    result = synthetic_frame(index)
+                    if session == "tuesday" and index < 2:
+                        # The capture's vote first settles on a misreading, then on the true name in frame 2.
+                        result.student_names["tile-1"] = "Studemt 1"
+                    recorder.record(result)
         refused = post(base_url, "open", {"session": "x", "source": "screen", "class": " "}, tokens["alice"])
         assert refused[0] == 400 and "class must be a non-blank string" in refused[1]["error"]
         unknown = post(base_url, "open", {"session": "x", "source": "screen", "klass": "7B"}, tokens["alice"])

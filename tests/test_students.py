@@ -93,6 +93,27 @@ def test_a_name_first_seen_cut_short_takes_the_full_name_when_it_shows():
     assert tracker.display_names()[first[1]] == "Christopher Colquhoun"
 
 
+def test_a_students_name_is_the_reading_most_frames_show_and_changes_only_by_a_clear_margin():
+    tracker = StudentTracker()
+    switch = DEFAULT.name_switch_frames
+    first = named(tracker, ["Calvm Harris", "Ada Lovelace"])
+    assert tracker.display_names()[first[0]] == "Calvm Harris"
+    # The true name shows from the next frame on, and wins once it has `switch` frames more.
+    for frame in range(1, 2 + switch):
+        assert named(tracker, ["Calvin Harris", "Ada Lovelace"]) == first
+        assert tracker.display_names()[first[0]] == ("Calvin Harris" if frame == 1 + switch else "Calvm Harris")
+    # A misreading for fewer frames than that, in the same tile and unlike enough to be another name by
+    # spelling alone, is the same student and does not rename her; nor does the label cut short.
+    for _ in range(switch):
+        assert named(tracker, ["Calvn Harns", "Ada Lovelace"]) == first
+    for _ in range(2 * switch):
+        assert named(tracker, ["Calvin H…", "Ada Lovelace"]) == first
+    assert tracker.display_names() == {first[0]: "Calvin Harris", first[1]: "Ada Lovelace"}
+    # A reading known from the tally is hers when it shows again elsewhere, after a reshuffle.
+    assert named(tracker, ["Ada Lovelace", "Calvm Harris"]) == first[::-1]
+    assert tracker.display_names()[first[0]] == "Calvin Harris"
+
+
 def test_a_label_cut_short_does_not_match_another_name():
     tracker = StudentTracker()
     first = named(tracker, ["Christina Colby", "Ada Lovelace"])
