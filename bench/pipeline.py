@@ -158,7 +158,7 @@ def time_frames(pipeline: FramePipeline, recorder: SessionRecorder, video: LiveV
         cpu.append((time.process_time() - cpu_started) * 1000)
         for stage in STAGES[:-1]:
             stages[stage].append(result.stage_ms[stage])
-        found.append((result.faces, pipeline.faces.looked))
+        found.append((result.faces, pipeline.faces.looked, pipeline.faces.followed))
     return stages, cpu, found
 
 
@@ -221,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         "capture.regions.redetect_frames and capture.signals.landmark_refresh_frames): the baseline",
     )
     parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="every view whose pixels changed goes to the detector, even when its faces are found again nearby "
+        "(capture.regions.follow_shift 0): the baseline of following faces",
+    )
+    parser.add_argument(
         "--no-labels",
         action="store_true",
         help="no name label on the video tiles (the camera-off tiles still show theirs): what Tesseract costs on "
@@ -251,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 "signals": settings.signals.model_copy(update={"landmark_refresh_frames": 1}),
             }
         )
+    if args.no_follow:
+        settings = settings.model_copy(update={"regions": settings.regions.model_copy(update={"follow_shift": 0.0})})
     threads = settings.threads
     faces, _ = fer_faces(FACES, seed=7)
     names, _ = class_names(GALLERY_COLS * GALLERY_ROWS, np.random.default_rng(7))
@@ -278,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, {threads} thread(s) per pool; loaded = one busy-loop process ({busy}){favoured}; "
         f"each face moves with a chance of {args.moving:.0%} a frame{'; no name labels' if args.no_labels else ''}"
         f"{'; every view and landmark slot every frame (baseline)' if args.every_frame else ''}"
+        f"{'; changed views not followed (baseline)' if args.no_follow else ''}"
     )
     print(f"{'run':<14}" + "".join(f"{column:>10}" for column in COLUMNS) + "   load average")
     try:
@@ -290,10 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if restore is not None:
             set_autogroup_nice("self", restore)
-    faces_seen, looked = [f for f, _ in found], [v for _, v in found]
+    faces_seen, looked, followed = ([row[i] for row in found] for i in range(3))
     print(
         f"faces found per frame: {min(faces_seen)}..{max(faces_seen)}; detector views looked at per frame: median "
-        f"{statistics.median(looked):g} ({min(looked)}..{max(looked)}); Tesseract calls in the timed frames: {ocr}; "
+        f"{statistics.median(looked):g} ({min(looked)}..{max(looked)}), followed: median "
+        f"{statistics.median(followed):g}; Tesseract calls in the timed frames: {ocr}; "
         f"grab (quiet): median {statistics.median(grabs):.1f} ms"
     )
     print(f"{'median':<14}" + "".join(f"{column:>10}" for column in COLUMNS))

@@ -105,6 +105,9 @@ class RegionSettings(Table):
     photo_flat_levels: GreyLevels = 2
     redetect_change: GreyLevels = 8
     redetect_frames: Frames = 10
+    follow_shift: Annotated[float, Field(ge=0, le=1)] = 0.25
+    follow_likeness: Correlation = 0.85
+    follow_score: Probability = 0.8
 
 
 class SignalSettings(Table):

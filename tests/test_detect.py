@@ -223,7 +223,7 @@ def with_noise(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 def test_only_views_that_changed_are_looked_at_again_and_the_rest_in_turn(detector: FaceDetector) -> None:
     gallery = compose_gallery(lfw_faces(12), 4, 3)
     counting = CountingDetector(detector)
-    finder = FaceFinder(counting, RegionSettings(redetect_frames=4))
+    finder = FaceFinder(counting, RegionSettings(redetect_frames=4, follow_shift=0))
     first = finder.find(gallery.image, gallery.tiles)
     assert finder.looked == 12 and len(first) == 12
     # Sensor noise changes no view: only the turn, ceil(12 / 4) = 3 views, the ones looked at longest ago.
@@ -235,15 +235,48 @@ def test_only_views_that_changed_are_looked_at_again_and_the_rest_in_turn(detect
         assert np.array_equal(found.tiles, first.tiles)
         # Views not looked at keep last look's faces, which their unchanged pixels give again.
         assert np.abs(found.boxes.astype(int) - first.boxes).max() <= 3
-    # One tile's face moves by 4 px: that view is looked at, and its box follows the face.
+    # One tile's face moves by 4 px: its view is looked at again when faces are not followed, and its box
+    # follows the face.
     moved_tile = 6
     moved = shifted(gallery.image, gallery.tiles[moved_tile], 4)
     counting.views = 0
     found = finder.find(moved, gallery.tiles)
-    assert counting.views == 1 + 3
+    assert counting.views == 1 + 3 and finder.followed == 0
     fresh = find_faces(detector, moved, gallery.tiles)
     assert np.array_equal(found.boxes[moved_tile], fresh.boxes[moved_tile])
     assert found.boxes[moved_tile][0] - first.boxes[moved_tile][0] >= 2
+
+
+def test_a_view_whose_face_moved_follows_it_and_one_showing_someone_else_is_looked_at(detector: FaceDetector) -> None:
+    faces = lfw_faces(13)
+    gallery = compose_gallery(faces[:12], 4, 3)
+    counting = CountingDetector(detector)
+    # One view a frame in turn (ceil(12 / 100)), the one looked at longest ago.
+    finder = FaceFinder(counting, RegionSettings(redetect_frames=100))
+    first = finder.find(gallery.image, gallery.tiles)
+    assert len(first) == 12, "precondition: every face is found"
+    sure, doubtful = (
+        RegionSettings().follow_score <= first.scores[[6, 10]],
+        first.scores[9] < RegionSettings().follow_score,
+    )
+    assert sure.all() and doubtful, "precondition: the detector is sure of faces 6 and 10, not of 9"
+    # Three students move, under sensor noise: the two the detector was sure of are found again where they
+    # moved, without the detector; the doubtful one is looked at again.
+    moved = shifted(shifted(shifted(gallery.image, gallery.tiles[6], 4), gallery.tiles[10], -2), gallery.tiles[9], 3)
+    counting.views = 0
+    found = finder.find(with_noise(moved, 2, seed=1), gallery.tiles)
+    assert counting.views == 1 + 1 and finder.followed == 2
+    fresh = find_faces(detector, moved, gallery.tiles)
+    for tile, dx in ((6, 4), (10, -2)):
+        assert np.abs(found.boxes[tile] - (first.boxes[tile] + [dx, 0, 0, 0])).max() <= 1
+        assert np.abs(found.keypoints[tile] - first.keypoints[tile] - [dx, 0]).max() <= 1
+        assert np.abs(found.boxes[tile] - fresh.boxes[tile]).max() <= 2
+    # Someone else sits down in tile 6 (9 and 10 move back): not found again there, so the detector looks.
+    other = compose_gallery([*faces[:6], faces[12], *faces[7:12]], 4, 3)
+    counting.views = 0
+    found = finder.find(other.image, other.tiles)
+    assert counting.views == 1 + 2 and finder.followed == 1
+    assert np.array_equal(found.boxes[6], find_faces(detector, other.image, other.tiles).boxes[6])
 
 
 def test_every_view_is_looked_at_again_within_redetect_frames_while_nothing_changes(detector: FaceDetector) -> None:

@@ -17,6 +17,17 @@ looked at longest ago are looked at again, a few every frame, so that each is se
 `redetect_frames` frames and a change too small to see cannot leave a stale box for long. What follows the
 detector (merging, the photo check, identity, signals, emotion) runs on every frame's pixels as before; a
 still face's box and keypoints are last look's, which its unchanged pixels would give again.
+
+A view that changed because its faces moved (a student shifting in their seat, a camera that shakes) is
+not looked at again either when each of its faces is found again nearby: its grey picture at the look,
+matched against the frame around it (normalised cross-correlation, at a scale where the face is
+FOLLOW_WIDTH pixels wide), correlates by regions.follow_likeness or more within regions.follow_shift face
+widths of where the detector saw it. The faces then keep the look's boxes and keypoints moved by that
+shift (the detector's own keypoints would move with the face alike). A face that turns, leaves, or is
+covered correlates less and its view is looked at; the turn above still looks at every view within
+redetect_frames, so a second face coming into a view whose face stayed is found by then. Only faces the
+detector was sure of (regions.follow_score) are followed: a doubtful detection (part of a face at a window's
+edge, a pattern in the room) comes and goes as the picture moves, and following it would keep it.
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ WINDOW_FRACTIONS = (1.0, 1 / 2, 1 / 3)
 # Side in frame pixels of the cells whose means tell whether a view changed: small enough that a face
 # moving by a pixel moves some cell's mean (a face is 30 px or more), large enough to average noise away.
 CHANGE_CELL = 8
+# Width in pixels a face is scaled to for following it (see the module docstring): a 1080p 7x7 gallery's faces
+# are 50-90 px, so a pixel here is about 2 of theirs, and the match is refined to a tenth of it.
+FOLLOW_WIDTH = 32
 # The rest is the configuration's [capture.regions] (config/classpulse.toml says why each has its value).
 DEFAULT = RegionSettings()
 
@@ -86,14 +100,22 @@ def find_faces(
 
 class FaceFinder:
     """find_faces for a stream of frames: every view the detector looks at in one call, and only the views
-    whose pixels changed (see the module docstring; `looked` counts the views looked at in the last frame).
+    whose pixels changed and whose faces cannot be followed (see the module docstring; `looked` counts the
+    views looked at in the last frame).
 
     A tile whose centre square shows no face (a face at the side, a turned head) is seen whole too, which
     would take a second call; the tiles that needed it last frame are seen whole in the first call instead.
     """
 
     def __init__(self, detector: FaceDetector, settings: RegionSettings = DEFAULT) -> None:
-        self.detector = ChangedViews(detector, settings.redetect_change, settings.redetect_frames)
+        self.detector = ChangedViews(
+            detector,
+            settings.redetect_change,
+            settings.redetect_frames,
+            settings.follow_shift,
+            settings.follow_likeness,
+            settings.follow_score,
+        )
         self.settings = settings
         self._grid: list[Box] = []
         self._whole: set[int] = set()
@@ -104,6 +126,11 @@ class FaceFinder:
     @property
     def looked(self) -> int:
         return self.detector.looked
+
+    @property
+    def followed(self) -> int:
+        """The views that changed in the last frame whose faces were followed instead of looked at again."""
+        return self.detector.followed
 
     def find(
         self, image: np.ndarray, grid: Sequence[Box] | None, outside: bool = False, skip: Collection[int] = ()
@@ -118,14 +145,19 @@ class FaceFinder:
         return found
 
     def _photo(self, image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool:
-        """_photo, answered again only when the face's box or the pixels around it changed (as the views are):
-        a still face keeps its box from a view not looked at again, so most faces of a frame ask again."""
+        """_photo, answered again only when the face's box or the pixels around it changed (as the views are),
+        and not for a face followed (a still face keeps its box from a view not looked at again, a followed one
+        moves with its picture: so most faces of a frame ask again)."""
         face = Box(*(int(v) for v in box))
         x1, y1, x2, y2 = _around(*_ring(face, settings), image.shape)
         cells = self.detector.cells(Box(x1, y1, x2 - x1, y2 - y1))
         known = self._photos.get(face)
+        # A face followed since last frame (found again by its own picture, close by) keeps last frame's answer.
+        before = self._photos.get(self.detector.moved_from.get(face, face))
         if known is not None and not self.detector.differ(known[0], cells):
             answer = known[1]
+        elif before is not None and face in self.detector.moved_from:
+            answer = before[1]
         else:
             answer = _photo(image, box, settings)
         self._photos_now[face] = (cells, answer)
@@ -134,24 +166,41 @@ class FaceFinder:
 
 @dataclass(frozen=True)
 class _Look:
-    """What the detector saw in one view: its cells' means then, the frame number, the faces (tiles = 0)."""
+    """What the detector saw in one view: its cells' means then, the frame number, the faces (tiles = 0), and
+    each face's grey picture at FOLLOW_WIDTH wide with its scale (None when following is off). `cells` is the
+    view's as last seen, the faces where they were followed to since."""
 
     cells: np.ndarray
     frame: int
     faces: FaceDetections
+    found: FaceDetections
+    pictures: list[tuple[np.ndarray, float]] | None
 
 
 class ChangedViews:
     """A detector that looks again only at the views whose pixels changed by more than `change` grey levels
-    since it last looked, and at the ceil(views / `refresh_frames`) looked at longest ago (the module
-    docstring says why); the others keep the faces found at that look. One frame at a time: next_frame first.
+    since it last looked and whose faces it cannot follow (follow_*: capture.regions'), and at the
+    ceil(views / `refresh_frames`) looked at longest ago (the module docstring says why); the others keep the
+    faces found at that look, followed ones moved. One frame at a time: next_frame first.
     """
 
-    def __init__(self, detector: FaceDetector, change: int, refresh_frames: int) -> None:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        change: int,
+        refresh_frames: int,
+        follow_shift: float,
+        follow_likeness: float,
+        follow_score: float,
+    ) -> None:
         self.detector = detector
         self.change = change
         self.refresh_frames = refresh_frames
+        self.follow_shift, self.follow_likeness, self.follow_score = follow_shift, follow_likeness, follow_score
         self.looked = 0
+        self.followed = 0
+        # This frame's followed faces' boxes -> their boxes last frame.
+        self.moved_from: dict[Box, Box] = {}
         self._frame = 0
         self._cells: np.ndarray = np.zeros((0, 0, 3), np.uint8)
         self._looks: dict[Box, _Look] = {}
@@ -160,7 +209,8 @@ class ChangedViews:
     def next_frame(self, image: np.ndarray) -> None:
         """Starts a frame: its cells, and the looks of views not asked for last frame forgotten."""
         self._frame += 1
-        self.looked = 0
+        self.looked = self.followed = 0
+        self.moved_from = {}
         height, width = image.shape[:2]
         size = (max(1, -(-width // CHANGE_CELL)), max(1, -(-height // CHANGE_CELL)))
         self._cells = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -170,16 +220,27 @@ class ChangedViews:
     def detect(self, image: np.ndarray, regions: list[Box]) -> FaceDetections:
         self._asked.update(regions)
         cells = [self.cells(region) for region in regions]
-        due = [i for i, region in enumerate(regions) if self._changed(region, cells[i])]
-        held = [i for i in range(len(regions)) if i not in due]
+        changed = [i for i, region in enumerate(regions) if self._changed(region, cells[i])]
+        held = [i for i in range(len(regions)) if i not in changed]
         held.sort(key=lambda i: self._looks[regions[i]].frame)
-        due += held[: -(-len(regions) // self.refresh_frames)]
+        due = held[: -(-len(regions) // self.refresh_frames)]
+        for i in changed:
+            look = self._looks.get(regions[i])
+            followed = None if look is None else self._follow(image, look)
+            if look is None or followed is None:
+                due.append(i)
+            else:
+                self._looks[regions[i]] = _Look(cells[i], look.frame, followed, look.found, look.pictures)
+                self.followed += 1
+                for now, before in zip(followed.boxes, look.faces.boxes, strict=True):
+                    self.moved_from[Box(*(int(v) for v in now))] = Box(*(int(v) for v in before))
         if due:
             found = self.detector.detect(image, [regions[i] for i in due])
             for k, i in enumerate(due):
                 faces = _subset(found, found.tiles == k)
                 faces = FaceDetections(faces.boxes, faces.scores, faces.keypoints, np.zeros(len(faces), np.int32))
-                self._looks[regions[i]] = _Look(cells[i], self._frame, faces)
+                pictures = [_picture(image, box) for box in faces.boxes] if self.follow_shift > 0 else None
+                self._looks[regions[i]] = _Look(cells[i], self._frame, faces, faces, pictures)
             self.looked += len(due)
         per_view = [self._looks[region].faces for region in regions]
         if not any(len(faces) for faces in per_view):
@@ -203,6 +264,22 @@ class ChangedViews:
             return True
         # A view wholly outside the frame has no cells, and nothing in it can change.
         return now.size > 0 and bool(cv2.absdiff(before, now).max() > self.change)
+
+    def _follow(self, image: np.ndarray, look: _Look) -> FaceDetections | None:
+        """The look's faces moved to where each is found again in `image` (see the module docstring), or None
+        when the view holds no face or one of them is not found again."""
+        if look.pictures is None or not len(look.found) or look.found.scores.min() < self.follow_score:
+            return None
+        shifts = []
+        for box, (picture, scale) in zip(look.found.boxes, look.pictures, strict=True):
+            shift = _found_again(image, box, picture, scale, self.follow_shift, self.follow_likeness)
+            if shift is None:
+                return None
+            shifts.append(shift)
+        moves = np.array(shifts, np.float32)
+        boxes = look.found.boxes.copy()
+        boxes[:, :2] += np.rint(moves).astype(boxes.dtype)
+        return FaceDetections(boxes, look.found.scores, look.found.keypoints + moves[:, None, :], look.found.tiles)
 
     def _changed(self, region: Box, cells: np.ndarray) -> bool:
         look = self._looks.get(region)
@@ -260,6 +337,54 @@ def _find(
         return merged, missed
     extra = _merge(_subset(loose_windows, loose), np.full(int(loose.sum()), -1, np.int32), width, height, merge_iou)
     return _concatenate(merged, extra, extra.tiles), missed
+
+
+def _picture(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
+    """The face's grey picture scaled to FOLLOW_WIDTH wide, and the scale (picture pixels per frame pixel)."""
+    x, y, w, h = (int(v) for v in box)
+    x1, y1 = max(x, 0), max(y, 0)
+    crop = image[y1 : max(y + h, y1 + 1), x1 : max(x + w, x1 + 1)]
+    scale = FOLLOW_WIDTH / max(w, 1)
+    size = (max(crop.shape[1] * scale, 1), max(crop.shape[0] * scale, 1))
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    return cv2.resize(grey, (round(size[0]), round(size[1])), interpolation=cv2.INTER_AREA), scale
+
+
+def _found_again(
+    image: np.ndarray, box: np.ndarray, picture: np.ndarray, scale: float, reach: float, likeness: float
+) -> tuple[float, float] | None:
+    """How far (dx, dy frame pixels) the face that showed `picture` in `box` moved: where the picture
+    correlates best with the frame within `reach` face widths, if by `likeness` or more; else None."""
+    x, y, w, h = (int(v) for v in box)
+    margin = max(1, math.ceil(reach * w))
+    x1, y1 = max(x - margin, 0), max(y - margin, 0)
+    x2, y2 = min(x + w + margin, image.shape[1]), min(y + h + margin, image.shape[0])
+    if x1 != x - margin or y1 != y - margin or x2 != x + w + margin or y2 != y + h + margin:
+        return None  # at the frame's edge: the picture cut short there would not match as it is
+    around = image[y1:y2, x1:x2]
+    grey = cv2.cvtColor(around, cv2.COLOR_BGR2GRAY) if around.ndim == 3 else around
+    size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+    search = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    if search.shape[0] < picture.shape[0] or search.shape[1] < picture.shape[1]:
+        return None
+    scores = cv2.matchTemplate(search, picture, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    if best < likeness:
+        return None
+    # The peak refined between its neighbours (a parabola through three scores), a tenth of a pixel or so.
+    fx, fy = bx + _vertex(scores[by], bx), by + _vertex(scores[:, bx], by)
+    # The picture's own place in the search: the margin.
+    return fx / scale - margin, fy / scale - margin
+
+
+def _vertex(line: np.ndarray, at: int) -> float:
+    """Offset (-0.5 to 0.5) from `at` of the top of the parabola through line's scores at and beside it; 0 at
+    the line's ends."""
+    if not 0 < at < len(line) - 1:
+        return 0.0
+    left, middle, right = (float(v) for v in line[at - 1 : at + 2])
+    curve = left - 2 * middle + right
+    return 0.0 if curve >= 0 else float(np.clip(0.5 * (left - right) / curve, -0.5, 0.5))
 
 
 def _concatenate(first: FaceDetections, second: FaceDetections, second_tiles: np.ndarray) -> FaceDetections:
