@@ -12,7 +12,8 @@ abruptly across them, against a gap, the window around it, the next tile or the 
 2. every rectangle whose sides lie on lines holding such an edge is scored by how much of each side is
    edge (prefix sums); a rounded corner, a name label over the border or a dark face at the edge leaves
    most of a side. One with an edge right across its inside is two tiles (or a window), not one;
-3. a rectangle holding two equal rectangles side by side is a container (a window, a panel); tiles come
+3. a rectangle holding two equal rectangles side by side is a container (a window, a panel), unless it has
+   equal neighbours and its halves have none (a door frame down a strip tile's picture); tiles come
    in families of one size in rows or columns, so the rectangles with the most equal neighbours are taken
    first, then the larger of overlapping ones (an active-speaker border inside its tile, a picture on the
    wall inside the video);
@@ -323,7 +324,7 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]], settings: La
     same = (np.abs(w - w[:, None]) <= tolerance * w) & (np.abs(h - h[:, None]) <= tolerance * h)
     aligned = (np.abs(y - y[:, None]) <= tolerance * h) | (np.abs(x - x[:, None]) <= tolerance * w)
     siblings = apart & same & aligned
-    container = [bool(siblings[np.ix_(held, held)].any()) for held in map(np.flatnonzero, holds)]
+    container = [_container(i, holds, siblings) for i in range(len(found))]
     # Tiles come in families of one size in rows or columns; a rectangle made of parts of several tiles
     # rarely has as many equal neighbours. Among equals, the larger one.
     support = siblings.sum(axis=1)
@@ -348,6 +349,29 @@ def _tiles_among(image: np.ndarray, found: list[tuple[Box, float]], settings: La
     cells = _lattice_cells(image, tiles, settings)
     # A small rectangle in a lattice cell was a picture in that tile's video (a shelf, a frame), not a tile.
     return [t for t in tiles if not any(_overlap(t, c) > overlap for c in cells)] + cells
+
+
+def _container(i: int, holds: np.ndarray, siblings: np.ndarray) -> bool:
+    """Whether rectangle i holds two equal rectangles side by side (or one above the other) that are tiles.
+
+    A tile whose picture holds a straight line most of the way across it (a door frame down to a table)
+    holds two such halves too; a gap between two tiles runs right across their container (see _cut_across),
+    a line in a picture rarely does. Where the rectangle has equal neighbours (the other tiles of its strip
+    or row) and its halves have none beyond it and those neighbours (whose pictures may hold the same
+    line), it is that tile: a window or a panel has no equal neighbours, and tiles inside a container have
+    theirs. holds[i, j]: j lies inside i; siblings[i, j]: i and j are apart, of one size and in line.
+    """
+    held = np.flatnonzero(holds[i])
+    pairs = siblings[np.ix_(held, held)]
+    if not pairs.any():
+        return False
+    neighbours = np.flatnonzero(siblings[i])
+    if not len(neighbours):
+        return True
+    beyond = ~holds[i] & ~holds[neighbours].any(axis=0)
+    beyond[i] = False
+    halves = held[pairs.any(axis=1)]
+    return bool(siblings[np.ix_(halves, np.flatnonzero(beyond))].any())
 
 
 def _lattice_cells(image: np.ndarray, tiles: list[Box], settings: LayoutSettings) -> list[Box]:

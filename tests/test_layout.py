@@ -209,7 +209,9 @@ def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture
     # is found; a pattern under a label no longer hides it; names over the video read with low confidence get
     # a second, binarised reading. Earlier that day tiles 146 (two shared screens among them), names 87; before
     # the name search by glyphs: tiles 135, faces 93/99, names 36; before issue 15's layout search: tiles 19,
-    # faces 84 (+2), names 0.
+    # faces 84 (+2), names 0. Later (issue 15, H3): tiles 145, as Teams' strip tile that a door frame split in
+    # two (counted twice among its screenshot's 7) is one tile again; faces 94 (+2: Lara Cardoso's face, whole
+    # again, is found beside the round photo found before, and the index counts 4 there).
     counts = re.fullmatch(
         r"total: tiles (\d+)/148 \(\+(\d+) extra\), faces (\d+)/96 = .* \(\+(\d+) extra = .*\), "
         r"names read exactly (\d+)/121 = .*",
@@ -217,7 +219,7 @@ def test_real_screenshots_meet_the_measured_recall(capsys: pytest.CaptureFixture
     )
     assert counts is not None, total
     tiles, extra_tiles, faces, extra_faces, names = (int(n) for n in counts.groups())
-    assert tiles >= 146 and extra_tiles <= 1, total
+    assert tiles >= 145 and extra_tiles <= 1, total
     assert faces >= 93 and extra_faces <= 2, total
     assert names >= 87, total
 
@@ -239,6 +241,23 @@ def shared_whiteboard(width: int, height: int) -> np.ndarray:
             board, f"Idea {k + 1}", (x + 10, y + 60), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (40, 40, 40), 2, cv2.LINE_AA
         )
     return board
+
+
+def test_a_strip_tile_split_by_a_door_frame_in_its_picture_is_one_tile() -> None:
+    """Teams' strip beside a shared screen: a white door frame runs four fifths of the way down one tile's
+    picture, so the tile holds two equal rectangles side by side, as a window holds two tiles. The halves
+    have no equal neighbours beyond the tile, and the tile has its strip's. (A gap between two tiles runs
+    right across: such a rectangle is no tile at all.)"""
+    gallery = compose_gallery(lfw_faces(3), 1, 3, size=(300, 560))
+    strip = gallery.image.copy()
+    tile = gallery.tiles[1]
+    strip[tile.y : tile.y + tile.h * 4 // 5, tile.x + tile.w // 2 : tile.x + tile.w // 2 + 3] = (245, 245, 245)
+    screen = np.full((1080, 1920, 3), 32, np.uint8)
+    screen[150:950, 100:1500] = shared_whiteboard(1400, 800)
+    screen[200:760, 1600:1900] = strip
+    found = find_tiles(screen)
+    assert found.layout is Layout.STRIP
+    assert_tiles(found.tiles, shifted(gallery.tiles, 1600, 200))
 
 
 def test_a_shared_whiteboard_beside_the_strip_is_not_a_tile() -> None:
