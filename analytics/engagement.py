@@ -55,14 +55,7 @@ def frame_signals(
     from it is added); from_frame: only frames from this one on are scored, `rows` then needing only the
     smoothing window before it and `frames` as far back as a frame's time and eyes reading look.
     """
-    others = rows if students is None else rows[~rows["student_id"].isin(students.index)]
-    people = students
-    if people is None or len(others):  # (grouping no rows at all costs more than scoring a few frames)
-        people = others.groupby("student_id", sort=True).agg(
-            student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
-        )
-        if students is not None:
-            people = pd.concat([students[people.columns], people]).sort_index()
+    people = students_of(rows, students)
     frame, ts = frames["frame"].to_numpy(), frames["ts"]
     seconds = frame_seconds(ts).to_numpy()
     # The grid: each student at every frame from their first on, student by student. Built and filled from
@@ -115,6 +108,19 @@ def frame_signals(
     if not ts.is_monotonic_increasing:  # frames are read in frame order; times follow it but for clock jumps
         table = table.sort_values(["student_id", "ts"], kind="stable", ignore_index=True)
     return table
+
+
+def students_of(table: pd.DataFrame, known: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The students of `table` (engagement rows or frame_signals), indexed by student_id with student, name and
+    first_frame; with `known` (the same columns), those known kept as they are and the others added."""
+    if known is not None:
+        table = table[~table["student_id"].isin(known.index)]
+        if table.empty:  # (grouping no rows at all costs more than scoring a few frames)
+            return known
+    found = table.groupby("student_id", sort=True).agg(
+        student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
+    )
+    return found if known is None else pd.concat([known[found.columns], found]).sort_index()
 
 
 def frame_seconds(ts: pd.Series[pd.Timestamp]) -> pd.Series[float]:

@@ -40,7 +40,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 import config
-from analytics.engagement import ABSENT, class_bins, frame_signals, student_bins
+from analytics.engagement import ABSENT, class_bins, frame_signals, student_bins, students_of
 from analytics.flags import Flag, history_seconds
 from analytics.live_flags import HeldRows, current_flags, flag_span
 from analytics.settings import EngagementConfig, ScoreConfig, load_config
@@ -391,7 +391,7 @@ class RecentRows:
                     self._kept.pop(key, None)
                 return frames.iloc[:0], rows
             signals = frame_signals(rows, frames, config)
-            span = _Span(since, frames, signals, _students(signals), _tail(rows, frames, config))
+            span = _Span(since, frames, signals, students_of(signals), _tail(rows, frames, config))
         else:
             span = found
             if since is not None:
@@ -431,7 +431,7 @@ class RecentRows:
             frames, rows = _appended(frames, new_frames), _appended(tail, new_rows)
             # The last kept frame is scored again: the time it stands for ends at the next frame, unknown before.
             new = frame_signals(rows, frames, config, scored, from_frame=int(last["frame"]))
-            scored = _students(new, scored)
+            scored = students_of(new, scored)
             signals = pd.concat([signals[signals["frame"] < last["frame"]], new], ignore_index=True)
             # Student by student, then in time, as frame_signals orders them (a stable sort keeps the time order).
             order = (
@@ -455,18 +455,6 @@ def _tail(rows: pd.DataFrame, frames: pd.DataFrame, config: ScoreConfig) -> pd.D
     last = frames["ts"].max() - pd.Timedelta(seconds=config.emotion_window_seconds)
     tail: pd.DataFrame = rows[rows["ts"] > last].reset_index(drop=True)
     return tail
-
-
-def _students(signals: pd.DataFrame, kept: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The students frame_signals scored (RecentRows' _Span.students), with those of `kept` before them."""
-    if kept is not None:
-        signals = signals[~signals["student_id"].isin(kept.index)]
-        if signals.empty:
-            return kept
-    found = signals.groupby("student_id", sort=True).agg(
-        student=("student", "first"), name=("name", "first"), first_frame=("frame", "min")
-    )
-    return found if kept is None else pd.concat([kept, found]).sort_index()
 
 
 def _names(student_id: pd.Series, names: pd.Series) -> np.ndarray:
