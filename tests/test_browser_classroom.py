@@ -89,6 +89,22 @@ def page(
     return page
 
 
+@pytest.fixture(autouse=True)
+def no_capture_left_running(
+    browser_programs: tuple[str, str], page: Page, served: tuple[str, subprocess.Popen[bytes]]
+) -> Iterator[None]:
+    """A test that fails while its capture runs stops it, so that the next test starts from an idle page rather
+    than failing behind it."""
+    yield
+    if served[1].poll() is not None:
+        return
+    page.open(classroom.PATH)
+    shown = wait_long(page, "the status", lambda: state(page))
+    if shown in ("starting", "running"):
+        page.driver.find_element(By.ID, classroom.STOP).click()
+    wait_long(page, "no capture running", lambda: state(page) not in ("", "starting", "running", "stopping"))
+
+
 def wait_long(page: Page, what: str, condition: Callable[[], T | None], seconds: float = FIRST_FRAME_S) -> T:
     """page.wait_for with a longer limit, for what waits on the capture child's start."""
     deadline = time.monotonic() + seconds

@@ -230,20 +230,28 @@ def register(app: Dash, engine: Engine) -> None:
     settings = config.chosen()
     control = CaptureControl(engine, settings.dashboard.classroom)
     preview = Preview(settings.capture)
+    # Start and Stop answer in a callback of their own: Dash drops the answer of a callback that is asked again
+    # before it returns, so a Start slower than one tick (a busy laptop spawning the capture) would lose its message.
     app.callback(
         Output(STATUS, "children"),
-        Output(MESSAGE, "children"),
         Output(START, "disabled"),
         Output(STOP, "disabled"),
+        Input(TICK, "n_intervals"),
+    )(lambda _tick: shown_status(control, current_user()))
+    app.callback(
+        Output(STATUS, "children", allow_duplicate=True),
+        Output(MESSAGE, "children"),
+        Output(START, "disabled", allow_duplicate=True),
+        Output(STOP, "disabled", allow_duplicate=True),
         Input(START, "n_clicks"),
         Input(STOP, "n_clicks"),
-        Input(TICK, "n_intervals"),
         State(SOURCE, "value"),
         *(State(f"{PART}-{name}", "value") for name in PART_FIELDS),
         State(SESSION, "value"),
         State(CLASS, "value"),
+        prevent_initial_call=True,
     )(
-        lambda _start, _stop, _tick, source, x, y, w, h, session, class_name: act(
+        lambda _start, _stop, source, x, y, w, h, session, class_name: act(
             engine,
             control,
             current_user(),
@@ -284,6 +292,12 @@ class Answer:
     message: str
     start_disabled: bool
     stop_disabled: bool
+
+
+def shown_status(control: CaptureControl, viewer: User) -> tuple[html.Div, bool, bool]:
+    """The status card and whether Start and Stop are disabled, as a tick shows them (the message is left)."""
+    answer = status(control.current(), viewer, "")
+    return answer.status, answer.start_disabled, answer.stop_disabled
 
 
 def act(
