@@ -7,7 +7,8 @@ the end writes `classifier.keras`, the best classifier without optimizer state, 
 With `--ferplus`, each Training face's target mixes its FER2013 label with the FER+ annotators' vote
 shares (`Recipe.ferplus_weight`); with `--teacher`, a share of every target (`Recipe.teacher_weight`) comes
 from a trained classifier's softened, flip-averaged probabilities on the face (distillation: the student
-learns which wrong classes are close). Selection is always scored against the FER2013 labels.
+learns which wrong classes are close); `--teacher` given more than once distils an ensemble, its members'
+log-probabilities averaged. Selection is always scored against the FER2013 labels.
 """
 
 from __future__ import annotations
@@ -88,14 +89,19 @@ def training_targets(labels: np.ndarray, votes: np.ndarray | None, ferplus_weigh
     return mixed
 
 
-def teacher_targets(teacher: keras.Model, faces: np.ndarray, temperature: float) -> NDArray[np.float32]:
-    """(N, 7) the teacher's probabilities on each face and its mirror image, averaged, then softened."""
+def teacher_targets(
+    teachers: keras.Model | list[keras.Model], faces: np.ndarray, temperature: float
+) -> NDArray[np.float32]:
+    """(N, 7) the teachers' probabilities on each face and its mirror image, as the mean of their
+    log-probabilities (an ensemble's geometric mean), then softened."""
     views = faces[..., None].astype(np.float32)
-    probabilities = (
-        teacher.predict(views, batch_size=512, verbose=0)
-        + teacher.predict(views[:, :, ::-1], batch_size=512, verbose=0)
-    ) / 2
-    logits = np.log(np.clip(probabilities, 1e-7, 1.0)) / temperature
+    members = teachers if isinstance(teachers, list) else [teachers]
+    log_probabilities = [
+        np.log(np.clip(member.predict(view, batch_size=512, verbose=0), 1e-7, 1.0))
+        for member in members
+        for view in (views, views[:, :, ::-1])
+    ]
+    logits = np.mean(log_probabilities, axis=0) / temperature
     soft = np.exp(logits - logits.max(axis=1, keepdims=True))
     softened: NDArray[np.float32] = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
     return softened
@@ -192,7 +198,7 @@ def train(
     resume: bool,
     votes: np.ndarray | None = None,
     limit: int | None = None,
-    teacher_path: Path | None = None,
+    teacher_paths: list[Path] | None = None,
 ) -> Path:
     import keras
 
@@ -202,8 +208,9 @@ def train(
         train_rows, select_rows = train_rows.take(slice(0, limit)), select_rows.take(slice(0, limit))
     train_votes = votes[train_rows.row] if votes is not None else None
     targets = training_targets(train_rows.labels, train_votes, recipe.ferplus_weight)
-    if teacher_path is not None:
-        taught = teacher_targets(keras.saving.load_model(teacher_path), train_rows.images, recipe.teacher_temperature)
+    if teacher_paths:
+        teachers = [keras.saving.load_model(path) for path in teacher_paths]
+        taught = teacher_targets(teachers, train_rows.images, recipe.teacher_temperature)
         targets = (1 - recipe.teacher_weight) * targets + recipe.teacher_weight * taught
     weights = class_weights(train_rows.labels, recipe.class_weight_power)[train_rows.labels].astype(np.float32)
     x_select = select_rows.images[..., None].astype(np.float32)
@@ -220,8 +227,9 @@ def train(
         log.unlink(missing_ok=True)
         model = build_compiled_model(recipe, steps)
     targets_from = "FER2013 labels mixed with FER+ votes" if votes is not None else "FER2013 labels"
-    if teacher_path is not None:
-        targets_from += f", {recipe.teacher_weight:.0%} from the teacher {teacher_path.name}"
+    if teacher_paths:
+        named = ", ".join(path.name for path in teacher_paths)
+        targets_from += f", {recipe.teacher_weight:.0%} from the teacher{'s' if len(teacher_paths) > 1 else ''} {named}"
     print(
         f"training on {len(train_rows)} rows ({targets_from}), selecting on {len(select_rows)}; "
         f"{model.count_params():,} parameters"
@@ -283,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Recipe.ferplus_weight,
         help="share of each target taken from the FER+ vote shares (0..1; default %(default)s)",
     )
-    parser.add_argument("--teacher", type=Path, help="a trained classifier (.keras) to distil from")
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        action="append",
+        help="a trained classifier (.keras) to distil from; given more than once, the ensemble of them",
+    )
     parser.add_argument(
         "--teacher-weight",
         type=float,
@@ -318,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         widths=args.widths,
     )
     try:
-        if args.teacher is not None and not (args.teacher.is_file() and args.teacher.suffix == ".keras"):
-            raise FerDataError(f"--teacher {args.teacher}: not a trained classifier (.keras) file")
+        for teacher in args.teacher or ():
+            if not (teacher.is_file() and teacher.suffix == ".keras"):
+                raise FerDataError(f"--teacher {teacher}: not a trained classifier (.keras) file")
         data = load_fer2013(args.data, usages=("Training", "PublicTest"))
         votes = None
         if args.ferplus:

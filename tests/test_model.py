@@ -148,6 +148,8 @@ def test_teacher_targets_are_mirror_invariant_softened_probabilities() -> None:
     np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
     # Averaged over a face and its mirror image, so the mirror image gets the same target.
     np.testing.assert_allclose(teacher_targets(teacher, faces[:, :, ::-1], 1.0), sharp, atol=1e-4)
+    # An ensemble averages its members' log-probabilities: one member twice is that member.
+    np.testing.assert_allclose(teacher_targets([teacher, teacher], faces, 1.0), sharp, atol=1e-5)
     # Softening keeps each face's winner and spreads the rest of the mass to the runners-up.
     np.testing.assert_array_equal(soft.argmax(axis=1), sharp.argmax(axis=1))
     assert (soft.max(axis=1) < sharp.max(axis=1)).all()
