@@ -129,6 +129,7 @@ class Classroom:
     timing: dict[str, tuple[float, float]] = field(default_factory=dict)
     _made_at: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _connection: http.client.HTTPConnection | None = None
 
     def run(self, start: float, seconds: float, stop: threading.Event) -> None:
         template = _frame_template(self.students, self.index)
@@ -180,23 +181,25 @@ class Classroom:
                 self.made += 1
 
     def _post(self, path: str, body: str) -> bool:
-        """Whether the server acknowledged; its Server-Timing stages in self.timing."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        """Whether the server acknowledged; its Server-Timing stages in self.timing. One kept-alive connection
+        per classroom, as capture.sender keeps one for its lesson; a broken one is opened again."""
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            connection.request(
+            self._connection.request(
                 "POST",
                 f"{INGEST_PATH}/{path}",
                 body=body.encode(),
                 headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
             )
-            response = connection.getresponse()
+            response = self._connection.getresponse()
             answer = response.read()
             self.timing = parse_header(response.getheader("Server-Timing", ""))
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             self.errors.append(str(error))
+            self._connection.close()
+            self._connection = None
             return False
-        finally:
-            connection.close()
         if response.status != 200:
             self.errors.append(f"{response.status}: {answer[:200]!r}")
         return response.status == 200

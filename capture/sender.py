@@ -11,21 +11,20 @@ reported (ServerError, exit code 2) and stay in the spool for the next run to se
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+import urllib3
 
 from capture.errors import CaptureError
 from capture.spool import DEFAULT_SPOOL, Spool, SpoolError
@@ -97,21 +96,20 @@ def _warn(message: str) -> None:
     print(f"capture: warning: {message}", file=sys.stderr, flush=True)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would resend the token to wherever it points, or turn the POST into a GET: refuse it."""
-
-    def redirect_request(self, *args: Any) -> None:
-        return None
-
-
 class IngestClient:
-    """The three requests of the ingest API (dashboard.ingest), one HTTP POST each."""
+    """The three requests of the ingest API (dashboard.ingest), one HTTP POST each, over one kept-alive
+    connection: a capture posts every second for a whole lesson, and a fresh connection would cost each post a
+    TCP (and, over https, a TLS) handshake on the school's server."""
 
     def __init__(self, server_url: str, token: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.server_url = server_url
         self.token = token
         self.timeout_s = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        # No retries and no redirects: an unanswered post is spooled and sent again by ServerRecorder, and a
+        # redirect would resend the token to wherever it points.
+        self._pool = urllib3.PoolManager(
+            num_pools=1, maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout_s), block=False
+        )
 
     def open(self, session: str, source: str, class_of: str | None = None) -> int:
         """Start or continue `session` (in the token's teacher's class `class_of`, if given); the frame number the
@@ -130,23 +128,23 @@ class IngestClient:
         self._post("close", {"session": session}, f"close session {session!r}")
 
     def _post(self, path: str, body: dict[str, Any], action: str) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.server_url}{INGEST_PATH}/{path}",
-            data=json.dumps(body, allow_nan=False).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            message = _error_message(error)
-            if error.code >= 500:
-                raise ServerUnreachable(f"{self.server_url} answered {error.code}: {message}") from None
-            raise ServerError(f"the server {self.server_url} refused to {action}: {message}") from None
-        except (OSError, http.client.HTTPException) as error:  # URLError, refused, reset, timed out
-            reason = getattr(error, "reason", None) or error
-            raise ServerUnreachable(f"{self.server_url} is unreachable ({reason})") from None
+            response = self._pool.request(
+                "POST",
+                f"{self.server_url}{INGEST_PATH}/{path}",
+                body=json.dumps(body, allow_nan=False).encode(),
+                headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+                redirect=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # refused, reset, timed out, a bad certificate
+            raise ServerUnreachable(f"{self.server_url} is unreachable ({_reason(error)})") from None
+        if response.status >= 300:
+            message = _error_message(response)
+            if response.status >= 500:
+                raise ServerUnreachable(f"{self.server_url} answered {response.status}: {message}")
+            raise ServerError(f"the server {self.server_url} refused to {action}: {message}")
+        try:
+            answer = json.loads(response.data)
         except ValueError:
             raise ServerUnreachable(f"{self.server_url} did not answer as a ClassPulse server") from None
         if not isinstance(answer, dict):
@@ -154,14 +152,19 @@ class IngestClient:
         return answer
 
 
-def _error_message(error: urllib.error.HTTPError) -> str:
-    if 300 <= error.code < 400:
-        return f"it redirects ({error.code}) to {error.headers.get('Location')}; give that URL to --server"
+def _reason(error: Exception) -> object:
+    # urllib3 wraps the socket's error (refused, unknown host) in its own; the socket's says what happened.
+    return getattr(error, "reason", None) or error.__context__ or error
+
+
+def _error_message(response: urllib3.BaseHTTPResponse) -> str:
+    if 300 <= response.status < 400:
+        return f"it redirects ({response.status}) to {response.headers.get('Location')}; give that URL to --server"
     try:
-        message = json.loads(error.read()).get("error")
-    except (ValueError, AttributeError, OSError):
+        message = json.loads(response.data).get("error")
+    except (ValueError, AttributeError):
         message = None
-    return str(message) if message else f"HTTP {error.code} {error.reason}"
+    return str(message) if message else f"HTTP {response.status} {response.reason}"
 
 
 class ServerRecorder:

@@ -236,6 +236,7 @@ class DatabaseConfig(Table):
 
 class ServerConfig(Table):
     threads: Annotated[int, Field(ge=1, le=256)] = 16
+    connections: Annotated[int, Field(ge=10, le=10_000)] = 1000
 
 
 class ClassPulseConfig(Table):

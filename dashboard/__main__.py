@@ -156,7 +156,17 @@ def is_loopback(host: str) -> bool:
 def listen(app: Flask, host: str, port: int) -> BaseWSGIServer | MultiSocketServer:
     """A waitress server bound to host:port (every address a name resolves to), not yet serving."""
     try:
-        return create_server(app, host=host, port=port, threads=config.chosen().server.threads)
+        settings = config.chosen().server
+        # poll(), not select(): select() cannot watch a file descriptor numbered 1024 or more, and a school's
+        # connections (settings.connections) go past that.
+        return create_server(
+            app,
+            host=host,
+            port=port,
+            threads=settings.threads,
+            connection_limit=settings.connections,
+            asyncore_use_poll=True,
+        )
     except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func, select
 
 import config
 from analytics.live import engagement_config
-from capture.sender import ServerError, ServerRecorder
+from capture.sender import IngestClient, ServerError, ServerRecorder
 from capture.spool import Spool, SpoolError
 from dashboard.app import create_app
 from dashboard.report_cache import warm_report
@@ -312,6 +312,20 @@ def test_frames_spool_through_a_server_outage_and_arrive_once_in_order(
         ended = connection.scalar(select(sessions.c.ended_at).where(sessions.c.name == "maths"))
     assert ended is not None
     assert Spool(spool_path).waiting(base_url) == {}
+
+
+def test_a_lesson_is_sent_over_one_kept_alive_connection(school: tuple[Engine, dict[str, str]], tmp_path: Path) -> None:
+    engine, tokens = school
+    with serving(engine, tmp_path) as base_url:
+        client = IngestClient(base_url, tokens["alice"])
+        assert client.open("maths", "screen") == 0
+        for index in range(5):
+            client.send("maths", [frame_to_json(synthetic_frame(index))])
+        client.close("maths")
+        pool = client._pool.connection_from_url(base_url)
+        # Seven posts, one handshake: a school's server is not asked for a new connection every second.
+        assert (pool.num_requests, pool.num_connections) == (7, 1)
+    assert stored_frames(engine, "maths") == list(range(5))
 
 
 def test_a_resent_batch_is_acknowledged_and_counted_once_in_the_rollups(
