@@ -114,6 +114,9 @@ STACK_GAP = 1.0
 # few grey levels each frame, labels stand out by 30 or more) nor the video changing in the dark around the
 # letters. Beyond the text (where a longer name shows more letters) changed light pixels are counted.
 CHANGE_SHARE = 0.5
+# Named labels are read again (settings.reread_named_frames) in batches this many frames apart: one Tesseract
+# call (a process start, ~30 ms) for several labels rather than one for each.
+REREAD_BATCH_FRAMES = 10
 # A label is read again too when its text box changed size by more than this many pixels.
 SIZE_CHANGE = 2
 # Readings of this many letters or fewer that start lower case are marks in the video read as text, no name
@@ -182,6 +185,7 @@ class _Read:
     name: str
     # The frame before which the tile is not read again (see NameReader.read).
     held_until: int = 0
+    read_at: int = 0  # the frame Tesseract read it in
 
 
 def check_languages(languages: str) -> None:
@@ -258,6 +262,7 @@ class NameReader:
                 due.append(i)  # a new tile: read in the frame it shows, as every tile of a new layout
             elif self._frame >= (cached.held_until if cached else 0) and self._confirmed(image, tile, label):
                 due.append(i)
+        due += self._rereads(image, tiles, labels, set(searched))
         if due:
             self.tesseract_calls += 1
             found = [label for i in due if (label := labels[i]) is not None]  # every tile due has a label
@@ -269,7 +274,8 @@ class NameReader:
                 hold = cached is not None and (
                     cached.name == name or not (names_someone(cached.name) or names_someone(name))
                 )
-                self._cache[tiles[i]] = _Read(label, name, self._frame + settings.reread_frames if hold else 0)
+                held_until = self._frame + settings.reread_frames if hold else 0
+                self._cache[tiles[i]] = _Read(label, name, held_until, self._frame)
                 self._candidates.pop(tiles[i], None)
                 if not names_someone(name):
                     self._recheck_later(tiles, i)
@@ -278,6 +284,32 @@ class NameReader:
         self._unlabelled = {tile: self._unlabelled[tile] for tile in tiles if tile in self._unlabelled}
         self._candidates = {tile: self._candidates[tile] for tile in tiles if tile in self._candidates}
         return [self._cache[tile].name if tile in self._cache else "" for tile in tiles]
+
+    def _rereads(
+        self, image: np.ndarray, tiles: list[Box], labels: list[Label | None], searched: set[int]
+    ) -> list[int]:
+        """The named tiles whose turn it is to be read again (settings.reread_named_frames), their labels cut
+        afresh from this frame into `labels`. Each reading is shown until the next, and the name vote
+        (capture.students) counts frames: so a tile is read again no sooner than reread_named_frames after its
+        last reading, in its turn (the tiles spread over batches), and every later reading is shown no longer
+        than the first was."""
+        every = self.settings.reread_named_frames
+        batch = min(every, REREAD_BATCH_FRAMES)
+        if not every or self._frame % batch:
+            return []
+        turns, turn = max(1, every // batch), self._frame // batch
+        due = []
+        for i, tile in enumerate(tiles):
+            cached = self._cache.get(tile)
+            if i in searched or labels[i] is None or cached is None or not names_someone(cached.name):
+                continue
+            if self._frame - cached.read_at < every or (turn + i) % turns:
+                continue
+            fresh = find_label(image, tile, tiles, self.settings)
+            if fresh is not None:
+                labels[i] = fresh
+                due.append(i)
+        return due
 
     def _recheck_later(self, tiles: list[Box], i: int) -> None:
         """Searching costs about a millisecond a tile: a tile without a name is looked at again every

@@ -160,6 +160,7 @@ class NameSettings(Table):
     no_label_recheck_frames: Frames = 30
     confirm_frames: Frames = 3
     reread_frames: Frames = 30
+    reread_named_frames: Annotated[int, Field(ge=0, le=100_000)] = 60
     fingerprint_change: Share = 0.02
     label_band: Annotated[float, Field(gt=0, le=1)] = 0.25
     centre_band: Annotated[float, Field(gt=0, le=1)] = 0.4

@@ -247,6 +247,27 @@ def test_a_label_that_changed_but_read_the_same_is_not_read_again_for_reread_fra
     assert reader.tesseract_calls == 3
 
 
+def test_a_named_label_is_read_again_in_turns_though_it_looks_unchanged() -> None:
+    """A first reading Tesseract got wrong would otherwise be kept the whole lesson (the label's pixels never
+    change): every named label is read again reread_named_frames after its last reading, the tiles taking turns
+    in batches 10 frames apart, and a reading of the same name changes nothing."""
+    reader = NameReader(settings=DEFAULT.model_copy(update={"reread_named_frames": 20}))
+    drawn = gallery(NAMES)
+    read_in = []
+    for frame in range(1, 61):
+        calls = reader.tesseract_calls
+        assert reader.read(drawn.image, drawn.tiles) == EXPECTED
+        if reader.tesseract_calls > calls:
+            read_in.append(frame)
+    # Read on first sight; then half the tiles at frame 30 (20 frames after it, in their turn), the other half at
+    # 40, and each half again 20 frames after its last reading.
+    assert read_in == [1, 30, 40, 50, 60]
+    never = NameReader(settings=DEFAULT.model_copy(update={"reread_named_frames": 0}))
+    for _ in range(60):
+        never.read(drawn.image, drawn.tiles)
+    assert never.tesseract_calls == 1
+
+
 def test_a_longer_name_that_starts_the_same_is_read_again() -> None:
     reader = NameReader()
     first = gallery(NAMES)
