@@ -27,6 +27,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,8 @@ STALE_SECONDS = 10
 NEW_FLAG_SECONDS = 60
 # The "Now" panel's trend compares the class score with this long ago; a smaller change reads as steady.
 TREND_SECONDS = 60
+# Student cards kept built (student_card): a few classes' worth, each card as one scoring pass left it.
+CARDS_KEPT = 1024
 TREND_STEADY = 0.02
 # The "needs attention" list: at most this many kinds of flag, and this many names on a line.
 ATTENTION_LINES = 5
@@ -851,16 +854,52 @@ def student_card(
     the emotion shown (NaN: unknown; None: the viewer hides emotions, so no emotion and no strip). The card
     stands out only while one of their flags needs attention."""
     strip = dominant if dominant is not None else pd.Series(dtype=object, index=pd.DatetimeIndex([], tz="UTC"))
+    why = tuple(
+        flag_words(shown.flag, end) + ("" if shown.needs_attention else f" ({_decision(shown)})") for shown in flags
+    )
+    return _card(
+        student.student,
+        student.name,
+        student.emotion,
+        None if sure is None else sparkline(strip, start, strip_end or end),
+        score,
+        why,
+        "; ".join(shown.flag.reason for shown in flags),
+        any(shown.needs_attention for shown in flags),
+        state,
+        sure,
+        # Said only when no emotion was seen lately; in the viewer's zone, so outside the cache (as the flags' words).
+        "" if student.emotion else local_time(student.last_seen),
+    )
+
+
+@lru_cache(maxsize=CARDS_KEPT)
+def _card(
+    key: str,
+    name: str | None,
+    emotion: str | None,
+    strip: html.Div | None,
+    score: float | None,
+    why: tuple[str, ...],
+    reasons: str,
+    needs_attention: bool,
+    state: str | None,
+    sure: float | None,
+    last_seen: str,
+) -> html.Div:
+    """student_card's card, built once for the same content: between two scoring passes most of a class's cards
+    do not change, and the same card object is then neither built again nor compared by dashboard.patches (it
+    stops at an object it sent before). Nothing changes a card once built."""
     unseen = UNSEEN_STATES.get(state or "")
     if unseen:
         # Their own state, not an engagement of 0: nobody can be measured without a face.
         now_badge = html.Span(unseen, className="badge unseen")
     elif sure is None:
         now_badge = html.Span(SEEN_STATES.get(state or "", "seen"), className="badge seen")
-    elif student.emotion:
-        now_badge = emotion_badge(student.emotion, sure)
+    elif emotion:
+        now_badge = emotion_badge(emotion, sure)
     else:
-        now_badge = html.Span(f"not seen in {NOW_SECONDS} s (last {local_time(student.last_seen)})", className="absent")
+        now_badge = html.Span(f"not seen in {NOW_SECONDS} s (last {last_seen})", className="absent")
     measured = None if unseen else score
     engagement = (
         html.Span("engagement –", className="absent")
@@ -871,29 +910,27 @@ def student_card(
             style={"backgroundColor": engagement_color(measured), "color": engagement_text_color(measured)},
         )
     )
-    why = [flag_words(shown.flag, end) + ("" if shown.needs_attention else f" ({_decision(shown)})") for shown in flags]
-    reasons = "; ".join(shown.flag.reason for shown in flags)
     card = html.Div(
         [
-            html.Div(student.name or student.student, className="student-name", title=student.student),
+            html.Div(name or key, className="student-name", title=key),
             html.Div([now_badge, engagement], className="badges"),
             html.Div("⚑ " + "; ".join(why), className="flag-why", title=reasons) if why else None,
-            None if sure is None else sparkline(strip, start, strip_end or end),
+            strip,
         ],
-        id=ids.student_card(student.student),
-        className="student-card" + (" flagged" if any(shown.needs_attention for shown in flags) else ""),
+        id=ids.student_card(key),
+        className="student-card" + (" flagged" if needs_attention else ""),
         # The card's edge carries the engagement colour, so the grid reads at a glance.
         style={"borderLeft": f"6px solid {ABSENT_COLOR if measured is None else engagement_color(measured)}"},
     )
     return with_data(
         card,
         {
-            "data-student": student.student,
-            "data-emotion": "hidden" if sure is None else student.emotion or "absent",
+            "data-student": key,
+            "data-emotion": "hidden" if sure is None else emotion or "absent",
             "data-sure": "" if sure is None or np.isnan(sure) else f"{sure:.2f}",
             "data-state": state or "",
             "data-engagement": "" if score is None else f"{score:.2f}",
-            "data-flagged": str(bool(flags)).lower(),
+            "data-flagged": str(bool(why)).lower(),
         },
     )
 
