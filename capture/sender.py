@@ -107,8 +107,10 @@ class IngestClient:
         self.timeout_s = timeout_s
         # No retries and no redirects: an unanswered post is spooled and sent again by ServerRecorder, and a
         # redirect would resend the token to wherever it points.
+        # Two connections at most: the sending thread's, and a stopping capture's last request while an abandoned
+        # send may still hold the first.
         self._pool = urllib3.PoolManager(
-            num_pools=1, maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout_s), block=False
+            num_pools=1, maxsize=2, retries=False, timeout=urllib3.Timeout(total=timeout_s), block=False
         )
 
     def open(self, session: str, source: str, class_of: str | None = None) -> int:

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import gc
 import ipaddress
+import select
 import signal
 import socket
 import sys
@@ -157,15 +158,15 @@ def listen(app: Flask, host: str, port: int) -> BaseWSGIServer | MultiSocketServ
     """A waitress server bound to host:port (every address a name resolves to), not yet serving."""
     try:
         settings = config.chosen().server
-        # poll(), not select(): select() cannot watch a file descriptor numbered 1024 or more, and a school's
-        # connections (settings.connections) go past that.
+        # poll(), where the system has it (not Windows), rather than select(): select() cannot watch a file
+        # descriptor numbered 1024 or more, and a school's connections (settings.connections) go past that.
         return create_server(
             app,
             host=host,
             port=port,
             threads=settings.threads,
             connection_limit=settings.connections,
-            asyncore_use_poll=True,
+            asyncore_use_poll=hasattr(select, "poll"),
         )
     except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
