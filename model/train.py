@@ -89,16 +89,13 @@ def training_targets(labels: np.ndarray, votes: np.ndarray | None, ferplus_weigh
     return mixed
 
 
-def teacher_targets(
-    teachers: keras.Model | list[keras.Model], faces: np.ndarray, temperature: float
-) -> NDArray[np.float32]:
+def teacher_targets(teachers: list[keras.Model], faces: np.ndarray, temperature: float) -> NDArray[np.float32]:
     """(N, 7) the teachers' probabilities on each face and its mirror image, as the mean of their
     log-probabilities (an ensemble's geometric mean), then softened."""
     views = faces[..., None].astype(np.float32)
-    members = teachers if isinstance(teachers, list) else [teachers]
     log_probabilities = [
-        np.log(np.clip(member.predict(view, batch_size=512, verbose=0), 1e-7, 1.0))
-        for member in members
+        np.log(np.clip(teacher.predict(view, batch_size=512, verbose=0), 1e-7, 1.0))
+        for teacher in teachers
         for view in (views, views[:, :, ::-1])
     ]
     logits = np.mean(log_probabilities, axis=0) / temperature

@@ -144,10 +144,10 @@ def test_teacher_targets_are_mirror_invariant_softened_probabilities() -> None:
 
     teacher = keras.saving.load_model(WEIGHTS_DIR / "emotion.keras")
     faces, _ = face_rows(32, seed=12)
-    sharp, soft = teacher_targets(teacher, faces, 1.0), teacher_targets(teacher, faces, 3.0)
+    sharp, soft = teacher_targets([teacher], faces, 1.0), teacher_targets([teacher], faces, 3.0)
     np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
     # Averaged over a face and its mirror image, so the mirror image gets the same target.
-    np.testing.assert_allclose(teacher_targets(teacher, faces[:, :, ::-1], 1.0), sharp, atol=1e-4)
+    np.testing.assert_allclose(teacher_targets([teacher], faces[:, :, ::-1], 1.0), sharp, atol=1e-4)
     # An ensemble averages its members' log-probabilities: one member twice is that member.
     np.testing.assert_allclose(teacher_targets([teacher, teacher], faces, 1.0), sharp, atol=1e-5)
     # Softening keeps each face's winner and spreads the rest of the mass to the runners-up.

@@ -91,9 +91,9 @@ STALE_SECONDS = 10
 NEW_FLAG_SECONDS = 60
 # The "Now" panel's trend compares the class score with this long ago; a smaller change reads as steady.
 TREND_SECONDS = 60
+TREND_STEADY = 0.02
 # Student cards kept built (student_card): a few classes' worth, each card as one scoring pass left it.
 CARDS_KEPT = 1024
-TREND_STEADY = 0.02
 # The "needs attention" list: at most this many kinds of flag, and this many names on a line.
 ATTENTION_LINES = 5
 NAMES_PER_LINE = 3
