@@ -203,6 +203,8 @@ def test_the_calls_window_chosen_by_its_title_is_captured_and_stop_ends_the_capt
     page.driver.find_element(By.ID, classroom.START).click()
     page.wait_for("the start message", lambda: page.text(classroom.MESSAGE).startswith(f"Starting {SESSION!r}"))
     wait_long(page, "two frames in the status", lambda: state(page) == "running" and frames_shown(page) >= 2)
+    # Once frames come, the status says so: the start message, now stale, is gone.
+    page.wait_for("the start message gone", lambda: page.text(classroom.MESSAGE) == "")
     assert page.driver.find_element(By.ID, classroom.START).get_attribute("disabled")
     faces = int(page.text(classroom.FACES))
     assert faces >= GALLERY_FACES - 2
@@ -217,6 +219,7 @@ def test_the_calls_window_chosen_by_its_title_is_captured_and_stop_ends_the_capt
     page.driver.find_element(By.ID, classroom.STOP).click()
     wait_long(page, "the capture to end", lambda: state(page) == "ended")
     assert page.text(classroom.STATE).startswith("Stopped.")
+    page.wait_for("the stop message gone", lambda: page.text(classroom.MESSAGE) == "")
     # The frames the page counted are the frames in the dashboard's own database, and the session is closed.
     assert count_rows(database, "frames") == frames_shown(page)
     assert sqlite_rows(database, "SELECT name, teacher, ended_at IS NOT NULL FROM sessions") == [(SESSION, TEACHER, 1)]

@@ -45,6 +45,8 @@ CLASS_CHOICES = "classroom-class-choices"  # the Datalist of the viewer's classe
 START = "classroom-start"
 STOP = "classroom-stop"
 MESSAGE = "classroom-message"  # what the last Start or Stop did, or why it did nothing
+FIRST_FRAME_COMING = "the first frame comes once the models have loaded (a few seconds)."
+STOPPING = "Stopping: the last frames are being written."
 STATUS = "classroom-status"
 STATE = "classroom-state"  # one line; data-state: idle, busy, starting, running, stopping, ended, failed
 FRAMES = "classroom-frames"
@@ -236,8 +238,11 @@ def register(app: Dash, engine: Engine) -> None:
         Output(STATUS, "children"),
         Output(START, "disabled"),
         Output(STOP, "disabled"),
+        Output(MESSAGE, "children", allow_duplicate=True),
         Input(TICK, "n_intervals"),
-    )(lambda _tick: shown_status(control, current_user()))
+        State(MESSAGE, "children"),
+        prevent_initial_call="initial_duplicate",
+    )(lambda _tick, message: shown_status(control, current_user(), message))
     app.callback(
         Output(STATUS, "children", allow_duplicate=True),
         Output(MESSAGE, "children"),
@@ -294,10 +299,18 @@ class Answer:
     stop_disabled: bool
 
 
-def shown_status(control: CaptureControl, viewer: User) -> tuple[html.Div, bool, bool]:
-    """The status card and whether Start and Stop are disabled, as a tick shows them (the message is left)."""
-    answer = status(control.current(), viewer, "")
-    return answer.status, answer.start_disabled, answer.stop_disabled
+def shown_status(control: CaptureControl, viewer: User, message: object) -> tuple[html.Div, bool, bool, object]:
+    """The status card, whether Start and Stop are disabled, and the message, as a tick shows them. A message
+    that says what is under way goes once the status shows it done (Start's "the first frame comes…" once a
+    frame came or the capture ended, Stop's once it ended); any other is left as it is."""
+    run = control.current()
+    answer = status(run, viewer, "")
+    ended = run is None or not run.running
+    framed = run is not None and run.frames > 0
+    done = (message == STOPPING and ended) or (
+        isinstance(message, str) and message.endswith(FIRST_FRAME_COMING) and (ended or framed)
+    )
+    return answer.status, answer.start_disabled, answer.stop_disabled, "" if done else no_update
 
 
 def act(
@@ -339,7 +352,7 @@ def start(
     except (CaptureError, CaptureStartError, DatabaseError) as error:
         return f"Not started: {error}."
     how = "Continuing" if continued else "Starting"
-    return f"{how} {name!r}: the first frame comes once the models have loaded (a few seconds)."
+    return f"{how} {name!r}: {FIRST_FRAME_COMING}"
 
 
 def stop(control: CaptureControl, viewer: User) -> str:
@@ -349,7 +362,7 @@ def stop(control: CaptureControl, viewer: User) -> str:
     if not _may_see(viewer, run):
         return "Not stopped: this capture was started by someone else; only they or an admin can stop it."
     control.stop()
-    return "Stopping: the last frames are being written."
+    return STOPPING
 
 
 def status(run: CaptureRun | None, viewer: User, message: str) -> Answer:
