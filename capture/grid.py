@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from capture.errors import CaptureError
+from capture.pixels import grey as grey_of
 from config import GridSettings
 from vocabulary.records import Box
 
@@ -78,7 +79,7 @@ def _to_grey(image: np.ndarray) -> np.ndarray:
         or 0 in image.shape[:2]  # an empty image has no border to read the background from
     ):
         raise CaptureError(f"expected a non-empty H x W x 3 uint8 BGR image, got shape {image.shape} of {image.dtype}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    return grey_of(image)
 
 
 def _background_level(grey: np.ndarray) -> int:

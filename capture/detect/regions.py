@@ -41,6 +41,7 @@ import numpy as np
 
 from capture.detect import FaceDetector
 from capture.detect.boxes import to_detections, weighted_nms
+from capture.pixels import grey as grey_of
 from config import RegionSettings
 from vocabulary.records import Box, FaceDetections
 
@@ -346,7 +347,7 @@ def _picture(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
     crop = image[y1 : max(y + h, y1 + 1), x1 : max(x + w, x1 + 1)]
     scale = FOLLOW_WIDTH / max(w, 1)
     size = (max(crop.shape[1] * scale, 1), max(crop.shape[0] * scale, 1))
-    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    grey = grey_of(crop)
     return cv2.resize(grey, (round(size[0]), round(size[1])), interpolation=cv2.INTER_AREA), scale
 
 
@@ -362,7 +363,7 @@ def _found_again(
     if x1 != x - margin or y1 != y - margin or x2 != x + w + margin or y2 != y + h + margin:
         return None  # at the frame's edge: the picture cut short there would not match as it is
     around = image[y1:y2, x1:x2]
-    grey = cv2.cvtColor(around, cv2.COLOR_BGR2GRAY) if around.ndim == 3 else around
+    grey = grey_of(around)
     size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
     search = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     if search.shape[0] < picture.shape[0] or search.shape[1] < picture.shape[1]:
@@ -407,7 +408,7 @@ def _photo(image: np.ndarray, box: np.ndarray, settings: RegionSettings) -> bool
     view = image[outer[1] : outer[3], outer[0] : outer[2]]
     if view.size == 0:
         return False
-    grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) if view.ndim == 3 else view
+    grey = grey_of(view)
     # The ring's levels: the outer square's histogram less the inner square's (a histogram each, not a mask).
     counts = np.bincount(grey.ravel(), minlength=256)
     inside = grey[inner[1] - outer[1] : inner[3] - outer[1], inner[0] - outer[0] : inner[2] - outer[0]]
