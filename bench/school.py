@@ -2,31 +2,34 @@
 each, sent over HTTP to a real `python -m dashboard` (its ingest API, dashboard.ingest) on a real PostgreSQL.
 
 `scripts/postgres.sh run -- python -m bench.school [--classrooms 10,25,50,100] [--seconds S] [--students 50]
-[--outage-seconds 120] [--outage-classrooms 10]`
+[--together] [--outage-seconds 120] [--outage-classrooms 10]`
 (or `--db URL` of a PostgreSQL server whose user may create databases). No vision: each classroom is a thread that
-makes one frame a second and sends what waits, oldest first, up to 50 frames a request, one request at a time, on a
-new connection each, as capture.sender does; the classrooms run in a process of their own, so that the views' and
-the flag counter's work in this one never holds up their reading of an answer. For each N: frames acknowledged per
-second, frame commit latency (from the frame's making to the server's acknowledgement, so time waiting behind others
-counts) p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N holds when the end
-backlog is at most one frame per classroom more than halfway. During each N, an admin's school view (every running
-class, dashboard.pages.school: analytics.school's scoring and the rows and JSON the browser gets) is refreshed at
-its page's period and a teacher's live page (dashboard.pages.live.live_tick, classroom 0) at its own, both in this
-process on the same database, and timed: their p95 against the targets. Then an outage: `--outage-classrooms` real
-capture senders (capture.sender, each with its own spool) while the server is stopped for `--outage-seconds` and
-started again: frames made, stored, lost and duplicated. Where a request's time goes, at each N: every /frames
-answer carries its server stages (Server-Timing, db.stages: token, parsing, validation, the session's lock, the
-recorder's parts), so the table after the steps gives per stage its mean wall and CPU ms, the server's whole
-handling, the round trip the classroom saw and what lies between (waiting for one of waitress's threads, the
-transfer), and each process's CPU per frame (the server's; PostgreSQL's, every one of its processes); and one laptop
-back from an outage sends CATCH_UP frames in one request at three quarters of each step, timed the same way. Last,
-the same server code timed in this process, each frame sent alone (token check, JSON parsing and validation, the
-recorder's stages), the size on disk of a school day of rows (extrapolated from the bytes per frame the steps wrote,
-every partition and index counted), and the report of one 50-minute class on first open (its rows written straight
-into the tables beside the steps' rows). The classrooms run on the same machine as the server and the database, and
-take CPU from them; each step's row gives the load average at its start and end, the server's and PostgreSQL's CPU
-per frame, and this benchmark's own (the classrooms' process; here, the views' refreshes and the rest, mostly the
-school view's flag counter), none of which is the server's.
+makes one frame a second, at its own moment of the second (drawn at random: a capture's seconds count from when its
+teacher pressed Start; with --together all classrooms make theirs within 0.1 s of each other, a worst case whose
+burst of requests waits in a queue), and sends what waits, oldest first, up to 50 frames a request, one request at a
+time, on one kept-alive connection, as capture.sender does; the classrooms run in a process of their own, so that
+the views' and the flag counter's work in this one never holds up their reading of an answer. For each N: frames
+acknowledged per second, frame commit latency (from the frame's making to the server's acknowledgement, so time
+waiting behind others counts) p50/p95, and the backlog (frames made but not acknowledged) halfway and at the end; N
+holds when the end backlog is at most one frame per classroom more than halfway and at most two per classroom.
+During each N, an admin's school view (every running class, dashboard.pages.school: analytics.school's scoring and
+the rows and JSON the browser gets) is refreshed at its page's period and a teacher's live page
+(dashboard.pages.live.live_tick, classroom 0) at its own, both in this process on the same database, and timed:
+their p95 against the targets. Then an outage: `--outage-classrooms` real capture senders (capture.sender, each with
+its own spool) while the server is stopped for `--outage-seconds` and started again: frames made, stored, lost and
+duplicated. Where a request's time goes, at each N: every /frames answer carries its server stages (Server-Timing,
+db.stages: token, parsing, validation, the session's lock, the recorder's parts), so the table after the steps gives
+per stage its mean wall and CPU ms, the server's whole handling, the round trip the classroom saw and what lies
+between (waiting for one of waitress's threads, the transfer), and each process's CPU per frame (the server's;
+PostgreSQL's, every one of its processes); and one laptop back from an outage sends CATCH_UP frames in one request
+at three quarters of each step, timed the same way. Last, the same server code timed in this process, each frame
+sent alone (token check, JSON parsing and validation, the recorder's stages), the size on disk of a school day of
+rows (extrapolated from the bytes per frame the steps wrote, every partition and index counted), and the report of
+one 50-minute class on first open (its rows written straight into the tables beside the steps' rows). The classrooms
+run on the same machine as the server and the database, and take CPU from them; each step's row gives the load
+average at its start and end, the server's and PostgreSQL's CPU per frame, and this benchmark's own (the classrooms'
+process; here, the views' refreshes and the rest, mostly the school view's flag counter), none of which is the
+server's.
 """
 
 from __future__ import annotations
@@ -79,8 +82,13 @@ POSTGRES_URL_VARIABLE = "CLASSPULSE_TEST_POSTGRES_URL"
 SERVER_START_S = 120
 # Holding: the backlog may not grow by more than this many frames per classroom from halfway to the end.
 BACKLOG_GROWTH_PER_ROOM = 1.0
+# ... and end with at most this many frames per classroom waiting: a server that keeps up acknowledges a frame
+# within a second or two of its making (a slow one can hold a steady backlog of seconds that barely grows).
+MAX_BACKLOG_PER_ROOM = 2.0
 TARGET_SCHOOL_MS = 500
 TARGET_LIVE_MS = 150
+# With --together, every classroom makes its frame within this many seconds of the others each second.
+TOGETHER_S = 0.1
 # A laptop back from an outage sends its spool this many frames a request (capture.sender's batch).
 CATCH_UP = MAX_BATCH
 # The server's stages (db.stages, dashboard.ingest), in the order a /frames request goes through them.
@@ -120,6 +128,8 @@ class Classroom:
     session: str
     students: int
     port: int
+    # When in each second this classroom makes its frame: captures started at different moments are out of phase.
+    phase_s: float
     made: int = 0
     acknowledged: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -175,7 +185,7 @@ class Classroom:
 
     def _make(self, start: float, seconds: float) -> None:
         for n in range(int(seconds)):
-            time.sleep(max(0.0, start + n + self.index / 997 - time.monotonic()))
+            time.sleep(max(0.0, start + n + self.phase_s - time.monotonic()))
             with self._lock:
                 self._made_at[self.made] = time.monotonic()
                 self.made += 1
@@ -256,7 +266,11 @@ class StepResult:
     @property
     def holds(self) -> bool:
         grown = self.backlog_end - self.backlog_half
-        return self.errors == 0 and grown <= BACKLOG_GROWTH_PER_ROOM * self.classrooms
+        return (
+            self.errors == 0
+            and grown <= BACKLOG_GROWTH_PER_ROOM * self.classrooms
+            and self.backlog_end <= MAX_BACKLOG_PER_ROOM * self.classrooms
+        )
 
     def row(self) -> str:
         school, live = self.views["school"], self.views["live"]
@@ -368,17 +382,32 @@ def _sent_through(
     pipe.close()
 
 
-def run_step(engine: Engine, server_pid: int, port: int, classrooms: int, students: int, seconds: float) -> StepResult:
+def run_step(
+    engine: Engine, server_pid: int, port: int, classrooms: int, students: int, seconds: float, together: bool = False
+) -> StepResult:
     """One N: the classrooms send from a process of their own (forked, so nothing is pickled to it), so that
     neither their sending nor the views' and the flag counter's work here waits for the other's interpreter;
-    the views are timed in this process."""
+    the views are timed in this process. Each classroom makes its frame at its own moment of each second, drawn
+    at random, as captures started by different teachers do; with `together` all within TOGETHER_S of each
+    other (a worst case)."""
     step = uuid.uuid4().hex[:6]
+    # Each capture's second starts when its teacher pressed Start: at random within the second, the same each run.
+    phases = np.random.default_rng(classrooms).uniform(0.0, TOGETHER_S if together else 1.0, classrooms)
     cpu_before = _cpu_seconds(server_pid), _postgres_cpu_seconds(engine)
     rooms = [
-        Classroom(i, _teacher_token(engine, f"bench-{step}-{i}"), f"bench-{step}-room-{i}", students, port)
-        for i in range(classrooms)
+        Classroom(
+            i,
+            _teacher_token(engine, f"bench-{step}-{i}"),
+            f"bench-{step}-room-{i}",
+            students,
+            port,
+            phase,
+        )
+        for i, phase in enumerate(phases)
     ]
-    late = Classroom(classrooms, _teacher_token(engine, f"bench-{step}-late"), f"bench-{step}-late", students, port)
+    late = Classroom(
+        classrooms, _teacher_token(engine, f"bench-{step}-late"), f"bench-{step}-late", students, port, 0.0
+    )
     load_before = os.getloadavg()[0]
     start = time.monotonic() + 1.0
     receiving, sending = multiprocessing.get_context("fork").Pipe(duplex=False)
@@ -653,6 +682,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each N runs (default %(default)s)")
     parser.add_argument("--students", type=int, default=50, help="students per classroom (default %(default)s)")
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help=f"every classroom makes its frame within {TOGETHER_S} s of the others each second (a worst case; "
+        "default: each at its own moment, drawn at random, as captures started by different teachers do)",
+    )
+    parser.add_argument(
         "--outage-seconds", type=float, default=120.0, help="server outage mid-class, s (default %(default)s; 0: none)"
     )
     parser.add_argument(
@@ -688,7 +723,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 results: list[StepResult] = []
                 for classrooms in (int(n) for n in args.classrooms.split(",")):
-                    results.append(run_step(engine, server.pid, port, classrooms, args.students, args.seconds))
+                    results.append(
+                        run_step(engine, server.pid, port, classrooms, args.students, args.seconds, args.together)
+                    )
                     print(results[-1].row(), flush=True)
                     if not results[-1].holds:
                         break
