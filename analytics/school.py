@@ -2,8 +2,9 @@
 
 A running class's line is its class engagement per 10 s bin over the last TREND_SECONDS, scored in the
 database from the per-session roll-ups that the recorder keeps as frames arrive (db.rollups,
-db.school_reads.class_lines): one read per refresh for every class, a row per class and bin, never a raw row,
-so every class's numbers are from its latest frame at every refresh however many classes run. The roll-ups'
+db.school_reads.class_lines): one read per refresh for every class, of the bins since the last refresh (the
+earlier ones are kept), a row per class and bin, never a raw row, so every class's numbers are from its latest
+frame at every refresh however many classes run. The roll-ups'
 score differs from the report's, which scores the raw rows, only where db.rollups says (the expression's
 trailing smoothing, frames weighed equally, a student who left mid-bin).
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -96,7 +98,7 @@ class ClassNow:
     @property
     def engagement(self) -> float | None:
         """The mean class score of the bins of the NOW_SECONDS up to scored_at."""
-        return _mean(self.line[self.line.index > pd.Timestamp(self.scored_at - _NOW)])
+        return _mean(self._scores[self._bins > pd.Timestamp(self.scored_at - _NOW).value])
 
     @property
     def change(self) -> float | None:
@@ -104,8 +106,17 @@ class ClassNow:
         twice that."""
         if self.line.empty or self.line.index[-1] - self.line.index[0] < 2 * _NOW:
             return None
-        now, first = self.engagement, _mean(self.line[self.line.index < self.line.index[0] + _NOW])
+        now, first = self.engagement, _mean(self._scores[self._bins < self._bins[0] + pd.Timedelta(_NOW).value])
         return None if now is None or first is None else now - first
+
+    # In numpy: a school view asks these of a hundred classes at every refresh, and pandas' masks cost 100 times more.
+    @property
+    def _bins(self) -> np.ndarray:
+        return bin_starts_ns(self.line)
+
+    @property
+    def _scores(self) -> np.ndarray:
+        return self.line.to_numpy(float)
 
 
 _NOW = timedelta(seconds=NOW_SECONDS)
@@ -133,6 +144,8 @@ class SchoolBoard:
         # Per running class, the counter's kept rows (analytics.live.RecentRows, one class each, dropped with it).
         self._recent: dict[tuple[str, int], RecentRows] = {}
         self._counters: dict[str, threading.Thread] = {}
+        # Per running class, its line as the last refresh showed it (_lines; only refreshes use it).
+        self._kept_lines: dict[tuple[str, int], pd.Series] = {}
 
     def refresh(self, engine: Engine) -> list[ClassNow]:
         """Every running class, the newest frame first, with the flag counts the counter has made so far (it is
@@ -147,6 +160,7 @@ class SchoolBoard:
                     del self._running[gone]
                     self._flags.pop(gone, None)
                     self._recent.pop(gone, None)
+                    self._kept_lines.pop(gone, None)
                 self._running.update(running)
                 self._asked[where] = time.monotonic()
                 if where not in self._counters:
@@ -155,7 +169,7 @@ class SchoolBoard:
                     )
                     self._counters[where] = counter
                     counter.start()
-            lines = self._lines(engine, list(running.values()), config.score.weights)
+            lines = self._lines(engine, where, list(running.values()), config.score.weights)
             counts = latest_counts(engine, {session.id: session.latest_frame for session in running.values()})
             with self._lock:
                 return [
@@ -201,17 +215,39 @@ class SchoolBoard:
                     self._flags[where, session.id] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
             time.sleep((time.perf_counter() - began) * (1 / COUNTER_SHARE - 1))
 
-    @staticmethod
-    def _lines(engine: Engine, running: list[RunningSession], weights: Weights) -> dict[int, pd.Series]:
-        """Each class's line: its bins from the first whole one of the TREND_SECONDS up to its latest frame."""
+    def _lines(
+        self, engine: Engine, where: str, running: list[RunningSession], weights: Weights
+    ) -> dict[int, pd.Series]:
+        """Each class's line: its bins from the first whole one of the TREND_SECONDS up to its latest frame. A
+        class's bins before the last one kept from the previous refresh were complete then and are kept; only
+        its bins from that one on are read (a class's frames come in order), so a refresh reads a few bins per
+        class, not the TREND_SECONDS' (a merge's recount, db.rollups.rebuild, reaches kept bins as they leave
+        the line)."""
         if not running:
             return {}
-        starts = {session.id: _line_start(session.latest_frame) for session in running}
-        table = class_lines(engine, list(starts), min(starts.values()).to_pydatetime(), weights)
+        kept = {session.id: self._kept_lines.get((where, session.id), _NO_LINE) for session in running}
+        read_from = {
+            session.id: (kept[session.id].index[-1] if len(kept[session.id]) else _line_start(session.latest_frame))
+            for session in running
+        }
+        table = class_lines(engine, {session: at.to_pydatetime() for session, at in read_from.items()}, weights)
+        # In numpy, the rows in order of session and bin: pandas' per-class steps cost a hundred classes more
+        # than the read.
+        ids, bins, scores = table["session_id"].to_numpy(), _ns(table["bin"]), table["score"].to_numpy(float)
         lines: dict[int, pd.Series] = {}
-        for session, start in starts.items():
-            line = table[table["session_id"] == session].set_index("bin")["score"]
-            lines[session] = line[line.index >= start]
+        for session in running:
+            old = kept[session.id]
+            old_bins, old_scores = bin_starts_ns(old), old.to_numpy(float)
+            earlier = old_bins < read_from[session.id].value
+            rows = slice(*np.searchsorted(ids, [session.id, session.id + 1]))
+            line_bins = np.concatenate([old_bins[earlier], bins[rows]])
+            shown = line_bins >= _line_start(session.latest_frame).value
+            line = pd.Series(
+                np.concatenate([old_scores[earlier], scores[rows]])[shown],
+                index=pd.DatetimeIndex(line_bins[shown].view("datetime64[ns]"), name="bin").tz_localize("UTC"),
+                name="score",
+            )
+            self._kept_lines[where, session.id] = lines[session.id] = line
         return lines
 
     def _due(self, running: dict[tuple[str, int], RunningSession]) -> list[tuple[str, int]]:
@@ -251,6 +287,15 @@ def _held_rows(
     since = session.latest_frame - 2 * flag_span(config)
     frames, signals = recent.read(engine, session.id, config.score, since, people)
     return HeldRows(since, frames, signals, people) if len(frames) else None
+
+
+def bin_starts_ns(line: pd.Series) -> np.ndarray:
+    """A line's bins' starts in ns since the epoch (UTC)."""
+    return _ns(line.index)
+
+
+def _ns(times: pd.Index | pd.Series) -> np.ndarray:
+    return np.asarray(times, dtype="datetime64[ns]").view("int64")
 
 
 def _line_start(latest: datetime) -> pd.Timestamp:
@@ -358,5 +403,6 @@ def trends_file(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(week=pd.to_datetime(table["week"]).dt.strftime("%Y-%m-%d"))
 
 
-def _mean(values: pd.Series) -> float | None:
-    return None if values.empty or values.isna().all() else float(values.mean())
+def _mean(values: np.ndarray) -> float | None:
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if len(kept) else None

@@ -143,6 +143,7 @@ class Classroom:
 
     def run(self, start: float, seconds: float, stop: threading.Event) -> None:
         template = _frame_template(self.students, self.index)
+        first = _wall_clock(start + self.phase_s)
         self._post("open", json.dumps({"session": self.session, "source": "bench"}))
         maker = threading.Thread(target=self._make, args=(start, seconds), daemon=True)
         maker.start()
@@ -152,7 +153,7 @@ class Classroom:
             if not waiting:
                 time.sleep(0.01)
                 continue
-            frames = ",".join(_frame_json(template, i) for i in waiting)
+            frames = ",".join(_frame_json(template, i, first) for i in waiting)
             sent = time.monotonic()
             ok = self._post("frames", f'{{"session": {json.dumps(self.session)}, "frames": [{frames}]}}')
             done = time.monotonic()
@@ -172,11 +173,14 @@ class Classroom:
         """A laptop back from an outage: its session opened with one frame, then at `at` (time.monotonic) the
         CATCH_UP frames its spool kept, in one request, as capture.sender sends them; that request."""
         template = _frame_template(self.students, self.index)
+        first = _wall_clock(time.monotonic())
         self._post("open", json.dumps({"session": self.session, "source": "bench"}))
-        if not self._post("frames", json.dumps({"session": self.session, "frames": [json.loads(template)]})):
+        if not self._post(
+            "frames", f'{{"session": {json.dumps(self.session)}, "frames": [{_frame_json(template, 0, first)}]}}'
+        ):
             return []
         time.sleep(max(0.0, at - time.monotonic()))
-        frames = ",".join(_frame_json(template, i) for i in range(1, CATCH_UP + 1))
+        frames = ",".join(_frame_json(template, i, first) for i in range(1, CATCH_UP + 1))
         sent = time.monotonic()
         ok = self._post("frames", f'{{"session": {json.dumps(self.session)}, "frames": [{frames}]}}')
         request = Request((time.monotonic() - sent) * 1000, CATCH_UP, self.timing)
@@ -230,9 +234,14 @@ def _synthetic_frame(students: int, seed: int, index: int = 0) -> FrameResult:
     return FrameResult(index, FIRST_TS + timedelta(seconds=index), found, 140.0, student_names=names)
 
 
-# The frames' times start when the benchmark does, as a real class's would: the school view shows how long ago
-# each class's last frame came.
+# The frame template's time; a classroom's frames carry their own (_frame_json), as a real class's do: the school
+# view shows how long ago each class's last frame came.
 FIRST_TS = datetime.now(UTC).replace(microsecond=0)
+
+
+def _wall_clock(at: float) -> datetime:
+    """The wall-clock time of the time.monotonic() moment `at`."""
+    return datetime.now(UTC) + timedelta(seconds=at - time.monotonic())
 
 
 def _frame_template(students: int, seed: int) -> str:
@@ -241,8 +250,9 @@ def _frame_template(students: int, seed: int) -> str:
     return json.dumps(frame_to_json(_synthetic_frame(students, seed)))
 
 
-def _frame_json(template: str, index: int) -> str:
-    ts = (FIRST_TS + timedelta(seconds=index)).isoformat()
+def _frame_json(template: str, index: int, first: datetime) -> str:
+    """Frame `index` of a capture whose frame 0 was made at `first`."""
+    ts = (first + timedelta(seconds=index)).isoformat()
     return template.replace('"frame": 0', f'"frame": {index}', 1).replace(FIRST_TS.isoformat(), ts, 1)
 
 
@@ -286,12 +296,15 @@ class StepResult:
         )
 
 
-def time_views(engine: Engine, session_name: str, start: float, seconds: float) -> dict[str, list[float]]:
+def time_views(
+    engine: Engine, session_name: str, offline_session: str, start: float, seconds: float
+) -> dict[str, list[float]]:
     """Wall ms of each refresh of an admin's school view (every [dashboard] school_refresh_seconds) and of a
     teacher's live page of `session_name` (every live_refresh_seconds, keeping what the browser keeps) from
     `start` for `seconds`; and per school refresh, in seconds for the class most behind: "lag", its numbers
     behind its latest stored frame; "age", its numbers behind the wall clock when shown (the frame period and the
-    ingest's delay included); "flags_lag", its flag count behind its latest stored frame (a class not counted
+    ingest's delay included; not `offline_session`'s, a laptop whose frames wait in its spool, whose numbers
+    are as old as its outage); "flags_lag", its flag count behind its latest stored frame (a class not counted
     yet: since its start). The school view's board is new, as after a server start."""
     board = SchoolBoard()
     timings: dict[str, list[float]] = {"school": [], "live": [], "lag": [], "age": [], "flags_lag": []}
@@ -308,7 +321,7 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
             shown_at = datetime.now(UTC)
             for name, lags in (
                 ("lag", [seen.session.latest_frame - seen.scored_at for seen in classes]),
-                ("age", [shown_at - seen.scored_at for seen in classes]),
+                ("age", [shown_at - seen.scored_at for seen in classes if seen.session.name != offline_session]),
                 (
                     "flags_lag",
                     [seen.session.latest_frame - (seen.flags_at or seen.session.started_at) for seen in classes],
@@ -322,8 +335,14 @@ def time_views(engine: Engine, session_name: str, start: float, seconds: float) 
                 info = find_session(engine, session_name)
             except UnknownSessionError:  # its capture's open still waits in the server's queue
                 continue
+            # As the page's timer asks: the changes to the page the browser shows, once it shows one.
             outputs = live_tick(
-                engine, {"id": info.id, "name": info.name}, str(DEFAULT_WINDOW_SECONDS), shown, datetime.now(UTC)
+                engine,
+                {"id": info.id, "name": info.name},
+                str(DEFAULT_WINDOW_SECONDS),
+                shown,
+                datetime.now(UTC),
+                patch=True,
             )
             to_json_plotly(list(outputs))
             timings[view].append((time.perf_counter() - began) * 1000)
@@ -418,7 +437,7 @@ def run_step(
     sending.close()
     bench_cpu_before = time.process_time()
     began_views = time.thread_time()
-    views = time_views(engine, rooms[0].session, start, seconds)
+    views = time_views(engine, rooms[0].session, late.session, start, seconds)
     views_cpu_s = time.thread_time() - began_views
     sent: Sent = receiving.recv()
     sender.join(timeout=60)

@@ -11,12 +11,12 @@ Sessions recorded before the roll-ups (migration 0012) count no rows there until
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, Float, cast, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Engine, Float, and_, cast, func, literal, or_, select, tuple_
 
 from config import Weights
 from db.errors import reported_as
@@ -132,13 +132,13 @@ def _utc(value: datetime) -> datetime:
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime() if value.tzinfo is None else value
 
 
-def class_lines(engine: Engine, session_ids: Collection[int], since: datetime, weights: Weights) -> pd.DataFrame:
-    """The sessions' class engagement per roll-up bin from `since` on, scored in the database from the roll-ups
-    as analytics.engagement scores a bin (with db.rollups' differences): session_id, bin, students (in the
-    gallery), present, attentive (means of the students' shares), score (mean of the students' scores)."""
+def class_lines(engine: Engine, since: Mapping[int, datetime], weights: Weights) -> pd.DataFrame:
+    """The class engagement per roll-up bin of each session of `since` from its own time there on, scored in the
+    database from the roll-ups as analytics.engagement scores a bin (with db.rollups' differences): session_id,
+    bin, students (in the gallery), present, attentive (means of the students' shares), score (mean of the
+    students' scores)."""
     columns = ["session_id", "bin", "students", "present", "attentive", "score"]
-    wanted = list(session_ids)
-    if not wanted:
+    if not since:
         return pd.DataFrame(columns=columns)
     rollup = session_rollups.c
     rows = cast(rollup.observations, Float)
@@ -151,13 +151,13 @@ def class_lines(engine: Engine, session_ids: Collection[int], since: datetime, w
             func.avg(rollup.attentive / rows).label("attentive"),
             func.avg(_score_sum(weights) / rows).label("score"),
         )
-        .where(rollup.session_id.in_(wanted), rollup.bin_start >= since)
+        .where(or_(*(and_(rollup.session_id == session, rollup.bin_start >= at) for session, at in since.items())))
         .group_by(rollup.session_id, rollup.bin_start)
         .order_by(rollup.session_id, rollup.bin_start)
     )
     with reported_as("read", engine.url), engine.connect() as connection:
         table = pd.DataFrame(connection.execute(statement).all(), columns=columns)
-    table["bin"] = pd.to_datetime(table["bin"].map(_utc), utc=True)
+    table["bin"] = pd.to_datetime(table["bin"], utc=True)
     return table.astype({"session_id": "int64", "students": "int64"} | dict.fromkeys(columns[3:], "float64"))
 
 

@@ -124,7 +124,7 @@ def app(engine: Engine) -> Dash:
 
 def up_to_date(engine: Engine, board: SchoolBoard = SCHOOL_BOARD) -> list[ClassNow]:
     """`board`'s refreshes until every class's flags are counted at its latest frame (its counter thread counts
-    them; the lines are read whole at every refresh)."""
+    them; a refresh reads each line's bins from its last kept one on)."""
     for _ in range(600):
         classes = board.refresh(engine)
         latest = [seen.session.latest_frame for seen in classes]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from sqlalchemy import Engine
@@ -25,6 +26,7 @@ from analytics.school import (
     TREND_SECONDS,
     ClassNow,
     Grouping,
+    bin_starts_ns,
     grouping_columns,
     session_trends,
     trends,
@@ -238,29 +240,30 @@ def _lag(at: datetime, latest: datetime, allowed: timedelta) -> html.Span | str:
 
 
 def trend_bars(line: pd.Series) -> html.Div:
-    """The trend line as a bar per time bin, its height and colour (the engagement scale) its score."""
+    """The trend line as a bar per time bin at its place in the TREND_SECONDS (a bin without a score is a gap),
+    its height and colour (the engagement scale) its score. One element whose CSS background draws every bar,
+    a layer each: a hundred classes' bars as elements of their own cost the refresh more than all its reads."""
+    bin_seconds = engagement_config().score.bin_seconds
+    scores, starts_ns = line.to_numpy(float), bin_starts_ns(line)
+    scored = ~np.isnan(scores)
+    slots = (starts_ns[scored] - starts_ns[:1]) // (bin_seconds * 1_000_000_000)
     bars = [
-        html.Span(
-            style={
-                "display": "inline-block",
-                "width": f"{BAR_WIDTH_PX}px",
-                "height": f"{max(1, round(float(score) * BAR_HEIGHT_PX))}px",
-                "marginRight": "1px",
-                "backgroundColor": engagement_color(float(score)),
-            }
-        )
-        for score in line.dropna()
+        (int(slot) * (BAR_WIDTH_PX + 1), max(1, round(score * BAR_HEIGHT_PX)), engagement_color(score))
+        for slot, score in zip(slots, scores[scored].tolist(), strict=True)
     ]
     return html.Div(
-        bars,
         title="class engagement per 10 s (bar height: 0 to 1)",
         style={
-            "display": "inline-flex",
-            "alignItems": "flex-end",
+            "display": "inline-block",
             "height": f"{BAR_HEIGHT_PX}px",
-            "width": f"{(BAR_WIDTH_PX + 1) * TREND_SECONDS // engagement_config().score.bin_seconds}px",
+            # A line holds a bin more than the TREND_SECONDS when they start mid-bin (analytics.school).
+            "width": f"{(BAR_WIDTH_PX + 1) * (TREND_SECONDS // bin_seconds + 1)}px",
             "borderBottom": "1px solid #bbb",
             "verticalAlign": "middle",
+            "backgroundImage": ", ".join(f"linear-gradient({colour}, {colour})" for _, _, colour in bars) or "none",
+            "backgroundSize": ", ".join(f"{BAR_WIDTH_PX}px {height}px" for _, height, _ in bars) or "auto",
+            "backgroundPosition": ", ".join(f"{left}px 100%" for left, _, _ in bars) or "0 0",
+            "backgroundRepeat": "no-repeat",
         },
     )
 
