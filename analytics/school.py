@@ -10,10 +10,11 @@ trailing smoothing, frames weighed equally, a student who left mid-bin).
 
 Its open-flag counts are a state kept per running class, never counted by a refresh: a refresh reads no raw
 row. The flags (analytics.live_flags.flag_board's, the live page's own, with the teacher's decisions) are
-judged over minutes of a class's rows, so a counter thread beside the view (one per database, started by the
-first refresh, ended when refreshes stop) counts each running class's once FLAG_EVERY of its frames have come,
-the longest waiting first (a class never counted first), at most COUNTER_SHARE of a core; each class says which
-frame its flag count is from. It keeps each running class's last two flag spans of scored rows
+judged over minutes of a class's rows, so a counter beside the view (a process per database, started by the
+first refresh, ended when refreshes stop; a thread of the server's process shared its interpreter with the
+pages and the ingest, and slowed every page it overlapped) counts each running class's once FLAG_EVERY of its
+frames have come, the longest waiting first (a class never counted first), at most COUNTER_SHARE of a core;
+each class says which frame its flag count is from. It keeps each running class's last two flag spans of scored rows
 (analytics.live.RecentRows, as the live page does) and its last flags, so a count reads and scores only the
 frames written since the last one, and flags still on need no reads back. The 10 s roll-ups cannot give the
 same answer: a flag's start and raise fall mid-bin (a camera off for absent_seconds is not a number of whole
@@ -31,6 +32,9 @@ teacher.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import queue
 import re
 import threading
 import time
@@ -46,6 +50,7 @@ from analytics.flags import Flag
 from analytics.live import RecentRows, engagement_config
 from analytics.live_flags import HeldRows, flag_board, flag_span
 from analytics.settings import EngagementConfig, Weights
+from db.engine import connect
 from db.errors import DatabaseError
 from db.queries import student_rows
 from db.rollups import ROLLUP_SECONDS
@@ -124,96 +129,53 @@ _NO_LINE = pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bin"), dtype
 
 
 @dataclass(frozen=True)
-class _Flags:
-    counted_at: float  # time.monotonic()
+class _Count:
+    """A running class's flags as the counter last counted them."""
+
     latest: datetime  # the class's latest frame then
-    flags: list[Flag]
     open_flags: int
 
 
 class SchoolBoard:
-    """The running classes' flag counts, kept between refreshes of every admin's school view (module docstring)."""
+    """The running classes' lines and flag counts, kept between refreshes of every admin's school view (module
+    docstring); one refresh's work at a time."""
 
     def __init__(self) -> None:
-        # One refresh at a time; and, apart, the state the refreshes and the counters share.
         self._refreshing = threading.Lock()
-        self._lock = threading.Lock()
-        self._flags: dict[tuple[str, int], _Flags] = {}
-        self._running: dict[tuple[str, int], RunningSession] = {}
-        self._asked: dict[str, float] = {}  # per database: when a refresh last asked for its counts
-        # Per running class, the counter's kept rows (analytics.live.RecentRows, one class each, dropped with it).
-        self._recent: dict[tuple[str, int], RecentRows] = {}
-        self._counters: dict[str, threading.Thread] = {}
-        # Per running class, its line as the last refresh showed it (_lines; only refreshes use it).
+        self._counts: dict[tuple[str, int], _Count] = {}
+        self._counters: dict[str, _Counter] = {}  # per database
+        # Per running class, its line as the last refresh showed it (_lines).
         self._kept_lines: dict[tuple[str, int], pd.Series] = {}
 
     def refresh(self, engine: Engine) -> list[ClassNow]:
         """Every running class, the newest frame first, with the flag counts the counter has made so far (it is
-        started here, and counts for as long as refreshes come); one refresh's work at a time."""
+        started here, and counts for as long as refreshes come)."""
         config = engagement_config()
         where = engine.url.render_as_string(hide_password=False)
         with self._refreshing:
             silent_since = datetime.now(UTC) - SILENCE
             running = {(where, session.id): session for session in running_sessions(engine, silent_since)}
-            with self._lock:
-                for gone in [key for key in self._running if key[0] == where and key not in running]:
-                    del self._running[gone]
-                    self._flags.pop(gone, None)
-                    self._recent.pop(gone, None)
-                    self._kept_lines.pop(gone, None)
-                self._running.update(running)
-                self._asked[where] = time.monotonic()
-                if where not in self._counters:
-                    counter = threading.Thread(
-                        target=self._count, args=(engine, where), name="school-flag-counter", daemon=True
-                    )
-                    self._counters[where] = counter
-                    counter.start()
+            for kept in (self._counts, self._kept_lines):
+                for gone in [key for key in kept if key[0] == where and key not in running]:
+                    del kept[gone]
+            counter = self._counters.get(where)
+            if counter is None or not counter.alive:
+                counter = self._counters[where] = _Counter(where, config)
+            counter.ask(list(running.values()))
+            for session_id, count in counter.counted():
+                if (where, session_id) in running:
+                    self._counts[where, session_id] = count
             lines = self._lines(engine, where, list(running.values()), config.score.weights)
             counts = latest_counts(engine, {session.id: session.latest_frame for session in running.values()})
-            with self._lock:
-                return [
-                    self._shown(key, session, lines.get(session.id, _NO_LINE), counts.get(session.id, (0, 0)))
-                    for key, session in running.items()
-                ]
+            return [
+                self._shown(key, session, lines.get(session.id, _NO_LINE), counts.get(session.id, (0, 0)))
+                for key, session in running.items()
+            ]
 
-    def _count(self, engine: Engine, where: str) -> None:
-        """The flag counter of one database: counts the running classes' flags, the longest waiting first, each
-        once FLAG_EVERY of its frames have come, using at most COUNTER_SHARE of a core; ends when no refresh has
-        asked for COUNTER_IDLE_S (or on an error of its own, which the thread reports: the next refresh starts
-        another)."""
-        try:
-            self._count_while_asked(engine, where)
-        finally:
-            with self._lock:
-                del self._counters[where]
-
-    def _count_while_asked(self, engine: Engine, where: str) -> None:
-        config = engagement_config()
-        while True:
-            with self._lock:
-                if time.monotonic() - self._asked[where] > COUNTER_IDLE_S:
-                    return
-                due = self._due({key: session for key, session in self._running.items() if key[0] == where})
-                session = self._running[due[0]] if due else None
-                counted = self._flags.get(due[0]) if due else None
-                recent = self._recent.setdefault(due[0], RecentRows(sessions=1)) if due else None
-            if session is None or recent is None:
-                time.sleep(COUNTER_NAP_S)
-                continue
-            began = time.perf_counter()
-            try:
-                held = _held_rows(engine, session, config, recent)
-                board = flag_board(engine, session.id, config, [] if counted is None else counted.flags, held)
-            except DatabaseError:
-                time.sleep(COUNTER_NAP_S)  # the database is down: the next refresh says so
-                continue
-            flags = [shown.flag for shown in board]
-            open_flags = sum(shown.needs_attention for shown in board)
-            with self._lock:
-                if (where, session.id) in self._running:
-                    self._flags[where, session.id] = _Flags(time.monotonic(), session.latest_frame, flags, open_flags)
-            time.sleep((time.perf_counter() - began) * (1 / COUNTER_SHARE - 1))
+    def counter_pid(self, engine: Engine) -> int | None:
+        """The process id of `engine`'s flag counter while it runs (a benchmark counts its CPU)."""
+        counter = self._counters.get(engine.url.render_as_string(hide_password=False))
+        return counter.pid if counter is not None and counter.alive else None
 
     def _lines(
         self, engine: Engine, where: str, running: list[RunningSession], weights: Weights
@@ -250,22 +212,10 @@ class SchoolBoard:
             self._kept_lines[where, session.id] = lines[session.id] = line
         return lines
 
-    def _due(self, running: dict[tuple[str, int], RunningSession]) -> list[tuple[str, int]]:
-        """The classes whose flags are due a count (never counted, or FLAG_EVERY of new frames), longest waiting
-        first."""
-        waiting: list[tuple[float, tuple[str, int]]] = []
-        for key, session in running.items():
-            done = self._flags.get(key)
-            if done is None:
-                waiting.append((float("-inf"), key))
-            elif session.latest_frame - done.latest >= FLAG_EVERY:
-                waiting.append((done.counted_at, key))
-        return [key for _, key in sorted(waiting, key=lambda due: due[0])]
-
     def _shown(
         self, key: tuple[str, int], session: RunningSession, line: pd.Series, counts: tuple[int, int]
     ) -> ClassNow:
-        counted = self._flags.get(key)
+        counted = self._counts.get(key)
         return ClassNow(
             session,
             session.latest_frame,
@@ -275,6 +225,110 @@ class SchoolBoard:
             None if counted is None else counted.open_flags,
             None if counted is None else counted.latest,
         )
+
+
+class _Counter:
+    """The flag counter of one database, in a process of its own (spawned: the server's process has threads),
+    so that its pandas work never holds the interpreter that serves the pages and the ingest: the refreshes
+    send it the running classes and collect its counts."""
+
+    def __init__(self, where: str, config: EngagementConfig) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._asks: multiprocessing.Queue[list[RunningSession]] = context.Queue()
+        self._counts: multiprocessing.Queue[tuple[int, _Count]] = context.Queue()
+        self._process = context.Process(
+            target=count_flags, args=(where, config, self._asks, self._counts), name="school-flag-counter", daemon=True
+        )
+        self._process.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def ask(self, running: list[RunningSession]) -> None:
+        self._asks.put(running)
+
+    def counted(self) -> list[tuple[int, _Count]]:
+        """The counts made since the last call: (session id, count)."""
+        made = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                made.append(self._counts.get_nowait())
+        return made
+
+
+@dataclass(frozen=True)
+class _Flags:
+    counted_at: float  # time.monotonic()
+    latest: datetime  # the class's latest frame then
+    flags: list[Flag]
+
+
+def count_flags(
+    where: str,
+    config: EngagementConfig,
+    asks: multiprocessing.Queue[list[RunningSession]],
+    counts: multiprocessing.Queue[tuple[int, _Count]],
+) -> None:
+    """The counter process's work (_Counter): counts the running classes' flags (the newest list a refresh sent),
+    the longest waiting first, each once FLAG_EVERY of its frames have come, using at most COUNTER_SHARE of a
+    core, and sends each count back; ends when no refresh has asked for COUNTER_IDLE_S (or on an error of its
+    own, which the process reports: the next refresh starts another)."""
+    engine = connect(where, create=False)
+    running: dict[int, RunningSession] = {}
+    flags: dict[int, _Flags] = {}
+    recent: dict[int, RecentRows] = {}  # per running class, its last two flag spans of scored rows
+    asked = time.monotonic()
+    due: list[int] = []
+    while time.monotonic() - asked <= COUNTER_IDLE_S:
+        if (newest := _newest(asks, wait=0.0 if due else COUNTER_NAP_S)) is not None:
+            running, asked = {session.id: session for session in newest}, time.monotonic()
+            for kept in (flags, recent):
+                for gone in [session_id for session_id in kept if session_id not in running]:
+                    del kept[gone]
+        due = _due(running, flags)
+        if not due:
+            continue
+        session = running[due[0]]
+        counted = flags.get(session.id)
+        began = time.perf_counter()
+        try:
+            held = _held_rows(engine, session, config, recent.setdefault(session.id, RecentRows(sessions=1)))
+            board = flag_board(engine, session.id, config, [] if counted is None else counted.flags, held)
+        except DatabaseError:
+            time.sleep(COUNTER_NAP_S)  # the database is down: the next refresh says so
+            continue
+        flags[session.id] = _Flags(time.monotonic(), session.latest_frame, [shown.flag for shown in board])
+        counts.put((session.id, _Count(session.latest_frame, sum(shown.needs_attention for shown in board))))
+        time.sleep((time.perf_counter() - began) * (1 / COUNTER_SHARE - 1))
+    engine.dispose()
+
+
+def _newest(asks: multiprocessing.Queue[list[RunningSession]], wait: float) -> list[RunningSession] | None:
+    """The last of the lists the refreshes sent, waiting up to `wait` for one; None: none came."""
+    newest = None
+    with contextlib.suppress(queue.Empty):
+        newest = asks.get(timeout=wait) if wait > 0 else asks.get_nowait()
+        while True:
+            newest = asks.get_nowait()
+    return newest
+
+
+def _due(running: dict[int, RunningSession], flags: dict[int, _Flags]) -> list[int]:
+    """The classes whose flags are due a count (never counted, or FLAG_EVERY of new frames), longest waiting
+    first."""
+    waiting: list[tuple[float, int]] = []
+    for session_id, session in running.items():
+        done = flags.get(session_id)
+        if done is None:
+            waiting.append((float("-inf"), session_id))
+        elif session.latest_frame - done.latest >= FLAG_EVERY:
+            waiting.append((done.counted_at, session_id))
+    return [session_id for _, session_id in sorted(waiting, key=lambda due: due[0])]
 
 
 def _held_rows(

@@ -28,7 +28,7 @@ rows (extrapolated from the bytes per frame the steps wrote, every partition and
 one 50-minute class on first open (its rows written straight into the tables beside the steps' rows). The classrooms
 run on the same machine as the server and the database, and take CPU from them; each step's row gives the load
 average at its start and end, the server's and PostgreSQL's CPU per frame, and this benchmark's own (the classrooms'
-process; here, the views' refreshes and the rest, mostly the school view's flag counter), none of which is the
+process; here, the views' refreshes; and the rest, mostly the school view's flag counter process), none of which is the
 server's.
 """
 
@@ -298,14 +298,15 @@ class StepResult:
 
 def time_views(
     engine: Engine, session_name: str, offline_session: str, start: float, seconds: float
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], float]:
     """Wall ms of each refresh of an admin's school view (every [dashboard] school_refresh_seconds) and of a
     teacher's live page of `session_name` (every live_refresh_seconds, keeping what the browser keeps) from
     `start` for `seconds`; and per school refresh, in seconds for the class most behind: "lag", its numbers
     behind its latest stored frame; "age", its numbers behind the wall clock when shown (the frame period and the
     ingest's delay included; not `offline_session`'s, a laptop whose frames wait in its spool, whose numbers
     are as old as its outage); "flags_lag", its flag count behind its latest stored frame (a class not counted
-    yet: since its start). The school view's board is new, as after a server start."""
+    yet: since its start). The school view's board is new, as after a server start. Also the CPU seconds its
+    flag counter (a process of its own) used."""
     board = SchoolBoard()
     timings: dict[str, list[float]] = {"school": [], "live": [], "lag": [], "age": [], "flags_lag": []}
     next_at = {"school": start + 2.0, "live": start + 2.0}
@@ -348,7 +349,8 @@ def time_views(
             timings[view].append((time.perf_counter() - began) * 1000)
             if outputs.state is not no_update:  # an unchanged page keeps the token it had
                 shown = outputs.state
-    return timings
+    pid = board.counter_pid(engine)
+    return timings, 0.0 if pid is None else _cpu_seconds(pid)
 
 
 @dataclass(frozen=True)
@@ -437,7 +439,7 @@ def run_step(
     sending.close()
     bench_cpu_before = time.process_time()
     began_views = time.thread_time()
-    views = time_views(engine, rooms[0].session, late.session, start, seconds)
+    views, counter_cpu_s = time_views(engine, rooms[0].session, late.session, start, seconds)
     views_cpu_s = time.thread_time() - began_views
     sent: Sent = receiving.recv()
     sender.join(timeout=60)
@@ -447,9 +449,9 @@ def run_step(
         for before, after in zip(cpu_before, (_cpu_seconds(server_pid), _postgres_cpu_seconds(engine)), strict=True)
     ]
     # The benchmark's own CPU, none of it the server's: the classrooms' process; here, the views' refreshes, and
-    # the rest (mostly the school view's flag counter thread, analytics.school).
+    # the rest, with the school view's flag counter (a process of its own, analytics.school).
     per_frame = 1000 / max(stored, 1)
-    rest_s = time.process_time() - bench_cpu_before - views_cpu_s
+    rest_s = time.process_time() - bench_cpu_before - views_cpu_s + counter_cpu_s
     if sent.errors:
         print(f"  {len(sent.errors)} request(s) failed, first: {sent.errors[0]}", file=sys.stderr)
     return StepResult(

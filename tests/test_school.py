@@ -4,8 +4,9 @@ from the page through the app's real callback requests (CSRF token included)."""
 
 from __future__ import annotations
 
+import os
 import re
-import threading
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -190,8 +191,7 @@ def test_every_refresh_has_every_class_line_and_never_reads_a_raw_row(
     read: list[str] = []
 
     def reads(_connection: object, _cursor: object, statement: str, *_: object) -> None:
-        if threading.current_thread() is threading.main_thread():  # the counter thread reads raw rows
-            read.append(statement)
+        read.append(statement)  # the flag counter, which reads raw rows, is a process with an engine of its own
 
     event.listen(engine, "before_cursor_execute", reads)
     try:
@@ -207,6 +207,26 @@ def test_every_refresh_has_every_class_line_and_never_reads_a_raw_row(
     fresh = board.refresh(engine)[0]
     assert fresh.session.name == name and fresh.scored_at == start + timedelta(seconds=FRAMES - 1)
     assert fresh.line.index[-1] == pd.Timestamp(fresh.scored_at).floor("10s")
+
+
+def test_a_flag_counter_that_ended_is_started_again_by_the_next_refresh_and_counts_on(
+    engine: Engine, running: tuple[RunningClass, RunningClass]
+) -> None:
+    board = SchoolBoard()
+    up_to_date(engine, board)
+    first = board.counter_pid(engine)
+    assert first is not None and first != os.getpid()
+    os.kill(first, signal.SIGKILL)  # killed, or ended by an error of its own
+    for _ in range(100):
+        if board.counter_pid(engine) is None:
+            break
+        time.sleep(0.05)
+    assert board.counter_pid(engine) is None
+    for name, teacher, start, seed in running:
+        scripted_class(engine, name, teacher, start, seed, range(FRAMES - LATE_FRAMES, FRAMES), running=True)
+    classes = up_to_date(engine, board)  # the new counter counts every class again, at its latest frame
+    assert board.counter_pid(engine) not in (None, first)
+    assert [seen.open_flags for seen in classes] == [len(CAMERA_OFF)] * 2
 
 
 def test_the_page_refreshes_within_a_second_until_every_class_has_numbers_then_at_its_period(
